@@ -1,0 +1,44 @@
+"""Where the workbook keeps its data, trained runs and figures.
+
+Paths are anchored at the project root (the folder holding ``pyproject.toml`` and ``siamlib/``),
+never at the current directory: papermill, pytest and Colab all start from different folders.
+Each location can be moved with an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "SIAMLIB_DATA_DIR"
+RUNS_DIR_ENV = "SIAMLIB_RUNS_DIR"
+FIGURES_DIR_ENV = "SIAMLIB_FIGURES_DIR"
+
+
+def project_root() -> Path:
+    """The checkout siamlib was imported from, or the current folder for a plain pip install."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file() and (here / "siamlib").is_dir():
+        return here
+    return Path.cwd()
+
+
+def _dir_from_env(env: str, default: str) -> Path:
+    value = os.environ.get(env)
+    return Path(value).expanduser().resolve() if value else project_root() / default
+
+
+def data_dir() -> Path:
+    """Where data sets are made ready (``data/``; ``$SIAMLIB_DATA_DIR`` overrides)."""
+    return _dir_from_env(DATA_DIR_ENV, "data")
+
+
+def runs_dir() -> Path:
+    """Where trained runs are cached (``data/runs``; ``$SIAMLIB_RUNS_DIR`` overrides)."""
+    value = os.environ.get(RUNS_DIR_ENV)
+    return Path(value).expanduser().resolve() if value else data_dir() / "runs"
+
+
+def figures_dir() -> Path:
+    """Where notebooks save their figures (``figures/``; ``$SIAMLIB_FIGURES_DIR`` overrides)."""
+    return _dir_from_env(FIGURES_DIR_ENV, "figures")
