@@ -1,0 +1,204 @@
+"""Decoding face images once into a compact uint8 store that every pipeline shares.
+
+A pair set names the same images many times (DevTrain's 2,200 pairs use 3,443 images), so
+images are decoded once, by path, and pairs refer to rows of one uint8 array. Scaling to
+[0, 1] floats happens per batch inside the tf.data pipeline: holding every pair as float64
+arrays (what the seed reports did) costs ~100x the memory for the same information.
+
+Some LFW-a JPEGs are truncated: their coded data stops early (libjpeg says "Corrupt JPEG
+data: premature end of data segment") and the rest of the frame is filled in. They are
+decoded as far as their data goes, counted, and reported in one warning, not one per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from siamlib import paths
+
+_CACHE_FORMAT = 1
+
+
+class ImageDecodeError(ValueError):
+    """Files among the images that are not images at all (as opposed to truncated JPEGs)."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a 250x250 LFW-a frame becomes a network input.
+
+    Arguments:
+        image_size: side of the square input in pixels (Koch et al. used 105).
+        crop: side of the centre square kept before resizing, or None for the whole frame.
+            The face fills roughly the middle 100-150 pixels of an LFW-a frame; the rest is
+            background and hair, which the network would otherwise learn to match.
+    """
+
+    image_size: int = 105
+    crop: int | None = None
+
+
+class ImageStore:
+    """Decoded images as one ``(n, size, size)`` uint8 array, addressed by path.
+
+    Build it with ``ImageStore.load``; look rows up with ``rows(paths)``.
+    """
+
+    def __init__(self, image_paths: list[str], pixels: np.ndarray, truncated: list[str]):
+        self.paths = list(image_paths)
+        self.pixels = pixels
+        self.truncated = list(truncated)
+        self._row = {p: i for i, p in enumerate(self.paths)}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def names(self) -> np.ndarray:
+        """The identity of each row: its folder's name (``<Name>/<Name>_0001.jpg``)."""
+        return np.array([Path(p).parent.name for p in self.paths])
+
+    def rows(self, image_paths) -> np.ndarray:
+        """Row numbers of the given paths (int32), for index-based pair pipelines."""
+        try:
+            return np.fromiter((self._row[str(p)] for p in image_paths), dtype=np.int32)
+        except KeyError as missing:
+            raise KeyError(f"{missing.args[0]} is not in this ImageStore") from None
+
+    @classmethod
+    def load(
+        cls,
+        image_paths,
+        preprocess: Preprocess = Preprocess(),
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> ImageStore:
+        """Decode the unique images among ``image_paths`` once, reusing an on-disk cache.
+
+        The cache (``data/cache`` by default) is keyed by the exact paths and preprocessing,
+        so changing either decodes again and nothing stale is ever served.
+        """
+        unique = sorted({str(p) for p in image_paths})
+        cache_file = _cache_file(unique, preprocess, cache_dir)
+        if cache_file.is_file():
+            with np.load(cache_file) as cached:
+                store = cls(unique, cached["pixels"], list(cached["truncated"]))
+        else:
+            pixels, truncated = _decode_all(unique, preprocess, progress)
+            store = cls(unique, pixels, truncated)
+            _save_atomically(cache_file, pixels=pixels, truncated=np.array(truncated, dtype=str))
+        if store.truncated:
+            warnings.warn(
+                f"{len(store.truncated)} of {len(unique)} images are truncated JPEGs; they were "
+                "decoded as far as their data goes (see ImageStore.truncated)",
+                stacklevel=2,
+            )
+        return store
+
+
+def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess()) -> np.ndarray:
+    """One image file as a ``(size, size)`` uint8 array: grayscale, centre-cropped, resized."""
+    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ImageDecodeError(f"{path}: not a readable JPEG/PNG/PGM image")
+    return _crop_and_resize(image, preprocess)
+
+
+def _crop_and_resize(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    height, width = image.shape
+    if preprocess.crop is not None:
+        side = preprocess.crop
+        if side > min(width, height):
+            raise ValueError(f"crop {side} is larger than the {width}x{height} image")
+        top, left = (height - side) // 2, (width - side) // 2
+        image = image[top : top + side, left : left + side]
+    size = preprocess.image_size
+    if image.shape != (size, size):
+        # INTER_AREA averages the pixels each output pixel covers: no aliasing when shrinking.
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+@contextmanager
+def _native_stderr():
+    """Capture what C libraries write to the process's stderr; yields "text since last call".
+
+    libjpeg reports a damaged JPEG ("Corrupt JPEG data: premature end of data segment") only
+    as text on file descriptor 2, neither as an error nor as a flag any Python binding exposes.
+    Decoding one image at a time with fd 2 pointed at a temporary file lets us attribute each
+    message to its image, count them, and keep them out of the student's terminal.
+    """
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        seen = 0
+
+        def new_text() -> str:
+            nonlocal seen
+            size = os.fstat(sink.fileno()).st_size
+            text = os.pread(sink.fileno(), size - seen, seen).decode(errors="replace")
+            seen = size
+            return text
+
+        try:
+            yield new_text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _decode_all(unique: list[str], preprocess: Preprocess, progress: bool):
+    size = preprocess.image_size
+    pixels = np.empty((len(unique), size, size), dtype=np.uint8)
+    truncated, failures, other_messages = [], [], []
+    # The bar goes to stdout: stderr is captured while decoding.
+    bar = tqdm(unique, desc="decoding images", disable=not progress, file=sys.stdout)
+    with _native_stderr() as new_text:
+        for row, path in enumerate(bar):
+            try:
+                pixels[row] = decode_gray(path, preprocess)
+            except ImageDecodeError as error:
+                failures.append(str(error))
+            message = new_text()
+            if "Corrupt JPEG data" in message or "Premature end of JPEG" in message:
+                truncated.append(path)
+            elif message:
+                other_messages.append(message)
+    for message in other_messages:
+        sys.stderr.write(message)
+    if failures:
+        raise ImageDecodeError(
+            f"{len(failures)} file(s) among the images could not be decoded, e.g.\n  "
+            + "\n  ".join(sorted(failures)[:5])
+            + "\nRemove them from the data folder, or fetch the data set again "
+            "(python -m siamlib.data fetch)."
+        )
+    return pixels, truncated
+
+
+def _cache_file(unique: list[str], preprocess: Preprocess, cache_dir) -> Path:
+    key = json.dumps([_CACHE_FORMAT, asdict(preprocess), unique]).encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
+    folder = Path(cache_dir) if cache_dir is not None else paths.data_dir() / "cache"
+    return folder / f"images-{preprocess.image_size}px-{digest}.npz"
+
+
+def _save_atomically(target: Path, **arrays) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    with open(partial, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(partial, target)

@@ -1,0 +1,202 @@
+"""tf.data pipelines that turn an ImageStore and pair indices into training batches.
+
+Two ways to feed a Siamese network:
+
+- **restricted** (``pair_dataset``): exactly the given pairs, as LFW's restricted protocol
+  allows (DevTrain: 2,200 pairs);
+- **unrestricted** (``sampled_pair_dataset``): fresh balanced same/different pairs drawn
+  on line from every image of the training people (DevTrain's 2,132 people have 6,685 images),
+  so the network rarely sees one pair twice.
+
+The pipelines carry int32 row numbers and gather uint8 pixels per batch, scaling to [0, 1]
+floats only then; memory grows with the number of unique images, never with pairs.
+Random choices use TensorFlow's *stateless* ops keyed by (seed, element number), so a
+pipeline gives the same batches in the same order on every run, whatever the parallelism.
+
+Each element is ``((image_a, image_b), label)`` with images ``(batch, size, size, 1)`` float32
+and labels float32, 1 = same person.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from siamlib.images import ImageStore
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-only image jitter; each pair's two images are jittered independently.
+
+    Arguments:
+        flip: mirror left-right with probability 1/2 (faces are roughly symmetric).
+        max_shift: largest translation, as a fraction of the image side.
+        max_rotation: largest rotation in degrees.
+        max_zoom: largest relative zoom in or out.
+        brightness: largest additive brightness change (pixel values are in [0, 1]).
+        contrast: largest relative contrast change.
+    """
+
+    flip: bool = True
+    max_shift: float = 0.05
+    max_rotation: float = 10.0
+    max_zoom: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.2
+
+
+def pair_dataset(
+    store: ImageStore,
+    pairs: pd.DataFrame,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    augment: Augment | None = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """The given pairs, optionally shuffled (anew each epoch, seeded) and augmented."""
+    rows_a = store.rows(pairs["path_a"])
+    rows_b = store.rows(pairs["path_b"])
+    labels = pairs["label"].to_numpy(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((rows_a, rows_b, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    return _to_batches(dataset, store, batch_size, seed, augment)
+
+
+def sampled_pair_dataset(
+    store: ImageStore,
+    people: set[str] | list[str],
+    batch_size: int,
+    seed: int = 0,
+    augment: Augment | None = None,
+) -> tf.data.Dataset:
+    """An endless stream of balanced pairs sampled from all images of ``people``.
+
+    Elements alternate same/different. A same pair is an image (chosen uniformly among
+    images whose person has at least two) and another image of that person; a different
+    pair is an image and a uniformly chosen image of anyone else. Use it with
+    ``steps_per_epoch``: every epoch draws new pairs, deterministically from ``seed``.
+    """
+    names = store.names
+    chosen = np.flatnonzero(np.isin(names, list(people)))
+    if len(chosen) == 0:
+        raise ValueError("none of the given people has an image in this ImageStore")
+    # Sort the chosen rows by person so each person is one contiguous block [start, start+count).
+    chosen = chosen[np.argsort(names[chosen], kind="stable")]
+    _, person_of, counts = np.unique(names[chosen], return_inverse=True, return_counts=True)
+    if counts.max() < 2 or len(counts) < 2:
+        raise ValueError("sampling needs two people and someone with at least two images")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    tables = {
+        "rows": tf.constant(chosen, tf.int32),
+        "start": tf.constant(starts[person_of], tf.int32),  # per position in `rows`
+        "count": tf.constant(counts[person_of], tf.int32),
+        "eligible": tf.constant(np.flatnonzero(counts[person_of] >= 2), tf.int32),
+    }
+    dataset = tf.data.Dataset.counter().map(
+        lambda k: _sample_pair(k, seed, tables), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return _to_batches(dataset, store, batch_size, seed, augment)
+
+
+def _sample_pair(k, seed, tables):
+    """Pair number k of the stream: even k = same person, odd k = different people."""
+    rows, start, count = tables["rows"], tables["start"], tables["count"]
+    key = tf.stack([tf.cast(seed, tf.int64), k])
+    u = tf.random.stateless_uniform([2], seed=key, dtype=tf.float32)
+
+    def draw(fraction, n):
+        return tf.minimum(tf.cast(fraction * tf.cast(n, tf.float32), tf.int32), n - 1)
+
+    def same():
+        eligible = tables["eligible"]
+        anchor = tf.gather(eligible, draw(u[0], tf.size(eligible)))
+        first, n = start[anchor], count[anchor]
+        other = first + draw(u[1], n - 1)  # one of the person's n - 1 other images
+        other = tf.where(other >= anchor, other + 1, other)
+        return anchor, other
+
+    def different():
+        total = tf.size(rows)
+        anchor = draw(u[0], total)
+        first, n = start[anchor], count[anchor]
+        other = draw(u[1], total - n)  # anyone outside the anchor person's block
+        other = tf.where(other >= first, other + n, other)
+        return anchor, other
+
+    is_same = tf.equal(k % 2, 0)
+    a, b = tf.cond(is_same, same, different)
+    label = tf.cast(is_same, tf.float32)
+    return tf.gather(rows, a), tf.gather(rows, b), label
+
+
+def _to_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
+    pixels = tf.constant(store.pixels)  # (n, size, size) uint8: the only copy of the images
+    numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), dataset))
+
+    def load(k, rows):
+        row_a, row_b, label = rows
+        images = tf.cast(tf.gather(pixels, tf.stack([row_a, row_b])), tf.float32) / 255.0
+        images = images[..., tf.newaxis]  # (2, size, size, 1)
+        if augment is not None:
+            images = tf.stack(
+                [
+                    _augment_image(images[0], augment, tf.stack([seed, 2 * k])),
+                    _augment_image(images[1], augment, tf.stack([seed, 2 * k + 1])),
+                ]
+            )
+        return (images[0], images[1]), label
+
+    return (
+        numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _augment_image(image, augment: Augment, key):
+    """Jitter one (size, size, 1) image in [0, 1]; every random draw is keyed by ``key``."""
+    key = tf.cast(key, tf.int64)
+    draws = tf.random.stateless_uniform([7], seed=key, minval=-1.0, maxval=1.0)
+    if augment.flip:
+        image = tf.where(draws[0] > 0, tf.image.flip_left_right(image), image)
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    angle = draws[1] * augment.max_rotation * math.pi / 180.0
+    zoom = 1.0 + draws[2] * augment.max_zoom
+    shift = draws[3:5] * augment.max_shift * size
+    image = _affine(image, angle, zoom, shift, size)
+    image = image + draws[5] * augment.brightness
+    mean = tf.reduce_mean(image)
+    image = (image - mean) * (1.0 + draws[6] * augment.contrast) + mean
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _affine(image, angle, zoom, shift, size):
+    """Rotate by ``angle`` and scale by ``zoom`` about the centre, then translate by ``shift``.
+
+    ImageProjectiveTransformV3 maps each *output* pixel to the input pixel it samples, so the
+    matrix is the inverse of the forward transform.
+    """
+    centre = (size - 1.0) / 2.0
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    dx, dy = shift[0], shift[1]
+    a0, a1, b0, b1 = cos, sin, -sin, cos
+    a2 = centre - a0 * (centre + dx) - a1 * (centre + dy)
+    b2 = centre - b0 * (centre + dx) - b1 * (centre + dy)
+    transform = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])[tf.newaxis]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[tf.newaxis],
+        transforms=transform,
+        output_shape=tf.shape(image)[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )[0]
