@@ -10,6 +10,12 @@ The pair-label convention, stated once for the whole workbook: **1 = same person
 0 = different people**, and every score is "higher means more likely the same person".
 """
 
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) buries notebook output;
+# keep warnings and errors. A value the user set wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 SAME = 1
 DIFFERENT = 0
 

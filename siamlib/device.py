@@ -1,0 +1,36 @@
+"""Which device trains the network, and the numeric policy that suits it.
+
+On a GPU the workbook computes in float16 with float32 weights, loss and outputs (Keras'
+``mixed_float16`` policy: about 2x faster on tensor cores, same accuracy); on a CPU float16
+is slower, so it stays in float32. The choice is made here, once, from what TensorFlow sees.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+
+def has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def compute_policy(gpu: bool | None = None) -> str:
+    """``mixed_float16`` on a GPU, ``float32`` otherwise."""
+    return "mixed_float16" if (has_gpu() if gpu is None else gpu) else "float32"
+
+
+def device_report() -> str:
+    """One line for the top of each notebook: versions, device and the policy in force."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        device = f"GPU: {details.get('device_name', gpus[0].name)}"
+    else:
+        device = f"CPU only ({os.cpu_count()} cores)"
+    return (
+        f"TensorFlow {tf.__version__} | Keras {keras.__version__} | {device} | "
+        f"policy {compute_policy(bool(gpus))}"
+    )

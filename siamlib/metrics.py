@@ -1,0 +1,523 @@
+"""Verification and identification metrics, computed from one scoring pass.
+
+A network scores each pair once; every metric here works on those ``labels`` and ``scores``
+arrays, so sweeping a threshold costs a sort and a binary search instead of re-running the
+network per threshold (a student's sweep that did took nine days). ``labels`` follow
+``siamlib``'s convention (1 = same person), scores are "higher = more likely the same person",
+and a pair counts as accepted ("same") when ``score >= threshold``.
+
+The words, once: FAR (false-accept rate) is the share of different-person pairs accepted, FRR
+(false-reject rate) the share of same-person pairs rejected, GAR = TAR = 1 - FRR and
+GRR = 1 - FAR. Thresholds are chosen on *validation* scores and applied to *test* scores:
+a threshold tuned on the test set reports an accuracy no one could have had in advance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn import metrics as sk_metrics
+
+from siamlib import DIFFERENT, SAME
+
+BOOTSTRAP_METRICS = ("accuracy", "auc", "eer")
+# Bootstrap resamples are processed in chunks of about this many (resample x pair) cells,
+# so memory stays bounded whether the set holds a thousand pairs or a million.
+_BOOTSTRAP_CHUNK_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Roc:
+    """An ROC curve in verification words, one point per distinct score.
+
+    Points run from the strictest threshold (+inf: accept nothing, FAR = GAR = 0) to the most
+    lenient (the lowest score: accept everything), so ``thresholds[i]`` gives ``far[i], gar[i]``.
+    """
+
+    far: np.ndarray
+    gar: np.ndarray
+    thresholds: np.ndarray
+    auc: float
+
+
+@dataclass(frozen=True)
+class EerPoint:
+    """Where FAR equals FRR, and the threshold that gets there."""
+
+    eer: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class ConfidenceInterval:
+    """A point estimate with its bootstrap percentile interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+# --- input checks ---------------------------------------------------------------------------
+
+
+def _as_scores(scores, name: str = "scores") -> np.ndarray:
+    values = np.asarray(scores, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {values.shape}")
+    if np.isnan(values).any():
+        raise ValueError(f"{name} contain {int(np.isnan(values).sum())} NaN value(s)")
+    return values
+
+
+def _checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as 0/1 ints and scores as floats, or a ValueError that says what is wrong.
+
+    ROC-based metrics need both classes (FAR divides by the different-person pairs, FRR by the
+    same-person pairs); counting outcomes at a fixed threshold does not.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+    scores = _as_scores(scores)
+    if np.isinf(scores).any():
+        raise ValueError(f"scores contain {int(np.isinf(scores).sum())} infinite value(s)")
+    if len(labels) != len(scores):
+        raise ValueError(
+            f"labels and scores must have the same length, got {len(labels)} labels "
+            f"and {len(scores)} scores"
+        )
+    if len(labels) == 0:
+        raise ValueError("no pairs given: labels and scores are empty")
+    if not np.isin(labels, (DIFFERENT, SAME)).all():
+        strays = np.unique(labels[~np.isin(labels, (DIFFERENT, SAME))])[:5]
+        raise ValueError(
+            f"labels must be {SAME} (same person) or {DIFFERENT} (different people), "
+            f"found {strays.tolist()}"
+        )
+    labels = labels.astype(int)
+    if both_classes and len(np.unique(labels)) < 2:
+        raise ValueError(
+            f"both same-person ({SAME}) and different-person ({DIFFERENT}) pairs are needed, "
+            f"but every label is {labels[0]}"
+        )
+    return labels, scores
+
+
+def _checked_rate(value: float, name: str) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a rate between 0 and 1, got {value}")
+    return value
+
+
+def _checked_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if np.isnan(threshold):
+        raise ValueError("threshold is NaN")
+    return threshold
+
+
+# --- ROC, error rates, EER ------------------------------------------------------------------
+
+
+def _roc_points(labels: np.ndarray, scores: np.ndarray):
+    """Every distinct score as a threshold (plus +inf, accept nothing), strictest first.
+
+    Intermediate points are kept: the EER's threshold is interpolated between neighbouring
+    points, and dropping collinear ones would move it.
+    """
+    return sk_metrics.roc_curve(labels, scores, drop_intermediate=False)
+
+
+def roc(labels, scores) -> Roc:
+    """The ROC of one scoring pass; plot ``gar`` against ``far`` to compare models at a glance."""
+    labels, scores = _checked(labels, scores)
+    far, gar, thresholds = _roc_points(labels, scores)
+    return Roc(far, gar, thresholds, float(sk_metrics.roc_auc_score(labels, scores)))
+
+
+def error_rates(labels, scores, thresholds) -> pd.DataFrame:
+    """FAR, FRR, GAR, GRR and accuracy at many thresholds at once.
+
+    Each class is sorted once and each threshold is a binary search into it, so 10^6 scores
+    against 10^3 thresholds take well under a second.
+
+    Returns:
+        A DataFrame, one row per threshold (in the order given), with columns
+        ``threshold, far, frr, gar, grr, accuracy``.
+    """
+    labels, scores = _checked(labels, scores)
+    thresholds = _as_scores(np.atleast_1d(thresholds), "thresholds")
+    genuine = np.sort(scores[labels == SAME])
+    impostor = np.sort(scores[labels == DIFFERENT])
+    # Scores >= t are accepted: everything from the first position where t would go.
+    genuine_accepted = len(genuine) - np.searchsorted(genuine, thresholds, side="left")
+    impostor_accepted = len(impostor) - np.searchsorted(impostor, thresholds, side="left")
+    gar = genuine_accepted / len(genuine)
+    far = impostor_accepted / len(impostor)
+    correct = genuine_accepted + (len(impostor) - impostor_accepted)
+    return pd.DataFrame(
+        {
+            "threshold": thresholds,
+            "far": far,
+            "frr": 1.0 - gar,
+            "gar": gar,
+            "grr": 1.0 - far,
+            "accuracy": correct / len(scores),
+        }
+    )
+
+
+def _eer_crossing(far: np.ndarray, frr: np.ndarray):
+    """The EER of each row of ROC points, by linear interpolation where FRR - FAR changes sign.
+
+    Rows run from the strict end (FAR 0, FRR 1) to the lenient end (FAR 1, FRR 0), so FRR - FAR
+    starts positive and ends negative. Returns the EER per row, the index of the last point
+    before the crossing, and how far along the segment to the next point the crossing lies.
+    """
+    gap = frr - far
+    after = np.argmax(gap <= 0, axis=-1)
+    before = after - 1
+    gap_before = np.take_along_axis(gap, before[..., None], axis=-1)[..., 0]
+    gap_after = np.take_along_axis(gap, after[..., None], axis=-1)[..., 0]
+    fraction = gap_before / (gap_before - gap_after)
+    far_before = np.take_along_axis(far, before[..., None], axis=-1)[..., 0]
+    far_after = np.take_along_axis(far, after[..., None], axis=-1)[..., 0]
+    return far_before + fraction * (far_after - far_before), before, fraction
+
+
+def eer(labels, scores) -> EerPoint:
+    """The equal error rate, a single threshold-free number to rank models by.
+
+    The ROC is a set of points; FAR = FRR usually falls between two of them, so both the rate
+    and the threshold are interpolated linearly along that segment. When the crossing lies on
+    the first segment (from "accept nothing", threshold +inf) the threshold is the lower end's.
+    """
+    labels, scores = _checked(labels, scores)
+    far, gar, thresholds = _roc_points(labels, scores)
+    rate, before, fraction = _eer_crossing(far, 1.0 - gar)
+    upper, lower = thresholds[before], thresholds[before + 1]
+    threshold = lower if np.isinf(upper) else upper + fraction * (lower - upper)
+    return EerPoint(float(rate), float(threshold))
+
+
+# --- thresholds fitted on validation ----------------------------------------------------------
+
+
+def _threshold_below(thresholds: np.ndarray, index: int) -> float:
+    """Halfway from ``thresholds[index]`` to the next, more lenient, ROC threshold.
+
+    Both accept exactly the same validation pairs; the midpoint leaves a margin on both sides,
+    so a test score a hair below the lowest accepted validation score is not rejected by luck.
+    """
+    if index + 1 == len(thresholds):
+        return float(thresholds[index])
+    return float((thresholds[index] + thresholds[index + 1]) / 2)
+
+
+def threshold_for_max_accuracy(labels, scores) -> float:
+    """The threshold with the highest accuracy, to fit on VALIDATION scores and apply to test.
+
+    Among equally accurate thresholds the strictest is taken, then placed halfway to the next
+    score down (see ``_threshold_below``).
+    """
+    labels, scores = _checked(labels, scores)
+    far, gar, thresholds = _roc_points(labels, scores)
+    n_same = int((labels == SAME).sum())
+    correct = gar * n_same + (1.0 - far) * (len(labels) - n_same)
+    return _threshold_below(thresholds, int(np.argmax(correct)))
+
+
+def threshold_at_far(labels, scores, target_far: float) -> float:
+    """The most accepting threshold whose FAR is at most ``target_far``.
+
+    Fit it on VALIDATION scores and apply it to test scores: that is how a deployed verifier
+    is tuned ("no more than 1 impostor in 100 gets in"). The test FAR will differ a little;
+    that difference is the honest part. Returns +inf (accept nothing) when even the strictest
+    finite threshold lets in too many impostors.
+    """
+    labels, scores = _checked(labels, scores)
+    target_far = _checked_rate(target_far, "target_far")
+    far, _, thresholds = _roc_points(labels, scores)
+    return _threshold_below(thresholds, int(np.flatnonzero(far <= target_far)[-1]))
+
+
+def tar_at_far(labels, scores, far: float) -> float:
+    """TAR (= GAR) at the most accepting threshold whose FAR is at most ``far``.
+
+    This is the ROC's own operating point, the number papers quote at FAR = 1% and 0.1%; it is
+    not interpolated, so it is a rate some threshold actually achieves on these pairs. For a
+    TAR no one tuned on the test set, fit ``threshold_at_far`` on VALIDATION scores and count
+    test outcomes with ``confusion_at``.
+    """
+    labels, scores = _checked(labels, scores)
+    far_limit = _checked_rate(far, "far")
+    far_points, gar, _ = _roc_points(labels, scores)
+    return float(gar[far_points <= far_limit].max())
+
+
+# --- outcomes at one threshold ------------------------------------------------------------
+
+
+def accuracy_at(labels, scores, threshold: float) -> float:
+    """Share of pairs decided correctly at a threshold fitted on validation."""
+    labels, scores = _checked(labels, scores, both_classes=False)
+    accepted = scores >= _checked_threshold(threshold)
+    return float(np.mean(accepted == (labels == SAME)))
+
+
+def confusion_at(labels, scores, threshold: float) -> dict[str, int]:
+    """Counts of true/false accepts and rejects: ``tp`` same accepted, ``fp`` false accepts,
+    ``fn`` false rejects, ``tn`` different rejected."""
+    kinds = outcome(labels, scores, threshold)
+    return {kind.lower(): int(np.sum(kinds == kind)) for kind in ("TP", "FP", "FN", "TN")}
+
+
+def outcome(labels, scores, threshold: float) -> np.ndarray:
+    """Each pair's outcome as "TP", "FP", "FN" or "TN", to pick examples of each to look at."""
+    labels, scores = _checked(labels, scores, both_classes=False)
+    accepted = scores >= _checked_threshold(threshold)
+    same = labels == SAME
+    return np.select(
+        [same & accepted, ~same & accepted, same & ~accepted], ["TP", "FP", "FN"], default="TN"
+    )
+
+
+# --- DET ------------------------------------------------------------------------------------
+
+
+def det_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """FAR and FRR for a DET plot, where low error rates get the room an ROC squeezes out."""
+    labels, scores = _checked(labels, scores)
+    far, frr, _ = sk_metrics.det_curve(labels, scores)
+    return far, frr
+
+
+def normal_deviate(p, eps: float = 1e-6) -> np.ndarray:
+    """Probit of a rate, the DET plot's axis scale.
+
+    Rates of exactly 0 or 1 would map to -inf/+inf and vanish from the plot, so they are
+    clipped to ``[eps, 1 - eps]`` first.
+    """
+    return norm.ppf(np.clip(np.asarray(p, dtype=float), eps, 1.0 - eps))
+
+
+# --- bootstrap ------------------------------------------------------------------------------
+
+
+def _per_resample(metric, genuine, impostor, genuine_counts, impostor_counts, threshold):
+    """One metric value per resample, each resample given as how often it drew every pair.
+
+    Counts instead of resampled arrays mean nothing is re-sorted per resample: the scores are
+    sorted once and every resample is a weighting of them.
+    """
+    if metric == "accuracy":
+        genuine_right = (genuine >= threshold).astype(int)
+        impostor_right = (impostor < threshold).astype(int)
+        correct = genuine_counts @ genuine_right + impostor_counts @ impostor_right
+        return correct / (genuine_counts.sum(axis=1) + impostor_counts.sum(axis=1))
+    genuine_order = np.argsort(genuine)
+    genuine_sorted = genuine[genuine_order]
+    genuine_from_top = _count_from_top(genuine_counts[:, genuine_order])
+    n_same, n_diff = genuine_counts.sum(axis=1), impostor_counts.sum(axis=1)
+    if metric == "auc":
+        # Mann-Whitney: for each impostor, the genuine weight above it, ties counting half.
+        above = genuine_from_top[:, np.searchsorted(genuine_sorted, impostor, side="right")]
+        at_or_above = genuine_from_top[:, np.searchsorted(genuine_sorted, impostor)]
+        wins = np.sum(impostor_counts * (above + at_or_above) / 2, axis=1)
+        return wins / (n_same * n_diff)
+    impostor_order = np.argsort(impostor)
+    impostor_from_top = _count_from_top(impostor_counts[:, impostor_order])
+    levels = np.unique(np.concatenate([genuine, impostor]))[::-1]  # strictest first
+    far = impostor_from_top[:, np.searchsorted(impostor[impostor_order], levels)] / n_diff[:, None]
+    gar = genuine_from_top[:, np.searchsorted(genuine_sorted, levels)] / n_same[:, None]
+    # Prepend the "accept nothing" point (FAR 0, FRR 1) that the ROC starts from.
+    far = np.hstack([np.zeros((len(far), 1)), far])
+    frr = np.hstack([np.ones((len(gar), 1)), 1.0 - gar])
+    return _eer_crossing(far, frr)[0]
+
+
+def _count_from_top(counts_ascending: np.ndarray) -> np.ndarray:
+    """Column j: how many draws scored at or above sorted position j (plus a trailing 0 column),
+    so a searchsorted position indexes straight into "draws with score >= t"."""
+    from_top = np.cumsum(counts_ascending[:, ::-1], axis=1)[:, ::-1]
+    return np.hstack([from_top, np.zeros((len(counts_ascending), 1))])
+
+
+def _resample_counts(rng: np.random.Generator, n_pairs: int, n_resamples: int) -> np.ndarray:
+    """(resamples, pairs) draw counts of n_pairs draws with replacement, i.e. multinomial."""
+    return rng.multinomial(n_pairs, np.full(n_pairs, 1 / n_pairs), size=n_resamples)
+
+
+def _point_estimate(metric, labels, scores, threshold) -> float:
+    if metric == "accuracy":
+        return accuracy_at(labels, scores, threshold)
+    if metric == "auc":
+        return float(sk_metrics.roc_auc_score(labels, scores))
+    return eer(labels, scores).eer
+
+
+def bootstrap_ci(
+    labels,
+    scores,
+    metric: str,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    threshold: float | None = None,
+) -> ConfidenceInterval:
+    """How much a metric could move with a different draw of test pairs.
+
+    Pairs are resampled with replacement within each class, so every resample keeps the test
+    set's balance and both classes (AUC and EER need both). ``accuracy`` uses the fixed
+    ``threshold`` chosen on VALIDATION: refitting it per resample would measure a different
+    procedure. ``threshold`` is ignored by ``auc`` and ``eer``. The interval is the
+    ``alpha / 2`` and ``1 - alpha / 2`` percentiles of the resampled values.
+    """
+    labels, scores = _checked(labels, scores)
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
+    if metric == "accuracy" and threshold is None:
+        raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
+    if threshold is not None:
+        threshold = _checked_threshold(threshold)
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    genuine, impostor = scores[labels == SAME], scores[labels == DIFFERENT]
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // len(scores))
+    values = []
+    for start in range(0, int(n_boot), chunk):
+        size = min(chunk, int(n_boot) - start)
+        genuine_counts = _resample_counts(rng, len(genuine), size)
+        impostor_counts = _resample_counts(rng, len(impostor), size)
+        values.append(
+            _per_resample(metric, genuine, impostor, genuine_counts, impostor_counts, threshold)
+        )
+    low, high = np.quantile(np.concatenate(values), [alpha / 2, 1 - alpha / 2])
+    estimate = _point_estimate(metric, labels, scores, threshold)
+    return ConfidenceInterval(estimate, float(low), float(high))
+
+
+# --- one-shot tasks and identification --------------------------------------------------------
+
+
+def _tie_credit(correct_score, competitor_scores, k: int = 1) -> np.ndarray:
+    """Chance the correct candidate lands in the top ``k`` when ties are broken at random.
+
+    With ``above`` candidates strictly higher and ``tied`` candidates level with it (itself
+    included), the correct one takes each of ranks above+1 .. above+tied equally often. A
+    scorer that gives every candidate the same score therefore earns exactly k/N, the chance
+    level, instead of 0 (ties as wrong) or 1 (ties as right).
+    """
+    above = np.sum(competitor_scores > correct_score[:, None], axis=1)
+    tied = np.sum(competitor_scores == correct_score[:, None], axis=1) + 1
+    return np.clip((k - above) / tied, 0.0, 1.0)
+
+
+def n_way_accuracy(scores_matrix, correct_index: int | np.ndarray = 0) -> float:
+    """Accuracy on N-way one-shot tasks (Koch et al.): pick the candidate that scores highest.
+
+    Arguments:
+        scores_matrix: (tasks, N) scores of the probe against each of N candidates.
+        correct_index: the column holding the matching candidate, one for all tasks or one per
+            task.
+
+    Ties are broken at random in expectation: among k tied maxima the correct one earns 1/k,
+    so a constant scorer gets exactly 1/N, the chance level.
+    """
+    scores_matrix = np.asarray(scores_matrix, dtype=float)
+    if scores_matrix.ndim != 2 or scores_matrix.shape[1] < 2 or len(scores_matrix) == 0:
+        raise ValueError(
+            f"scores_matrix must be (tasks, N) with at least one task and N >= 2, "
+            f"got shape {scores_matrix.shape}"
+        )
+    if np.isnan(scores_matrix).any():
+        raise ValueError("scores_matrix contains NaN values")
+    n_tasks, n_way = scores_matrix.shape
+    correct_index = np.broadcast_to(np.asarray(correct_index), (n_tasks,))
+    if (
+        not np.issubdtype(correct_index.dtype, np.integer)
+        or not ((correct_index >= 0) & (correct_index < n_way)).all()
+    ):
+        raise ValueError(f"correct_index must be integer column(s) in 0..{n_way - 1}")
+    is_correct = np.arange(n_way) == correct_index[:, None]
+    correct_score = scores_matrix[is_correct]
+    competitors = scores_matrix[~is_correct].reshape(n_tasks, n_way - 1)
+    return float(np.mean(_tie_credit(correct_score, competitors)))
+
+
+def identification_accuracy(
+    probe_gallery_scores, probe_labels, gallery_labels, reduce: str = "max", k: int = 1
+) -> float:
+    """Rank-``k`` accuracy of closed-set identification against a gallery of templates.
+
+    Each gallery identity may have several templates (images); their scores against a probe are
+    combined with ``reduce`` ("max": the best-matching image decides, forgiving one bad photo
+    of the right person; "mean": all images vote, forgiving one lucky photo of the wrong one).
+    A probe counts as identified when its identity is among the ``k`` highest; ties are broken
+    at random in expectation, as in ``n_way_accuracy``.
+
+    Arguments:
+        probe_gallery_scores: (probes, templates) scores.
+        probe_labels: identity of each probe; every one must appear in the gallery.
+        gallery_labels: identity of each template (column).
+    """
+    scores = np.asarray(probe_gallery_scores, dtype=float)
+    probe_labels, gallery_labels = np.asarray(probe_labels), np.asarray(gallery_labels)
+    if scores.ndim != 2 or scores.shape != (len(probe_labels), len(gallery_labels)):
+        raise ValueError(
+            f"probe_gallery_scores must be (probes, templates) = "
+            f"({len(probe_labels)}, {len(gallery_labels)}), got shape {scores.shape}"
+        )
+    if scores.size == 0 or np.isnan(scores).any():
+        raise ValueError("probe_gallery_scores must be non-empty and free of NaN")
+    if reduce not in ("max", "mean"):
+        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+    identities, template_identity = np.unique(gallery_labels, return_inverse=True)
+    if not 1 <= k <= len(identities):
+        raise ValueError(f"k must be between 1 and {len(identities)} (gallery identities), got {k}")
+    unknown = ~np.isin(probe_labels, identities)
+    if unknown.any():
+        raise ValueError(
+            f"probe identities missing from the gallery: {np.unique(probe_labels[unknown])[:5]}"
+        )
+    per_identity = _reduce_templates(scores, template_identity, len(identities), reduce)
+    is_true = np.searchsorted(identities, probe_labels)[:, None] == np.arange(len(identities))
+    competitors = per_identity[~is_true].reshape(len(probe_labels), len(identities) - 1)
+    return float(np.mean(_tie_credit(per_identity[is_true], competitors, k)))
+
+
+def _reduce_templates(scores, template_identity, n_identities, reduce) -> np.ndarray:
+    """(probes, templates) scores -> (probes, identities), combining each identity's templates."""
+    order = np.argsort(template_identity, kind="stable")
+    starts = np.searchsorted(template_identity[order], np.arange(n_identities))
+    grouped = scores[:, order]
+    if reduce == "max":
+        return np.maximum.reduceat(grouped, starts, axis=1)
+    return np.add.reduceat(grouped, starts, axis=1) / np.bincount(template_identity)
+
+
+# --- the notebooks' table row ---------------------------------------------------------------
+
+
+def summary(labels, scores, threshold: float) -> dict[str, float]:
+    """The one-line results row the notebooks print for a test set.
+
+    ``threshold`` is the one fitted on VALIDATION; accuracy uses it, while AUC, EER and TAR at
+    FAR 1% / 0.1% describe the test ROC itself and need no threshold.
+    """
+    labels, scores = _checked(labels, scores)
+    return {
+        "accuracy": accuracy_at(labels, scores, threshold),
+        "auc": float(sk_metrics.roc_auc_score(labels, scores)),
+        "eer": eer(labels, scores).eer,
+        "tar_at_far_1pct": tar_at_far(labels, scores, 0.01),
+        "tar_at_far_0_1pct": tar_at_far(labels, scores, 0.001),
+        "threshold": float(threshold),
+    }

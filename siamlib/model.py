@@ -1,0 +1,239 @@
+"""Koch et al.'s Siamese network (2015) and its variants, built from one ModelConfig.
+
+The network has two parts that the rest of the workbook uses separately:
+
+- the **tower** maps one image to an embedding; both images of a pair go through the same
+  tower (shared weights), so "same person" can only be judged by comparing the embeddings;
+- the **head** maps two embeddings to a score in [0, 1], higher = more likely the same person.
+
+Scoring a pair is ``head(tower(a), tower(b))``; that is what lets the workbook embed each
+unique image once and score thousands of pairs or one-shot tasks from the cache.
+
+Labels follow ``siamlib.SAME`` = 1. Both losses are written for that convention:
+binary cross-entropy pushes the score of same pairs to 1, and the contrastive loss pulls
+same pairs' embeddings together (distance -> 0) and pushes different pairs apart to at least
+``margin``. (Published Keras examples flip this for the contrastive loss; our tests pin it.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers, ops
+
+from siamlib.device import compute_policy
+
+DISTANCES = ("l1", "l2", "cosine")
+LOSSES = ("bce", "contrastive")
+INITS = ("paper", "glorot")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a network; the defaults are Koch et al.'s exactly.
+
+    Arguments:
+        image_size: input side in pixels (105 in the paper).
+        filters: conv filters per block, before ``width`` scaling.
+        kernels: conv kernel sides per block. Every block but the last is followed by 2x2 max-pool.
+        width: multiplies every block's filters (0.25 gives a narrow net that trains ~8x faster).
+        dense_units: embedding size (a sigmoid dense layer after the flattened features).
+        batch_norm: batch normalisation after each conv (before ReLU).
+        dropout: dropout rate before the embedding layer (0 = none).
+        distance: how the head compares embeddings: "l1" (paper), "l2" or "cosine".
+        loss: "bce" = logistic head on the weighted component-wise distance, trained with
+            binary cross-entropy (paper); "contrastive" = contrastive loss on the scalar
+            distance between L2-normalised embeddings, scored as 1 / (1 + distance).
+        margin: contrastive loss margin (different pairs are pushed at least this far apart).
+        init: "paper" (weights N(0, 1e-2) in convs and N(0, 2e-1) in dense layers, biases
+            N(0.5, 1e-2)) or "glorot" (Keras' default, zero biases).
+        l2: L2 weight penalty on every layer's kernel.
+    """
+
+    image_size: int = 105
+    filters: tuple[int, ...] = (64, 128, 128, 256)
+    kernels: tuple[int, ...] = (10, 7, 4, 4)
+    width: float = 1.0
+    dense_units: int = 4096
+    batch_norm: bool = False
+    dropout: float = 0.0
+    distance: str = "l1"
+    loss: str = "bce"
+    margin: float = 1.0
+    init: str = "paper"
+    l2: float = 2e-4
+
+    def __post_init__(self):
+        for field, value, allowed in (
+            ("distance", self.distance, DISTANCES),
+            ("loss", self.loss, LOSSES),
+            ("init", self.init, INITS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"ModelConfig.{field} must be one of {allowed}, got {value!r}")
+        if len(self.filters) != len(self.kernels):
+            raise ValueError("ModelConfig.filters and .kernels need one entry per conv block")
+
+
+def build_siamese(config: ModelConfig = ModelConfig(), policy: str | None = None) -> keras.Model:
+    """The full network: two image inputs -> one score, with the tower and head as sub-models.
+
+    ``policy`` defaults to the device's (mixed float16 on a GPU); the head always computes in
+    float32 so scores and losses keep their precision.
+    """
+    policy = policy or compute_policy()
+    tower = build_tower(config, policy)
+    head = build_head(config)
+    shape = (config.image_size, config.image_size, 1)
+    image_a = keras.Input(shape, name="image_a")
+    image_b = keras.Input(shape, name="image_b")
+    # One tower object called twice = one set of weights for both images.
+    score = head([tower(image_a), tower(image_b)])
+    return keras.Model([image_a, image_b], score, name="siamese")
+
+
+def tower_of(siamese: keras.Model) -> keras.Model:
+    """The shared embedding tower inside a network from ``build_siamese``."""
+    return siamese.get_layer("tower")
+
+
+def head_of(siamese: keras.Model) -> keras.Model:
+    """The comparison head inside a network from ``build_siamese``."""
+    return siamese.get_layer("head")
+
+
+def build_tower(config: ModelConfig, policy: str = "float32") -> keras.Model:
+    """Image -> embedding: conv blocks (ReLU, max-pool between), flatten, sigmoid dense."""
+    conv_init, dense_init, bias_init = _initialisers(config.init)
+    regulariser = keras.regularizers.L2(config.l2) if config.l2 else None
+    image = keras.Input((config.image_size, config.image_size, 1), name="image")
+    x = image
+    for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
+        x = layers.Conv2D(
+            max(1, round(filters * config.width)),
+            kernel,
+            use_bias=not config.batch_norm,
+            kernel_initializer=conv_init,
+            bias_initializer=bias_init,
+            kernel_regularizer=regulariser,
+            dtype=policy,
+            name=f"conv{block}",
+        )(x)
+        if config.batch_norm:
+            x = layers.BatchNormalization(dtype=policy, name=f"bn{block}")(x)
+        x = layers.Activation("relu", dtype=policy, name=f"relu{block}")(x)
+        if block < len(config.filters):
+            x = layers.MaxPooling2D(2, dtype=policy, name=f"pool{block}")(x)
+    x = layers.Flatten(dtype=policy, name="flatten")(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout, dtype=policy, name="dropout")(x)
+    embedding = layers.Dense(
+        config.dense_units,
+        activation="sigmoid",
+        kernel_initializer=dense_init,
+        bias_initializer=bias_init,
+        kernel_regularizer=regulariser,
+        dtype=policy,
+        name="embedding",
+    )(x)
+    return keras.Model(image, embedding, name="tower")
+
+
+def build_head(config: ModelConfig) -> keras.Model:
+    """Two embeddings -> score in [0, 1] (float32), per ``config.loss`` and ``config.distance``."""
+    emb_a = keras.Input((config.dense_units,), name="embedding_a")
+    emb_b = keras.Input((config.dense_units,), name="embedding_b")
+    a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
+    if config.loss == "bce":
+        if config.distance == "cosine":
+            features = ops.sum(_unit(a) * _unit(b), axis=-1, keepdims=True)
+        elif config.distance == "l2":
+            features = ops.square(a - b)
+        else:
+            features = ops.abs(a - b)  # Koch et al.: component-wise L1, weighted by the dense
+        _, dense_init, bias_init = _initialisers(config.init)
+        score = layers.Dense(
+            1,
+            activation="sigmoid",
+            kernel_initializer=dense_init,
+            bias_initializer=bias_init,
+            dtype="float32",
+            name="score",
+        )(features)
+    else:
+        distance = pair_distance(_unit(a), _unit(b), config.distance)
+        score = ops.expand_dims(1.0 / (1.0 + distance), -1)
+    return keras.Model([emb_a, emb_b], score, name="head")
+
+
+def pair_distance(a, b, distance: str):
+    """Scalar distance per row: L1, Euclidean, or cosine distance (1 - cosine similarity)."""
+    if distance == "l1":
+        return ops.sum(ops.abs(a - b), axis=-1)
+    if distance == "l2":
+        return ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12)
+    return 1.0 - ops.sum(_unit(a) * _unit(b), axis=-1)
+
+
+def _unit(x):
+    return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + 1e-12)
+
+
+def contrastive_loss(margin: float = 1.0):
+    """Hadsell et al.'s contrastive loss for label 1 = same person, on a head's score.
+
+    The head scores a distance d as s = 1 / (1 + d), so d = 1/s - 1 is recovered exactly:
+    loss = y * d^2 + (1 - y) * max(margin - d, 0)^2.
+    Same pairs (y = 1) are pulled to d = 0; different pairs are pushed out to d >= margin.
+    """
+
+    def loss(y_true, score):
+        y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+        score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
+        distance = 1.0 / score - 1.0
+        pull = y * ops.square(distance)
+        push = (1.0 - y) * ops.square(ops.maximum(margin - distance, 0.0))
+        return ops.mean(pull + push)
+
+    loss.__name__ = "contrastive_loss"
+    return loss
+
+
+def loss_for(config: ModelConfig):
+    """The training loss that matches ``config.loss``."""
+    if config.loss == "contrastive":
+        return contrastive_loss(config.margin)
+    return keras.losses.BinaryCrossentropy()
+
+
+def _initialisers(init: str):
+    if init == "glorot":
+        return "glorot_uniform", "glorot_uniform", "zeros"
+    return (
+        keras.initializers.RandomNormal(0.0, 1e-2),
+        keras.initializers.RandomNormal(0.0, 2e-1),
+        keras.initializers.RandomNormal(0.5, 1e-2),
+    )
+
+
+def receptive_field(config: ModelConfig) -> list[dict]:
+    """Output side, parameters and receptive field of each layer, for notebook 02's table."""
+    rows, side, field, jump, channels = [], config.image_size, 1, 1, 1
+    for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
+        out = max(1, round(filters * config.width))
+        side, field = side - kernel + 1, field + (kernel - 1) * jump
+        params = kernel * kernel * channels * out + (0 if config.batch_norm else out)
+        rows.append({"layer": f"conv{block}", "output": f"{side}x{side}x{out}",
+                     "parameters": params, "receptive_field": field})
+        channels = out
+        if block < len(config.filters):
+            side, field, jump = side // 2, field + jump, jump * 2
+            rows.append({"layer": f"pool{block}", "output": f"{side}x{side}x{out}",
+                         "parameters": 0, "receptive_field": field})
+    flat = side * side * channels
+    rows.append({"layer": "embedding", "output": str(config.dense_units),
+                 "parameters": flat * config.dense_units + config.dense_units,
+                 "receptive_field": config.image_size})
+    return rows
+

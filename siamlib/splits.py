@@ -1,0 +1,118 @@
+"""The workbook's three pair sets and their images, made from one DataConfig.
+
+- **train** and **validation**: DevTrain split by person (``pairs.person_disjoint_split``);
+  validation is where every choice (epochs, hyperparameters, the decision threshold) is made;
+- **test**: DevTest, people never seen in training, scored once per final model.
+
+For a folder-per-identity face set (``DataConfig.source`` = its path) the people are split
+60/20/20 first and balanced pairs are generated inside each group, so the same guarantee
+holds: no person is on two sides.
+
+The ImageStore holds every image of the training people (the unrestricted sampler may use
+any of them) plus the validation and test pairs' images, decoded once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from siamlib import data, pairs
+from siamlib.images import ImageStore, Preprocess
+
+LFW = "lfw-a"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which pairs and images a run uses. Part of every run's cache key.
+
+    Arguments:
+        source: "lfw-a" (View 1 pair files) or the path of a ``<identity>/<image>`` folder.
+        preprocess: crop and input size.
+        val_fraction: share of DevTrain's pairs (whole person groups) held out for validation.
+        split_seed: seed of that split.
+        max_train_pairs, max_eval_pairs: balanced subsets for quick runs (None = all pairs).
+        generated_pairs: pairs per split generated for an identity-folder source.
+    """
+
+    source: str = LFW
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    max_train_pairs: int | None = None
+    max_eval_pairs: int | None = None
+    generated_pairs: int = 2000
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    store: ImageStore
+    train_people: set[str]
+
+    def __repr__(self) -> str:
+        return (
+            f"Splits(train={len(self.train)} pairs, val={len(self.val)}, test={len(self.test)}; "
+            f"{len(self.train_people)} training people; {len(self.store)} images)"
+        )
+
+
+def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Splits:
+    """Train/validation/test pairs and their decoded images, ready for the pipelines."""
+    if config.source == LFW:
+        root = data.fetch(progress=progress)
+        images_dir = root / "images"
+        dev_train = pairs.read_pairs(root / "pairsDevTrain.txt", images_dir)
+        test = pairs.read_pairs(root / "pairsDevTest.txt", images_dir)
+        train, val = pairs.person_disjoint_split(
+            dev_train, config.val_fraction, seed=config.split_seed
+        )
+        all_images = pairs.identity_images(images_dir)
+    else:
+        all_images = pairs.identity_images(Path(config.source).expanduser())
+        train, val, test = _generated_splits(all_images, config)
+    rng_seed = config.split_seed
+    train = balanced_subset(train, config.max_train_pairs, rng_seed)
+    val = balanced_subset(val, config.max_eval_pairs, rng_seed)
+    test = balanced_subset(test, config.max_eval_pairs, rng_seed)
+    train_people = pairs.pair_people(train)
+    needed = set(all_images.loc[all_images["name"].isin(train_people), "path"])
+    for frame in (train, val, test):
+        needed |= set(frame["path_a"]) | set(frame["path_b"])
+    store = ImageStore.load(needed, config.preprocess, progress=progress)
+    return Splits(train, val, test, store, train_people)
+
+
+def balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_pairs`` pairs, half same and half different, drawn with ``seed``."""
+    if max_pairs is None or max_pairs >= len(frame):
+        return frame
+    per_label = max_pairs // 2
+    picked = [
+        group.sample(min(per_label, len(group)), random_state=seed)
+        for _, group in frame.groupby("label", sort=True)
+    ]
+    return pd.concat(picked).sort_index().reset_index(drop=True)
+
+
+def _generated_splits(all_images: pd.DataFrame, config: DataConfig):
+    people = np.array(sorted(all_images["name"].unique()))
+    np.random.default_rng(config.split_seed).shuffle(people)
+    n_test = max(2, round(0.2 * len(people)))
+    n_val = max(2, round(config.val_fraction * (len(people) - n_test)))
+    groups = np.split(people, [len(people) - n_test - n_val, len(people) - n_test])
+    frames = []
+    for offset, group in enumerate(groups):
+        group_images = all_images[all_images["name"].isin(set(group))]
+        wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
+        per_person = group_images["name"].value_counts()
+        same_available = int((per_person * (per_person - 1) // 2).sum())
+        size = min(wanted, 2 * same_available)  # small sets: as many as they allow
+        frames.append(pairs.make_pairs(group_images, size, seed=config.split_seed + offset))
+    return tuple(frames)

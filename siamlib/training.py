@@ -1,0 +1,289 @@
+"""Training a Siamese network, and the run cache that makes every notebook re-run instant.
+
+A run is fully described by a ``RunConfig`` (data, model, training, seed). Its folder under
+``data/runs/`` is named by a hash of that config and the numeric policy, so:
+
+- re-running a notebook with the same config loads the finished run in a second;
+- changing any field trains a new run (nothing stale is ever loaded);
+- a run is trained in a temporary folder and moved into place only after its completion
+  marker is written, so an interrupted run is never mistaken for a finished one.
+
+A finished run folder holds what later notebooks need: ``config.json``, ``history.csv``,
+``model.weights.h5``, ``scores.csv`` (validation and test pair scores) and ``COMPLETE``
+(versions, device, wall time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import pandas as pd
+import tensorflow as tf
+from tqdm.keras import TqdmCallback
+
+from siamlib import paths
+from siamlib.device import compute_policy, device_report, has_gpu
+from siamlib.images import Preprocess
+from siamlib.model import ModelConfig, build_siamese, loss_for
+from siamlib.pipeline import Augment, pair_dataset, sampled_pair_dataset
+from siamlib.scoring import score_pairs
+from siamlib.splits import DataConfig, Splits, load_splits
+
+COMPLETE = "COMPLETE"
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a network is trained. Defaults suit Adam on a GPU; profiles adjust them.
+
+    Arguments:
+        optimizer: "adam" or "sgd" (SGD with momentum, as Koch et al.).
+        learning_rate: initial learning rate.
+        momentum: SGD momentum.
+        lr_decay: learning rate multiplied by this after every epoch (Koch et al.: 0.99).
+        batch_size: pairs per batch.
+        epochs: the most epochs to train.
+        patience: stop after this many epochs without a lower validation loss, and restore
+            the weights of the best epoch.
+        sampling: "restricted" (the given DevTrain pairs) or "unrestricted" (fresh balanced
+            pairs sampled from every image of the training people, each epoch).
+        pairs_per_epoch: unrestricted only; None = as many as the restricted training pairs.
+        augment: training-time jitter, or None.
+        xla: compile with XLA; None = on a GPU only.
+        seed: seeds weights, shuffling, sampling and augmentation.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-4
+    momentum: float = 0.5
+    lr_decay: float = 1.0
+    batch_size: int = 128
+    epochs: int = 30
+    patience: int = 5
+    sampling: str = "restricted"
+    pairs_per_epoch: int | None = None
+    augment: Augment | None = None
+    xla: bool | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, value, allowed in (
+            ("optimizer", self.optimizer, ("adam", "sgd")),
+            ("sampling", self.sampling, ("restricted", "unrestricted")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A complete, hashable description of one training run."""
+
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def key(self, policy: str | None = None) -> str:
+        """Hash of every field that changes the trained weights (the name is only a label)."""
+        content = asdict(self)
+        content.pop("name")
+        content["policy"] = policy or compute_policy()
+        content["format"] = _CACHE_FORMAT
+        encoded = json.dumps(content, sort_keys=True, default=str).encode()
+        return hashlib.sha256(encoded).hexdigest()[:12]
+
+    def replace(self, **changes) -> RunConfig:
+        """A copy with fields changed, e.g. ``config.replace(train={"epochs": 5})``."""
+        updates = {}
+        for part, value in changes.items():
+            current = getattr(self, part)
+            updates[part] = (
+                dataclasses.replace(current, **value) if isinstance(value, dict) else value
+            )
+        return dataclasses.replace(self, **updates)
+
+    @classmethod
+    def from_dict(cls, content: dict) -> RunConfig:
+        data = dict(content["data"])
+        data["preprocess"] = Preprocess(**data["preprocess"])
+        model = {k: tuple(v) if isinstance(v, list) else v for k, v in content["model"].items()}
+        train = dict(content["train"])
+        train["augment"] = Augment(**train["augment"]) if train["augment"] else None
+        return cls(content["name"], DataConfig(**data), ModelConfig(**model), TrainConfig(**train))
+
+
+@dataclass
+class Run:
+    """A finished run: its trained network and what it recorded."""
+
+    config: RunConfig
+    path: Path
+    model: keras.Model
+    history: pd.DataFrame
+    scores: pd.DataFrame
+    info: dict
+
+    def scores_of(self, split: str) -> pd.DataFrame:
+        """Pair rows and scores of "val" or "test"."""
+        return self.scores[self.scores["split"] == split].reset_index(drop=True)
+
+
+def run_dir(config: RunConfig, runs_root: str | Path | None = None) -> Path:
+    root = Path(runs_root) if runs_root is not None else paths.runs_dir()
+    return root / f"{config.name}-{config.key()}"
+
+
+def train(
+    config: RunConfig,
+    splits: Splits | None = None,
+    runs_root: str | Path | None = None,
+    progress: bool = True,
+) -> Run:
+    """The finished run for ``config``: loaded from the cache, or trained now and cached.
+
+    ``splits`` may be passed to share decoded images between runs; it must come from
+    ``load_splits(config.data)``.
+    """
+    target = run_dir(config, runs_root)
+    if (target / COMPLETE).is_file():
+        return load_run(target)
+    if target.exists():
+        stale = target.with_name(f"{target.name}.incomplete-{int(time.time())}")
+        warnings.warn(f"{target} has no {COMPLETE} marker (interrupted?); moved to {stale.name} "
+                      "and training anew", stacklevel=2)
+        target.rename(stale)
+    splits = splits or load_splits(config.data, progress=progress)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        started = time.perf_counter()
+        model, history = fit(config, splits, partial, progress)
+        scores = _score_splits(model, splits)
+        scores.to_csv(partial / "scores.csv", index=False)
+        info = {
+            "name": config.name,
+            "key": config.key(),
+            "wall_time_s": round(time.perf_counter() - started, 1),
+            "epochs_run": len(history),
+            "best_epoch": int(history["val_loss"].idxmin()) + 1,
+            "device": device_report(),
+            "machine": platform.processor() or platform.machine(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        (partial / COMPLETE).write_text(json.dumps(info, indent=2))
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return load_run(target)
+
+
+def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
+    """Train a fresh network on ``splits``; writes config, weights and history into ``folder``.
+
+    Returns the model (best validation-loss weights restored) and its history DataFrame.
+    """
+    settings = config.train
+    keras.utils.set_random_seed(settings.seed)
+    policy = compute_policy()
+    model = build_siamese(config.model, policy)
+    optimizer = _optimizer(settings, policy)
+    model.compile(
+        optimizer=optimizer,
+        loss=loss_for(config.model),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)],
+        jit_compile=has_gpu() if settings.xla is None else settings.xla,
+    )
+    train_ds, steps = _training_stream(config, splits)
+    val_ds = pair_dataset(splits.store, splits.val, settings.batch_size)
+    (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=settings.patience, restore_best_weights=True
+        ),
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: settings.learning_rate * settings.lr_decay**epoch
+        ),
+        keras.callbacks.CSVLogger(str(folder / "history.csv")),
+    ]
+    if progress:
+        callbacks.append(TqdmCallback(epochs=settings.epochs, verbose=0, desc=config.name))
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=settings.epochs,
+        steps_per_epoch=steps,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles (seeded); Keras cannot shuffle a Dataset
+        verbose=0,
+    )
+    model.save_weights(folder / "model.weights.h5")
+    return model, pd.read_csv(folder / "history.csv")
+
+
+def load_run(folder: str | Path) -> Run:
+    """A finished run folder, rebuilt: config, network with its weights, history, scores."""
+    folder = Path(folder)
+    if not (folder / COMPLETE).is_file():
+        raise FileNotFoundError(f"{folder} is not a finished run (no {COMPLETE} marker)")
+    info = json.loads((folder / COMPLETE).read_text())
+    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    if info.get("keras") != keras.__version__:
+        warnings.warn(f"run {folder.name} was trained with Keras {info.get('keras')}, this is "
+                      f"Keras {keras.__version__}: scores may differ slightly", stacklevel=2)
+    model = build_siamese(config.model)
+    model.load_weights(folder / "model.weights.h5")
+    history = pd.read_csv(folder / "history.csv")
+    scores = pd.read_csv(folder / "scores.csv")
+    return Run(config, folder, model, history, scores, info)
+
+
+def _optimizer(settings: TrainConfig, policy: str):
+    if settings.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(settings.learning_rate, momentum=settings.momentum)
+    else:
+        optimizer = keras.optimizers.Adam(settings.learning_rate)
+    # The network's layers run in float16 but the outer model does not carry the policy, so
+    # Keras would not add loss scaling by itself; without it small float16 gradients vanish.
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _training_stream(config: RunConfig, splits: Splits):
+    settings = config.train
+    if settings.sampling == "restricted":
+        dataset = pair_dataset(
+            splits.store, splits.train, settings.batch_size,
+            shuffle=True, seed=settings.seed, augment=settings.augment,
+        )
+        return dataset, None
+    pairs_per_epoch = settings.pairs_per_epoch or len(splits.train)
+    dataset = sampled_pair_dataset(
+        splits.store, splits.train_people, settings.batch_size,
+        seed=settings.seed, augment=settings.augment,
+    )
+    return dataset, max(1, pairs_per_epoch // settings.batch_size)
+
+
+def _score_splits(model: keras.Model, splits: Splits) -> pd.DataFrame:
+    frames = []
+    for split, frame in (("val", splits.val), ("test", splits.test)):
+        frame = frame.assign(split=split, score=score_pairs(model, splits.store, frame))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
