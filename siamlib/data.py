@@ -1,0 +1,632 @@
+"""Getting LFW-a onto this machine, and knowing for sure that all of it arrived.
+
+Every notebook starts from the same question: is the data set here, complete? ``fetch`` answers
+it once and leaves a ``.complete`` marker, so later calls return at once. The data may come from
+a zip or folder a course hands out, a folder of person folders, a web mirror, or the registry's
+own addresses; whatever the source, the finished folder looks the same::
+
+    <data_dir>/lfw-a/
+        .complete              JSON: counts, source, date; written last, only after verify()
+        images/<Person>/<Person>_0001.jpg
+        pairsDevTrain.txt
+        pairsDevTest.txt
+
+Work happens in a ``.tmp-*`` folder that is renamed into place only once verified, so an
+interrupted run can never pass for a finished one. Folders siamlib did not make are never
+deleted: a hand copy is checked and either accepted or explained.
+
+Run ``python -m siamlib.data fetch --source PATH`` or ``python -m siamlib.data verify`` from a
+terminal; a failure prints what went wrong and what to do, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from siamlib import __version__, paths
+
+SOURCE_ENV = "SIAMLIB_LFW_SOURCE"
+IMAGES = "images"
+MARKER = ".complete"
+DOWNLOADS = "downloads"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".pgm"})
+
+_TEMP_PREFIX = ".tmp-"
+_TIMEOUT_S = 60
+_CHUNK_BYTES = 1 << 20
+_SHOWN_NAMES = 5
+
+
+class DataError(RuntimeError):
+    """The data set is missing, incomplete or unreachable; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a data set: its checksum and the addresses it is served from, tried in turn.
+
+    ``browser_url`` is the page a person opens to download the file by hand when every
+    address fails (Google Drive's direct links, for one, break when a file is popular).
+    """
+
+    name: str
+    sha256: str
+    urls: tuple[str, ...]
+    browser_url: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a finished data set holds, so that "complete" means the same on every machine.
+
+    ``archive`` names the zip of person folders among ``files``. Counts left at None are not
+    checked, which suits any folder-per-identity face set; ``pair_files`` may then be empty.
+    """
+
+    name: str
+    files: tuple[RemoteFile, ...] = ()
+    archive: str | None = None
+    pair_files: tuple[str, ...] = ()
+    num_people: int | None = None
+    num_images: int | None = None
+
+    def remote(self, name: str) -> RemoteFile:
+        """The registry entry for ``name``; DataError when there is nowhere to download it from."""
+        for remote in self.files:
+            if remote.name == name:
+                return remote
+        raise DataError(
+            f"{name} was not found in the source and {self.name} lists no address for it. "
+            f"Put {name} in the source folder and run fetch again."
+        )
+
+
+_LFW_A_DRIVE_ID = "1p1wjaqpTh_5RHfJu4vUh8JJCdKwYMHCP"
+_LFW_SITE = "vis-www.cs.umass.edu/lfw"
+
+
+def _lfw_pair_file(name: str, sha256: str) -> RemoteFile:
+    return RemoteFile(name, sha256, (f"http://{_LFW_SITE}/{name}", f"https://{_LFW_SITE}/{name}"))
+
+
+LFW_A = DatasetSpec(
+    name="lfw-a",
+    files=(
+        RemoteFile(
+            "lfw2.zip",
+            "90d45fb01b4a2940d445974900eaa21d4bb302b20fbbb2353a5709d79db5d962",
+            (
+                "https://drive.usercontent.google.com/download"
+                f"?id={_LFW_A_DRIVE_ID}&export=download&confirm=t",
+                f"https://drive.google.com/uc?export=download&id={_LFW_A_DRIVE_ID}&confirm=t",
+            ),
+            browser_url=f"https://drive.google.com/file/d/{_LFW_A_DRIVE_ID}/view",
+        ),
+        _lfw_pair_file(
+            "pairsDevTrain.txt", "1d454dada7dfeca0e7eab6f65dc4e97a6312d44cf142207be28d688be92aabfa"
+        ),
+        _lfw_pair_file(
+            "pairsDevTest.txt", "7cb06600ea8b2814ac26e946201cdb304296262aad67d046a16a7ec85d0ff87c"
+        ),
+    ),
+    archive="lfw2.zip",
+    pair_files=("pairsDevTrain.txt", "pairsDevTest.txt"),
+    num_people=5_749,
+    num_images=13_233,
+)
+
+
+# --- where things live --------------------------------------------------------------------------
+
+
+def dataset_dir(data_dir: str | os.PathLike | None = None, spec: DatasetSpec = LFW_A) -> Path:
+    """Where the finished data set lives (``<data_dir>/<spec.name>``), fetched or not."""
+    root = Path(data_dir).expanduser() if data_dir is not None else paths.data_dir()
+    return root / spec.name
+
+
+def images_dir(data_dir: str | os.PathLike | None = None, spec: DatasetSpec = LFW_A) -> Path:
+    """The folder of person folders inside the finished data set."""
+    return dataset_dir(data_dir, spec) / IMAGES
+
+
+def is_image(name: str) -> bool:
+    """Images are known by extension only: decoding 13,233 files here would make checks slow."""
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _is_junk(name: str) -> bool:
+    """Hidden entries and macOS zip metadata, which look like person folders but are not."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def verify(dataset_dir: str | os.PathLike, spec: DatasetSpec = LFW_A) -> dict[str, int]:
+    """Check a data set folder by content, so a partial copy is caught before training on it.
+
+    Returns the counts: ``people``, ``images``, ``other_files`` (ignored non-images) and
+    ``pairs`` (lines of the pair files, whose images were all found).
+    """
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder} does not exist: run python -m siamlib.data fetch first.")
+    counts, problems = _inspect(folder, spec)
+    if problems:
+        raise DataError(
+            f"{folder} is not a complete copy of {spec.name}:\n"
+            + _bullets(problems)
+            + f"\nTo fix it, move {folder} out of the way and fetch the data again "
+            f"(python -m siamlib.data fetch --source PATH)."
+        )
+    return counts
+
+
+def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]]:
+    """Counts and a list of everything wrong, so one error can report all problems at once."""
+    images = folder / IMAGES
+    if not images.is_dir():
+        return {}, [f"there is no {IMAGES}/ folder of person folders in {folder}"]
+    counts = _count_images(images)
+    problems = _count_problems(counts, spec)
+    counts["pairs"] = 0
+    for name in spec.pair_files:
+        try:
+            wanted = _images_named_in(folder / name)
+        except (OSError, ValueError) as error:
+            problems.append(f"pair file {name} cannot be read: {error}")
+            continue
+        counts["pairs"] += len(wanted)
+        named = {path for pair in wanted for path in pair}
+        missing = sorted(path for path in named if not (folder / path).is_file())
+        if missing:
+            problems.append(f"{_some(missing)} named in {name} missing")
+    return counts, problems
+
+
+def _count_images(images: Path) -> dict[str, int]:
+    counts = Counter(people=0, images=0, other_files=0)
+    for entry in images.iterdir():
+        if not entry.is_dir() or _is_junk(entry.name):
+            counts["other_files"] += 1
+            continue
+        counts["people"] += 1
+        for file in entry.iterdir():
+            counts["images" if file.is_file() and is_image(file.name) else "other_files"] += 1
+    return dict(counts)
+
+
+def _count_problems(counts: dict[str, int], spec: DatasetSpec) -> list[str]:
+    expected = {"people": spec.num_people, "images": spec.num_images}
+    return [
+        f"expected {want:,} {what}, found {counts[what]:,}"
+        for what, want in expected.items()
+        if want is not None and counts[what] != want
+    ]
+
+
+def _images_named_in(pair_file: Path) -> list[tuple[str, str]]:
+    """The image paths of each pair in a View 1 pair file (``name i j`` / ``name1 i name2 j``).
+
+    Parsed just enough to check presence; ``siamlib.pairs`` reads pairs for real.
+    """
+    lines = pair_file.read_text(encoding="utf-8").split("\n")
+    pairs = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split()
+        if len(fields) == 3:
+            pairs.append((_image_path(fields[0], fields[1]), _image_path(fields[0], fields[2])))
+        elif len(fields) == 4:
+            pairs.append((_image_path(fields[0], fields[1]), _image_path(fields[2], fields[3])))
+        elif fields:
+            raise ValueError(f"line {number} is neither 'name i j' nor 'name1 i name2 j'")
+    return pairs
+
+
+def _image_path(name: str, number: str) -> str:
+    return f"{IMAGES}/{name}/{name}_{int(number):04d}.jpg"
+
+
+def _some(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_SHOWN_NAMES])
+    more = f" and {len(names) - _SHOWN_NAMES:,} more" if len(names) > _SHOWN_NAMES else ""
+    return f"{len(names):,} image{'s' if len(names) != 1 else ''} ({shown}{more})"
+
+
+def _bullets(lines: Iterable[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
+
+
+# --- fetch --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where each piece comes from: local paths where the source has them, else downloads."""
+
+    description: str
+    faces: Path | None = None  # a zip of person folders, or the folder that holds them
+    pair_files: dict[str, Path] = field(default_factory=dict)
+    mirrors: tuple[str, ...] = ()  # base URLs tried before the registry's own addresses
+
+
+def fetch(
+    source: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    spec: DatasetSpec = LFW_A,
+    progress: bool = True,
+) -> Path:
+    """Make the data set ready under ``data_dir`` and return its folder; cheap once done.
+
+    ``source`` (else ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses) is a zip, a folder
+    holding the zip and pair files, a folder of person folders, or the http(s) URL of a folder
+    serving the registry's file names. Raises DataError, with what to do, when it cannot.
+    """
+    target = dataset_dir(data_dir, spec)
+    if (target / MARKER).is_file():
+        return target
+    root = target.parent
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_leftover_staging(root, spec)
+    if target.exists():
+        return _adopt(target, spec)
+    if source is None:
+        source = os.environ.get(SOURCE_ENV) or None
+    plan = _plan(source, spec)
+    staging = root / f"{_TEMP_PREFIX}{spec.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        _assemble(plan, staging, root / DOWNLOADS, spec, progress)
+        counts, problems = _inspect(staging, spec)
+        if problems:
+            raise DataError(
+                f"{plan.description} does not hold a complete copy of {spec.name}:\n"
+                + _bullets(problems)
+                + f"\nGet a fresh copy of {_file_list(spec)} and run fetch again with it."
+            )
+        _write_marker(staging, counts, plan.description)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _remove_leftover_staging(root: Path, spec: DatasetSpec) -> None:
+    """Staging folders are siamlib's own, so the ones an interrupted run left are safe to drop."""
+    for leftover in root.glob(f"{_TEMP_PREFIX}{spec.name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _adopt(target: Path, spec: DatasetSpec) -> Path:
+    """Accept a folder with no marker only if it checks out; never delete it, it may be a user's."""
+    counts, problems = _inspect(target, spec)
+    if problems:
+        raise DataError(
+            f"{target} exists but is not a finished {spec.name} (it has no {MARKER} marker: an "
+            f"earlier fetch was interrupted, or it was copied by hand), and it is incomplete:\n"
+            + _bullets(problems)
+            + f"\nNothing was deleted. Move or delete {target} yourself, then run "
+            f"python -m siamlib.data fetch --source PATH again."
+        )
+    _write_marker(target, counts, "found in place")
+    return target
+
+
+def _write_marker(folder: Path, counts: dict[str, int], source: str) -> None:
+    marker = {
+        **counts,
+        "source": source,
+        "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+
+def read_marker(folder: str | os.PathLike) -> dict:
+    """The counts, source and date a finished data set was made with."""
+    return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+
+
+def _file_list(spec: DatasetSpec) -> str:
+    names = [spec.archive, *spec.pair_files] if spec.archive else ["its person folders"]
+    return ", ".join(names)
+
+
+def _plan(source: str | os.PathLike | None, spec: DatasetSpec) -> _Source:
+    if source is None:
+        return _Source(description=f"the download addresses of {spec.name}")
+    text = os.fspath(source)
+    if text.startswith(("http://", "https://")):
+        return _Source(description=text, mirrors=(text,))
+    path = Path(text).expanduser().resolve()
+    if path.is_file():
+        return _Source(str(path), faces=path, pair_files=_pair_files_in(path.parent, spec, False))
+    if path.is_dir():
+        return _plan_folder(path, spec)
+    raise DataError(
+        f"The source {text} does not exist. Give a zip of {spec.name}, a folder holding "
+        f"{_file_list(spec)}, a folder of person folders, or an http(s) URL of such a folder."
+    )
+
+
+def _plan_folder(folder: Path, spec: DatasetSpec) -> _Source:
+    if spec.archive and (folder / spec.archive).is_file():
+        zip_path = folder / spec.archive
+        return _Source(str(zip_path), zip_path, _pair_files_in(folder, spec, False))
+    relative = [path.relative_to(folder) for path in _files_under(folder)]
+    people_root = _people_root(PurePosixPath(path.as_posix()) for path in relative)
+    if people_root is None:
+        expected = f"{spec.archive} nor " if spec.archive else ""
+        raise DataError(
+            f"{folder} holds neither {expected}person folders (<Name>/<Name>_0001.jpg, at any "
+            f"depth). Point --source at the zip, the folder holding it, or the folder of folders."
+        )
+    return _Source(str(folder), folder / people_root, _pair_files_in(folder, spec, True))
+
+
+def _files_under(folder: Path) -> Iterable[Path]:
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not _is_junk(name)]
+        yield from (Path(parent, name) for name in files)
+
+
+def _pair_files_in(folder: Path, spec: DatasetSpec, recursive: bool) -> dict[str, Path]:
+    """The pair files beside the zip, or anywhere under a folder of folders (shallowest first)."""
+    found = {}
+    for name in spec.pair_files:
+        if recursive:
+            candidates = sorted(folder.rglob(name), key=lambda path: len(path.parts))
+        else:
+            candidates = [folder / name]
+        existing = [path for path in candidates if path.is_file()]
+        if existing:
+            found[name] = existing[0]
+    return found
+
+
+def _people_root(files: Iterable[PurePosixPath]) -> PurePosixPath | None:
+    """The folder of person folders: the one holding the most images one level down.
+
+    Counting beats taking the shallowest, so a stray picture near the top of a course copy
+    (``lfw2/lfw2/<Name>/...`` beside ``cover.jpg``) cannot win.
+    """
+    images_by_root = Counter(
+        file.parent.parent
+        for file in files
+        if len(file.parts) >= 2 and is_image(file.name) and not any(map(_is_junk, file.parts))
+    )
+    if not images_by_root:
+        return None
+    return min(images_by_root, key=lambda root: (-images_by_root[root], len(root.parts)))
+
+
+def _assemble(
+    plan: _Source, staging: Path, downloads: Path, spec: DatasetSpec, progress: bool
+) -> None:
+    """Gather every input first (downloads fail fast and cheap), then build the folder."""
+    pair_sources = {
+        name: plan.pair_files.get(name)
+        or _download(spec.remote(name), spec, downloads, plan.mirrors, progress)
+        for name in spec.pair_files
+    }
+    faces = plan.faces
+    if faces is None:
+        if spec.archive is None:
+            raise DataError(f"{spec.name} has no archive to download; pass a source folder.")
+        faces = _download(spec.remote(spec.archive), spec, downloads, plan.mirrors, progress)
+    if faces.is_dir():
+        _copy_people(faces, staging / IMAGES)
+    else:
+        _extract_people(faces, staging / IMAGES, progress)
+    for name, path in pair_sources.items():
+        shutil.copyfile(path, staging / name)
+
+
+def _copy_people(people_root: Path, images: Path) -> None:
+    images.mkdir()
+    for person in people_root.iterdir():
+        if person.is_dir() and not _is_junk(person.name):
+            shutil.copytree(person, images / person.name)
+
+
+def _extract_people(zip_path: Path, images: Path, progress: bool) -> None:
+    """Unzip only the person folders, wherever they sit in the zip, straight into ``images``."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            _refuse_unsafe_names(zip_path, members)
+            names = [PurePosixPath(info.filename) for info in members]
+            people_root = _people_root(names)
+            if people_root is None:
+                raise DataError(
+                    f"{zip_path} holds no person folders (<Name>/<Name>_0001.jpg at any depth)."
+                )
+            wanted = [
+                (info, name.relative_to(people_root))
+                for info, name in zip(members, names, strict=True)
+                if _is_person_file(name, people_root)
+            ]
+            for info, relative in tqdm(
+                wanted, desc=f"Extracting {zip_path.name}", unit="file", disable=not progress
+            ):
+                destination = images / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as member, open(destination, "wb") as out:
+                    shutil.copyfileobj(member, out, _CHUNK_BYTES)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise DataError(
+            f"The zip {zip_path} is damaged or truncated ({error}). Download it again "
+            f"(compare its size with the original's) and run fetch again with the new copy."
+        ) from error
+
+
+def _refuse_unsafe_names(zip_path: Path, members: Iterable[zipfile.ZipInfo]) -> None:
+    """A member named ``../x`` or ``/x`` would be written outside the data folder (zip slip)."""
+    for info in members:
+        name = PurePosixPath(info.filename)
+        if name.is_absolute() or ".." in name.parts or ":" in name.parts[0]:
+            raise DataError(
+                f"The zip {zip_path} holds an unsafe path ({info.filename}) that would be written "
+                f"outside the data folder; nothing was extracted from it. Use a trusted copy."
+            )
+
+
+def _is_person_file(name: PurePosixPath, people_root: PurePosixPath) -> bool:
+    if not name.is_relative_to(people_root):
+        return False
+    relative = name.relative_to(people_root)
+    return len(relative.parts) >= 2 and not any(map(_is_junk, relative.parts))
+
+
+# --- download -----------------------------------------------------------------------------------
+
+
+class _MirrorFailed(Exception):
+    """A mirror answered, but not with the file (an HTML page, the wrong bytes)."""
+
+
+def _download(
+    remote: RemoteFile,
+    spec: DatasetSpec,
+    downloads: Path,
+    mirrors: Sequence[str],
+    progress: bool,
+) -> Path:
+    """The file, checksum-verified, from the cache or the first mirror that serves it intact."""
+    destination = downloads / remote.name
+    if destination.is_file() and _sha256_of(destination) == remote.sha256:
+        return destination
+    downloads.mkdir(parents=True, exist_ok=True)
+    part = destination.with_name(destination.name + ".part")
+    mirror_urls = [f"{base.rstrip('/')}/{urllib.parse.quote(remote.name)}" for base in mirrors]
+    addresses = [*mirror_urls, *remote.urls]
+    failures = []
+    for tried, url in enumerate(addresses, start=1):
+        try:
+            digest = _stream(url, part, remote.name, progress)
+            if digest != remote.sha256:
+                raise _MirrorFailed(
+                    f"checksum mismatch: sha256 {digest[:12]}..., expected {remote.sha256[:12]}..."
+                )
+        except (OSError, http.client.HTTPException, ValueError, _MirrorFailed) as error:
+            part.unlink(missing_ok=True)
+            failures.append(f"{url}: {_describe(error)}")
+            next_step = "; trying the next address" if tried < len(addresses) else ""
+            print(f"{remote.name}: {failures[-1]}{next_step}", file=sys.stderr)
+            continue
+        os.replace(part, destination)
+        return destination
+    raise DataError(_manual_download_advice(remote, spec, failures))
+
+
+def _stream(url: str, part: Path, name: str, progress: bool) -> str:
+    """Write the response to ``part`` and return its sha256, computed on the way through."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"siamlib/{__version__}"})
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        if response.headers.get_content_type() == "text/html":
+            raise _MirrorFailed("served an HTML page instead of the file (quota or sign-in page?)")
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with (
+            open(part, "wb") as out,
+            tqdm(
+                total=size,
+                desc=name,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=not progress,
+            ) as bar,
+        ):
+            while chunk := response.read(_CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        return f"cannot connect ({error.reason})"
+    return str(error) or type(error).__name__
+
+
+def _manual_download_advice(remote: RemoteFile, spec: DatasetSpec, failures: list[str]) -> str:
+    where = remote.browser_url or (remote.urls[0] if remote.urls else "wherever you got the rest")
+    tried = f"every address failed:\n{_bullets(failures)}" if failures else "no address is known."
+    return (
+        f"Could not download {remote.name}; {tried}\n"
+        f"What to do: download {remote.name} by hand from {where}, put it in one folder with "
+        f"the other files of {spec.name} ({_file_list(spec)}), then run\n"
+        f"    python -m siamlib.data fetch --source FOLDER\n"
+        f"or set {SOURCE_ENV}=FOLDER before running the notebooks."
+    )
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m siamlib.data fetch|verify``: one line of summary, or the problem and status 2."""
+    parser = argparse.ArgumentParser(
+        prog="python -m siamlib.data", description=f"Get and check {LFW_A.name}."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch_parser = commands.add_parser("fetch", help="make the data set ready (idempotent)")
+    fetch_parser.add_argument(
+        "--source",
+        help=f"zip, folder or http(s) URL to take the data from (default: ${SOURCE_ENV}, "
+        "else the registry's addresses)",
+    )
+    verify_parser = commands.add_parser("verify", help="check a finished data set by content")
+    for command in (fetch_parser, verify_parser):
+        command.add_argument("--data-dir", help=f"default: ${paths.DATA_DIR_ENV} or data/")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            folder = fetch(args.source, args.data_dir, LFW_A)
+            counts = read_marker(folder)
+        else:
+            folder = dataset_dir(args.data_dir, LFW_A)
+            counts = verify(folder, LFW_A)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"{LFW_A.name} ready at {folder}: {counts['people']:,} people, {counts['images']:,} "
+        f"images, {counts['pairs']:,} pairs with all images present"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Tests for siamlib.data on a tiny generated LFW: 5 people, 11 images, View-1 pair files.
+
+Downloads go to a real HTTP server on 127.0.0.1 only; nothing else is ever contacted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from siamlib import data
+from siamlib.data import DataError, DatasetSpec, RemoteFile, fetch, verify
+
+IMAGES_PER_PERSON = {"Ann_Lee": 4, "Bo_Chan": 2, "Cy_Dahl": 1, "Di_Eze": 3, "Ed_Fox": 1}
+TRUNCATED_IMAGE = "Di_Eze/Di_Eze_0002.jpg"  # LFW-a has truncated JPEGs too; they must pass
+# Tab-separated like the real files, and one space-separated file, which View 1 parsers accept.
+PAIR_FILES = {
+    "pairsDevTrain.txt": (
+        "2\nAnn_Lee\t1\t2\nDi_Eze\t1\t3\nAnn_Lee\t3\tBo_Chan\t1\nCy_Dahl\t1\tEd_Fox\t1\n"
+    ),
+    "pairsDevTest.txt": "1\nBo_Chan 1 2\nDi_Eze 2 Ed_Fox 1\n",
+}
+NUM_PAIRS = 6
+
+
+def _jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), color=seed * 20 % 256).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _image_files() -> dict[str, bytes]:
+    """Relative path under the folder of person folders -> JPEG bytes."""
+    files = {}
+    for person, count in IMAGES_PER_PERSON.items():
+        for number in range(1, count + 1):
+            files[f"{person}/{person}_{number:04d}.jpg"] = _jpeg(len(files))
+    files[TRUNCATED_IMAGE] = files[TRUNCATED_IMAGE][:-40]
+    return files
+
+
+def _zip_members(prefix: str) -> dict[str, bytes]:
+    """The images as a zip would hold them: ``lfw2/`` (LFW-a), ``lfw2/lfw2/`` (course copies)."""
+    return {prefix + name: content for name, content in _image_files().items()}
+
+
+def _write_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeLfw:
+    spec: DatasetSpec
+    served: Path  # lfw2.zip (lfw2/<Name>/...) and the pair files: a source and the HTTP mirror
+    people: Path  # a folder of person folders, with the pair files beside it
+
+
+@pytest.fixture(scope="session")
+def fake(tmp_path_factory) -> FakeLfw:
+    """Built once; tests must copy before changing anything in it."""
+    root = tmp_path_factory.mktemp("fake-lfw").resolve()
+    served = root / "served"
+    served.mkdir()
+    _write_zip(served / "lfw2.zip", _zip_members("lfw2/"))
+    people = root / "people"
+    for name, content in _image_files().items():
+        (people / "lfw2" / name).parent.mkdir(parents=True, exist_ok=True)
+        (people / "lfw2" / name).write_bytes(content)
+    for name, text in PAIR_FILES.items():
+        (served / name).write_text(text)
+        (people / name).write_text(text)
+    spec = DatasetSpec(
+        name="fake-lfw",
+        files=tuple(
+            RemoteFile(name, _sha256(served / name), urls=()) for name in ("lfw2.zip", *PAIR_FILES)
+        ),
+        archive="lfw2.zip",
+        pair_files=tuple(PAIR_FILES),
+        num_people=len(IMAGES_PER_PERSON),
+        num_images=sum(IMAGES_PER_PERSON.values()),
+    )
+    return FakeLfw(spec, served, people)
+
+
+@pytest.fixture(autouse=True)
+def no_source_from_environment(monkeypatch):
+    monkeypatch.delenv(data.SOURCE_ENV, raising=False)
+
+
+@pytest.fixture
+def source_dir(tmp_path, fake) -> Path:
+    """A private copy of the served folder, for tests that damage it."""
+    return Path(shutil.copytree(fake.served, tmp_path / "source"))
+
+
+def _assert_finished(folder: Path, fake: FakeLfw) -> None:
+    assert folder.name == fake.spec.name
+    assert (folder / "images" / "Ann_Lee" / "Ann_Lee_0004.jpg").is_file()
+    assert sorted(p.name for p in (folder / "images").iterdir()) == sorted(IMAGES_PER_PERSON)
+    assert all((folder / name).read_text() == text for name, text in PAIR_FILES.items())
+    marker = json.loads((folder / ".complete").read_text())
+    assert (marker["people"], marker["images"], marker["pairs"]) == (5, 11, NUM_PAIRS)
+    assert not list(folder.parent.glob(".tmp-*"))
+
+
+# --- local sources ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["lfw2/", "lfw2/lfw2/", ""])
+def test_fetch_from_a_zip_puts_person_folders_under_images(tmp_path, fake, prefix):
+    tmp_path = tmp_path.resolve()
+    zip_path = _write_zip(tmp_path / "lfw2.zip", _zip_members(prefix))
+    for name in PAIR_FILES:
+        shutil.copy(fake.served / name, tmp_path)
+    folder = fetch(zip_path, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    assert folder == tmp_path / "data" / "fake-lfw"
+    _assert_finished(folder, fake)
+    assert data.read_marker(folder)["source"] == str(zip_path)
+
+
+def test_fetch_from_a_folder_holding_the_zip_and_pair_files(tmp_path, fake):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    _assert_finished(folder, fake)
+
+
+def test_stray_pictures_and_macos_metadata_do_not_hide_the_person_folders(tmp_path, fake):
+    members = {
+        **_zip_members("lfw2/lfw2/"),
+        "lfw2/cover.jpg": _jpeg(1),
+        "lfw2/extras/logo.jpg": _jpeg(2),
+        **{f"__MACOSX/lfw2/lfw2/{name}": b"\0" for name in _image_files()},
+    }
+    zip_path = _write_zip(tmp_path / "course.zip", members)
+    for name in PAIR_FILES:
+        shutil.copy(fake.served / name, tmp_path)
+    _assert_finished(fetch(zip_path, data_dir=tmp_path / "d", spec=fake.spec, progress=False), fake)
+
+
+def test_fetch_from_a_folder_of_person_folders_copies_it(tmp_path, fake):
+    folder = fetch(fake.people, data_dir=tmp_path, spec=fake.spec, progress=False)
+    _assert_finished(folder, fake)
+    assert (fake.people / "lfw2" / "Ann_Lee" / "Ann_Lee_0001.jpg").is_file()
+
+
+def test_the_source_comes_from_the_environment_when_not_given(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv(data.SOURCE_ENV, str(fake.served))
+    folder = fetch(data_dir=tmp_path, spec=fake.spec, progress=False)
+    assert data.read_marker(folder)["source"] == str(fake.served / "lfw2.zip")
+
+
+def test_truncated_jpegs_are_not_decoded_and_pass(tmp_path, fake):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    with pytest.raises(OSError):
+        Image.open(folder / "images" / TRUNCATED_IMAGE).load()
+    assert verify(folder, fake.spec)["images"] == 11
+
+
+def test_a_finished_dataset_makes_fetch_return_at_once(tmp_path, fake, monkeypatch):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    marker_time = (folder / ".complete").stat().st_mtime_ns
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished data set was built again")
+
+    monkeypatch.setattr(data, "_assemble", must_not_run)
+    assert fetch("/does/not/matter", data_dir=tmp_path, spec=fake.spec) == folder
+    assert (folder / ".complete").stat().st_mtime_ns == marker_time
+
+
+def test_leftover_staging_folders_are_removed_and_never_taken_as_finished(tmp_path, fake):
+    leftover = tmp_path / ".tmp-fake-lfw-deadbeef"
+    shutil.copytree(fake.people / "lfw2", leftover / "images")
+    (leftover / ".complete").write_text("{}")
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    assert not leftover.exists()
+    _assert_finished(folder, fake)
+
+
+def test_an_incomplete_folder_without_marker_is_reported_and_kept(tmp_path, fake):
+    users_copy = tmp_path / "fake-lfw" / "images"
+    shutil.copytree(fake.people / "lfw2" / "Ann_Lee", users_copy / "Ann_Lee")
+    with pytest.raises(DataError, match="Nothing was deleted") as error:
+        fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    assert "expected 5 people, found 1" in str(error.value)
+    assert (users_copy / "Ann_Lee" / "Ann_Lee_0001.jpg").is_file()
+    assert not (tmp_path / "fake-lfw" / ".complete").exists()
+
+
+def test_a_complete_folder_without_marker_is_accepted_as_it_is(tmp_path, fake):
+    users_copy = tmp_path / "fake-lfw"
+    shutil.copytree(fake.people / "lfw2", users_copy / "images")
+    for name in PAIR_FILES:
+        shutil.copy(fake.served / name, users_copy)
+    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == users_copy
+    assert data.read_marker(users_copy)["source"] == "found in place"
+
+
+def test_a_truncated_zip_is_reported_as_damaged(source_dir, tmp_path, fake):
+    zip_path = source_dir / "lfw2.zip"
+    zip_path.write_bytes(zip_path.read_bytes()[:-200])
+    with pytest.raises(DataError, match=r"zip .*lfw2\.zip is damaged"):
+        fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    assert not list((tmp_path / "data").iterdir())
+
+
+def test_a_zip_with_corrupt_member_bytes_is_reported_as_damaged(source_dir, tmp_path, fake):
+    zip_path = source_dir / "lfw2.zip"
+    content = bytearray(zip_path.read_bytes())
+    content[200:210] = bytes(10)  # inside the first member's data: its CRC no longer matches
+    zip_path.write_bytes(bytes(content))
+    with pytest.raises(DataError, match="damaged"):
+        fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+
+
+def test_a_zip_member_escaping_the_folder_is_refused(tmp_path, fake):
+    evil = _write_zip(tmp_path / "evil.zip", {"lfw2/../../escaped.jpg": _jpeg(1)})
+    for name in PAIR_FILES:
+        shutil.copy(fake.served / name, tmp_path)
+    with pytest.raises(DataError, match="unsafe path"):
+        fetch(evil, data_dir=tmp_path / "a" / "b", spec=fake.spec, progress=False)
+    assert not list(tmp_path.rglob("escaped.jpg"))
+
+
+def test_an_image_named_by_a_pair_file_but_missing_is_named(tmp_path, fake):
+    files = _zip_members("lfw2/")
+    del files["lfw2/Di_Eze/Di_Eze_0003.jpg"]
+    _write_zip(tmp_path / "lfw2.zip", files)
+    for name in PAIR_FILES:
+        shutil.copy(fake.served / name, tmp_path)
+    with pytest.raises(DataError) as error:
+        fetch(tmp_path, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    message = str(error.value)
+    assert "1 image (images/Di_Eze/Di_Eze_0003.jpg) named in pairsDevTrain.txt missing" in message
+    assert "expected 11 images, found 10" in message
+    assert not (tmp_path / "data" / "fake-lfw").exists()
+
+
+def test_a_folder_without_person_folders_is_refused(tmp_path, fake):
+    (tmp_path / "stray.jpg").write_bytes(_jpeg(1))
+    (tmp_path / "notes.txt").write_text("no faces here")
+    with pytest.raises(DataError, match="neither lfw2.zip nor person folders"):
+        fetch(tmp_path, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+
+
+def test_a_source_that_does_not_exist_is_refused(tmp_path, fake):
+    with pytest.raises(DataError, match="does not exist"):
+        fetch(tmp_path / "nowhere", data_dir=tmp_path, spec=fake.spec, progress=False)
+
+
+def test_a_spec_without_counts_or_pairs_takes_any_identity_folders(tmp_path, fake):
+    faces = DatasetSpec(name="faces")
+    folder = fetch(fake.people, data_dir=tmp_path, spec=faces, progress=False)
+    assert verify(folder, faces) == {"people": 5, "images": 11, "other_files": 0, "pairs": 0}
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def test_verify_counts_stray_files_without_complaining(tmp_path, fake):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    (folder / "images" / ".DS_Store").write_bytes(b"\0")
+    (folder / "images" / "Bo_Chan" / "notes.txt").write_text("x")
+    (folder / "images" / ".ipynb_checkpoints").mkdir()
+    counts = verify(folder, fake.spec)
+    assert counts == {"people": 5, "images": 11, "other_files": 3, "pairs": NUM_PAIRS}
+
+
+def test_verify_reports_every_problem_at_once(tmp_path, fake):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    shutil.rmtree(folder / "images" / "Ann_Lee")
+    (folder / "pairsDevTest.txt").write_text("1\nBo_Chan 1\n")
+    with pytest.raises(DataError) as error:
+        verify(folder, fake.spec)
+    message = str(error.value)
+    assert "expected 5 people, found 4" in message
+    assert "expected 11 images, found 7" in message
+    assert "3 images (images/Ann_Lee/Ann_Lee_0001.jpg," in message
+    assert "pairsDevTest.txt cannot be read: line 2" in message
+    assert "fetch the data again" in message
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+
+class Mirror:
+    """Serves the fake files at /good/<name>, wrong bytes at /bad/, an HTML page at /html/."""
+
+    def __init__(self, served: Path):
+        self.requests: Counter[str] = Counter()
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                mirror.requests[self.path] += 1
+                kind, _, name = self.path.strip("/").partition("/")
+                if kind == "good" and (served / name).is_file():
+                    self._reply(200, "application/octet-stream", (served / name).read_bytes())
+                elif kind == "bad":
+                    self._reply(200, "application/zip", b"not the file you want")
+                elif kind == "html":
+                    self._reply(200, "text/html; charset=utf-8", b"<html>quota exceeded</html>")
+                else:
+                    self._reply(404, "text/plain", b"not found")
+
+            def _reply(self, status, content_type, body):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def spec_with(self, spec: DatasetSpec, *kinds: str) -> DatasetSpec:
+        """The spec with every file's addresses pointing at this server's ``kinds`` in turn."""
+        files = tuple(
+            dataclasses.replace(f, urls=tuple(f"{self.base}/{k}/{f.name}" for k in kinds))
+            for f in spec.files
+        )
+        return dataclasses.replace(spec, files=files)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def mirror(fake, monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not take it
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = Mirror(fake.served)
+    yield server
+    server.close()
+
+
+def test_a_dead_mirror_is_reported_and_the_next_one_used(tmp_path, fake, mirror, capsys):
+    spec = mirror.spec_with(fake.spec, "missing", "good")
+    folder = fetch(data_dir=tmp_path, spec=spec, progress=False)
+    _assert_finished(folder, fake)
+    assert f"{mirror.base}/missing/lfw2.zip: HTTP 404" in capsys.readouterr().err
+    assert sorted((tmp_path / "downloads").iterdir()) == [
+        tmp_path / "downloads" / name for name in sorted(["lfw2.zip", *PAIR_FILES])
+    ]
+
+
+def test_wrong_bytes_and_html_pages_are_skipped(tmp_path, fake, mirror, capsys):
+    spec = mirror.spec_with(fake.spec, "bad", "html", "good")
+    _assert_finished(fetch(data_dir=tmp_path, spec=spec, progress=False), fake)
+    reported = capsys.readouterr().err
+    assert "bad/lfw2.zip: checksum mismatch" in reported
+    assert "html/lfw2.zip: served an HTML page" in reported
+    assert not list((tmp_path / "downloads").glob("*.part"))
+
+
+def test_a_url_source_is_tried_before_the_registry(tmp_path, fake, mirror):
+    spec = mirror.spec_with(fake.spec, "missing")
+    fetch(f"{mirror.base}/good/", data_dir=tmp_path, spec=spec, progress=False)
+    assert mirror.requests[f"/good/{spec.archive}"] == 1
+    assert mirror.requests[f"/missing/{spec.archive}"] == 0
+
+
+def test_when_no_mirror_works_one_error_lists_them_and_says_what_to_do(tmp_path, fake, mirror):
+    spec = mirror.spec_with(fake.spec, "missing", "bad")
+    with pytest.raises(DataError) as error:
+        fetch(data_dir=tmp_path, spec=spec, progress=False)
+    message = str(error.value)
+    assert f"{mirror.base}/missing/pairsDevTrain.txt: HTTP 404" in message
+    assert f"{mirror.base}/bad/pairsDevTrain.txt: checksum mismatch" in message
+    assert f"download pairsDevTrain.txt by hand from {mirror.base}/missing/" in message
+    assert "python -m siamlib.data fetch --source FOLDER" in message
+    assert data.SOURCE_ENV in message
+    assert not (tmp_path / "fake-lfw").exists()
+
+
+def test_downloads_are_reused_when_their_checksum_matches(tmp_path, fake, mirror):
+    spec = mirror.spec_with(fake.spec, "good")
+    folder = fetch(data_dir=tmp_path, spec=spec, progress=False)
+    shutil.rmtree(folder)
+    (tmp_path / "downloads" / "pairsDevTest.txt").write_text("tampered")
+    fetch(data_dir=tmp_path, spec=spec, progress=False)
+    assert mirror.requests["/good/lfw2.zip"] == 1
+    assert mirror.requests["/good/pairsDevTrain.txt"] == 1
+    assert mirror.requests["/good/pairsDevTest.txt"] == 2
+
+
+def test_pair_files_missing_beside_a_zip_are_downloaded(tmp_path, fake, mirror):
+    zip_path = _write_zip(tmp_path / "course-copy.zip", _zip_members("lfw2/lfw2/"))
+    spec = mirror.spec_with(fake.spec, "good")
+    _assert_finished(fetch(zip_path, data_dir=tmp_path / "data", spec=spec, progress=False), fake)
+    assert mirror.requests["/good/lfw2.zip"] == 0
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def test_cli_fetch_and_verify_print_one_line(tmp_path, fake, monkeypatch, capsys):
+    monkeypatch.setattr(data, "LFW_A", fake.spec)
+    args = ["--data-dir", str(tmp_path)]
+    assert data.main(["fetch", "--source", str(fake.served), *args]) == 0
+    assert data.main(["verify", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert all(": 5 people, 11 images, 6 pairs" in line for line in lines)
+
+
+def test_cli_verify_without_data_says_to_fetch(tmp_path, capsys):
+    assert data.main(["verify", "--data-dir", str(tmp_path)]) == 2
+    assert "run python -m siamlib.data fetch first" in capsys.readouterr().err
+
+
+def test_cli_bad_source_exits_2_with_a_message_and_no_traceback(tmp_path):
+    importable = {**os.environ, "PYTHONPATH": str(Path(data.__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-m", "siamlib.data", "fetch", "--source", str(tmp_path / "nowhere")]
+        + ["--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=importable,
+    )
+    assert result.returncode == 2
+    assert f"error: The source {tmp_path / 'nowhere'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
