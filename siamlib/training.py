@@ -31,7 +31,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
-from siamlib import paths
+from siamlib import metrics, paths
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig, build_siamese, loss_for
@@ -138,6 +138,23 @@ class Run:
     def scores_of(self, split: str) -> pd.DataFrame:
         """Pair rows and scores of "val" or "test"."""
         return self.scores[self.scores["split"] == split].reset_index(drop=True)
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold, chosen on validation (maximum accuracy), never on test."""
+        val = self.scores_of("val")
+        return metrics.threshold_for_max_accuracy(val["label"], val["score"])
+
+    def summary(self) -> dict:
+        """Validation and test metrics at the validation-chosen threshold, one table row."""
+        row = {"run": self.config.name, "epochs": self.info["epochs_run"],
+               "train_s": self.info["wall_time_s"]}
+        for split in ("val", "test"):
+            frame = self.scores_of(split)
+            stats = metrics.summary(frame["label"], frame["score"], self.threshold)
+            row.update({f"{split}_{k}": v for k, v in stats.items() if k != "threshold"})
+        row["threshold"] = self.threshold
+        return row
 
 
 def run_dir(config: RunConfig, runs_root: str | Path | None = None) -> Path:

@@ -1,0 +1,96 @@
+"""Figures more than one notebook draws, in one consistent style, saved under ``figures/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from siamlib import paths
+from siamlib.images import ImageStore
+
+SAME_COLOUR, DIFFERENT_COLOUR = "#1b9e77", "#d95f02"
+
+
+def use_style() -> None:
+    """The workbook's look: seaborn's clean grid, readable fonts, print-ready resolution."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
+
+
+def save_fig(name: str, fig=None, folder: str | Path | None = None) -> None:
+    """Save a figure as ``figures/<name>.png`` (from the project root, wherever we run)."""
+    folder = Path(folder) if folder is not None else paths.figures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (fig or plt.gcf()).savefig(folder / f"{name}.png")
+
+
+def pair_gallery(
+    store: ImageStore,
+    pairs: pd.DataFrame,
+    title: str = "",
+    columns: int = 4,
+    scores=None,
+):
+    """Pairs shown as stacked image couples, captioned with names (and scores if given)."""
+    count = len(pairs)
+    rows = max(1, int(np.ceil(count / columns)))
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(2.1 * columns, 4.8 * rows),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, pair in enumerate(pairs.itertuples(index=False)):
+        row, col = divmod(i, columns)
+        top, bottom = axes[2 * row, col], axes[2 * row + 1, col]
+        a, b = store.rows([pair.path_a, pair.path_b])
+        top.imshow(store.pixels[a], cmap="gray", vmin=0, vmax=255)
+        bottom.imshow(store.pixels[b], cmap="gray", vmin=0, vmax=255)
+        colour = SAME_COLOUR if pair.label == 1 else DIFFERENT_COLOUR
+        top.set_title(_short(pair.name_a), fontsize=8, color=colour)
+        caption = _short(pair.name_b)
+        if scores is not None:
+            caption += f"\nscore {scores[i]:.3f}"
+        bottom.set_title(caption, fontsize=8, color=colour, y=-0.32 if scores is not None
+                         else -0.18)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _short(name: str, limit: int = 18) -> str:
+    name = name.replace("_", " ")
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning curves"):
+    """Training and validation loss/accuracy per epoch for several runs side by side."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for (name, history), colour in zip(histories.items(), sns.color_palette()):
+        epochs = np.arange(1, len(history) + 1)
+        for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+            ax.plot(epochs, history[metric], color=colour, ls="--", label=f"{name} train")
+            ax.plot(epochs, history[f"val_{metric}"], color=colour, label=f"{name} validation")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy at 0.5", title="accuracy")
+    acc_ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def score_histogram(labels, scores, threshold: float | None = None, ax=None, title: str = ""):
+    """Score distributions of same and different pairs, with the decision threshold."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    bins = np.linspace(scores.min(), scores.max(), 40)
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, color=SAME_COLOUR, label="same person")
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, color=DIFFERENT_COLOUR,
+            label="different people")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls=":", label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="score (higher = same)", ylabel="pairs", title=title)
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,135 @@
+"""Run profiles: how big every notebook's work is on a given machine.
+
+- ``smoke``: every code path in minutes on 2 CPU cores (CI): tiny subsets, narrow nets, 1-2 epochs.
+- ``cpu``: a meaningful run on a laptop CPU: all pairs, narrow nets (~50 pairs/s on 2 cores).
+- ``gpu``: the paper's settings, for Colab or any GPU: full-width nets, SGD with 1%/epoch decay
+  for Koch's net, long training with early stopping.
+
+A notebook's ``profile`` parameter picks one; "auto" means ``$SIAMLIB_PROFILE`` if set, else
+"gpu" when TensorFlow sees a GPU and "cpu" otherwise.
+
+Every profile names the same runs (``koch``, ``improved``), so notebooks 02-05 talk about the
+same two models whatever the machine; only their size and training budget change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+
+from siamlib import paths
+from siamlib.device import has_gpu
+from siamlib.images import Preprocess
+from siamlib.model import ModelConfig
+from siamlib.pipeline import Augment
+from siamlib.splits import DataConfig
+from siamlib.training import RunConfig, TrainConfig
+
+PROFILE_ENV = "SIAMLIB_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A machine budget. ``koch`` and ``improved`` are full RunConfigs for that budget."""
+
+    name: str
+    description: str
+    koch: RunConfig
+    improved: RunConfig
+    search_trials: int  # hyperparameter search: configurations sampled (notebook 03)
+    search_epochs: int  # ... and the most epochs each may train
+    one_shot_tasks: int  # N-way tasks per N (notebooks 02 and 05)
+    bootstrap: int  # bootstrap resamples for confidence intervals (notebook 05)
+
+    @property
+    def data(self) -> DataConfig:
+        return self.koch.data
+
+
+def _koch(data: DataConfig, width: float, dense: int, train: TrainConfig) -> RunConfig:
+    return RunConfig("koch", data, ModelConfig(width=width, dense_units=dense), train)
+
+
+def _improved(data: DataConfig, width: float, dense: int, train: TrainConfig) -> RunConfig:
+    """Koch's layout with what a face set needs: a face crop, batch norm, dropout, Glorot
+    initialisation, online-sampled pairs from all training images, and augmentation."""
+    return RunConfig(
+        "improved",
+        replace(data, preprocess=Preprocess(105, crop=150)),
+        ModelConfig(width=width, dense_units=dense, batch_norm=True, dropout=0.3, init="glorot"),
+        replace(train, augment=Augment(), sampling="unrestricted", learning_rate=1e-3),
+    )
+
+
+def _profile(name, description, data, width, dense, koch_train, improved_train, **budget):
+    return Profile(
+        name,
+        description,
+        _koch(data, width, dense, koch_train),
+        _improved(data, width, dense, improved_train),
+        **budget,
+    )
+
+
+PROFILES = {
+    "smoke": _profile(
+        "smoke",
+        "CI smoke run: every code path in minutes on 2 CPU cores; numbers mean nothing",
+        DataConfig(max_train_pairs=256, max_eval_pairs=200),
+        width=0.125, dense=128,
+        koch_train=TrainConfig(epochs=2, batch_size=64, patience=2),
+        improved_train=TrainConfig(epochs=2, batch_size=64, patience=2, pairs_per_epoch=256),
+        search_trials=3, search_epochs=1, one_shot_tasks=50, bootstrap=100,
+    ),
+    "cpu": _profile(
+        "cpu",
+        "laptop CPU: all pairs, Koch's layout at quarter width (about 50 pairs/s on 2 cores)",
+        DataConfig(),
+        width=0.25, dense=512,
+        koch_train=TrainConfig(epochs=30, batch_size=64, patience=5),
+        improved_train=TrainConfig(epochs=30, batch_size=64, patience=6, pairs_per_epoch=4096),
+        search_trials=8, search_epochs=10, one_shot_tasks=500, bootstrap=1000,
+    ),
+    "gpu": _profile(
+        "gpu",
+        "GPU / Colab: Koch et al.'s full network and training (SGD, momentum, 1%/epoch decay)",
+        DataConfig(),
+        width=1.0, dense=4096,
+        koch_train=TrainConfig(optimizer="sgd", learning_rate=1e-2, momentum=0.5,
+                               lr_decay=0.99, epochs=200, batch_size=128, patience=20),
+        improved_train=TrainConfig(epochs=100, batch_size=128, patience=12,
+                                   pairs_per_epoch=16384),
+        search_trials=24, search_epochs=40, one_shot_tasks=2000, bootstrap=2000,
+    ),
+}
+
+
+def resolve(name: str = "auto") -> Profile:
+    """The profile called ``name``; "auto" follows $SIAMLIB_PROFILE, then the hardware."""
+    if name == "auto":
+        name = os.environ.get(PROFILE_ENV) or ("gpu" if has_gpu() else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} or 'auto'")
+    return PROFILES[name]
+
+
+def results_dir(profile: Profile):
+    """Where a profile's notebooks leave results for the next notebook (``data/results/<name>``)."""
+    folder = paths.data_dir() / "results" / profile.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_selected(profile: Profile, config: RunConfig) -> None:
+    """Record the model notebook 03 chose on validation, for notebooks 04 and 05."""
+    (results_dir(profile) / "selected_run.json").write_text(json.dumps(asdict(config), indent=2))
+
+
+def selected(profile: Profile) -> RunConfig:
+    """The model notebook 03 chose, or the profile's ``improved`` model if 03 has not run."""
+    chosen = results_dir(profile) / "selected_run.json"
+    if chosen.is_file():
+        return RunConfig.from_dict(json.loads(chosen.read_text()))
+    print(f"No selection from notebook 03 for profile {profile.name!r}: using 'improved'.")
+    return profile.improved
