@@ -12,6 +12,10 @@ import os
 import keras
 import tensorflow as tf
 
+# Every trained or loaded network gets its own tf.function; TensorFlow then warns about
+# "retracing", which is expected here and only buries the notebooks' output.
+tf.get_logger().setLevel("ERROR")
+
 
 def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))

@@ -112,9 +112,11 @@ def run(
                 progress_bar=False,
             )
         except papermill.exceptions.PapermillExecutionError as error:
+            first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
             raise NotebookFailed(
-                f"{nb.name} failed in cell {error.exec_count} "
-                f"(executed copy: {output / nb.name}):\n{error.ename}: {error.evalue}"
+                f"{nb.name} failed in cell {error.exec_count} of the executed copy "
+                f"{output / nb.name}, the cell that begins\n    {first_line}\n"
+                f"{error.ename}: {error.evalue}"
             ) from None
         seconds = time.perf_counter() - started
         timings.append((nb.name, seconds))

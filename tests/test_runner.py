@@ -1,0 +1,89 @@
+"""The papermill runner on two tiny generated notebooks: profiles, overrides, failures."""
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from siamlib import runner
+
+
+def _notebook(path, *sources, parameters="profile: str = 'auto'  # the profile\nsize: int = 1"):
+    cell = new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[cell, *(new_code_cell(s) for s in sources)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_first.ipynb", "print(f'profile={profile} size={size}')")
+    _notebook(nbs / "02_second.ipynb", "x = 1", "raise ValueError('boom in the second')",
+              parameters="profile: str = 'auto'  # the profile")
+    return nbs
+
+
+def _printed(path) -> str:
+    nb = nbformat.read(path, as_version=4)  # normalises multi-line text to strings
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_runs_selected_notebook_with_profile_and_override(folder, tmp_path):
+    out = tmp_path / "out"
+    timings = runner.run("smoke", {"size": 5}, out, only=["01"], folder=folder)
+    assert [name for name, _ in timings] == ["01_first.ipynb"]
+    assert "profile=smoke size=5" in _printed(out / "01_first.ipynb")
+    assert (out / "timings.csv").read_text().startswith("notebook,seconds\n01_first.ipynb,")
+
+
+def test_failing_notebook_is_named_with_its_cell(folder, tmp_path):
+    with pytest.raises(runner.NotebookFailed) as failure:
+        runner.run("smoke", {}, tmp_path / "out", folder=folder)
+    message = str(failure.value)
+    # Cell 4 of the executed copy: papermill inserts the injected-parameters cell.
+    assert "02_second.ipynb failed in cell 4 of the executed copy" in message
+    assert "begins\n    raise ValueError('boom in the second')" in message
+    assert message.endswith("ValueError: boom in the second")
+    # The first notebook ran before the failure and its executed copy is kept.
+    assert "profile=smoke size=1" in _printed(tmp_path / "out" / "01_first.ipynb")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"size": "big"}, "parameter 'size' of 01_first.ipynb must be int, got 'big' (str)"),
+        ({"size": True}, "must be int, got True (bool)"),
+        ({"colour": 3}, "no notebook has a parameter 'colour'"),
+    ],
+)
+def test_bad_overrides_stop_before_anything_runs(folder, tmp_path, overrides, expected):
+    with pytest.raises(runner.RunnerError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        runner.run("smoke", overrides, tmp_path / "out", folder=folder)
+    assert not (tmp_path / "out" / "01_first.ipynb").exists()
+
+
+def test_unknown_profile_and_notebook(folder, tmp_path):
+    with pytest.raises(runner.RunnerError, match="unknown profile 'fast'"):
+        runner.run("fast", {}, tmp_path, folder=folder)
+    with pytest.raises(runner.RunnerError, match=r"no notebook matches \['07'\]"):
+        runner.notebooks(folder, only=["07"])
+
+
+def test_parse_value_reads_python_literals():
+    assert runner.parse_value("5") == 5
+    assert runner.parse_value("0.001") == 0.001
+    assert runner.parse_value("True") is True
+    assert runner.parse_value("[1, 2]") == [1, 2]
+    assert runner.parse_value("cpu") == "cpu"
+
+
+def test_main_exit_codes(folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner.paths, "project_root", lambda: tmp_path)
+    assert runner.main(["--profile", "smoke", "--only", "01"]) == 0
+    assert runner.main(["--profile", "smoke", "-p", "size", "x"]) == 2
+    assert "must be int" in capsys.readouterr().err
+    assert runner.main(["--profile", "smoke"]) == 1
+    assert "02_second.ipynb failed in cell 4" in capsys.readouterr().err
