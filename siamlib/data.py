@@ -37,7 +37,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
@@ -336,7 +336,7 @@ def _write_marker(folder: Path, counts: dict[str, int], source: str) -> None:
     marker = {
         **counts,
         "source": source,
-        "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "completed": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
