@@ -61,14 +61,11 @@ class ImageStore:
         self.pixels = pixels
         self.truncated = list(truncated)
         self._row = {p: i for i, p in enumerate(self.paths)}
+        # The identity of each row: its folder's name (``<Name>/<Name>_0001.jpg``).
+        self.names = np.array([Path(p).parent.name for p in self.paths])
 
     def __len__(self) -> int:
         return len(self.paths)
-
-    @property
-    def names(self) -> np.ndarray:
-        """The identity of each row: its folder's name (``<Name>/<Name>_0001.jpg``)."""
-        return np.array([Path(p).parent.name for p in self.paths])
 
     def rows(self, image_paths) -> np.ndarray:
         """Row numbers of the given paths (int32), for index-based pair pipelines."""
@@ -87,8 +84,9 @@ class ImageStore:
     ) -> ImageStore:
         """Decode the unique images among ``image_paths`` once, reusing an on-disk cache.
 
-        The cache (``data/cache`` by default) is keyed by the exact paths and preprocessing,
-        so changing either decodes again and nothing stale is ever served.
+        The cache (``data/cache`` by default) is keyed by the exact paths, each file's size and
+        modification time, and the preprocessing, so changing any of them decodes again and
+        nothing stale is ever served.
         """
         unique = sorted({str(p) for p in image_paths})
         cache_file = _cache_file(unique, preprocess, cache_dir)
@@ -110,7 +108,9 @@ class ImageStore:
 
 def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess()) -> np.ndarray:
     """One image file as a ``(size, size)`` uint8 array: grayscale, centre-cropped, resized."""
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    # cv2.imdecode raises on an empty buffer: a zero-byte file is just another non-image.
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if image is None:
         raise ImageDecodeError(f"{path}: not a readable JPEG/PNG/PGM image")
     return _crop_and_resize(image, preprocess)
@@ -190,7 +190,10 @@ def _decode_all(unique: list[str], preprocess: Preprocess, progress: bool):
 
 
 def _cache_file(unique: list[str], preprocess: Preprocess, cache_dir) -> Path:
-    key = json.dumps([_CACHE_FORMAT, asdict(preprocess), unique]).encode()
+    # Size and modification time stand in for content: a file replaced in place (a data set
+    # fetched again or repaired) changes the key instead of being served from a stale cache.
+    stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
+    key = json.dumps([_CACHE_FORMAT, asdict(preprocess), unique, stamps]).encode()
     digest = hashlib.sha256(key).hexdigest()[:16]
     folder = Path(cache_dir) if cache_dir is not None else paths.data_dir() / "cache"
     return folder / f"images-{preprocess.image_size}px-{digest}.npz"

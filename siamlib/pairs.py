@@ -109,9 +109,11 @@ def identity_images(root: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder of identity folders")
     rows = []
-    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+    for person in sorted(p for p in root.iterdir() if p.is_dir() and not _is_junk(p.name)):
         files = sorted(
-            f for f in person.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            f
+            for f in person.iterdir()
+            if f.is_file() and not _is_junk(f.name) and f.suffix.lower() in IMAGE_SUFFIXES
         )
         rows += [(person.name, i + 1, str(f)) for i, f in enumerate(files)]
     if not rows:
@@ -119,6 +121,11 @@ def identity_images(root: str | Path) -> pd.DataFrame:
             f"{root} holds no <identity>/<image> files ({', '.join(IMAGE_SUFFIXES)})"
         )
     return pd.DataFrame(rows, columns=["name", "index", "path"])
+
+
+def _is_junk(name: str) -> bool:
+    """Hidden entries and macOS zip metadata (``__MACOSX/``, ``._x.jpg``): never faces."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def make_pairs(images: pd.DataFrame, num_pairs: int, seed: int = 0) -> pd.DataFrame:

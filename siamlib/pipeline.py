@@ -10,8 +10,9 @@ Two ways to feed a Siamese network:
 
 The pipelines carry int32 row numbers and gather uint8 pixels per batch, scaling to [0, 1]
 floats only then; memory grows with the number of unique images, never with pairs.
-Random choices use TensorFlow's *stateless* ops keyed by (seed, element number), so a
-pipeline gives the same batches in the same order on every run, whatever the parallelism.
+Random choices use TensorFlow's *stateless* ops keyed by (seed, stream, element number), so a
+pipeline gives the same batches in the same order on every run, whatever the parallelism;
+sampling and augmentation draw from separate streams so their randomness is independent.
 
 Each element is ``((image_a, image_b), label)`` with images ``(batch, size, size, 1)`` float32
 and labels float32, 1 = same person.
@@ -27,6 +28,14 @@ import pandas as pd
 import tensorflow as tf
 
 from siamlib.images import ImageStore
+
+_SAMPLING, _AUGMENTATION = 1, 2  # independent random streams under one seed
+
+
+def _key(seed: int, stream: int, number):
+    """A stateless-RNG key unique to (seed, stream, number)."""
+    base = tf.constant([seed, stream], dtype=tf.int64)
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(number, tf.int64))
 
 
 @dataclass(frozen=True)
@@ -110,8 +119,7 @@ def sampled_pair_dataset(
 def _sample_pair(k, seed, tables):
     """Pair number k of the stream: even k = same person, odd k = different people."""
     rows, start, count = tables["rows"], tables["start"], tables["count"]
-    key = tf.stack([tf.cast(seed, tf.int64), k])
-    u = tf.random.stateless_uniform([2], seed=key, dtype=tf.float32)
+    u = tf.random.stateless_uniform([2], seed=_key(seed, _SAMPLING, k), dtype=tf.float32)
 
     def draw(fraction, n):
         return tf.minimum(tf.cast(fraction * tf.cast(n, tf.float32), tf.int32), n - 1)
@@ -149,8 +157,8 @@ def _to_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment)
         if augment is not None:
             images = tf.stack(
                 [
-                    _augment_image(images[0], augment, tf.stack([seed, 2 * k])),
-                    _augment_image(images[1], augment, tf.stack([seed, 2 * k + 1])),
+                    _augment_image(images[0], augment, _key(seed, _AUGMENTATION, 2 * k)),
+                    _augment_image(images[1], augment, _key(seed, _AUGMENTATION, 2 * k + 1)),
                 ]
             )
         return (images[0], images[1]), label
@@ -164,7 +172,6 @@ def _to_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment)
 
 def _augment_image(image, augment: Augment, key):
     """Jitter one (size, size, 1) image in [0, 1]; every random draw is keyed by ``key``."""
-    key = tf.cast(key, tf.int64)
     draws = tf.random.stateless_uniform([7], seed=key, minval=-1.0, maxval=1.0)
     if augment.flip:
         image = tf.where(draws[0] > 0, tf.image.flip_left_right(image), image)

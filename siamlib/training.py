@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -285,11 +286,13 @@ def _optimizer(settings: TrainConfig, policy: str):
 def _training_stream(config: RunConfig, splits: Splits):
     settings = config.train
     if settings.sampling == "restricted":
+        # Repeated, so one iterator spans all epochs: reshuffled every pass, and augmentation
+        # keys keep counting instead of replaying the same jitter each epoch.
         dataset = pair_dataset(
             splits.store, splits.train, settings.batch_size,
-            shuffle=True, seed=settings.seed, augment=settings.augment,
+            shuffle=True, seed=settings.seed, augment=settings.augment, repeat=True,
         )
-        return dataset, None
+        return dataset, math.ceil(len(splits.train) / settings.batch_size)
     pairs_per_epoch = settings.pairs_per_epoch or len(splits.train)
     dataset = sampled_pair_dataset(
         splits.store, splits.train_people, settings.batch_size,
