@@ -35,10 +35,13 @@ def pair_gallery(
     columns: int = 4,
     scores=None,
 ):
-    """Pairs shown as stacked image couples, captioned with names (and scores if given)."""
+    """Pairs as columns (first image above the second), titled with names and scores.
+
+    Title colours give the truth: green for same-person pairs, orange for different people.
+    """
     count = len(pairs)
     rows = max(1, int(np.ceil(count / columns)))
-    fig, axes = plt.subplots(2 * rows, columns, figsize=(2.1 * columns, 4.8 * rows),
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(2.1 * columns, 4.9 * rows),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -50,11 +53,8 @@ def pair_gallery(
         bottom.imshow(store.pixels[b], cmap="gray", vmin=0, vmax=255)
         colour = SAME_COLOUR if pair.label == 1 else DIFFERENT_COLOUR
         top.set_title(_short(pair.name_a), fontsize=8, color=colour)
-        caption = _short(pair.name_b)
-        if scores is not None:
-            caption += f"\nscore {scores[i]:.3f}"
-        bottom.set_title(caption, fontsize=8, color=colour, y=-0.32 if scores is not None
-                         else -0.18)
+        score = "" if scores is None else f"\nscore {scores[i]:.3f}"
+        bottom.set_title(_short(pair.name_b) + score, fontsize=8, color=colour)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
