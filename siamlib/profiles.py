@@ -87,9 +87,9 @@ PROFILES = {
         "laptop CPU: all pairs, Koch's layout at quarter width (about 50 pairs/s on 2 cores)",
         DataConfig(),
         width=0.25, dense=512,
-        koch_train=TrainConfig(epochs=30, batch_size=64, patience=5),
-        improved_train=TrainConfig(epochs=30, batch_size=64, patience=6, pairs_per_epoch=4096),
-        search_trials=8, search_epochs=10, one_shot_tasks=500, bootstrap=1000,
+        koch_train=TrainConfig(epochs=20, batch_size=64, patience=4),
+        improved_train=TrainConfig(epochs=20, batch_size=64, patience=5, pairs_per_epoch=2048),
+        search_trials=6, search_epochs=6, one_shot_tasks=500, bootstrap=1000,
     ),
     "gpu": _profile(
         "gpu",
