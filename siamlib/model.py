@@ -74,6 +74,10 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{field} must be one of {allowed}, got {value!r}")
         if len(self.filters) != len(self.kernels):
             raise ValueError("ModelConfig.filters and .kernels need one entry per conv block")
+        for field in ("width", "margin"):
+            value = getattr(self, field)
+            if value <= 0:
+                raise ValueError(f"ModelConfig.{field} must be positive, got {value}")
 
 
 def build_siamese(config: ModelConfig = ModelConfig(), policy: str | None = None) -> keras.Model:

@@ -85,6 +85,10 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
+        for name in ("learning_rate", "batch_size", "epochs", "pairs_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from lfw_source import no_lfw_source
 
 FRAME = 250  # LFW-a frames are 250x250 grayscale
 
@@ -53,12 +54,6 @@ Eve_E\t1\tAnn_A\t2
 
 CORRUPT_JPEG = "Corrupt JPEG data: premature end of data segment"
 TRUNCATION_MESSAGES = (CORRUPT_JPEG, "Premature end of JPEG")  # libjpeg's words for a cut file
-
-LFW_SOURCE_HELP = (
-    "The LFW-a integration tests need the data set. Set SIAMLIB_LFW_SOURCE to a folder holding "
-    "lfw2.zip, pairsDevTrain.txt and pairsDevTest.txt (or run `python -m siamlib.data fetch`)."
-)
-
 
 def face_pattern(person: int, image: int) -> np.ndarray:
     """A smooth 250x250 uint8 image: a gradient whose direction is the person's, plus a blob
@@ -195,9 +190,3 @@ def lfw_dataset() -> Path:
         no_lfw_source()
     return data.fetch(progress=False)
 
-
-def no_lfw_source():
-    """Skip locally, fail in CI: silently skipped integration tests would pass unseen there."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(LFW_SOURCE_HELP, pytrace=False)
-    pytest.skip(LFW_SOURCE_HELP)

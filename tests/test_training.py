@@ -1,0 +1,332 @@
+"""Tests for siamlib.training: a small network really learns the generated faces, and the run
+cache never trains twice, never loads a stale or unfinished run, and reloads runs exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from synthetic_faces import synthetic_workspace, trained_synthetic_run
+
+from siamlib import metrics, paths, training
+from siamlib.images import Preprocess
+from siamlib.model import ModelConfig, build_siamese, loss_for
+from siamlib.pipeline import Augment, pair_dataset
+from siamlib.scoring import score_pairs
+from siamlib.splits import DataConfig, Splits, load_splits
+from siamlib.training import COMPLETE, RunConfig, TrainConfig, load_run, run_dir, train
+
+RUN_FILES = ("config.json", "history.csv", "model.weights.h5", "scores.csv", COMPLETE)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def image_cache_in_tmp(tmp_path_factory):
+    """Decoded-image caches go to the test session's folder, not to the project's data/."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(paths.DATA_DIR_ENV, str(synthetic_workspace(tmp_path_factory) / "data"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> training.Run:
+    """12 epochs of the small network on the generated faces, shared by this module's tests."""
+    return trained_synthetic_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def splits(run) -> Splits:
+    return load_splits(run.config.data, progress=False)
+
+
+@pytest.fixture
+def quick(run) -> RunConfig:
+    """The shared run's data and network, trained for one short epoch."""
+    return run.config.replace(name="quick", train={"epochs": 1, "pairs_per_epoch": 64})
+
+
+@pytest.fixture
+def fit_calls(monkeypatch) -> list[str]:
+    """Names of the runs that ``train`` actually fitted from here on."""
+    calls, real_fit = [], training.fit
+
+    def counting_fit(config, *args, **kwargs):
+        calls.append(config.name)
+        return real_fit(config, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", counting_fit)
+    return calls
+
+
+def val_scores(model: keras.Model, splits: Splits) -> np.ndarray:
+    return score_pairs(model, splits.store, splits.val)
+
+
+# --- learning ---------------------------------------------------------------------------------
+
+
+def test_network_learns_to_verify_people_it_never_saw(run):
+    history = run.history
+    assert len(history) == 12
+    assert history["loss"].iloc[-1] < 0.5 * history["loss"].iloc[0]
+    for split in ("val", "test"):  # people disjoint from training
+        scores = run.scores_of(split)
+        assert len(scores) > 100
+        assert metrics.accuracy_at(scores["label"], scores["score"], 0.5) > 0.9, split
+
+
+# --- the run folder and its cache ---------------------------------------------------------------
+
+
+def test_finished_run_folder_holds_every_artifact(run):
+    assert run.path.name == f"synthetic-{run.config.key()}"
+    for name in RUN_FILES:
+        assert (run.path / name).is_file(), name
+    info = json.loads((run.path / COMPLETE).read_text())
+    assert info["key"] == run.config.key() and info["epochs_run"] == len(run.history)
+    saved = RunConfig.from_dict(json.loads((run.path / "config.json").read_text()))
+    assert saved == run.config
+    assert set(run.scores["split"]) == {"val", "test"}
+
+
+def test_second_train_of_the_same_config_loads_instead_of_training(run, splits, monkeypatch):
+    def must_not_be_called(*args, **kwargs):
+        raise AssertionError("a finished run was trained or its images decoded again")
+
+    monkeypatch.setattr(training, "fit", must_not_be_called)
+    monkeypatch.setattr(training, "load_splits", must_not_be_called)
+    again = train(run.config, runs_root=run.path.parent, progress=False)
+    assert again.path == run.path
+    assert np.array_equal(val_scores(again.model, splits), val_scores(run.model, splits))
+
+
+def test_load_run_reproduces_the_scores_saved_at_training_time_exactly(run, splits):
+    # scores.csv was written from the network in memory at the end of training; load_run
+    # rebuilds the network from model.weights.h5.
+    loaded = load_run(run.path)
+    for split in ("val", "test"):
+        stored = run.scores_of(split)
+        recomputed = score_pairs(loaded.model, splits.store, stored)
+        assert np.array_equal(recomputed, stored["score"].to_numpy()), split
+
+
+def test_load_run_refuses_a_folder_without_the_complete_marker(run, tmp_path):
+    copy = shutil.copytree(run.path, tmp_path / run.path.name)
+    (copy / COMPLETE).unlink()
+    with pytest.raises(FileNotFoundError, match=COMPLETE):
+        load_run(copy)
+
+
+def test_interrupted_run_is_moved_aside_kept_and_retrained(quick, splits, tmp_path, fit_calls):
+    target = run_dir(quick, tmp_path)
+    target.mkdir()
+    (target / "history.csv").write_text("epoch,loss\n0,0.7\n")  # as far as it got
+    with pytest.warns(UserWarning, match=f"no {COMPLETE} marker"):
+        fresh = train(quick, splits, runs_root=tmp_path, progress=False)
+    assert fit_calls == ["quick"]
+    assert fresh.path == target and (target / COMPLETE).is_file()
+    assert len(fresh.history) == 1
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(f"{target.name}.incomplete")]
+    assert len(kept) == 1
+    assert (kept[0] / "history.csv").read_text() == "epoch,loss\n0,0.7\n"
+
+
+def test_leftover_partial_folder_is_never_loaded_and_left_alone(
+    run, quick, splits, tmp_path, fit_calls
+):
+    # Another process's unfinished training folder, complete-looking but not moved into place.
+    target = run_dir(quick, tmp_path)
+    leftover = shutil.copytree(run.path, tmp_path / f".{target.name}.1.partial")
+    fresh = train(quick, splits, runs_root=tmp_path, progress=False)
+    assert fit_calls == ["quick"]
+    assert fresh.path == target and len(fresh.history) == 1
+    assert sorted(p.name for p in leftover.iterdir()) == sorted(RUN_FILES)
+
+
+# --- the cache key ------------------------------------------------------------------------------
+
+# One changed value for every field of every config part. A new field without an entry here
+# fails test_key_changes_when_any_field_changes, so it cannot be left out of the key unnoticed.
+CHANGED = {
+    (DataConfig, "source"): "/elsewhere/faces",
+    (DataConfig, "preprocess"): Preprocess(image_size=64),
+    (DataConfig, "val_fraction"): 0.3,
+    (DataConfig, "split_seed"): 1,
+    (DataConfig, "max_train_pairs"): 100,
+    (DataConfig, "max_eval_pairs"): 50,
+    (DataConfig, "generated_pairs"): 1000,
+    (Preprocess, "image_size"): 96,
+    (Preprocess, "crop"): 150,
+    (ModelConfig, "image_size"): 96,
+    (ModelConfig, "filters"): (64, 128, 128, 128),
+    (ModelConfig, "kernels"): (10, 7, 4, 3),
+    (ModelConfig, "width"): 0.5,
+    (ModelConfig, "dense_units"): 2048,
+    (ModelConfig, "batch_norm"): True,
+    (ModelConfig, "dropout"): 0.5,
+    (ModelConfig, "distance"): "l2",
+    (ModelConfig, "loss"): "contrastive",
+    (ModelConfig, "margin"): 2.0,
+    (ModelConfig, "init"): "glorot",
+    (ModelConfig, "l2"): 0.0,
+    (TrainConfig, "optimizer"): "sgd",
+    (TrainConfig, "learning_rate"): 1e-3,
+    (TrainConfig, "momentum"): 0.9,
+    (TrainConfig, "lr_decay"): 0.99,
+    (TrainConfig, "batch_size"): 64,
+    (TrainConfig, "epochs"): 10,
+    (TrainConfig, "patience"): 3,
+    (TrainConfig, "sampling"): "unrestricted",
+    (TrainConfig, "pairs_per_epoch"): 1000,
+    (TrainConfig, "augment"): None,  # BASE trains with Augment()
+    (TrainConfig, "xla"): True,
+    (TrainConfig, "seed"): 1,
+    (Augment, "flip"): False,
+    (Augment, "max_shift"): 0.1,
+    (Augment, "max_rotation"): 5.0,
+    (Augment, "max_zoom"): 0.2,
+    (Augment, "brightness"): 0.2,
+    (Augment, "contrast"): 0.1,
+}
+# Where each part sits inside a RunConfig.
+PART_PATHS = {
+    DataConfig: ("data",),
+    Preprocess: ("data", "preprocess"),
+    ModelConfig: ("model",),
+    TrainConfig: ("train",),
+    Augment: ("train", "augment"),
+}
+ALL_FIELDS = [(part, f.name) for part in PART_PATHS for f in dataclasses.fields(part)]
+BASE = RunConfig("base", train=TrainConfig(augment=Augment()))
+
+
+def with_field(config, path: tuple[str, ...], name: str, value):
+    """``config`` with the field ``name`` of the part at ``path`` set to ``value``."""
+    if not path:
+        return dataclasses.replace(config, **{name: value})
+    part = getattr(config, path[0])
+    return dataclasses.replace(config, **{path[0]: with_field(part, path[1:], name, value)})
+
+
+@pytest.mark.parametrize(("part", "name"), ALL_FIELDS, ids=lambda x: getattr(x, "__name__", x))
+def test_key_changes_when_any_field_changes(part, name):
+    assert (part, name) in CHANGED, f"add a changed value for {part.__name__}.{name} to CHANGED"
+    path = PART_PATHS[part]
+    original = BASE
+    for step in path:
+        original = getattr(original, step)
+    assert getattr(original, name) != CHANGED[part, name], "CHANGED must really change it"
+    changed = with_field(BASE, path, name, CHANGED[part, name])
+    assert changed.key() != BASE.key()
+
+
+def test_changed_values_table_has_no_stale_entries():
+    assert set(CHANGED) == set(ALL_FIELDS)
+
+
+def test_key_ignores_the_name_and_depends_on_the_policy():
+    assert BASE.replace(name="renamed").key() == BASE.key()
+    assert BASE.key("mixed_float16") != BASE.key("float32")
+
+
+# --- RunConfig ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [RunConfig("plain"), BASE], ids=["no-augment", "augment"])
+def test_run_config_round_trips_through_a_dict_and_json(config):
+    assert RunConfig.from_dict(dataclasses.asdict(config)) == config
+    as_json = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples come back as lists
+    assert RunConfig.from_dict(as_json) == config
+
+
+def test_run_config_replace_changes_only_the_given_fields():
+    changed = BASE.replace(train={"epochs": 3}, name="short")
+    assert changed.train == dataclasses.replace(BASE.train, epochs=3)
+    assert (changed.name, changed.data, changed.model) == ("short", BASE.data, BASE.model)
+    assert BASE.train.epochs == 30  # the original is untouched
+
+
+@pytest.mark.parametrize(
+    "changes", [{"optimizer": "rmsprop"}, {"sampling": "everything"}], ids=["optimizer", "sampling"]
+)
+def test_invalid_train_config_raises_value_error(changes):
+    with pytest.raises(ValueError, match="TrainConfig"):
+        TrainConfig(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"batch_size": 0}, {"epochs": 0}, {"learning_rate": -1e-3}, {"pairs_per_epoch": 0}],
+    ids=["batch_size", "epochs", "learning_rate", "pairs_per_epoch"],
+)
+def test_out_of_range_train_numbers_raise_value_error(changes):
+    with pytest.raises(ValueError, match="TrainConfig"):
+        TrainConfig(**changes)
+
+
+# --- training options ---------------------------------------------------------------------------
+
+
+def test_early_stopping_restores_the_best_epochs_weights(run, splits, tmp_path):
+    # A high learning rate overshoots after a few epochs; patience 1 stops at the first rise.
+    config = run.config.replace(
+        name="early",
+        train={"learning_rate": 1e-2, "pairs_per_epoch": 256, "patience": 1, "epochs": 10},
+    )
+    early = train(config, splits, runs_root=tmp_path, progress=False)
+    val_loss = early.history["val_loss"]
+    best = int(val_loss.to_numpy().argmin())
+    assert len(val_loss) < 10, "training did not stop early: nothing to restore"
+    assert best < len(val_loss) - 1, "the last epoch was the best: nothing to restore"
+    assert early.info["best_epoch"] == best + 1
+    model = early.model
+    model.compile(loss=loss_for(config.model))
+    restored_loss = model.evaluate(
+        pair_dataset(splits.store, splits.val, config.train.batch_size), verbose=0
+    )
+    assert restored_loss == pytest.approx(val_loss[best], rel=1e-4)
+    assert restored_loss != pytest.approx(val_loss.iloc[-1], rel=1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_optimizer_trains_with_the_learning_rate_decayed_every_epoch(
+    optimizer, quick, splits, tmp_path
+):
+    config = quick.replace(
+        name=optimizer,
+        train={"optimizer": optimizer, "learning_rate": 1e-2, "lr_decay": 0.99, "epochs": 3},
+    )
+    trained = train(config, splits, runs_root=tmp_path, progress=False)
+    np.testing.assert_allclose(
+        trained.history["learning_rate"], 1e-2 * 0.99 ** np.arange(3), rtol=1e-6
+    )
+    assert np.isfinite(trained.history[["loss", "val_loss"]].to_numpy()).all()
+    keras.utils.set_random_seed(config.train.seed)  # as fit does: the network before training
+    initial = build_siamese(config.model).get_weights()
+    moved = [not np.array_equal(a, b) for a, b in zip(initial, trained.model.get_weights())]
+    assert all(moved), "some weights were never updated"
+
+
+def test_restricted_sampling_trains_on_the_given_training_pairs(
+    quick, splits, tmp_path, monkeypatch
+):
+    shuffled_pairs, real_pair_dataset = [], training.pair_dataset
+
+    def recording_pair_dataset(store, pairs, batch_size, shuffle=False, **kwargs):
+        if shuffle:
+            shuffled_pairs.append(pairs)
+        return real_pair_dataset(store, pairs, batch_size, shuffle=shuffle, **kwargs)
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("restricted training sampled pairs")
+
+    monkeypatch.setattr(training, "pair_dataset", recording_pair_dataset)
+    monkeypatch.setattr(training, "sampled_pair_dataset", no_sampling)
+    config = quick.replace(name="restricted", train={"sampling": "restricted", "epochs": 2})
+    trained = train(config, splits, runs_root=tmp_path, progress=False)
+    assert len(shuffled_pairs) == 1 and shuffled_pairs[0].equals(splits.train)
+    assert len(trained.history) == 2
+    assert np.isfinite(trained.history["loss"]).all()
