@@ -73,7 +73,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
         for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
             ax.plot(epochs, history[metric], color=colour, ls="--", label=f"{name} train")
             ax.plot(epochs, history[f"val_{metric}"], color=colour, label=f"{name} validation")
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    # Log scale: losses include each net's L2 penalty, which differs by an order of magnitude.
+    loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss", yscale="log")
     acc_ax.set(xlabel="epoch", ylabel="accuracy at 0.5", title="accuracy")
     acc_ax.legend(fontsize=8)
     fig.suptitle(title)
