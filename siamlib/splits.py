@@ -77,10 +77,9 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     else:
         all_images = pairs.identity_images(Path(config.source).expanduser())
         train, val, test = _generated_splits(all_images, config)
-    rng_seed = config.split_seed
-    train = balanced_subset(train, config.max_train_pairs, rng_seed)
-    val = balanced_subset(val, config.max_eval_pairs, rng_seed)
-    test = balanced_subset(test, config.max_eval_pairs, rng_seed)
+    train = balanced_subset(train, config.max_train_pairs, config.split_seed)
+    val = balanced_subset(val, config.max_eval_pairs, config.split_seed)
+    test = balanced_subset(test, config.max_eval_pairs, config.split_seed)
     train_people = pairs.pair_people(train)
     needed = set(all_images.loc[all_images["name"].isin(train_people), "path"])
     for frame in (train, val, test):
