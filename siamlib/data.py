@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from siamlib import __version__, paths
+from siamlib import __version__, pairs, paths
 
 SOURCE_ENV = "SIAMLIB_LFW_SOURCE"
 IMAGES = "images"
@@ -192,13 +192,15 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
     counts["pairs"] = 0
     for name in spec.pair_files:
         try:
-            wanted = _images_named_in(folder / name)
+            wanted = pairs.read_pairs(folder / name, images)
         except (OSError, ValueError) as error:
             problems.append(f"pair file {name} cannot be read: {error}")
             continue
         counts["pairs"] += len(wanted)
-        named = {path for pair in wanted for path in pair}
-        missing = sorted(path for path in named if not (folder / path).is_file())
+        named = set(wanted["path_a"]) | set(wanted["path_b"])
+        missing = sorted(
+            str(Path(path).relative_to(folder)) for path in named if not Path(path).is_file()
+        )
         if missing:
             problems.append(f"{_some(missing)} named in {name} missing")
     return counts, problems
@@ -223,28 +225,6 @@ def _count_problems(counts: dict[str, int], spec: DatasetSpec) -> list[str]:
         for what, want in expected.items()
         if want is not None and counts[what] != want
     ]
-
-
-def _images_named_in(pair_file: Path) -> list[tuple[str, str]]:
-    """The image paths of each pair in a View 1 pair file (``name i j`` / ``name1 i name2 j``).
-
-    Parsed just enough to check presence; ``siamlib.pairs`` reads pairs for real.
-    """
-    lines = pair_file.read_text(encoding="utf-8").split("\n")
-    pairs = []
-    for number, line in enumerate(lines[1:], start=2):
-        fields = line.split()
-        if len(fields) == 3:
-            pairs.append((_image_path(fields[0], fields[1]), _image_path(fields[0], fields[2])))
-        elif len(fields) == 4:
-            pairs.append((_image_path(fields[0], fields[1]), _image_path(fields[2], fields[3])))
-        elif fields:
-            raise ValueError(f"line {number} is neither 'name i j' nor 'name1 i name2 j'")
-    return pairs
-
-
-def _image_path(name: str, number: str) -> str:
-    return f"{IMAGES}/{name}/{name}_{int(number):04d}.jpg"
 
 
 def _some(names: Sequence[str]) -> str:

@@ -296,7 +296,8 @@ def test_verify_reports_every_problem_at_once(tmp_path, fake):
     assert "expected 5 people, found 4" in message
     assert "expected 11 images, found 7" in message
     assert "3 images (images/Ann_Lee/Ann_Lee_0001.jpg," in message
-    assert "pairsDevTest.txt cannot be read: line 2" in message
+    assert "pair file pairsDevTest.txt cannot be read:" in message
+    assert "the header promises 2 pairs" in message
     assert "fetch the data again" in message
 
 
