@@ -25,6 +25,7 @@ import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import keras
@@ -144,7 +145,7 @@ class Run:
         """Pair rows and scores of "val" or "test"."""
         return self.scores[self.scores["split"] == split].reset_index(drop=True)
 
-    @property
+    @cached_property  # a finished run's scores never change: fit the threshold once
     def threshold(self) -> float:
         """The decision threshold, chosen on validation (maximum accuracy), never on test."""
         val = self.scores_of("val")
