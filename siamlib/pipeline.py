@@ -1,12 +1,15 @@
 """tf.data pipelines that turn an ImageStore and pair indices into training batches.
 
-Two ways to feed a Siamese network:
+Three ways to feed a Siamese network:
 
 - **restricted** (``pair_dataset``): exactly the given pairs, as LFW's restricted protocol
   allows (DevTrain: 2,200 pairs);
 - **unrestricted** (``sampled_pair_dataset``): fresh balanced same/different pairs drawn
   on line from every image of the training people (DevTrain's 2,132 people have 6,685 images),
-  so the network rarely sees one pair twice.
+  so the network rarely sees one pair twice;
+- **identity batches** (``identity_batch_dataset``): batches of P people x K images each;
+  the trainer embeds each image once and scores *every* pair inside the batch
+  (128 images give 8,128 pairs for the price of 128 tower passes).
 
 The pipelines carry int32 row numbers and gather uint8 pixels per batch, scaling to [0, 1]
 floats only then; memory grows with the number of unique images, never with pairs.
@@ -14,8 +17,8 @@ Random choices use TensorFlow's *stateless* ops keyed by (seed, stream, element 
 pipeline gives the same batches in the same order on every run, whatever the parallelism;
 sampling and augmentation draw from separate streams so their randomness is independent.
 
-Each element is ``((image_a, image_b), label)`` with images ``(batch, size, size, 1)`` float32
-and labels float32, 1 = same person.
+Pair streams give ``((image_a, image_b), label)`` with images ``(batch, size, size, 1)``
+float32 and labels float32, 1 = same person; identity batches give ``(images, person_ids)``.
 """
 
 from __future__ import annotations
@@ -94,13 +97,7 @@ def sampled_pair_dataset(
     pair is an image and a uniformly chosen image of anyone else. Use it with
     ``steps_per_epoch``: every epoch draws new pairs, deterministically from ``seed``.
     """
-    names = store.names
-    chosen = np.flatnonzero(np.isin(names, list(people)))
-    if len(chosen) == 0:
-        raise ValueError("none of the given people has an image in this ImageStore")
-    # Sort the chosen rows by person so each person is one contiguous block [start, start+count).
-    chosen = chosen[np.argsort(names[chosen], kind="stable")]
-    _, person_of, counts = np.unique(names[chosen], return_inverse=True, return_counts=True)
+    chosen, person_of, counts = _rows_by_person(store, people)
     if counts.max() < 2 or len(counts) < 2:
         raise ValueError("sampling needs two people and someone with at least two images")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -114,6 +111,79 @@ def sampled_pair_dataset(
         lambda k: _sample_pair(k, seed, tables), num_parallel_calls=tf.data.AUTOTUNE
     )
     return _to_batches(dataset, store, batch_size, seed, augment)
+
+
+def identity_batch_dataset(
+    store: ImageStore,
+    people: set[str] | list[str],
+    people_per_batch: int,
+    images_per_person: int,
+    seed: int = 0,
+    augment: Augment | None = None,
+) -> tf.data.Dataset:
+    """An endless stream of batches of ``people_per_batch`` distinct people x ``images_per_person``.
+
+    Only people with at least two images are drawn (the others cannot form a same pair).
+    A person with fewer images than ``images_per_person`` repeats some, each repeat jittered
+    anew by ``augment``. Elements are ``(images, person_ids)``; deterministic from ``seed``
+    like the other streams.
+    """
+    rows, _, counts = _rows_by_person(store, people)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    keep = np.flatnonzero(counts >= 2)
+    if len(keep) < max(2, people_per_batch):
+        raise ValueError(f"identity batches need {max(2, people_per_batch)} people with two or "
+                         f"more images; these people have {len(keep)}")
+    most = int(counts[keep].max())
+    starts, counts = tf.constant(starts[keep], tf.int32), tf.constant(counts[keep], tf.int32)
+    rows = tf.constant(rows, tf.int32)
+
+    def draw_batch(k):
+        key = _key(seed, _SAMPLING, k)
+        chosen = tf.random.experimental.stateless_shuffle(tf.range(len(keep)), key)
+        chosen = chosen[:people_per_batch]
+        n = tf.gather(counts, chosen)[:, tf.newaxis]
+        # A random order of each person's images (positions past n masked out), first K taken;
+        # "% n" wraps round for people with fewer than K images.
+        noise = tf.random.stateless_uniform(
+            [people_per_batch, most], seed=tf.random.experimental.stateless_fold_in(key, 1))
+        noise = tf.where(tf.range(most)[tf.newaxis] < n, noise, -1.0)
+        order = tf.math.top_k(noise, images_per_person).indices % n
+        picked = tf.gather(rows, tf.gather(starts, chosen)[:, tf.newaxis] + order)
+        ids = tf.repeat(chosen, images_per_person)
+        return tf.data.Dataset.from_tensor_slices((tf.reshape(picked, [-1]), ids))
+
+    pixels = tf.constant(store.pixels)
+    numbered = tf.data.Dataset.zip(
+        (tf.data.Dataset.counter(), tf.data.Dataset.counter().flat_map(draw_batch))
+    )
+
+    def load(k, element):
+        row, person = element
+        image = tf.cast(tf.gather(pixels, row), tf.float32)[..., tf.newaxis] / 255.0
+        if augment is not None:
+            image = _augment_image(image, augment, _key(seed, _AUGMENTATION, k))
+        return image, person
+
+    return (
+        numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(people_per_batch * images_per_person)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Store rows of ``people``'s images sorted by person, each row's person, and counts.
+
+    Sorted, so each person's images are one contiguous block of the returned rows.
+    """
+    names = store.names
+    chosen = np.flatnonzero(np.isin(names, list(people)))
+    if len(chosen) == 0:
+        raise ValueError("none of the given people has an image in this ImageStore")
+    chosen = chosen[np.argsort(names[chosen], kind="stable")]
+    _, person_of, counts = np.unique(names[chosen], return_inverse=True, return_counts=True)
+    return chosen, person_of, counts
 
 
 def _sample_pair(k, seed, tables):

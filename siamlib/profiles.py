@@ -1,15 +1,21 @@
 """Run profiles: how big every notebook's work is on a given machine.
 
 - ``smoke``: every code path in minutes on 2 CPU cores (CI): tiny subsets, narrow nets, 1-2 epochs.
-- ``cpu``: a meaningful run on a laptop CPU: all pairs, narrow nets (~50 pairs/s on 2 cores).
+- ``cpu``: a meaningful run on a laptop CPU: all pairs, narrow nets (~190 pairs/s on 2 cores).
 - ``gpu``: the paper's settings, for Colab or any GPU: full-width nets, SGD with 1%/epoch decay
   for Koch's net, long training with early stopping.
 
 A notebook's ``profile`` parameter picks one; "auto" means ``$SIAMLIB_PROFILE`` if set, else
 "gpu" when TensorFlow sees a GPU and "cpu" otherwise.
 
-Every profile names the same runs (``koch``, ``improved``), so notebooks 02-05 talk about the
-same two models whatever the machine; only their size and training budget change.
+Every profile names the same runs, so notebooks 02-05 talk about the same models whatever the
+machine; only their size and training budget change:
+
+- ``koch``: Koch et al.'s network and training, the reference;
+- ``all_pairs``: the workbook's model. Koch's layout and L1 head, with a face crop, batch norm,
+  dropout, Glorot initialisation, augmentation, and trained on every pair inside batches of
+  people (``TrainConfig.sampling = "identities"``). Notebook 03's ablations show what each
+  of those changes is worth, one at a time.
 """
 
 from __future__ import annotations
@@ -31,43 +37,78 @@ PROFILE_ENV = "SIAMLIB_PROFILE"
 
 @dataclass(frozen=True)
 class Profile:
-    """A machine budget. ``koch`` and ``improved`` are full RunConfigs for that budget."""
+    """A machine budget. ``koch`` and ``all_pairs`` are full RunConfigs for that budget."""
 
     name: str
     description: str
     koch: RunConfig
-    improved: RunConfig
+    all_pairs: RunConfig
     search_trials: int  # hyperparameter search: configurations sampled (notebook 03)
     search_epochs: int  # ... and the most epochs each may train
     one_shot_tasks: int  # N-way tasks per N (notebooks 02 and 05)
     bootstrap: int  # bootstrap resamples for confidence intervals (notebook 05)
+    seeds: int  # training seeds of the all_pairs model, for mean and spread (notebook 03)
 
     @property
     def data(self) -> DataConfig:
         return self.koch.data
+
+    def ablations(self) -> dict[str, RunConfig]:
+        """``all_pairs`` with one thing changed per entry, keyed by what changed.
+
+        Each variant sees as many images per epoch as ``all_pairs`` (a pair is two images), so
+        the sampling rows compare ways of using the same tower passes.
+        """
+        base = self.all_pairs
+        images = base.train.pairs_per_epoch
+        uncropped = Preprocess(base.data.preprocess.image_size)
+        changes = {
+            "given DevTrain pairs": {"train": {"sampling": "restricted"}},
+            "sampled pairs": {"train": {"sampling": "unrestricted", "pairs_per_epoch": images // 2}},
+            "no face crop": {"data": {"preprocess": uncropped}},
+            "no augmentation": {"train": {"augment": None}},
+            "no batch norm": {"model": {"batch_norm": False}},
+            "half width": {"model": {"width": base.model.width / 2}},
+            "contrastive loss": {"model": {"loss": "contrastive", "distance": "l2"}},
+            "SGD + momentum": {"train": {"optimizer": "sgd", "learning_rate": 1e-2,
+                                         "lr_decay": 0.99}},
+        }
+        return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
+                for what, change in changes.items()}
+
+    def seed_runs(self) -> list[RunConfig]:
+        """``all_pairs`` trained with ``seeds`` different seeds (the first is ``all_pairs``)."""
+        return [self.all_pairs] + [
+            self.all_pairs.replace(name=f"all_pairs-seed{seed}", train={"seed": seed})
+            for seed in range(1, self.seeds)
+        ]
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
 def _koch(data: DataConfig, width: float, dense: int, train: TrainConfig) -> RunConfig:
     return RunConfig("koch", data, ModelConfig(width=width, dense_units=dense), train)
 
 
-def _improved(data: DataConfig, width: float, dense: int, train: TrainConfig) -> RunConfig:
-    """Koch's layout with what a face set needs: a face crop, batch norm, dropout, Glorot
-    initialisation, online-sampled pairs from all training images, and augmentation."""
+def _all_pairs(data: DataConfig, width: float, dense: int, train: TrainConfig) -> RunConfig:
+    """Koch's layout and head with what a small face set needs: a face crop, batch norm,
+    dropout, Glorot initialisation, augmentation, and every pair of each batch of people."""
     return RunConfig(
-        "improved",
+        "all_pairs",
         replace(data, preprocess=Preprocess(105, crop=150)),
         ModelConfig(width=width, dense_units=dense, batch_norm=True, dropout=0.3, init="glorot"),
-        replace(train, augment=Augment(), sampling="unrestricted", learning_rate=1e-3),
+        replace(train, augment=Augment(), sampling="identities", learning_rate=1e-3),
     )
 
 
-def _profile(name, description, data, width, dense, koch_train, improved_train, **budget):
+def _profile(name, description, data, width, dense, koch_train, all_pairs_train, **budget):
     return Profile(
         name,
         description,
         _koch(data, width, dense, koch_train),
-        _improved(data, width, dense, improved_train),
+        _all_pairs(data, width, dense, all_pairs_train),
         **budget,
     )
 
@@ -79,17 +120,17 @@ PROFILES = {
         DataConfig(max_train_pairs=256, max_eval_pairs=200),
         width=0.125, dense=128,
         koch_train=TrainConfig(epochs=2, batch_size=64, patience=2),
-        improved_train=TrainConfig(epochs=2, batch_size=64, patience=2, pairs_per_epoch=256),
-        search_trials=3, search_epochs=1, one_shot_tasks=50, bootstrap=100,
+        all_pairs_train=TrainConfig(epochs=2, batch_size=64, patience=2, pairs_per_epoch=256),
+        search_trials=3, search_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
     ),
     "cpu": _profile(
         "cpu",
-        "laptop CPU: all pairs, Koch's layout at quarter width (about 50 pairs/s on 2 cores)",
+        "laptop CPU: all pairs, Koch's layout at quarter width (about 190 pairs/s on 2 cores)",
         DataConfig(),
         width=0.25, dense=512,
         koch_train=TrainConfig(epochs=20, batch_size=64, patience=4),
-        improved_train=TrainConfig(epochs=20, batch_size=64, patience=5, pairs_per_epoch=2048),
-        search_trials=6, search_epochs=6, one_shot_tasks=500, bootstrap=1000,
+        all_pairs_train=TrainConfig(epochs=60, batch_size=128, patience=8, pairs_per_epoch=4096),
+        search_trials=3, search_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
     ),
     "gpu": _profile(
         "gpu",
@@ -98,9 +139,9 @@ PROFILES = {
         width=1.0, dense=4096,
         koch_train=TrainConfig(optimizer="sgd", learning_rate=1e-2, momentum=0.5,
                                lr_decay=0.99, epochs=200, batch_size=128, patience=20),
-        improved_train=TrainConfig(epochs=100, batch_size=128, patience=12,
-                                   pairs_per_epoch=16384),
-        search_trials=24, search_epochs=40, one_shot_tasks=2000, bootstrap=2000,
+        all_pairs_train=TrainConfig(epochs=100, batch_size=128, patience=12,
+                                    pairs_per_epoch=16384),
+        search_trials=24, search_epochs=40, one_shot_tasks=2000, bootstrap=2000, seeds=3,
     ),
 }
 
@@ -127,9 +168,9 @@ def save_selected(profile: Profile, config: RunConfig) -> None:
 
 
 def selected(profile: Profile) -> RunConfig:
-    """The model notebook 03 chose, or the profile's ``improved`` model if 03 has not run."""
+    """The model notebook 03 chose, or the profile's ``all_pairs`` model if 03 has not run."""
     chosen = results_dir(profile) / "selected_run.json"
     if chosen.is_file():
         return RunConfig.from_dict(json.loads(chosen.read_text()))
-    print(f"No selection from notebook 03 for profile {profile.name!r}: using 'improved'.")
-    return profile.improved
+    print(f"No selection from notebook 03 for profile {profile.name!r}: using 'all_pairs'.")
+    return profile.all_pairs

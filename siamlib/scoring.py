@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from siamlib import metrics
 from siamlib.images import ImageStore
 from siamlib.model import head_of, tower_of
 
@@ -82,3 +83,10 @@ def one_shot_scores(model, embeddings: np.ndarray, tasks: np.ndarray) -> np.ndar
     candidates = tasks[:, 1:].reshape(-1)
     scores = head_scores(model, embeddings[probes], embeddings[candidates])
     return scores.reshape(len(tasks), -1)
+
+
+def n_way_accuracy(model, photos: ImageStore, n_way: int, num_tasks: int, seed: int = 0) -> float:
+    """Koch et al.'s N-way one-shot accuracy on ``num_tasks`` seeded tasks from ``photos``."""
+    tasks = one_shot_tasks(photos.names, n_way, num_tasks, seed=seed)
+    scores = one_shot_scores(model, embed(model, photos.pixels), tasks)
+    return metrics.n_way_accuracy(scores)

@@ -88,6 +88,17 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     return Splits(train, val, test, store, train_people)
 
 
+def photos_of(people, preprocess: Preprocess, source: str = LFW) -> ImageStore:
+    """Every photo of ``people`` in ``source``, decoded: the gallery for one-shot tasks."""
+    if source == LFW:
+        images_dir = data.fetch(progress=False) / "images"
+    else:
+        images_dir = Path(source).expanduser()
+    photos = pairs.identity_images(images_dir)
+    return ImageStore.load(photos.loc[photos["name"].isin(set(people)), "path"], preprocess,
+                           progress=False)
+
+
 def balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
     """At most ``max_pairs`` pairs, half same and half different, drawn with ``seed``."""
     if max_pairs is None or max_pairs >= len(frame):

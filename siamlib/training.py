@@ -36,12 +36,16 @@ from tqdm.keras import TqdmCallback
 from siamlib import metrics, paths
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
-from siamlib.model import ModelConfig, build_siamese, loss_for
-from siamlib.pipeline import Augment, pair_dataset, sampled_pair_dataset
+from siamlib.model import ModelConfig, build_siamese, head_of, loss_for, tower_of
+from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset, sampled_pair_dataset
 from siamlib.scoring import score_pairs
 from siamlib.splits import DataConfig, Splits, load_splits
 
 COMPLETE = "COMPLETE"
+SAMPLINGS = ("restricted", "unrestricted", "identities")
+# Identity batches: 4 images per person give 6 same pairs per person; 32 people x 4 = 128 images
+# hold 192 same and 7,936 different pairs.
+IMAGES_PER_PERSON = 4
 _CACHE_FORMAT = 1
 
 
@@ -54,13 +58,16 @@ class TrainConfig:
         learning_rate: initial learning rate.
         momentum: SGD momentum.
         lr_decay: learning rate multiplied by this after every epoch (Koch et al.: 0.99).
-        batch_size: pairs per batch.
+        batch_size: pairs per batch ("identities": images per batch).
         epochs: the most epochs to train.
         patience: stop after this many epochs without a lower validation loss, and restore
             the weights of the best epoch.
-        sampling: "restricted" (the given DevTrain pairs) or "unrestricted" (fresh balanced
-            pairs sampled from every image of the training people, each epoch).
-        pairs_per_epoch: unrestricted only; None = as many as the restricted training pairs.
+        sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced
+            pairs sampled from every image of the training people, each epoch) or
+            "identities" (batches of ``batch_size / IMAGES_PER_PERSON`` people, trained on every
+            pair inside the batch, same and different pairs weighted equally).
+        pairs_per_epoch: unrestricted: pairs per epoch; identities: images per epoch;
+            None = as many as the restricted training pairs.
         augment: training-time jitter, or None.
         xla: compile with XLA; None = on a GPU only.
         seed: seeds weights, shuffling, sampling and augmentation.
@@ -82,7 +89,7 @@ class TrainConfig:
     def __post_init__(self):
         for name, value, allowed in (
             ("optimizer", self.optimizer, ("adam", "sgd")),
-            ("sampling", self.sampling, ("restricted", "unrestricted")),
+            ("sampling", self.sampling, SAMPLINGS),
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
@@ -90,6 +97,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
+        if self.sampling == "identities" and self.batch_size < 2 * IMAGES_PER_PERSON:
+            raise ValueError(f"TrainConfig.batch_size: identity batches hold {IMAGES_PER_PERSON} "
+                             f"images of each of at least two people, so batch_size >= "
+                             f"{2 * IMAGES_PER_PERSON}; got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -224,10 +235,10 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
     policy = compute_policy()
-    model = build_siamese(config.model, policy)
-    optimizer = _optimizer(settings, policy)
+    siamese = build_siamese(config.model, policy)
+    model = siamese if settings.sampling != "identities" else AllPairsTrainer(siamese)
     model.compile(
-        optimizer=optimizer,
+        optimizer=_optimizer(settings, policy),
         loss=loss_for(config.model),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)],
         jit_compile=has_gpu() if settings.xla is None else settings.xla,
@@ -255,8 +266,57 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
         shuffle=False,  # the pipeline shuffles (seeded); Keras cannot shuffle a Dataset
         verbose=0,
     )
-    model.save_weights(folder / "model.weights.h5")
-    return model, pd.read_csv(folder / "history.csv")
+    siamese.save_weights(folder / "model.weights.h5")
+    return siamese, pd.read_csv(folder / "history.csv")
+
+
+class AllPairsTrainer(keras.Model):
+    """Trains a Siamese network on every pair inside a batch of people's images.
+
+    Each image goes through the tower once; the head then scores all n(n-1)/2 pairs of the
+    n embeddings, so a batch of 128 images trains on 8,128 pairs, about 190 of them same-person
+    pairs. Same and different pairs each carry half the loss, as in a balanced pair stream.
+    The network, its head and its loss are unchanged; evaluation (``test_step``) scores
+    ordinary ``(image_a, image_b)`` pairs with it, so validation loss means the same as for
+    the other samplings.
+    """
+
+    def __init__(self, siamese: keras.Model):
+        super().__init__(name="all_pairs_trainer")
+        self.siamese = siamese
+
+    def call(self, inputs, training=False):
+        return self.siamese(inputs, training=training)
+
+    def train_step(self, data):
+        images, person_ids, _ = keras.utils.unpack_x_y_sample_weight(data)
+        first, second = _pair_indices(tf.shape(person_ids)[0])
+        same = tf.cast(
+            tf.equal(tf.gather(person_ids, first), tf.gather(person_ids, second)), tf.float32
+        )
+        pairs, n_same = tf.cast(tf.size(same), tf.float32), tf.reduce_sum(same)
+        weight = tf.where(same > 0, pairs / (2.0 * tf.maximum(n_same, 1.0)),
+                          pairs / (2.0 * tf.maximum(pairs - n_same, 1.0)))
+        with tf.GradientTape() as tape:
+            embeddings = tower_of(self.siamese)(images, training=True)
+            scores = head_of(self.siamese)(
+                [tf.gather(embeddings, first), tf.gather(embeddings, second)], training=True
+            )
+            loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+        return self.compute_metrics(images, same, scores, sample_weight=weight)
+
+
+def _pair_indices(n):
+    """Row and column of every pair i < j among n items (the upper triangle)."""
+    i, j = tf.meshgrid(tf.range(n), tf.range(n), indexing="ij")
+    upper = i < j
+    return tf.boolean_mask(i, upper), tf.boolean_mask(j, upper)
 
 
 def load_run(folder: str | Path) -> Run:
@@ -298,12 +358,19 @@ def _training_stream(config: RunConfig, splits: Splits):
             shuffle=True, seed=settings.seed, augment=settings.augment, repeat=True,
         )
         return dataset, math.ceil(len(splits.train) / settings.batch_size)
-    pairs_per_epoch = settings.pairs_per_epoch or len(splits.train)
+    per_epoch = settings.pairs_per_epoch or len(splits.train)
+    if settings.sampling == "identities":
+        dataset = identity_batch_dataset(
+            splits.store, splits.train_people,
+            settings.batch_size // IMAGES_PER_PERSON, IMAGES_PER_PERSON,
+            seed=settings.seed, augment=settings.augment,
+        )
+        return dataset, max(1, per_epoch // settings.batch_size)
     dataset = sampled_pair_dataset(
         splits.store, splits.train_people, settings.batch_size,
         seed=settings.seed, augment=settings.augment,
     )
-    return dataset, max(1, pairs_per_epoch // settings.batch_size)
+    return dataset, max(1, per_epoch // settings.batch_size)
 
 
 def _score_splits(model: keras.Model, splits: Splits) -> pd.DataFrame:

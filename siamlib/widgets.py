@@ -231,6 +231,9 @@ class PairInspector:
         self.prev_button.disabled = not total or at == 0
         self.next_button.disabled = not total or at == total - 1
         pair = self.current_pair
+        # An empty Image draws as a broken-image icon: hide the pair of frames instead.
+        for image in (self.image_a, self.image_b):
+            image.layout.visibility = "hidden" if pair is None else "visible"
         if pair is None:
             self.image_a.value = self.image_b.value = b""
             self.caption.value = f"<i>{EMPTY_MESSAGE}</i>"

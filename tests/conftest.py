@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from lfw_source import no_lfw_source
+from required import no_lfw_source
 
 FRAME = 250  # LFW-a frames are 250x250 grayscale
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from lfw_source import no_lfw_source
+from required import no_lfw_source
 
 from siamlib.data import LFW_A, SOURCE_ENV, fetch, verify
 

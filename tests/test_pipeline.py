@@ -18,7 +18,7 @@ import tensorflow as tf
 from siamlib import DIFFERENT, SAME
 from siamlib.images import ImageStore, Preprocess
 from siamlib.pairs import identity_images, make_pairs
-from siamlib.pipeline import Augment, pair_dataset, sampled_pair_dataset
+from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset, sampled_pair_dataset
 
 SIZE = 48  # small frames keep the tests fast; nothing in the pipeline depends on the size
 
@@ -237,6 +237,54 @@ def test_sampling_needs_someone_with_two_images_and_two_people(face_set, tmp_pat
     )
     with pytest.raises(ValueError, match="two people"):
         sampled_pair_dataset(one_person, {"Ann_A"}, 4)
+
+
+# --- identity_batch_dataset -------------------------------------------------------------------
+
+
+def identity_batches(store, people, batches: int, seed: int = 0, per_batch=(2, 2), augment=None):
+    """``batches`` identity batches as (store rows, person ids) per batch."""
+    dataset = identity_batch_dataset(store, people, *per_batch, seed=seed, augment=augment)
+    return [(store_rows(store, images), ids)
+            for images, ids in dataset.take(batches).as_numpy_iterator()]
+
+
+def test_identity_batches_hold_k_images_of_each_of_p_distinct_people(store):
+    for rows, ids in identity_batches(store, set(store.names), 30, per_batch=(3, 2)):
+        assert rows.shape == ids.shape == (6,)
+        names = store.names[rows]
+        assert list(ids[::2]) == list(ids[1::2]) and len(set(ids)) == 3  # people in blocks of K
+        assert list(names[::2]) == list(names[1::2]) and len(set(names)) == 3
+        assert all(rows[::2] != rows[1::2])  # two different photos of each person
+
+
+def test_identity_batches_draw_only_people_with_two_images(store):
+    seen = {name for rows, _ in identity_batches(store, set(store.names), 60)
+            for name in store.names[rows]}
+    counts = Counter(store.names)
+    assert seen == {name for name, n in counts.items() if n >= 2}  # never Eve_E (one image)
+
+
+def test_identity_batches_repeat_images_of_people_with_fewer_than_k(store):
+    """Dan_D has 2 readable images: with K = 3 one repeats (augmentation makes them differ)."""
+    for rows, _ in identity_batches(store, {"Dan_D", "Ann_A"}, 10, per_batch=(2, 3)):
+        dan = rows[store.names[rows] == "Dan_D"]
+        assert len(dan) == 3 and len(set(dan)) == 2
+        ann = rows[store.names[rows] == "Ann_A"]
+        assert len(set(ann)) == 3
+
+
+def test_identity_batches_are_seeded(store):
+    people = set(store.names)
+    first, again, other = (identity_batches(store, people, 10, seed=s) for s in (3, 3, 4))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_identity_batches_need_enough_people_with_two_images(store):
+    with pytest.raises(ValueError, match="need 5 people with two or more images; these people "
+                                         "have 2"):
+        identity_batch_dataset(store, {"Ann_A", "Bob_B", "Eve_E"}, 5, 2)
 
 
 # --- memory -------------------------------------------------------------------------------------

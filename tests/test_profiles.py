@@ -27,15 +27,41 @@ def test_gpu_profile_trains_the_paper_network_as_the_paper_did():
 
 def test_every_profile_names_the_same_runs_on_the_same_people():
     for profile in profiles.PROFILES.values():
-        assert (profile.koch.name, profile.improved.name) == ("koch", "improved")
-        assert profile.koch.data.split_seed == profile.improved.data.split_seed
-        assert profile.koch.data.val_fraction == profile.improved.data.val_fraction
+        assert (profile.koch.name, profile.all_pairs.name) == ("koch", "all_pairs")
+        assert profile.all_pairs.train.sampling == "identities"
+        assert profile.koch.data.split_seed == profile.all_pairs.data.split_seed
+        assert profile.koch.data.val_fraction == profile.all_pairs.data.val_fraction
+
+
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_each_ablation_changes_one_thing_of_the_all_pairs_model(name):
+    profile = profiles.PROFILES[name]
+    base = profile.all_pairs
+    ablations = profile.ablations()
+    assert len({config.name for config in ablations.values()}) == len(ablations)
+    assert len({config.key() for config in [base, *ablations.values()]}) == len(ablations) + 1
+    for what, config in ablations.items():
+        changed = [part for part in ("data", "model", "train")
+                   if getattr(config, part) != getattr(base, part)]
+        assert len(changed) == 1, (what, changed)
+        assert config.data.split_seed == base.data.split_seed  # same people, same validation
+    sampled = ablations["sampled pairs"].train
+    assert 2 * sampled.pairs_per_epoch == base.train.pairs_per_epoch  # same images per epoch
+
+
+def test_seed_runs_differ_only_in_the_seed():
+    profile = profiles.PROFILES["cpu"]
+    runs = profile.seed_runs()
+    assert runs[0] == profile.all_pairs and len(runs) == profile.seeds >= 3
+    assert [run.train.seed for run in runs] == list(range(profile.seeds))
+    for run in runs[1:]:
+        assert run.replace(name="all_pairs", train={"seed": 0}) == profile.all_pairs
 
 
 def test_selection_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMLIB_DATA_DIR", str(tmp_path))
     smoke = profiles.PROFILES["smoke"]
-    assert profiles.selected(smoke) == smoke.improved  # nothing chosen yet
+    assert profiles.selected(smoke) == smoke.all_pairs  # nothing chosen yet
     chosen = smoke.koch.replace(name="selected", train={"epochs": 7})
     profiles.save_selected(smoke, chosen)
     assert profiles.selected(smoke) == chosen

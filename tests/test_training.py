@@ -18,7 +18,16 @@ from siamlib.model import ModelConfig, build_siamese, loss_for
 from siamlib.pipeline import Augment, pair_dataset
 from siamlib.scoring import score_pairs
 from siamlib.splits import DataConfig, Splits, load_splits
-from siamlib.training import COMPLETE, RunConfig, TrainConfig, load_run, run_dir, train
+from siamlib.training import (
+    COMPLETE,
+    IMAGES_PER_PERSON,
+    AllPairsTrainer,
+    RunConfig,
+    TrainConfig,
+    load_run,
+    run_dir,
+    train,
+)
 
 RUN_FILES = ("config.json", "history.csv", "model.weights.h5", "scores.csv", COMPLETE)
 
@@ -259,8 +268,9 @@ def test_invalid_train_config_raises_value_error(changes):
 
 @pytest.mark.parametrize(
     "changes",
-    [{"batch_size": 0}, {"epochs": 0}, {"learning_rate": -1e-3}, {"pairs_per_epoch": 0}],
-    ids=["batch_size", "epochs", "learning_rate", "pairs_per_epoch"],
+    [{"batch_size": 0}, {"epochs": 0}, {"learning_rate": -1e-3}, {"pairs_per_epoch": 0},
+     {"sampling": "identities", "batch_size": 2 * IMAGES_PER_PERSON - 1}],
+    ids=["batch_size", "epochs", "learning_rate", "pairs_per_epoch", "identity_batch"],
 )
 def test_out_of_range_train_numbers_raise_value_error(changes):
     with pytest.raises(ValueError, match="TrainConfig"):
@@ -330,3 +340,44 @@ def test_restricted_sampling_trains_on_the_given_training_pairs(
     assert len(shuffled_pairs) == 1 and shuffled_pairs[0].equals(splits.train)
     assert len(trained.history) == 2
     assert np.isfinite(trained.history["loss"]).all()
+
+
+# --- all pairs of identity batches --------------------------------------------------------------
+
+
+def test_all_pairs_trainer_minimises_the_balanced_loss_of_every_pair_in_the_batch(run):
+    """One train step's reported loss is the pair loss of all n(n-1)/2 pairs of the batch, same
+    and different pairs weighted half and half; and the step moves the weights downhill."""
+    config = run.config
+    keras.utils.set_random_seed(0)
+    siamese = build_siamese(config.model, "float32")
+    trainer = AllPairsTrainer(siamese)
+    trainer.compile(optimizer=keras.optimizers.SGD(1e-3), loss=loss_for(config.model))
+    rng = np.random.default_rng(0)
+    size = config.model.image_size
+    images = rng.random((8, size, size, 1)).astype(np.float32)
+    ids = np.array([0, 0, 0, 1, 1, 2, 2, 2], np.int32)  # 3 + 1 + 3 = 7 same pairs of 28
+
+    first, second = np.triu_indices(8, k=1)
+    same = (ids[first] == ids[second]).astype(np.float32)
+    embeddings = siamese.get_layer("tower")(images, training=True)
+    scores = siamese.get_layer("head")([np.take(embeddings, first, 0),
+                                        np.take(embeddings, second, 0)]).numpy().ravel()
+    bce = -(same * np.log(scores) + (1 - same) * np.log(1 - scores))
+    expected = 0.5 * bce[same == 1].mean() + 0.5 * bce[same == 0].mean()
+
+    logs = trainer.train_on_batch(images, ids, return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    after = trainer.train_on_batch(images, ids, return_dict=True)
+    assert after["loss"] < logs["loss"]
+
+
+def test_identity_sampling_trains_a_network_that_verifies_new_people(run, splits, tmp_path):
+    config = run.config.replace(
+        name="identities", train={"sampling": "identities", "pairs_per_epoch": 512, "epochs": 6}
+    )
+    trained = train(config, splits, runs_root=tmp_path, progress=False)
+    assert not isinstance(trained.model, AllPairsTrainer) and trained.model.name == "siamese"
+    test = trained.scores_of("test")
+    assert metrics.roc(test["label"], test["score"]).auc > 0.9
+    assert trained.history["loss"].iloc[-1] < trained.history["loss"].iloc[0]

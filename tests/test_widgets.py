@@ -254,12 +254,14 @@ def test_changing_filter_starts_at_its_first_pair(inspector, fixture):
 
 
 def test_empty_filter_shows_a_message(inspector, fixture):
+    assert inspector.image_a.layout.visibility == "visible"
     inspector.threshold.value = 0.02  # everything is accepted: no rejects at all
     inspector.filter.value = "FN"
     assert inspector.visible_indices.tolist() == []
     assert inspector.current_pair is None
     assert EMPTY_MESSAGE in inspector.caption.value
     assert inspector.image_a.value == b"" and inspector.image_b.value == b""
+    assert inspector.image_a.layout.visibility == inspector.image_b.layout.visibility == "hidden"
     assert inspector.position_label.value == "0 of 0"
     assert inspector.position.disabled
     assert inspector.prev_button.disabled and inspector.next_button.disabled
