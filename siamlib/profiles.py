@@ -64,7 +64,8 @@ class Profile:
         uncropped = Preprocess(base.data.preprocess.image_size)
         changes = {
             "given DevTrain pairs": {"train": {"sampling": "restricted"}},
-            "sampled pairs": {"train": {"sampling": "unrestricted", "pairs_per_epoch": images // 2}},
+            "sampled pairs": {"train": {"sampling": "unrestricted",
+                                        "pairs_per_epoch": images // 2}},
             "no face crop": {"data": {"preprocess": uncropped}},
             "no augmentation": {"train": {"augment": None}},
             "no batch norm": {"model": {"batch_norm": False}},
