@@ -2,15 +2,20 @@
 
 The notebooks' first cell runs this after cloning the workbook. Pinned TensorFlow versions
 fight Colab's (a reinstall breaks its CUDA build or takes minutes), so siamlib is installed
-without dependencies and only the packages this runtime lacks are added.
+without dependencies, and only the packages this runtime lacks, or has in a version outside
+siamlib's range (pyproject.toml), are added, within that range. An unranged install once gave
+OpenCV 5, which has no Haar face detector.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -29,9 +34,31 @@ REQUIREMENTS = {
 }
 
 
-def missing_packages(find_spec=importlib.util.find_spec) -> list[str]:
-    """pip names of the requirements this runtime cannot import."""
-    return [pip for module, pip in REQUIREMENTS.items() if find_spec(module) is None]
+def accepted_ranges(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
+    """pip name -> siamlib's requirement for it, e.g. "opencv-python-headless>=4.8,<5"."""
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return {re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower(): spec for spec in dependencies}
+
+
+def installed_version(module: str, find_spec=importlib.util.find_spec) -> str | None:
+    """The version an importable module reports, or None if it cannot be imported."""
+    if find_spec(module) is None:
+        return None
+    return getattr(importlib.import_module(module), "__version__", "0")
+
+
+def packages_to_install(version_of=installed_version, ranges=None) -> list[str]:
+    """Requirements (with siamlib's range) of packages missing or outside that range."""
+    from packaging.specifiers import SpecifierSet  # pip's own dependency, in every runtime
+
+    ranges = ranges or accepted_ranges()
+    needed = []
+    for module, pip in REQUIREMENTS.items():
+        spec = ranges[pip]
+        version = version_of(module)
+        if version is None or version not in SpecifierSet(spec[len(pip):]):
+            needed.append(spec)
+    return needed
 
 
 def check_keras(version=importlib.metadata.version) -> str:
@@ -49,7 +76,7 @@ def check_keras(version=importlib.metadata.version) -> str:
 
 
 def install_commands(missing: list[str]) -> list[list[str]]:
-    """The pip commands to run: siamlib without dependencies, then whatever is missing."""
+    """The pip commands to run: siamlib without dependencies, then what is missing."""
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     commands = [pip + ["--no-deps", "-e", str(ROOT)]]
     if missing:
@@ -59,7 +86,7 @@ def install_commands(missing: list[str]) -> list[list[str]]:
 
 def main() -> None:
     keras_version = check_keras()
-    for command in install_commands(missing_packages()):
+    for command in install_commands(packages_to_install()):
         subprocess.run(command, check=True)
     print(f"siamlib installed beside this runtime's Keras {keras_version}.")
 

@@ -18,12 +18,29 @@ def test_installs_siamlib_without_dependencies_and_never_tensorflow():
     assert not any("tensorflow" in arg or "keras" in arg for c in commands for arg in c)
 
 
-def test_only_missing_packages_are_installed():
-    def find_spec(module):
-        return None if module in ("cv2", "skimage") else importlib.util.find_spec("json")
-
-    assert colab_setup.missing_packages(find_spec) == ["opencv-python-headless", "scikit-image"]
+def test_only_missing_or_out_of_range_packages_are_installed_within_siamlibs_range():
+    ranges = colab_setup.accepted_ranges()
+    present = {module: "99.0" if module == "cv2" else None for module in ["cv2", "skimage"]}
+    versions = {module: present.get(module, "1000.0") for module in colab_setup.REQUIREMENTS}
+    # Every range in pyproject is open above except OpenCV's (<5) and numpy's (<3).
+    needed = colab_setup.packages_to_install(
+        lambda module: {"numpy": "2.1.3"}.get(module, versions[module]), ranges)
+    assert needed == [ranges["opencv-python-headless"], ranges["scikit-image"]]
+    assert needed[0] == "opencv-python-headless>=4.8,<5"
     assert colab_setup.install_commands([])[1:] == []
+
+
+def test_every_requirement_has_a_range_in_pyproject():
+    ranges = colab_setup.accepted_ranges()
+    assert set(colab_setup.REQUIREMENTS.values()) <= set(ranges)
+    assert "tensorflow" in ranges and "tensorflow" not in colab_setup.REQUIREMENTS.values()
+
+
+def test_installed_version_reads_the_module():
+    assert colab_setup.installed_version("json", lambda module: None) is None
+    import numpy
+
+    assert colab_setup.installed_version("numpy") == numpy.__version__
 
 
 def test_keras_2_runtime_is_refused_with_advice():
