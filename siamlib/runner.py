@@ -21,11 +21,10 @@ from pathlib import Path
 import papermill
 import papermill.exceptions
 
-from siamlib import paths
+from siamlib import parameters, paths
 from siamlib.profiles import PROFILES
 
 NOTEBOOKS_DIR = "notebooks"
-_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 class RunnerError(ValueError):
@@ -68,21 +67,12 @@ def check_parameters(notebook_paths: list[Path], overrides: dict) -> dict[Path, 
             raise RunnerError(f"no notebook has a parameter {name!r}")
         for nb in owners:
             type_name = declared[nb][name]["inferred_type_name"]
-            if not _matches(value, type_name):
+            if not parameters.matches(value, type_name):
                 raise RunnerError(
                     f"parameter {name!r} of {nb.name} must be {type_name}, "
                     f"got {value!r} ({type(value).__name__})"
                 )
     return {nb: {k: v for k, v in overrides.items() if k in declared[nb]} for nb in declared}
-
-
-def _matches(value, type_name: str) -> bool:
-    expected = _TYPES.get(type_name)
-    if expected is None:
-        return True  # no annotation, or one we don't model: let the notebook judge
-    if isinstance(value, bool) and type_name != "bool":
-        return False  # True is an int in Python, but not a number of epochs
-    return isinstance(value, expected)
 
 
 def run(
