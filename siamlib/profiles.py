@@ -71,8 +71,6 @@ class Profile:
             "no batch norm": {"model": {"batch_norm": False}},
             "half width": {"model": {"width": base.model.width / 2}},
             "contrastive loss": {"model": {"loss": "contrastive", "distance": "l2"}},
-            "SGD + momentum": {"train": {"optimizer": "sgd", "learning_rate": 1e-2,
-                                         "lr_decay": 0.99}},
         }
         return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
                 for what, change in changes.items()}
