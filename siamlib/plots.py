@@ -21,9 +21,18 @@ def use_style() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
 
 
-def save_fig(name: str, fig=None, folder: str | Path | None = None) -> None:
-    """Save a figure as ``figures/<name>.png`` (from the project root, wherever we run)."""
+FACES = "faces"  # figures/faces/: figures showing LFW-a photos; git-ignored, never committed
+
+
+def save_fig(name: str, fig=None, folder: str | Path | None = None, faces: bool = False) -> None:
+    """Save a figure as ``figures/<name>.png`` (from the project root, wherever we run).
+
+    ``faces=True`` for a figure that shows photos: it goes to ``figures/faces/``, which git
+    ignores, because LFW-a's images (or any part of them) are not ours to redistribute.
+    """
     folder = Path(folder) if folder is not None else paths.figures_dir()
+    if faces:
+        folder = folder / FACES
     folder.mkdir(parents=True, exist_ok=True)
     (fig or plt.gcf()).savefig(folder / f"{name}.png")
 

@@ -158,6 +158,11 @@ def test_pair_inspector_in_jupyterlab(browser, jupyter_lab, screenshots):
             assert "false accept (FP)" in now["caption"]
             seen = now
         inspector.screenshot(path=screenshots / "3_two_steps.png")
+        # The same view with every photo blacked out, for the README: LFW-a's images are not
+        # ours to redistribute, not even as part of a screenshot.
+        mask = page.add_style_tag(content=".widget-image { filter: brightness(0) opacity(0.12); }")
+        inspector.screenshot(path=screenshots / "3_two_steps_faces_masked.png")
+        mask.evaluate("element => element.remove()")
 
         # Drag the threshold a tenth of the slider to the right: fewer accepts.
         handle = inspector.locator(".widget-slider .noUi-handle").first
