@@ -61,15 +61,11 @@ class Profile:
         """
         base = self.all_pairs
         images = base.train.pairs_per_epoch
-        uncropped = Preprocess(base.data.preprocess.image_size)
         changes = {
             "given DevTrain pairs": {"train": {"sampling": "restricted"}},
             "sampled pairs": {"train": {"sampling": "unrestricted",
                                         "pairs_per_epoch": images // 2}},
-            "no face crop": {"data": {"preprocess": uncropped}},
             "no augmentation": {"train": {"augment": None}},
-            "no batch norm": {"model": {"batch_norm": False}},
-            "half width": {"model": {"width": base.model.width / 2}},
             "contrastive loss": {"model": {"loss": "contrastive", "distance": "l2"}},
         }
         return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
