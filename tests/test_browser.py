@@ -12,6 +12,7 @@ package ``playwright`` (a test extra). Playwright's own browser download is not 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -122,6 +123,7 @@ def screenshots(tmp_path) -> Path:
 def test_pair_inspector_in_jupyterlab(browser, jupyter_lab, screenshots):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
+        _start_kernel_session(jupyter_lab, NOTEBOOK.name)
         page.goto(f"{jupyter_lab['url']}/lab/tree/{NOTEBOOK.name}?token={jupyter_lab['token']}")
         page.locator(".jp-Notebook").wait_for(timeout=120_000)
         _wait_for_kernel_idle(page)
@@ -227,6 +229,21 @@ def _wait_until_up(status_url: str, server: subprocess.Popen, log: Path, timeout
     pytest.fail(f"JupyterLab did not answer within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
+def _start_kernel_session(lab: dict, notebook: str):
+    """Start the notebook's kernel through the server's REST API before the page opens.
+
+    JupyterLab then joins this session instead of choosing a kernel itself, which on a slow
+    machine it sometimes does with a "Select Kernel" dialog (seen in CI) rather than at once.
+    """
+    body = json.dumps({"path": notebook, "name": notebook, "type": "notebook",
+                       "kernel": {"name": "python3"}}).encode()
+    request = urllib.request.Request(
+        f"{lab['url']}/api/sessions", data=body, method="POST",
+        headers={"Authorization": f"token {lab['token']}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 201, f"starting a kernel answered {response.status}"
+
+
 def _wait_for_kernel_idle(page, timeout_ms=120_000):
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
         timeout=timeout_ms)
@@ -254,6 +271,11 @@ def _answer_dialog(page):
     dialog = page.locator(".jp-Dialog")
     if dialog.count() and dialog.first.is_visible():
         print(f"JupyterLab dialog: {dialog.first.inner_text()!r}; accepting it")
+        kernel_choice = dialog.first.locator("select")
+        if kernel_choice.count():  # "Select Kernel": the Python kernel, not "No Kernel"
+            python = next(option for option in kernel_choice.first.locator(
+                "option").all_inner_texts() if option.startswith("Python"))
+            kernel_choice.first.select_option(label=python)
         dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
         dialog.first.wait_for(state="hidden", timeout=10_000)
 
