@@ -33,6 +33,8 @@ from siamlib.splits import DataConfig
 from siamlib.training import RunConfig, TrainConfig
 
 PROFILE_ENV = "SIAMLIB_PROFILE"
+# Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch.
+KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99}
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,22 @@ class Profile:
         """
         base = self.all_pairs
         images = base.train.pairs_per_epoch
+        crop = base.data.preprocess.crop
+        model = base.model
         changes = {
+            "no face crop": {"data": {"preprocess": Preprocess(model.image_size)}},
+            "input 80 px": {"data": {"preprocess": Preprocess(80, crop=crop)},
+                            "model": {"image_size": 80}},
             "given DevTrain pairs": {"train": {"sampling": "restricted"}},
             "sampled pairs": {"train": {"sampling": "unrestricted",
                                         "pairs_per_epoch": images // 2}},
             "no augmentation": {"train": {"augment": None}},
+            "no batch norm": {"model": {"batch_norm": False}},
+            "half width": {"model": {"width": model.width / 2}},
+            "three conv blocks": {"model": {"filters": model.filters[:3],
+                                            "kernels": model.kernels[:3]}},
             "contrastive loss": {"model": {"loss": "contrastive", "distance": "l2"}},
+            "SGD with momentum, decay": {"train": KOCH_SGD},
         }
         return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
                 for what, change in changes.items()}
@@ -132,8 +144,7 @@ PROFILES = {
         "GPU / Colab: Koch et al.'s full network and training (SGD, momentum, 1%/epoch decay)",
         DataConfig(),
         width=1.0, dense=4096,
-        koch_train=TrainConfig(optimizer="sgd", learning_rate=1e-2, momentum=0.5,
-                               lr_decay=0.99, epochs=200, batch_size=128, patience=20),
+        koch_train=TrainConfig(**KOCH_SGD, epochs=200, batch_size=128, patience=20),
         all_pairs_train=TrainConfig(epochs=100, batch_size=128, patience=12,
                                     pairs_per_epoch=16384),
         search_trials=24, search_epochs=40, one_shot_tasks=2000, bootstrap=2000, seeds=3,

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from siamlib import profiles
@@ -43,7 +45,14 @@ def test_each_ablation_changes_one_thing_of_the_all_pairs_model(name):
     for what, config in ablations.items():
         changed = [part for part in ("data", "model", "train")
                    if getattr(config, part) != getattr(base, part)]
-        assert len(changed) == 1, (what, changed)
+        if config.model.image_size != base.model.image_size:  # images and network agree
+            size = config.model.image_size
+            assert config.model == replace(base.model, image_size=size), what
+            preprocess = replace(base.data.preprocess, image_size=size)
+            assert config.data == replace(base.data, preprocess=preprocess), what
+            assert config.train == base.train, what
+        else:
+            assert len(changed) == 1, (what, changed)
         assert config.data.split_seed == base.data.split_seed  # same people, same validation
     sampled = ablations["sampled pairs"].train
     assert 2 * sampled.pairs_per_epoch == base.train.pairs_per_epoch  # same images per epoch
