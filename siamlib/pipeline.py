@@ -80,7 +80,7 @@ def pair_dataset(
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    return _to_batches(dataset, store, batch_size, seed, augment)
+    return _pair_batches(dataset, store, batch_size, seed, augment)
 
 
 def sampled_pair_dataset(
@@ -110,7 +110,7 @@ def sampled_pair_dataset(
     dataset = tf.data.Dataset.counter().map(
         lambda k: _sample_pair(k, seed, tables), num_parallel_calls=tf.data.AUTOTUNE
     )
-    return _to_batches(dataset, store, batch_size, seed, augment)
+    return _pair_batches(dataset, store, batch_size, seed, augment)
 
 
 def identity_batch_dataset(
@@ -153,23 +153,14 @@ def identity_batch_dataset(
         ids = tf.repeat(chosen, images_per_person)
         return tf.data.Dataset.from_tensor_slices((tf.reshape(picked, [-1]), ids))
 
-    pixels = tf.constant(store.pixels)
-    numbered = tf.data.Dataset.zip(
-        (tf.data.Dataset.counter(), tf.data.Dataset.counter().flat_map(draw_batch))
-    )
+    load_image = _image_loader(store, seed, augment)
 
     def load(k, element):
         row, person = element
-        image = tf.cast(tf.gather(pixels, row), tf.float32)[..., tf.newaxis] / 255.0
-        if augment is not None:
-            image = _augment_image(image, augment, _key(seed, _AUGMENTATION, k))
-        return image, person
+        return load_image(row, k), person
 
-    return (
-        numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(people_per_batch * images_per_person)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    batches = tf.data.Dataset.counter().flat_map(draw_batch)
+    return _to_batches(batches, load, people_per_batch * images_per_person)
 
 
 def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -216,23 +207,34 @@ def _sample_pair(k, seed, tables):
     return tf.gather(rows, a), tf.gather(rows, b), label
 
 
-def _to_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
-    pixels = tf.constant(store.pixels)  # (n, size, size) uint8: the only copy of the images
-    numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), dataset))
+def _pair_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
+    """Batches of ``((image_a, image_b), label)`` from a stream of ``(row_a, row_b, label)``."""
+    load_image = _image_loader(store, seed, augment)
 
     def load(k, rows):
         row_a, row_b, label = rows
-        images = tf.cast(tf.gather(pixels, tf.stack([row_a, row_b])), tf.float32) / 255.0
-        images = images[..., tf.newaxis]  # (2, size, size, 1)
-        if augment is not None:
-            images = tf.stack(
-                [
-                    _augment_image(images[0], augment, _key(seed, _AUGMENTATION, 2 * k)),
-                    _augment_image(images[1], augment, _key(seed, _AUGMENTATION, 2 * k + 1)),
-                ]
-            )
-        return (images[0], images[1]), label
+        return (load_image(row_a, 2 * k), load_image(row_b, 2 * k + 1)), label
 
+    return _to_batches(dataset, load, batch_size)
+
+
+def _image_loader(store: ImageStore, seed: int, augment):
+    """``load_image(row, number)``: a stored image as a ``(size, size, 1)`` float in [0, 1],
+    jittered by ``augment`` with the random draws of image ``number`` of the stream."""
+    pixels = tf.constant(store.pixels)  # (n, size, size) uint8: the only copy of the images
+
+    def load_image(row, number):
+        image = tf.cast(tf.gather(pixels, row), tf.float32)[..., tf.newaxis] / 255.0
+        if augment is not None:
+            image = _augment_image(image, augment, _key(seed, _AUGMENTATION, number))
+        return image
+
+    return load_image
+
+
+def _to_batches(dataset, load, batch_size: int):
+    """Number the elements (the numbers key their augmentation), load them in parallel, batch."""
+    numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), dataset))
     return (
         numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)

@@ -65,17 +65,15 @@ class Splits:
 
 def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Splits:
     """Train/validation/test pairs and their decoded images, ready for the pipelines."""
+    images_dir = _images_dir(config.source, progress)
+    all_images = pairs.identity_images(images_dir)
     if config.source == LFW:
-        root = data.fetch(progress=progress)
-        images_dir = root / "images"
-        dev_train = pairs.read_pairs(root / "pairsDevTrain.txt", images_dir)
-        test = pairs.read_pairs(root / "pairsDevTest.txt", images_dir)
+        dev_train = pairs.read_pairs(images_dir.parent / "pairsDevTrain.txt", images_dir)
+        test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
         train, val = pairs.person_disjoint_split(
             dev_train, config.val_fraction, seed=config.split_seed
         )
-        all_images = pairs.identity_images(images_dir)
     else:
-        all_images = pairs.identity_images(Path(config.source).expanduser())
         train, val, test = _generated_splits(all_images, config)
     train = balanced_subset(train, config.max_train_pairs, config.split_seed)
     val = balanced_subset(val, config.max_eval_pairs, config.split_seed)
@@ -90,13 +88,16 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
 
 def photos_of(people, preprocess: Preprocess, source: str = LFW) -> ImageStore:
     """Every photo of ``people`` in ``source``, decoded: the gallery for one-shot tasks."""
-    if source == LFW:
-        images_dir = data.fetch(progress=False) / "images"
-    else:
-        images_dir = Path(source).expanduser()
-    photos = pairs.identity_images(images_dir)
+    photos = pairs.identity_images(_images_dir(source, progress=False))
     return ImageStore.load(photos.loc[photos["name"].isin(set(people)), "path"], preprocess,
                            progress=False)
+
+
+def _images_dir(source: str, progress: bool) -> Path:
+    """The folder of person folders: LFW-a's (fetched first if needed) or a generated set's."""
+    if source == LFW:
+        return data.fetch(progress=progress) / data.IMAGES
+    return Path(source).expanduser()
 
 
 def balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:

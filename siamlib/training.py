@@ -358,18 +358,18 @@ def _training_stream(config: RunConfig, splits: Splits):
             shuffle=True, seed=settings.seed, augment=settings.augment, repeat=True,
         )
         return dataset, math.ceil(len(splits.train) / settings.batch_size)
-    per_epoch = settings.pairs_per_epoch or len(splits.train)
     if settings.sampling == "identities":
         dataset = identity_batch_dataset(
             splits.store, splits.train_people,
             settings.batch_size // IMAGES_PER_PERSON, IMAGES_PER_PERSON,
             seed=settings.seed, augment=settings.augment,
         )
-        return dataset, max(1, per_epoch // settings.batch_size)
-    dataset = sampled_pair_dataset(
-        splits.store, splits.train_people, settings.batch_size,
-        seed=settings.seed, augment=settings.augment,
-    )
+    else:
+        dataset = sampled_pair_dataset(
+            splits.store, splits.train_people, settings.batch_size,
+            seed=settings.seed, augment=settings.augment,
+        )
+    per_epoch = settings.pairs_per_epoch or len(splits.train)  # identities: images per epoch
     return dataset, max(1, per_epoch // settings.batch_size)
 
 
