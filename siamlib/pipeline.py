@@ -97,10 +97,9 @@ def sampled_pair_dataset(
     pair is an image and a uniformly chosen image of anyone else. Use it with
     ``steps_per_epoch``: every epoch draws new pairs, deterministically from ``seed``.
     """
-    chosen, person_of, counts = _rows_by_person(store, people)
+    chosen, person_of, starts, counts = _rows_by_person(store, people)
     if counts.max() < 2 or len(counts) < 2:
         raise ValueError("sampling needs two people and someone with at least two images")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     tables = {
         "rows": tf.constant(chosen, tf.int32),
         "start": tf.constant(starts[person_of], tf.int32),  # per position in `rows`
@@ -128,8 +127,7 @@ def identity_batch_dataset(
     anew by ``augment``. Elements are ``(images, person_ids)``; deterministic from ``seed``
     like the other streams.
     """
-    rows, _, counts = _rows_by_person(store, people)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows, _, starts, counts = _rows_by_person(store, people)
     keep = np.flatnonzero(counts >= 2)
     if len(keep) < max(2, people_per_batch):
         raise ValueError(f"identity batches need {max(2, people_per_batch)} people with two or "
@@ -163,18 +161,17 @@ def identity_batch_dataset(
     return _to_batches(batches, load, people_per_batch * images_per_person)
 
 
-def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Store rows of ``people``'s images sorted by person, each row's person, and counts.
-
-    Sorted, so each person's images are one contiguous block of the returned rows.
-    """
+def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
+    """Store rows of ``people``'s images sorted by person, each row's person, and each
+    person's block of those rows: its first position and its length."""
     names = store.names
     chosen = np.flatnonzero(np.isin(names, list(people)))
     if len(chosen) == 0:
         raise ValueError("none of the given people has an image in this ImageStore")
     chosen = chosen[np.argsort(names[chosen], kind="stable")]
     _, person_of, counts = np.unique(names[chosen], return_inverse=True, return_counts=True)
-    return chosen, person_of, counts
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return chosen, person_of, starts, counts
 
 
 def _sample_pair(k, seed, tables):
