@@ -5,7 +5,9 @@
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
 
 Executed notebooks go to ``outputs/<profile>/`` (``--output`` to change it) with each
-notebook's wall time printed and saved to ``timings.csv``. Overrides are checked against each
+notebook's wall time printed and saved to ``timings.csv``. A smoke run's figures are noise, so
+they go to ``figures/`` there too, never over the committed ones (unless
+``$SIAMLIB_FIGURES_DIR`` says otherwise). Overrides are checked against each
 notebook's ``parameters`` cell before anything runs: an unknown name or a value of the wrong
 type stops the run with one clear message. A failing cell stops the run and is named.
 """
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import papermill
 import papermill.exceptions
@@ -94,13 +98,14 @@ def run(
         started = time.perf_counter()
         print(f"▶ {nb.name} (profile {profile})", flush=True)
         try:
-            papermill.execute_notebook(
-                str(nb),
-                str(output / nb.name),
-                parameters={"profile": profile, **per_notebook[nb]},
-                cwd=str(nb.parent),
-                progress_bar=False,
-            )
+            with mock.patch.dict(os.environ, _kernel_environment(profile, output)):
+                papermill.execute_notebook(
+                    str(nb),
+                    str(output / nb.name),
+                    parameters={"profile": profile, **per_notebook[nb]},
+                    cwd=str(nb.parent),
+                    progress_bar=False,
+                )
         except papermill.exceptions.PapermillExecutionError as error:
             first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
             raise NotebookFailed(
@@ -116,6 +121,13 @@ def run(
     print(f"All {len(timings)} notebooks ran in {sum(s for _, s in timings):.0f} s; "
           f"executed copies in {output}")
     return timings
+
+
+def _kernel_environment(profile: str, output: Path) -> dict[str, str]:
+    """What the notebooks' kernels get on top of this process's environment."""
+    if profile == "smoke" and paths.FIGURES_DIR_ENV not in os.environ:
+        return {paths.FIGURES_DIR_ENV: str(output / "figures")}
+    return {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,12 @@
 """The papermill runner on two tiny generated notebooks: profiles, overrides, failures."""
 
+import os
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from siamlib import runner
+from siamlib import paths, runner
 
 
 def _notebook(path, *sources, parameters="profile: str = 'auto'  # the profile\nsize: int = 1"):
@@ -37,6 +39,19 @@ def test_runs_selected_notebook_with_profile_and_override(folder, tmp_path):
     assert [name for name, _ in timings] == ["01_first.ipynb"]
     assert "profile=smoke size=5" in _printed(out / "01_first.ipynb")
     assert (out / "timings.csv").read_text().startswith("notebook,seconds\n01_first.ipynb,")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_only_smoke_figures_are_kept_away_from_the_committed_ones(folder, tmp_path, monkeypatch,
+                                                                   profile):
+    monkeypatch.delenv(paths.FIGURES_DIR_ENV, raising=False)
+    _notebook(folder / "03_figures.ipynb",
+              "import os; print('figures:', os.environ.get('SIAMLIB_FIGURES_DIR'))")
+    out = tmp_path / "out"
+    runner.run(profile, {}, out, only=["03"], folder=folder)
+    expected = out / "figures" if profile == "smoke" else None
+    assert f"figures: {expected}" in _printed(out / "03_figures.ipynb")
+    assert paths.FIGURES_DIR_ENV not in os.environ  # only the kernels saw it
 
 
 def test_failing_notebook_is_named_with_its_cell(folder, tmp_path):
