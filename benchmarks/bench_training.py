@@ -1,12 +1,14 @@
 """Benchmark of the model on this machine: training pairs/s, and one-shot scoring speed.
 
-Training: pairs/s of Koch et al.'s network (``ModelConfig()``) and a narrow variant
-(``width=0.25, dense_units=512``), batch 32, Adam as ``siamlib.training`` compiles it, fed two
-ways with the same network and batch size:
+Training: pairs/s and images/s (tower passes) of Koch et al.'s network (``ModelConfig()``) and
+a narrow variant (``width=0.25, dense_units=512``), batch 32, Adam as ``siamlib.training``
+compiles it, fed three ways with the same network and batch size:
 
 - ``siamlib``: ``pair_dataset`` over DevTrain (uint8 store, shuffled, scaled per batch);
 - ``seed-style float64``: float64 arrays of the pairs' images passed as
-  ``model.fit(x=[A, B], y=labels)``, as the student reports did.
+  ``model.fit(x=[A, B], y=labels)``, as the student reports did;
+- ``identities``: batches of 8 people x 4 images through ``AllPairsTrainer``, which trains on
+  all 496 pairs of the 32 images (the ``all_pairs`` model's sampling).
 
 One warm-up step (tracing, thread pools) is run and left out, then a fixed number of steps is
 timed: the Koch net trains at a few pairs per second on a CPU, so those are few.
@@ -53,7 +55,8 @@ NETS = {
 # (training steps, one-shot tasks) per net; the Koch net trains at ~6-10 pairs/s on 2 cores.
 FULL = {"koch": (8, 500), "narrow": (64, 500)}
 QUICK = {"koch": (2, 50), "narrow": (8, 50)}
-FEEDS = {"siamlib": "siamlib pipeline", "seed": "seed-style float64 arrays"}
+FEEDS = {"siamlib": "siamlib pipeline", "seed": "seed-style float64 arrays",
+         "identities": "identity batches, every pair (AllPairsTrainer)"}
 PATHS = {"cached": "cached (embed unique images once)", "per-pair": "per-pair two-tower forward"}
 
 
@@ -86,24 +89,19 @@ def train_child(net: str, feed: str, steps: int, cache_dir: str) -> dict:
     import numpy as np
 
     from siamlib.model import loss_for
-    from siamlib.pipeline import pair_dataset
-    from siamlib.training import TrainConfig
+    from siamlib.pairs import pair_people
+    from siamlib.pipeline import identity_batch_dataset, pair_dataset
+    from siamlib.training import IMAGES_PER_PERSON, AllPairsTrainer, TrainConfig
 
     pairs, store = load_store("pairsDevTrain.txt", cache_dir)
-    config, model = network(net)
+    config, siamese = network(net)
+    model = AllPairsTrainer(siamese) if feed == "identities" else siamese
     model.compile(
         optimizer=keras.optimizers.Adam(TrainConfig().learning_rate),
         loss=loss_for(config),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
-    if feed == "siamlib":
-        dataset = pair_dataset(store, pairs, BATCH_SIZE, shuffle=True, repeat=True)
-        started = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
-        warmup_s = time.perf_counter() - started
-        started = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    else:
+    if feed == "seed":
         # The pairs' images as the reports held them: float64 in [0, 1], one array per side.
         chosen = pairs.sample((steps + 1) * BATCH_SIZE, random_state=0)
         side_a = store.pixels[store.rows(chosen["path_a"])][..., np.newaxis] / 255.0
@@ -117,8 +115,24 @@ def train_child(net: str, feed: str, steps: int, cache_dir: str) -> dict:
         started = time.perf_counter()
         model.fit(x=[side_a[rest], side_b[rest]], y=labels[rest], batch_size=BATCH_SIZE,
                   epochs=1, shuffle=True, verbose=0)
+    else:
+        if feed == "siamlib":
+            dataset = pair_dataset(store, pairs, BATCH_SIZE, shuffle=True, repeat=True)
+        else:
+            dataset = identity_batch_dataset(store, pair_people(pairs),
+                                             BATCH_SIZE // IMAGES_PER_PERSON, IMAGES_PER_PERSON)
+        started = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
+        warmup_s = time.perf_counter() - started
+        started = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - started
-    return {"parameters": model.count_params(), "pairs": steps * BATCH_SIZE,
+    if feed == "identities":  # every pair of the batch's images
+        pairs_per_batch, images_per_batch = BATCH_SIZE * (BATCH_SIZE - 1) // 2, BATCH_SIZE
+    else:
+        pairs_per_batch, images_per_batch = BATCH_SIZE, 2 * BATCH_SIZE
+    return {"parameters": siamese.count_params(), "steps": steps,
+            "pairs": steps * pairs_per_batch, "images": steps * images_per_batch,
             "warmup_s": warmup_s, "seconds": seconds}
 
 
@@ -182,9 +196,10 @@ def main() -> None:
                 print(f"train {net} {feed}: {json.dumps(result)}", flush=True)
                 train_rows.append([
                     net_label, f"{result['parameters']:,}", feed_label,
-                    f"{result['pairs'] // BATCH_SIZE} x {BATCH_SIZE}",
+                    f"{result['steps']} x {BATCH_SIZE}",
                     f"{result['warmup_s']:.1f}", f"{result['seconds']:.1f}",
-                    f"{result['pairs'] / result['seconds']:.1f}",
+                    f"{result['pairs'] / result['seconds']:,.1f}",
+                    f"{result['images'] / result['seconds']:,.1f}",
                 ])
         for net in ("narrow", "koch"):
             timings = {}
@@ -208,7 +223,7 @@ def main() -> None:
         "",
         markdown_table(
             ["network", "parameters", "feed", "steps x batch", "warm-up s", "timed s",
-             "pairs/s"],
+             "pairs/s", "images/s"],
             train_rows,
         ),
         "",
@@ -221,7 +236,9 @@ def main() -> None:
         ),
         "",
         "Training: Adam as siamlib compiles it; the seed-style feed gets float64 arrays of only "
-        "the pairs it trains on, so its memory is not comparable here (see bench_pipeline).",
+        "the pairs it trains on, so its memory is not comparable here (see bench_pipeline). "
+        "A batch is 32 pairs (64 images) for the pair feeds and 32 images (496 pairs) for "
+        "identity batches; images/s counts tower passes.",
         "Scoring: `images through the tower` counts tower passes; the per-pair path also "
         "materialises every pair's two images as float32 first, hence its higher peak.",
     ]
