@@ -77,6 +77,7 @@ class Profile:
             "half width": {"model": {"width": model.width / 2}},
             "three conv blocks": {"model": {"filters": model.filters[:3],
                                             "kernels": model.kernels[:3]}},
+            "cosine head": {"model": {"distance": "cosine"}},
             "contrastive loss": {"model": {"loss": "contrastive", "distance": "l2"}},
             "SGD with momentum, decay": {"train": KOCH_SGD},
         }
