@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import re
 import subprocess
 import sys
 import tomllib
@@ -37,7 +36,7 @@ REQUIREMENTS = {
 def accepted_ranges(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
     """pip name -> siamlib's requirement for it, e.g. "opencv-python-headless>=4.8,<5"."""
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    return {re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower(): spec for spec in dependencies}
+    return {_requirement(spec).name.lower(): spec for spec in dependencies}
 
 
 def installed_version(module: str, find_spec=importlib.util.find_spec) -> str | None:
@@ -49,16 +48,21 @@ def installed_version(module: str, find_spec=importlib.util.find_spec) -> str | 
 
 def packages_to_install(version_of=installed_version, ranges=None) -> list[str]:
     """Requirements (with siamlib's range) of packages missing or outside that range."""
-    from packaging.specifiers import SpecifierSet  # pip's own dependency, in every runtime
-
     ranges = ranges or accepted_ranges()
     needed = []
     for module, pip in REQUIREMENTS.items():
-        spec = ranges[pip]
         version = version_of(module)
-        if version is None or version not in SpecifierSet(spec[len(pip):]):
-            needed.append(spec)
+        if version is None or not _requirement(ranges[pip]).specifier.contains(version):
+            needed.append(ranges[pip])
     return needed
+
+
+def _requirement(spec: str):
+    """``spec`` parsed by ``packaging``, imported only here: it comes with TensorFlow, and a
+    runtime without TensorFlow must still get as far as check_keras's advice."""
+    from packaging.requirements import Requirement
+
+    return Requirement(spec)
 
 
 def check_keras(version=importlib.metadata.version) -> str:
