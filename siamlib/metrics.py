@@ -10,15 +10,25 @@ The words, once: FAR (false-accept rate) is the share of different-person pairs 
 (false-reject rate) the share of same-person pairs rejected, GAR = TAR = 1 - FRR and
 GRR = 1 - FAR. Thresholds are chosen on *validation* scores and applied to *test* scores:
 a threshold tuned on the test set reports an accuracy no one could have had in advance.
+
+The biometrics standard ISO/IEC 19795-1 says FMR (false match rate) for what is FAR here and
+FNMR (false non-match rate) for FRR; papers and tools such as pyeer quote FNMR at FMR 1%
+("FMR100"), at 0.1% ("FMR1000") and at no false match at all ("ZeroFMR"), see
+``operating_points``.
+
+Test pairs share people (and photos), so they are not independent draws: ``bootstrap_ci`` and
+``paired_auc_difference`` take ``groups`` (see ``person_clusters``) to resample whole clusters
+of pairs instead, and two models scored on the same pairs are compared pair by pair
+(``mcnemar``, ``paired_auc_difference``), not by two separate intervals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import binomtest, norm
 from sklearn import metrics as sk_metrics
 
 from siamlib import DIFFERENT, SAME
@@ -58,6 +68,49 @@ class ConfidenceInterval:
     estimate: float
     low: float
     high: float
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """FNMR at the most accepting threshold whose FMR is at most a target (ISO/IEC 19795-1).
+
+    ``fmr`` is the rate actually achieved (at most the target), ``threshold`` the lowest
+    accepted score (``score >= threshold``; +inf when only "accept nothing" keeps the FMR low
+    enough), and ``estimable`` says whether there were enough impostor pairs to observe the
+    target rate at all (see ``fnmr_at_fmr``).
+    """
+
+    fnmr: float
+    fmr: float
+    threshold: float
+    n_impostors: int
+    estimable: bool
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Where two methods disagree on the same items, and whether that is more than chance.
+
+    ``n10``: items A got right and B wrong; ``n01``: A wrong and B right. Items both got right
+    or both got wrong say nothing about which is better, so only these two counts enter the
+    test. ``accuracy_difference`` is accuracy(A) - accuracy(B) = (n10 - n01) / items.
+    """
+
+    n01: int
+    n10: int
+    p_value: float
+    accuracy_difference: float
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A difference between two methods on the same pairs, with its paired bootstrap interval
+    and two-sided bootstrap p-value (for "no difference")."""
+
+    estimate: float
+    low: float
+    high: float
+    p_value: float
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -259,6 +312,77 @@ def tar_at_far(labels, scores, far: float) -> float:
     return float(gar[far_points <= far_limit].max())
 
 
+# --- biometric operating points (ISO/IEC 19795-1 words) ------------------------------------
+
+# Row name -> target FMR. "FMR100" is one false match in 100 impostor pairs.
+OPERATING_POINTS = {"FMR100": 0.01, "FMR1000": 0.001, "ZeroFMR": 0.0}
+
+
+def fnmr_at_fmr(labels, scores, fmr: float) -> OperatingPoint:
+    """FNMR (= FRR) at the most accepting threshold whose FMR (= FAR) is at most ``fmr``.
+
+    It is the ROC's own point, as in ``tar_at_far`` (FNMR = 1 - TAR), so it describes these
+    pairs; it is not a threshold to deploy (fit ``threshold_at_far`` on validation for that).
+
+    The rule for ``estimable``: an FMR of ``fmr`` is one false match in ``1 / fmr`` impostor
+    pairs, so with fewer impostor pairs than that (``n_impostors < 1 / fmr``) no threshold can
+    show the rate; staying at or below it then means no false match at all, and the number is
+    ZeroFMR under another name. It is still returned, flagged ``estimable=False``. ``fmr=0``
+    (ZeroFMR) is always estimable: it only needs one impostor pair.
+    """
+    labels, scores = _checked(labels, scores)
+    target = _checked_rate(fmr, "fmr")
+    far, gar, thresholds = _roc_points(labels, scores)
+    index = int(np.flatnonzero(far <= target)[-1])
+    n_impostors = int(np.sum(labels == DIFFERENT))
+    # The 1e-9 absorbs rounding, so that 100 pairs at 1% count as one expected false match.
+    estimable = target == 0.0 or n_impostors * target >= 1.0 - 1e-9
+    return OperatingPoint(
+        fnmr=float(1.0 - gar[index]),
+        fmr=float(far[index]),
+        threshold=float(thresholds[index]),
+        n_impostors=n_impostors,
+        estimable=bool(estimable),
+    )
+
+
+def operating_points(labels, scores) -> pd.DataFrame:
+    """The biometric report's rows: FNMR at FMR 1% (FMR100), 0.1% (FMR1000) and 0 (ZeroFMR).
+
+    Returns:
+        A DataFrame indexed by those names, with columns ``target_fmr, fnmr, fmr, threshold,
+        n_impostors, estimable``. Where ``estimable`` is False (too few impostor pairs, see
+        ``fnmr_at_fmr``) ``fnmr``, ``fmr`` and ``threshold`` are NaN, so a table of several
+        models cannot quote a number the test set was too small to measure.
+    """
+    rows = []
+    for name, target in OPERATING_POINTS.items():
+        point = fnmr_at_fmr(labels, scores, target)
+        row = {"operating_point": name, "target_fmr": target, **asdict(point)}
+        if not point.estimable:
+            row.update(fnmr=np.nan, fmr=np.nan, threshold=np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("operating_point")
+
+
+def decidability(labels, scores) -> float:
+    """Daugman's d': how far apart the two classes' mean scores are, in pooled standard deviations.
+
+    ``d' = |mu_genuine - mu_impostor| / sqrt((var_genuine + var_impostor) / 2)``. It does not
+    change when scores are shifted or scaled, and unlike AUC it keeps growing once the classes
+    stop overlapping, so it still ranks models whose AUC is 1. Variances are population ones
+    (``ddof=0``), as pyeer computes them; with hundreds of pairs the choice does not show. Both
+    classes constant: inf if their scores differ, 0 if not.
+    """
+    labels, scores = _checked(labels, scores)
+    genuine, impostor = scores[labels == SAME], scores[labels == DIFFERENT]
+    gap = abs(genuine.mean() - impostor.mean())
+    spread = np.sqrt((genuine.var() + impostor.var()) / 2)
+    if spread == 0:
+        return np.inf if gap > 0 else 0.0
+    return float(gap / spread)
+
+
 # --- outcomes at one threshold ------------------------------------------------------------
 
 
@@ -352,6 +476,104 @@ def _resample_counts(rng: np.random.Generator, n_pairs: int, n_resamples: int) -
     return rng.multinomial(n_pairs, np.full(n_pairs, 1 / n_pairs), size=n_resamples)
 
 
+def person_clusters(name_a, name_b) -> np.ndarray:
+    """One cluster id per pair: the connected component of the people in it.
+
+    People are linked when they appear in a pair together (a same-person pair links a person
+    to itself), so two pairs share a cluster when a chain of shared people joins them. Pairs
+    in different clusters share no one, and resampling whole clusters (``groups=`` in
+    ``bootstrap_ci`` and ``paired_auc_difference``) treats only those as independent. On
+    LFW-a's pairsDevTest the 1000 pairs fall into 463 clusters of at most 25 pairs; if one
+    cluster held most pairs, there would be few independent units and the interval would say so
+    by being wide.
+
+    Arguments:
+        name_a, name_b: the person in each pair's first and second image.
+
+    Returns:
+        Integer ids 0, 1, ... numbered in order of first appearance.
+    """
+    name_a, name_b = np.asarray(name_a), np.asarray(name_b)
+    if name_a.ndim != 1 or name_a.shape != name_b.shape:
+        raise ValueError(
+            f"name_a and name_b must be one-dimensional and of the same length, "
+            f"got shapes {name_a.shape} and {name_b.shape}"
+        )
+    people, person = np.unique(np.concatenate([name_a, name_b]), return_inverse=True)
+    parent = np.arange(len(people))
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]  # path halving keeps the trees flat
+            node = parent[node]
+        return node
+
+    first, second = person[: len(name_a)], person[len(name_a) :]
+    for a, b in zip(first, second):
+        parent[root(a)] = root(b)
+    roots = np.array([root(a) for a in first], dtype=int)
+    _, first_seen, ids = np.unique(roots, return_index=True, return_inverse=True)
+    # Renumber the components by their first pair, so ids read 0, 1, 2, ... down the table.
+    return np.argsort(np.argsort(first_seen))[ids]
+
+
+def _checked_groups(groups, n_pairs: int) -> np.ndarray:
+    """Cluster ids as 0..k-1, one per pair."""
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != n_pairs:
+        raise ValueError(
+            f"groups must hold one cluster id per pair ({n_pairs}), got shape {groups.shape}"
+        )
+    return np.unique(groups, return_inverse=True)[1]
+
+
+def _checked_bootstrap(n_boot: int, alpha: float) -> int:
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    return int(n_boot)
+
+
+def _cluster_resample_counts(rng, clusters, is_same, n_resamples) -> np.ndarray:
+    """(resamples, pairs) draw counts when whole clusters are drawn with replacement.
+
+    Each resample draws as many clusters as there are, and every pair counts as often as its
+    cluster was drawn. A resample without a same-person or without a different-person pair has
+    no ROC, so such resamples are redrawn until they have both: every interval is then made of
+    ``n_boot`` valid values, slightly favouring draws that hold both classes (a redraw is rare
+    unless one class sits in only a few clusters).
+    """
+    n_clusters = clusters.max() + 1
+    has_same = np.bincount(clusters[is_same], minlength=n_clusters) > 0
+    has_different = np.bincount(clusters[~is_same], minlength=n_clusters) > 0
+    draws = _resample_counts(rng, n_clusters, n_resamples)
+    while True:
+        missing = (draws @ has_same == 0) | (draws @ has_different == 0)
+        if not missing.any():
+            return draws[:, clusters]
+        draws[missing] = _resample_counts(rng, n_clusters, int(missing.sum()))
+
+
+def _resampled_counts(rng, labels, clusters, n_boot):
+    """Yield (genuine_counts, impostor_counts) for ``n_boot`` resamples, in bounded chunks.
+
+    Without clusters, pairs are drawn with replacement within each class (the test set's
+    balance is kept); with clusters, whole clusters are drawn and the balance varies as it
+    would with another draw of people.
+    """
+    is_same = labels == SAME
+    n_same, n_different = int(is_same.sum()), int((~is_same).sum())
+    chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // len(labels))
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        if clusters is None:
+            yield _resample_counts(rng, n_same, size), _resample_counts(rng, n_different, size)
+        else:
+            counts = _cluster_resample_counts(rng, clusters, is_same, size)
+            yield counts[:, is_same], counts[:, ~is_same]
+
+
 def _point_estimate(metric, labels, scores, threshold) -> float:
     if metric == "accuracy":
         return accuracy_at(labels, scores, threshold)
@@ -368,14 +590,21 @@ def bootstrap_ci(
     alpha: float = 0.05,
     seed: int = 0,
     threshold: float | None = None,
+    groups=None,
 ) -> ConfidenceInterval:
-    """How much a metric could move with a different draw of test pairs.
+    """How much a metric could move with a different draw of test pairs (or of people).
 
-    Pairs are resampled with replacement within each class, so every resample keeps the test
-    set's balance and both classes (AUC and EER need both). ``accuracy`` uses the fixed
-    ``threshold`` chosen on VALIDATION: refitting it per resample would measure a different
-    procedure. ``threshold`` is ignored by ``auc`` and ``eer``. The interval is the
-    ``alpha / 2`` and ``1 - alpha / 2`` percentiles of the resampled values.
+    Without ``groups``, pairs are resampled with replacement within each class, so every
+    resample keeps the test set's balance and both classes (AUC and EER need both). That treats
+    pairs as independent, which LFW test pairs are not: they share people and photos, so a model
+    that fails on one person fails on all of that person's pairs together, and the pair
+    interval comes out too narrow. Pass ``groups`` (one cluster id per pair, e.g.
+    ``person_clusters(name_a, name_b)``) to resample whole clusters instead; resamples that miss
+    a class are redrawn (see ``_cluster_resample_counts``).
+
+    ``accuracy`` uses the fixed ``threshold`` chosen on VALIDATION: refitting it per resample
+    would measure a different procedure. ``threshold`` is ignored by ``auc`` and ``eer``. The
+    interval is the ``alpha / 2`` and ``1 - alpha / 2`` percentiles of the resampled values.
     """
     labels, scores = _checked(labels, scores)
     if metric not in BOOTSTRAP_METRICS:
@@ -384,24 +613,98 @@ def bootstrap_ci(
         raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
     if threshold is not None:
         threshold = _checked_threshold(threshold)
-    if int(n_boot) < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    n_boot = _checked_bootstrap(n_boot, alpha)
+    clusters = None if groups is None else _checked_groups(groups, len(labels))
     genuine, impostor = scores[labels == SAME], scores[labels == DIFFERENT]
     rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // len(scores))
-    values = []
-    for start in range(0, int(n_boot), chunk):
-        size = min(chunk, int(n_boot) - start)
-        genuine_counts = _resample_counts(rng, len(genuine), size)
-        impostor_counts = _resample_counts(rng, len(impostor), size)
-        values.append(
-            _per_resample(metric, genuine, impostor, genuine_counts, impostor_counts, threshold)
-        )
+    values = [
+        _per_resample(metric, genuine, impostor, genuine_counts, impostor_counts, threshold)
+        for genuine_counts, impostor_counts in _resampled_counts(rng, labels, clusters, n_boot)
+    ]
     low, high = np.quantile(np.concatenate(values), [alpha / 2, 1 - alpha / 2])
     estimate = _point_estimate(metric, labels, scores, threshold)
     return ConfidenceInterval(estimate, float(low), float(high))
+
+
+# --- two methods on the same pairs ----------------------------------------------------------
+
+
+def _as_correct(values, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(
+            f"{name} must be a non-empty one-dimensional array, got shape {values.shape}"
+        )
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError(f"{name} must be True/False (or 1/0) per item")
+    return values.astype(bool)
+
+
+def mcnemar(correct_a, correct_b) -> McNemarResult:
+    """Exact two-sided McNemar test: is method A right more often than B on the SAME items?
+
+    Two accuracies on the same test pairs are not independent samples, so two confidence
+    intervals that overlap do not mean "no difference". McNemar's test looks only at the
+    items where the methods disagree: if neither is better, each such item is a fair coin, so
+    ``n10`` is Binomial(n01 + n10, 1/2) and the p-value is scipy's exact binomial test (1 when
+    they never disagree). It works for any per-item correctness: verification pairs decided at
+    a validation threshold, or paired N-way one-shot tasks (both methods on the same tasks,
+    correct = picked the matching candidate).
+
+    Arguments:
+        correct_a, correct_b: per item, whether method A (B) got it right.
+    """
+    correct_a = _as_correct(correct_a, "correct_a")
+    correct_b = _as_correct(correct_b, "correct_b")
+    if len(correct_a) != len(correct_b):
+        raise ValueError(
+            f"correct_a and correct_b must cover the same items, got {len(correct_a)} "
+            f"and {len(correct_b)}"
+        )
+    n10 = int(np.sum(correct_a & ~correct_b))
+    n01 = int(np.sum(~correct_a & correct_b))
+    p_value = 1.0 if n01 + n10 == 0 else float(binomtest(n10, n01 + n10, 0.5).pvalue)
+    return McNemarResult(n01, n10, p_value, (n10 - n01) / len(correct_a))
+
+
+def paired_auc_difference(
+    labels,
+    scores_a,
+    scores_b,
+    groups=None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> PairedDifference:
+    """AUC(A) - AUC(B) on the same pairs, with a paired bootstrap interval and p-value.
+
+    Each resample draws one set of pairs (or, with ``groups``, of clusters, as in
+    ``bootstrap_ci``) and scores BOTH methods on it, so what the two share (the same hard
+    pairs) cancels in the difference; that is why it is tighter than two separate intervals.
+    The p-value is two-sided for "no difference": twice the smaller share of resampled
+    differences on either side of 0, with one added to each count (``2 (1 + k) /
+    (n_boot + 1)``) so it is never reported as exactly 0; capped at 1.
+    """
+    labels, scores_a = _checked(labels, scores_a)
+    scores_b = _checked(labels, scores_b)[1]
+    n_boot = _checked_bootstrap(n_boot, alpha)
+    clusters = None if groups is None else _checked_groups(groups, len(labels))
+    is_same = labels == SAME
+    rng = np.random.default_rng(seed)
+    differences = np.concatenate(
+        [
+            _per_resample("auc", scores_a[is_same], scores_a[~is_same], g_counts, i_counts, None)
+            - _per_resample("auc", scores_b[is_same], scores_b[~is_same], g_counts, i_counts, None)
+            for g_counts, i_counts in _resampled_counts(rng, labels, clusters, n_boot)
+        ]
+    )
+    estimate = float(
+        sk_metrics.roc_auc_score(labels, scores_a) - sk_metrics.roc_auc_score(labels, scores_b)
+    )
+    low, high = np.quantile(differences, [alpha / 2, 1 - alpha / 2])
+    on_one_side = min(np.sum(differences <= 0), np.sum(differences >= 0))
+    p_value = min(1.0, 2 * (1 + on_one_side) / (n_boot + 1))
+    return PairedDifference(estimate, float(low), float(high), float(p_value))
 
 
 # --- one-shot tasks and identification --------------------------------------------------------
