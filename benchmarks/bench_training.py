@@ -91,7 +91,7 @@ def train_child(net: str, feed: str, steps: int, cache_dir: str) -> dict:
     from siamlib.model import loss_for
     from siamlib.pairs import pair_people
     from siamlib.pipeline import identity_batch_dataset, pair_dataset
-    from siamlib.training import IMAGES_PER_PERSON, AllPairsTrainer, TrainConfig
+    from siamlib.training import AllPairsTrainer, TrainConfig
 
     pairs, store = load_store("pairsDevTrain.txt", cache_dir)
     config, siamese = network(net)
@@ -119,8 +119,9 @@ def train_child(net: str, feed: str, steps: int, cache_dir: str) -> dict:
         if feed == "siamlib":
             dataset = pair_dataset(store, pairs, BATCH_SIZE, shuffle=True, repeat=True)
         else:
+            per_person = TrainConfig().images_per_person
             dataset = identity_batch_dataset(store, pair_people(pairs),
-                                             BATCH_SIZE // IMAGES_PER_PERSON, IMAGES_PER_PERSON)
+                                             BATCH_SIZE // per_person, per_person)
         started = time.perf_counter()
         model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
         warmup_s = time.perf_counter() - started

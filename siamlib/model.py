@@ -17,6 +17,7 @@ same pairs' embeddings together (distance -> 0) and pushes different pairs apart
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import keras
@@ -41,7 +42,8 @@ class ModelConfig:
         dense_units: embedding size (a sigmoid dense layer after the flattened features).
         batch_norm: batch normalisation after each conv (before ReLU).
         dropout: dropout rate before the embedding layer (0 = none).
-        distance: how the head compares embeddings: "l1" (paper), "l2" or "cosine".
+        distance: how the head compares embeddings: "l1" (paper), "l2" or "cosine" (scored as
+            sigmoid(scale * cosine + bias), with a learned positive scale).
         loss: "bce" = logistic head on the weighted component-wise distance, trained with
             binary cross-entropy (paper); "contrastive" = contrastive loss on the scalar
             distance between L2-normalised embeddings, scored as 1 / (1 + distance).
@@ -149,13 +151,14 @@ def build_head(config: ModelConfig) -> keras.Model:
     emb_a = keras.Input((config.dense_units,), name="embedding_a")
     emb_b = keras.Input((config.dense_units,), name="embedding_b")
     a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
-    if config.loss == "bce":
-        if config.distance == "cosine":
-            features = ops.sum(_unit(a) * _unit(b), axis=-1, keepdims=True)
-        elif config.distance == "l2":
-            features = ops.square(a - b)
-        else:
-            features = ops.abs(a - b)  # Koch et al.: component-wise L1, weighted by the dense
+    if config.loss == "contrastive":
+        distance = pair_distance(_unit(a), _unit(b), config.distance)
+        score = ops.expand_dims(1.0 / (1.0 + distance), -1)
+    elif config.distance == "cosine":
+        score = ScaledCosine(name="score")(ops.sum(_unit(a) * _unit(b), axis=-1, keepdims=True))
+    else:
+        # Koch et al.: component-wise L1 (or squared L2), weighted by a logistic dense layer.
+        features = ops.square(a - b) if config.distance == "l2" else ops.abs(a - b)
         _, dense_init, bias_init = _initialisers(config.init)
         score = layers.Dense(
             1,
@@ -165,10 +168,36 @@ def build_head(config: ModelConfig) -> keras.Model:
             dtype="float32",
             name="score",
         )(features)
-    else:
-        distance = pair_distance(_unit(a), _unit(b), config.distance)
-        score = ops.expand_dims(1.0 / (1.0 + distance), -1)
     return keras.Model([emb_a, emb_b], score, name="head")
+
+
+class ScaledCosine(layers.Layer):
+    """Cosine similarity -> score: sigmoid(scale * cosine + bias), the scale learned and > 0.
+
+    A plain one-input dense layer here starts with a weight of about +-1, and sigmoid
+    embeddings (all positive) give cosines in a narrow band below 1, so every pair scores
+    nearly the same and the tower gets little gradient (the cosine ablation collapsed to one
+    constant embedding that way). The scale is kept positive (``exp`` of a weight), so a
+    higher cosine always means "more alike", and starts at 10 so the band spans the sigmoid;
+    the bias starts at -scale / 2, putting score 1/2 at cosine 1/2, the middle of the [0, 1]
+    range of non-negative embeddings.
+    """
+
+    INITIAL_SCALE = 10.0
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def build(self, input_shape):
+        self.log_scale = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(math.log(self.INITIAL_SCALE)),
+            name="log_scale")
+        self.bias = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(-self.INITIAL_SCALE / 2),
+            name="bias")
+
+    def call(self, cosine):
+        return ops.sigmoid(ops.exp(self.log_scale) * cosine + self.bias)
 
 
 def pair_distance(a, b, distance: str):

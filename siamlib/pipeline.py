@@ -18,7 +18,9 @@ pipeline gives the same batches in the same order on every run, whatever the par
 sampling and augmentation draw from separate streams so their randomness is independent.
 
 Pair streams give ``((image_a, image_b), label)`` with images ``(batch, size, size, 1)``
-float32 and labels float32, 1 = same person; identity batches give ``(images, person_ids)``.
+float32 and labels float32, 1 = same person; identity batches give
+``(images, (person_ids, photo_rows))``: the store row names the photo, so a trainer can tell
+a photo repeated within the batch from two photos of one person.
 """
 
 from __future__ import annotations
@@ -124,8 +126,10 @@ def identity_batch_dataset(
 
     Only people with at least two images are drawn (the others cannot form a same pair).
     A person with fewer images than ``images_per_person`` repeats some, each repeat jittered
-    anew by ``augment``. Elements are ``(images, person_ids)``; deterministic from ``seed``
-    like the other streams.
+    anew by ``augment``. Elements are ``(images, (person_ids, photo_rows))``: a repeated photo
+    has its row twice, so the trainer can leave out the pair of a photo with itself, which
+    would teach nothing but "a photo matches its own jitter". Deterministic from ``seed`` like
+    the other streams.
     """
     rows, _, starts, counts = _rows_by_person(store, people)
     keep = np.flatnonzero(counts >= 2)
@@ -141,12 +145,13 @@ def identity_batch_dataset(
         chosen = tf.random.experimental.stateless_shuffle(tf.range(len(keep)), key)
         chosen = chosen[:people_per_batch]
         n = tf.gather(counts, chosen)[:, tf.newaxis]
-        # A random order of each person's images (positions past n masked out), first K taken;
-        # "% n" wraps round for people with fewer than K images.
+        # A random order of each person's images (positions past n masked out to the end),
+        # cycled to K: a person with fewer than K images repeats them in that order.
         noise = tf.random.stateless_uniform(
             [people_per_batch, most], seed=tf.random.experimental.stateless_fold_in(key, 1))
         noise = tf.where(tf.range(most)[tf.newaxis] < n, noise, -1.0)
-        order = tf.math.top_k(noise, images_per_person).indices % n
+        ranked = tf.math.top_k(noise, most).indices
+        order = tf.gather(ranked, tf.range(images_per_person)[tf.newaxis] % n, batch_dims=1)
         picked = tf.gather(rows, tf.gather(starts, chosen)[:, tf.newaxis] + order)
         ids = tf.repeat(chosen, images_per_person)
         return tf.data.Dataset.from_tensor_slices((tf.reshape(picked, [-1]), ids))
@@ -155,7 +160,7 @@ def identity_batch_dataset(
 
     def load(k, element):
         row, person = element
-        return load_image(row, k), person
+        return load_image(row, k), (person, row)
 
     batches = tf.data.Dataset.counter().flat_map(draw_batch)
     return _to_batches(batches, load, people_per_batch * images_per_person)

@@ -43,10 +43,11 @@ from siamlib.splits import DataConfig, Splits, load_splits
 
 COMPLETE = "COMPLETE"
 SAMPLINGS = ("restricted", "unrestricted", "identities")
-# Identity batches: 4 images per person give 6 same pairs per person; 32 people x 4 = 128 images
-# hold 192 same and 7,936 different pairs.
-IMAGES_PER_PERSON = 4
-_CACHE_FORMAT = 1
+# Early stopping and a run's best epoch follow validation AUC, not validation loss: with Koch's
+# L2 penalty the loss is mostly the penalty, and would stop training on the penalty's minimum.
+AUC_METRIC = "auc"
+MONITOR = f"val_{AUC_METRIC}"
+_CACHE_FORMAT = 2  # 2: identity batches leave out pairs of a photo with itself; AUC stopping
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,24 @@ class TrainConfig:
         learning_rate: initial learning rate.
         momentum: SGD momentum.
         lr_decay: learning rate multiplied by this after every epoch (Koch et al.: 0.99).
-        batch_size: pairs per batch ("identities": images per batch).
+        batch_size: pairs per batch; under "identities", images per batch (a multiple of
+            ``images_per_person``), which hold ``batch_size * (batch_size - 1) / 2`` pairs.
         epochs: the most epochs to train.
-        patience: stop after this many epochs without a lower validation loss, and restore
-            the weights of the best epoch.
+        patience: stop after this many epochs without a higher validation AUC, and restore
+            the weights of the best epoch. AUC, not validation loss: Koch's large L2 penalty
+            makes up most of the loss, so the loss would mostly track the penalty.
         sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced
             pairs sampled from every image of the training people, each epoch) or
-            "identities" (batches of ``batch_size / IMAGES_PER_PERSON`` people, trained on every
-            pair inside the batch, same and different pairs weighted equally).
-        pairs_per_epoch: unrestricted: pairs per epoch; identities: images per epoch;
-            None = as many as the restricted training pairs.
+            "identities" (batches of ``batch_size / images_per_person`` people, trained on
+            every pair of distinct photos inside the batch, same and different pairs
+            weighted equally).
+        pairs_per_epoch: restricted and unrestricted: pairs per epoch; None = one pass over
+            the restricted training pairs. Not for "identities", which counts images.
+        images_per_epoch: identities: images per epoch; None = as many as one pass over the
+            restricted training pairs shows (two per pair). Only for "identities".
+        images_per_person: identities: images of each person in a batch (K of P x K); a
+            person with fewer photos repeats some. 4 give 6 same pairs per person: 32 people
+            x 4 = 128 images hold 192 same and 7,936 different pairs.
         augment: training-time jitter, or None.
         xla: compile with XLA; None = on a GPU only.
         seed: seeds weights, shuffling, sampling and augmentation.
@@ -82,6 +91,8 @@ class TrainConfig:
     patience: int = 5
     sampling: str = "restricted"
     pairs_per_epoch: int | None = None
+    images_per_epoch: int | None = None
+    images_per_person: int = 4
     augment: Augment | None = None
     xla: bool | None = None
     seed: int = 0
@@ -93,14 +104,26 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
-        for name in ("learning_rate", "batch_size", "epochs", "pairs_per_epoch"):
+        for name in ("learning_rate", "batch_size", "epochs", "pairs_per_epoch",
+                     "images_per_epoch"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
-        if self.sampling == "identities" and self.batch_size < 2 * IMAGES_PER_PERSON:
-            raise ValueError(f"TrainConfig.batch_size: identity batches hold {IMAGES_PER_PERSON} "
-                             f"images of each of at least two people, so batch_size >= "
-                             f"{2 * IMAGES_PER_PERSON}; got {self.batch_size}")
+        if self.images_per_person < 2:
+            raise ValueError("TrainConfig.images_per_person must be at least 2 (a same pair "
+                             f"needs two photos), got {self.images_per_person}")
+        identities = self.sampling == "identities"
+        if identities and self.pairs_per_epoch is not None:
+            raise ValueError("TrainConfig.pairs_per_epoch: identity batches count images; set "
+                             "images_per_epoch instead")
+        if not identities and self.images_per_epoch is not None:
+            raise ValueError(f"TrainConfig.images_per_epoch is for identity batches only; "
+                             f"{self.sampling!r} sampling counts pairs_per_epoch")
+        k = self.images_per_person
+        if identities and (self.batch_size < 2 * k or self.batch_size % k):
+            raise ValueError(f"TrainConfig.batch_size: identity batches hold {k} images of each "
+                             f"of at least two people, so batch_size is a multiple of {k} and "
+                             f">= {2 * k}; got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -212,7 +235,7 @@ def train(
             "key": config.key(),
             "wall_time_s": round(time.perf_counter() - started, 1),
             "epochs_run": len(history),
-            "best_epoch": int(history["val_loss"].idxmin()) + 1,
+            "best_epoch": int(history[MONITOR].idxmax()) + 1,
             "device": device_report(),
             "machine": platform.processor() or platform.machine(),
             "tensorflow": tf.__version__,
@@ -230,7 +253,8 @@ def train(
 def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
     """Train a fresh network on ``splits``; writes config, weights and history into ``folder``.
 
-    Returns the model (best validation-loss weights restored) and its history DataFrame.
+    Returns the model (the weights of the epoch with the best validation AUC restored) and its
+    history DataFrame.
     """
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
@@ -240,7 +264,8 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
     model.compile(
         optimizer=_optimizer(settings, policy),
         loss=loss_for(config.model),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)],
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),
+                 keras.metrics.AUC(name=AUC_METRIC)],
         jit_compile=has_gpu() if settings.xla is None else settings.xla,
     )
     train_ds, steps = _training_stream(config, splits)
@@ -248,7 +273,7 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=settings.patience, restore_best_weights=True
+            monitor=MONITOR, mode="max", patience=settings.patience, restore_best_weights=True
         ),
         keras.callbacks.LearningRateScheduler(
             lambda epoch: settings.learning_rate * settings.lr_decay**epoch
@@ -274,11 +299,13 @@ class AllPairsTrainer(keras.Model):
     """Trains a Siamese network on every pair inside a batch of people's images.
 
     Each image goes through the tower once; the head then scores all n(n-1)/2 pairs of the
-    n embeddings, so a batch of 128 images trains on 8,128 pairs, about 190 of them same-person
-    pairs. Same and different pairs each carry half the loss, as in a balanced pair stream.
+    n embeddings, so a batch of 128 images trains on up to 8,128 pairs, about 190 of them
+    same-person pairs. A pair of one photo with itself (a person with fewer photos than the
+    batch asks for repeats some) is left out: it is neither a same nor a different pair.
+    Same and different pairs each carry half the loss, as in a balanced pair stream.
     The network, its head and its loss are unchanged; evaluation (``test_step``) scores
-    ordinary ``(image_a, image_b)`` pairs with it, so validation loss means the same as for
-    the other samplings.
+    ordinary ``(image_a, image_b)`` pairs with it, so validation loss and AUC mean the same as
+    for the other samplings.
     """
 
     def __init__(self, siamese: keras.Model):
@@ -289,14 +316,8 @@ class AllPairsTrainer(keras.Model):
         return self.siamese(inputs, training=training)
 
     def train_step(self, data):
-        images, person_ids, _ = keras.utils.unpack_x_y_sample_weight(data)
-        first, second = _pair_indices(tf.shape(person_ids)[0])
-        same = tf.cast(
-            tf.equal(tf.gather(person_ids, first), tf.gather(person_ids, second)), tf.float32
-        )
-        pairs, n_same = tf.cast(tf.size(same), tf.float32), tf.reduce_sum(same)
-        weight = tf.where(same > 0, pairs / (2.0 * tf.maximum(n_same, 1.0)),
-                          pairs / (2.0 * tf.maximum(pairs - n_same, 1.0)))
+        images, (person_ids, photo_rows), _ = keras.utils.unpack_x_y_sample_weight(data)
+        first, second, same, weight = pair_weights(person_ids, photo_rows)
         with tf.GradientTape() as tape:
             embeddings = tower_of(self.siamese)(images, training=True)
             scores = head_of(self.siamese)(
@@ -310,6 +331,27 @@ class AllPairsTrainer(keras.Model):
             if metric.name == "loss":
                 metric.update_state(loss)
         return self.compute_metrics(images, same, scores, sample_weight=weight)
+
+
+def pair_weights(person_ids, photo_rows):
+    """Every pair i < j of a batch: its two indices, its label (1 = same person) and its weight.
+
+    A pair of one photo with itself weighs 0. The others are weighted so that same pairs and
+    different pairs each carry half of the loss: Keras divides the weighted sum by the number
+    of pairs, all of them, so the weights of each kind add up to half that number.
+    """
+    first, second = _pair_indices(tf.shape(person_ids)[0])
+    same = tf.cast(
+        tf.equal(tf.gather(person_ids, first), tf.gather(person_ids, second)), tf.float32
+    )
+    distinct = tf.not_equal(tf.gather(photo_rows, first), tf.gather(photo_rows, second))
+    counted = tf.cast(distinct, tf.float32)
+    pairs = tf.cast(tf.size(same), tf.float32)
+    n_same = tf.reduce_sum(same * counted)
+    n_different = tf.reduce_sum((1.0 - same) * counted)
+    weight = counted * tf.where(same > 0, pairs / (2.0 * tf.maximum(n_same, 1.0)),
+                                pairs / (2.0 * tf.maximum(n_different, 1.0)))
+    return first, second, same, weight
 
 
 def _pair_indices(n):
@@ -350,6 +392,14 @@ def _optimizer(settings: TrainConfig, policy: str):
 
 def _training_stream(config: RunConfig, splits: Splits):
     settings = config.train
+    if settings.sampling == "identities":
+        dataset = identity_batch_dataset(
+            splits.store, splits.train_people,
+            settings.batch_size // settings.images_per_person, settings.images_per_person,
+            seed=settings.seed, augment=settings.augment,
+        )
+        images = settings.images_per_epoch or 2 * len(splits.train)
+        return dataset, max(1, images // settings.batch_size)
     if settings.sampling == "restricted":
         # Repeated, so one iterator spans all epochs: reshuffled every pass, and augmentation
         # keys keep counting instead of replaying the same jitter each epoch.
@@ -357,20 +407,15 @@ def _training_stream(config: RunConfig, splits: Splits):
             splits.store, splits.train, settings.batch_size,
             shuffle=True, seed=settings.seed, augment=settings.augment, repeat=True,
         )
-        return dataset, math.ceil(len(splits.train) / settings.batch_size)
-    if settings.sampling == "identities":
-        dataset = identity_batch_dataset(
-            splits.store, splits.train_people,
-            settings.batch_size // IMAGES_PER_PERSON, IMAGES_PER_PERSON,
-            seed=settings.seed, augment=settings.augment,
-        )
+        if settings.pairs_per_epoch is None:
+            return dataset, math.ceil(len(splits.train) / settings.batch_size)
     else:
         dataset = sampled_pair_dataset(
             splits.store, splits.train_people, settings.batch_size,
             seed=settings.seed, augment=settings.augment,
         )
-    per_epoch = settings.pairs_per_epoch or len(splits.train)  # identities: images per epoch
-    return dataset, max(1, per_epoch // settings.batch_size)
+    pairs = settings.pairs_per_epoch or len(splits.train)
+    return dataset, max(1, pairs // settings.batch_size)
 
 
 def _score_splits(model: keras.Model, splits: Splits) -> pd.DataFrame:

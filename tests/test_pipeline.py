@@ -242,11 +242,27 @@ def test_sampling_needs_someone_with_two_images_and_two_people(face_set, tmp_pat
 # --- identity_batch_dataset -------------------------------------------------------------------
 
 
-def identity_batches(store, people, batches: int, seed: int = 0, per_batch=(2, 2), augment=None):
-    """``batches`` identity batches as (store rows, person ids) per batch."""
-    dataset = identity_batch_dataset(store, people, *per_batch, seed=seed, augment=augment)
-    return [(store_rows(store, images), ids)
-            for images, ids in dataset.take(batches).as_numpy_iterator()]
+def identity_batches(store, people, batches: int, seed: int = 0, per_batch=(2, 2)):
+    """``batches`` identity batches as (store rows, person ids) per batch; the rows are read
+    off the pixels, and must be the rows the batch names."""
+    dataset = identity_batch_dataset(store, people, *per_batch, seed=seed)
+    found = []
+    for images, (ids, rows) in dataset.take(batches).as_numpy_iterator():
+        np.testing.assert_array_equal(rows, store_rows(store, images))
+        found.append((rows, ids))
+    return found
+
+
+def test_identity_batches_name_each_images_store_row_even_when_jittered(store):
+    """The rows tell a repeated photo from two photos of one person, whatever the jitter."""
+    dataset = identity_batch_dataset(store, {"Dan_D", "Ann_A"}, 2, 3, augment=Augment())
+    plain = identity_batch_dataset(store, {"Dan_D", "Ann_A"}, 2, 3)
+    for (images, (ids, rows)), (clean, _) in zip(dataset.take(5), plain.take(5)):
+        assert rows.dtype == tf.int32 and rows.shape == ids.shape == (6,)
+        np.testing.assert_array_equal(rows, store_rows(store, clean.numpy()))
+        np.testing.assert_array_equal(store.names[rows.numpy()], store.names[rows.numpy()[::3]]
+                                      .repeat(3))
+        assert not np.allclose(images, clean)  # jittered, yet the rows still name the photos
 
 
 def test_identity_batches_hold_k_images_of_each_of_p_distinct_people(store):
@@ -272,6 +288,12 @@ def test_identity_batches_repeat_images_of_people_with_fewer_than_k(store):
         assert len(dan) == 3 and len(set(dan)) == 2
         ann = rows[store.names[rows] == "Ann_A"]
         assert len(set(ann)) == 3
+
+
+def test_identity_batches_can_ask_more_images_than_anyone_has(store):
+    """Dan_D and Fay_F have 2 readable images each: with K = 4 each photo comes twice."""
+    for rows, _ in identity_batches(store, {"Dan_D", "Fay_F"}, 5, per_batch=(2, 4)):
+        assert sorted(Counter(rows).values()) == [2, 2, 2, 2]
 
 
 def test_identity_batches_are_seeded(store):

@@ -27,6 +27,18 @@ def test_gpu_profile_trains_the_paper_network_as_the_paper_did():
     assert (koch.train.optimizer, koch.train.lr_decay, koch.train.momentum) == ("sgd", 0.99, 0.5)
 
 
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_every_profile_trains_koch_with_kochs_sgd(name):
+    train = profiles.PROFILES[name].koch.train
+    assert (train.optimizer, train.learning_rate, train.momentum, train.lr_decay) == (
+        "sgd", 1e-2, 0.5, 0.99)
+
+
+def images_per_epoch(train) -> int:
+    """Tower passes per epoch: identity batches count images, pair samplings two per pair."""
+    return train.images_per_epoch if train.sampling == "identities" else 2 * train.pairs_per_epoch
+
+
 def test_every_profile_names_the_same_runs_on_the_same_people():
     for profile in profiles.PROFILES.values():
         assert (profile.koch.name, profile.all_pairs.name) == ("koch", "all_pairs")
@@ -54,8 +66,9 @@ def test_each_ablation_changes_one_thing_of_the_all_pairs_model(name):
         else:
             assert len(changed) == 1, (what, changed)
         assert config.data.split_seed == base.data.split_seed  # same people, same validation
-    sampled = ablations["sampled pairs"].train
-    assert 2 * sampled.pairs_per_epoch == base.train.pairs_per_epoch  # same images per epoch
+    for what, config in ablations.items():  # the same tower passes per epoch
+        assert images_per_epoch(config.train) == images_per_epoch(base.train), what
+    assert ablations["given DevTrain pairs"].train.sampling == "restricted"
 
 
 def test_seed_runs_differ_only_in_the_seed():
