@@ -8,8 +8,9 @@ own addresses; whatever the source, the finished folder looks the same::
     <data_dir>/lfw-a/
         .complete              JSON: counts, source, date; written last, only after verify()
         images/<Person>/<Person>_0001.jpg
-        pairsDevTrain.txt
+        pairsDevTrain.txt      View 1: development
         pairsDevTest.txt
+        pairs.txt              View 2: the ten-fold benchmark
 
 Work happens in a ``.tmp-*`` folder that is renamed into place only once verified, so an
 interrupted run can never pass for a finished one. Folders siamlib did not make are never
@@ -127,9 +128,12 @@ LFW_A = DatasetSpec(
         _lfw_pair_file(
             "pairsDevTest.txt", "7cb06600ea8b2814ac26e946201cdb304296262aad67d046a16a7ec85d0ff87c"
         ),
+        _lfw_pair_file(
+            "pairs.txt", "ea42330c62c92989f9d7c03237ed5d591365e89b3e649747777b70e692dc1592"
+        ),
     ),
     archive="lfw2.zip",
-    pair_files=("pairsDevTrain.txt", "pairsDevTest.txt"),
+    pair_files=("pairsDevTrain.txt", "pairsDevTest.txt", "pairs.txt"),
     num_people=5_749,
     num_images=13_233,
 )
@@ -263,15 +267,17 @@ def fetch(
     serving the registry's file names. Raises DataError, with what to do, when it cannot.
     """
     target = dataset_dir(data_dir, spec)
+    if source is None:
+        source = os.environ.get(SOURCE_ENV) or None
     if (target / MARKER).is_file():
+        if any(not (target / name).is_file() for name in spec.pair_files):
+            _add_pair_files(target, source, spec, progress)
         return target
     root = target.parent
     root.mkdir(parents=True, exist_ok=True)
     _remove_leftover_staging(root, spec)
     if target.exists():
         return _adopt(target, spec)
-    if source is None:
-        source = os.environ.get(SOURCE_ENV) or None
     plan = _plan(source, spec)
     staging = root / f"{_TEMP_PREFIX}{spec.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -289,6 +295,31 @@ def fetch(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _add_pair_files(
+    target: Path, source: str | os.PathLike | None, spec: DatasetSpec, progress: bool
+) -> None:
+    """Bring a finished folder up to date with pair files the registry gained since it was made
+    (View 2's ``pairs.txt`` joined later), without touching its images."""
+    plan = _plan(source, spec)
+    for name in spec.pair_files:
+        if (target / name).is_file():
+            continue
+        found = plan.pair_files.get(name) or _download(
+            spec.remote(name), spec, target.parent / DOWNLOADS, plan.mirrors, progress
+        )
+        part = target / f"{_TEMP_PREFIX}{name}"
+        shutil.copyfile(found, part)
+        os.replace(part, target / name)
+    counts, problems = _inspect(target, spec)
+    if problems:
+        raise DataError(
+            f"{target} gained the pair files {spec.name} lists now, but it is not complete:\n"
+            + _bullets(problems)
+            + "\nGet a fresh copy of the pair files and run fetch again."
+        )
+    _write_marker(target, counts, read_marker(target)["source"])
 
 
 def _remove_leftover_staging(root: Path, spec: DatasetSpec) -> None:

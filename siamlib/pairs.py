@@ -36,7 +36,8 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
 
     Both formats are accepted: View 1 (first line ``N``: N same-person lines ``name i j``, then N
     different-person lines ``name1 i name2 j``) and View 2 (first line ``folds N``: that block
-    repeated once per fold). The header's count must agree with the lines, so a truncated or
+    repeated once per fold). Column ``fold`` is 1..folds for View 2 and 0 for View 1. The
+    header's count must agree with the lines, so a truncated or
     concatenated file is caught here rather than as a skewed label balance later.
     """
     pair_file = Path(pair_file)
@@ -66,9 +67,48 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     for offset, line in enumerate(lines[1:]):
         fold, position = divmod(offset, 2 * per_class)
         label = SAME if position < per_class else DIFFERENT
+        fold = fold + 1 if folds > 1 else 0  # View 2's folds 1..10 as LFW numbers them
         rows.append((*_parse_pair_line(line, label, pair_file, offset + 2), label, fold))
     frame = pd.DataFrame(rows, columns=["name_a", "index_a", "name_b", "index_b", "label", "fold"])
     return _with_paths(frame, Path(images_dir))
+
+
+def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
+    """LFW View 2 (``pairs.txt``): ``read_pairs`` plus the check the protocol rests on.
+
+    Each fold is the test set of one of the ten experiments and the other nine are its
+    training data, so a person in two folds would be trained on and tested on. LFW built the
+    folds person-disjoint; this refuses a file where they are not, naming who is shared.
+    """
+    frame = read_pairs(pair_file, images_dir)
+    if frame["fold"].nunique() < 2:
+        raise PairFileError(f"{pair_file}: a View 2 file has two or more folds (header 'folds N')")
+    shared = fold_overlap(frame).to_numpy(copy=True)
+    np.fill_diagonal(shared, 0)
+    if shared.any():
+        seen: dict[str, int] = {}
+        clashes = set()
+        for fold, people in fold_people(frame).items():
+            clashes |= {f"{p} (folds {seen[p]} and {fold})" for p in people if p in seen}
+            seen.update(dict.fromkeys(people, fold))
+        raise PairFileError(
+            f"{pair_file}: {len(clashes)} people appear in more than one fold, so a fold's test "
+            f"people would be in its training folds: {', '.join(sorted(clashes)[:5])}"
+        )
+    return frame
+
+
+def fold_people(frame: pd.DataFrame) -> dict[int, set[str]]:
+    """The people of each fold (on either side of any of its pairs)."""
+    return {fold: pair_people(group) for fold, group in frame.groupby("fold", sort=True)}
+
+
+def fold_overlap(frame: pd.DataFrame) -> pd.DataFrame:
+    """People shared by every two folds (diagonal: each fold's own people), folds as in the file."""
+    people = fold_people(frame)
+    folds = list(people)
+    counts = [[len(people[a] & people[b]) for b in folds] for a in folds]
+    return pd.DataFrame(counts, index=pd.Index(folds, name="fold"), columns=folds)
 
 
 def _parse_pair_line(line: str, label: int, pair_file: Path, line_number: int):

@@ -4,6 +4,12 @@
   validation is where every choice (epochs, hyperparameters, the decision threshold) is made;
 - **test**: DevTest, people never seen in training, scored once per final model.
 
+For one of LFW View 2's ten benchmark experiments (``DataConfig.view2_fold = k``) the three sets
+come from ``pairs.txt`` instead: **test** is fold k, **validation** the next fold (k + 1, fold 1
+after fold 10) and **train** the other eight folds. LFW made the folds person-disjoint (checked
+when the file is read), so no person of fold k is trained on, validated on or used to fit a
+threshold, and View 1 plays no part.
+
 For a folder-per-identity face set (``DataConfig.source`` = its path) the people are split
 60/20/20 first and balanced pairs are generated inside each group, so the same guarantee
 holds: no person is on two sides.
@@ -24,6 +30,7 @@ from siamlib import data, pairs
 from siamlib.images import ImageStore, Preprocess
 
 LFW = "lfw-a"
+VIEW2_FOLDS = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class DataConfig:
         split_seed: seed of that split.
         max_train_pairs, max_eval_pairs: balanced subsets for quick runs (None = all pairs).
         generated_pairs: pairs per split generated for an identity-folder source.
+        view2_fold: 1-10 for that View 2 experiment (test fold; LFW-a only), None for View 1.
     """
 
     source: str = LFW
@@ -46,6 +54,16 @@ class DataConfig:
     max_train_pairs: int | None = None
     max_eval_pairs: int | None = None
     generated_pairs: int = 2000
+    view2_fold: int | None = None
+
+    def __post_init__(self):
+        if self.view2_fold is not None:
+            if self.source != LFW:
+                raise ValueError(f"DataConfig.view2_fold needs source={LFW!r} (View 2 is LFW's "
+                                 f"benchmark), got source={self.source!r}")
+            if not 1 <= self.view2_fold <= VIEW2_FOLDS:
+                raise ValueError(f"DataConfig.view2_fold must be 1-{VIEW2_FOLDS}, "
+                                 f"got {self.view2_fold}")
 
 
 @dataclass
@@ -67,7 +85,10 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     """Train/validation/test pairs and their decoded images, ready for the pipelines."""
     images_dir = _images_dir(config.source, progress)
     all_images = pairs.identity_images(images_dir)
-    if config.source == LFW:
+    if config.view2_fold is not None:
+        train, val, test = view2_experiment(
+            pairs.read_view2(images_dir.parent / "pairs.txt", images_dir), config.view2_fold)
+    elif config.source == LFW:
         dev_train = pairs.read_pairs(images_dir.parent / "pairsDevTrain.txt", images_dir)
         test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
         train, val = pairs.person_disjoint_split(
@@ -84,6 +105,16 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
         needed |= set(frame["path_a"]) | set(frame["path_b"])
     store = ImageStore.load(needed, config.preprocess, progress=progress)
     return Splits(train, val, test, store, train_people)
+
+
+def view2_experiment(view2: pd.DataFrame, fold: int):
+    """Train, validation and test pairs of View 2 experiment ``fold``: the test fold, the next
+    fold for validation (early stopping, threshold), the remaining folds for training."""
+    folds = sorted(view2["fold"].unique())
+    val_fold = folds[folds.index(fold) + 1] if fold != folds[-1] else folds[0]
+    parts = (~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold,
+             view2["fold"] == fold)
+    return tuple(view2[part].reset_index(drop=True) for part in parts)
 
 
 def photos_of(people, preprocess: Preprocess, source: str = LFW) -> ImageStore:

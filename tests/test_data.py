@@ -452,3 +452,30 @@ def test_cli_bad_source_exits_2_with_a_message_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert f"error: The source {tmp_path / 'nowhere'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- a registry that gained a pair file (View 2's pairs.txt) ---------------------------------------
+
+
+VIEW2 = "2\t1\nAnn_Lee\t1\t4\nAnn_Lee\t2\tCy_Dahl\t1\nDi_Eze\t1\t2\nBo_Chan\t2\tEd_Fox\t1\n"
+
+
+def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fake, mirror):
+    old = mirror.spec_with(fake.spec, "good")
+    folder = fetch(data_dir=tmp_path, spec=old, progress=False)
+    image = folder / "images" / "Ann_Lee" / "Ann_Lee_0001.jpg"
+    before = image.stat().st_mtime_ns
+    (fake.served / "pairs.txt").write_text(VIEW2)
+    try:
+        view2 = RemoteFile("pairs.txt", hashlib.sha256(VIEW2.encode()).hexdigest(), urls=())
+        new = mirror.spec_with(dataclasses.replace(
+            fake.spec, files=(*fake.spec.files, view2), pair_files=(*PAIR_FILES, "pairs.txt")
+        ), "good")
+        assert fetch(data_dir=tmp_path, spec=new, progress=False) == folder
+    finally:
+        (fake.served / "pairs.txt").unlink()
+    assert (folder / "pairs.txt").read_text() == VIEW2
+    assert data.read_marker(folder)["pairs"] == NUM_PAIRS + 4
+    assert image.stat().st_mtime_ns == before
+    assert mirror.requests["/good/lfw2.zip"] == 1  # the images were not fetched again
+    assert not list(folder.glob(".tmp-*"))

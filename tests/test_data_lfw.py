@@ -30,7 +30,8 @@ def test_lfw_a_is_complete_with_every_pair_image(freshly_fetched_lfw):
     counts = verify(freshly_fetched_lfw)
     assert counts["people"] == LFW_A.num_people == 5_749
     assert counts["images"] == LFW_A.num_images == 13_233
-    assert counts["pairs"] == 2 * (1_100 + 500)
+    assert counts["pairs"] == 2 * (1_100 + 500) + 10 * 600  # View 1, then View 2's ten folds
     assert (freshly_fetched_lfw / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg").is_file()
     assert (freshly_fetched_lfw / "pairsDevTrain.txt").is_file()
     assert (freshly_fetched_lfw / "pairsDevTest.txt").is_file()
+    assert (freshly_fetched_lfw / "pairs.txt").is_file()

@@ -13,11 +13,14 @@ from siamlib import DIFFERENT, SAME
 from siamlib.pairs import (
     PAIR_COLUMNS,
     PairFileError,
+    fold_overlap,
+    fold_people,
     identity_images,
     make_pairs,
     person_disjoint_split,
     person_overlap,
     read_pairs,
+    read_view2,
 )
 
 IMAGE_COLUMNS = ["name_a", "index_a", "name_b", "index_b"]
@@ -93,7 +96,7 @@ def test_same_pairs_are_one_person_and_different_pairs_two(face_set):
 def test_read_pairs_view2_numbers_folds_and_repeats_label_blocks(face_set):
     pairs = read_pairs(face_set.view2, face_set.images_dir)
     assert list(pairs.columns) == PAIR_COLUMNS
-    assert pairs.fold.tolist() == [0] * 4 + [1] * 4
+    assert pairs.fold.tolist() == [1] * 4 + [2] * 4  # numbered from 1, as LFW does
     assert pairs.label.tolist() == [SAME, SAME, DIFFERENT, DIFFERENT] * 2
     assert tuple(pairs.iloc[4][IMAGE_COLUMNS]) == ("Ann_A", 4, "Ann_A", 5)
     assert tuple(pairs.iloc[7][IMAGE_COLUMNS]) == ("Eve_E", 1, "Ann_A", 2)
@@ -326,3 +329,27 @@ def test_person_disjoint_split_of_one_person_group_is_an_error():
     pairs = frame(("Ann", "Bob"), ("Bob", "Cat"), ("Cat", "Cat"))
     with pytest.raises(ValueError, match="too few person groups"):
         person_disjoint_split(pairs, 0.3)
+
+
+# --- View 2 -------------------------------------------------------------------------------------
+
+
+DISJOINT_VIEW2 = "2\t1\nAnn_A\t1\t2\nAnn_A\t3\tBob_B\t1\nCat_C\t1\t2\nCat_C\t1\tDan_D\t1\n"
+
+
+def test_read_view2_counts_each_folds_people(tmp_path):
+    frame = read_view2(write(tmp_path, DISJOINT_VIEW2), tmp_path)
+    assert {fold: sorted(p) for fold, p in fold_people(frame).items()} == {
+        1: ["Ann_A", "Bob_B"], 2: ["Cat_C", "Dan_D"]}
+    assert fold_overlap(frame).values.tolist() == [[2, 0], [0, 2]]
+
+
+def test_read_view2_refuses_a_person_in_two_folds(face_set):
+    # The shared fixture's View 2 file has Ann_A in fold 1 and fold 2.
+    with pytest.raises(PairFileError, match=r"appear in more than one fold.*Ann_A \(folds 1 and 2\)"):
+        read_view2(face_set.view2, face_set.images_dir)
+
+
+def test_read_view2_refuses_a_view1_file(face_set):
+    with pytest.raises(PairFileError, match="two or more folds"):
+        read_view2(face_set.view1, face_set.images_dir)

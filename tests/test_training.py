@@ -175,6 +175,7 @@ CHANGED = {
     (DataConfig, "max_train_pairs"): 100,
     (DataConfig, "max_eval_pairs"): 50,
     (DataConfig, "generated_pairs"): 1000,
+    (DataConfig, "view2_fold"): 3,
     (Preprocess, "image_size"): 96,
     (Preprocess, "crop"): 150,
     (ModelConfig, "image_size"): 96,
