@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the workbook (once) and run it or its tests.
 #
-#   bash workbook.sh run [PROFILE] [runner options]   set up, fetch LFW-a, run notebooks 01-05
+#   bash workbook.sh run [PROFILE] [runner options]   set up, fetch LFW-a, run notebooks 01-06
 #   bash workbook.sh test [pytest options]            set up, run the tests (notebooks: smoke)
 #   bash workbook.sh setup                            only set up
 #

@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 
-from siamlib import paths
+from siamlib import paths, view2
 from siamlib.device import has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig
@@ -56,6 +56,8 @@ class Profile:
     one_shot_tasks: int  # N-way tasks per N (notebooks 02 and 05)
     bootstrap: int  # bootstrap resamples for confidence intervals (notebook 05)
     seeds: int  # training seeds of the all_pairs model, for mean and spread (notebook 03)
+    view2_folds: int  # View 2 experiments notebook 06 runs (LFW's protocol: all 10)
+    view2_epochs: dict[str, int]  # most epochs of each model in one View 2 experiment
 
     @property
     def data(self) -> DataConfig:
@@ -90,6 +92,14 @@ class Profile:
         }
         return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
                 for what, change in changes.items()}
+
+    def view2_runs(self, model: str) -> list[RunConfig]:
+        """``model`` ("koch" or "all_pairs") as each View 2 experiment (notebook 06): the same
+        network, preprocessing and training, within ``view2_epochs``."""
+        base = getattr(self, model)
+        if model in self.view2_epochs:
+            base = base.replace(train={"epochs": self.view2_epochs[model]})
+        return [view2.fold_config(base, fold) for fold in range(1, self.view2_folds + 1)]
 
     def seed_runs(self) -> list[RunConfig]:
         """``all_pairs`` trained with ``seeds`` different seeds (the first is ``all_pairs``)."""
@@ -139,6 +149,7 @@ PROFILES = {
         all_pairs_train=TrainConfig(epochs=2, batch_size=64, patience=2, sampling="identities",
                                     images_per_epoch=256),
         search_trials=3, search_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
+        view2_folds=2, view2_epochs={},
     ),
     "cpu": _profile(
         "cpu",
@@ -149,6 +160,8 @@ PROFILES = {
         all_pairs_train=TrainConfig(epochs=60, batch_size=128, patience=8, sampling="identities",
                                     images_per_epoch=4096),
         search_trials=3, search_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
+        # Twenty View 2 runs in about 80 minutes on 2 cores (notebook 06 states the measured time).
+        view2_folds=10, view2_epochs={"koch": 6, "all_pairs": 15},
     ),
     "gpu": _profile(
         "gpu",
@@ -159,6 +172,7 @@ PROFILES = {
         all_pairs_train=TrainConfig(epochs=100, batch_size=128, patience=12, sampling="identities",
                                     images_per_epoch=16384),
         search_trials=24, search_epochs=40, one_shot_tasks=2000, bootstrap=2000, seeds=3,
+        view2_folds=10, view2_epochs={},
     ),
 }
 

@@ -454,7 +454,7 @@ def test_cli_bad_source_exits_2_with_a_message_and_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-# --- a registry that gained a pair file (View 2's pairs.txt) ---------------------------------------
+# --- a registry that gained a pair file (View 2's pairs.txt) ------------------------------------
 
 
 VIEW2 = "2\t1\nAnn_Lee\t1\t4\nAnn_Lee\t2\tCy_Dahl\t1\nDi_Eze\t1\t2\nBo_Chan\t2\tEd_Fox\t1\n"

@@ -346,7 +346,8 @@ def test_read_view2_counts_each_folds_people(tmp_path):
 
 def test_read_view2_refuses_a_person_in_two_folds(face_set):
     # The shared fixture's View 2 file has Ann_A in fold 1 and fold 2.
-    with pytest.raises(PairFileError, match=r"appear in more than one fold.*Ann_A \(folds 1 and 2\)"):
+    clash = r"appear in more than one fold.*Ann_A \(folds 1 and 2\)"
+    with pytest.raises(PairFileError, match=clash):
         read_view2(face_set.view2, face_set.images_dir)
 
 
