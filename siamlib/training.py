@@ -135,6 +135,15 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        # The images are made at one size and the network reads another: refuse it here, before
+        # minutes of decoding end in a shape error.
+        made, read = self.data.preprocess.image_size, self.model.image_size
+        if made != read:
+            raise ValueError(f"RunConfig {self.name!r}: the images are {made} px "
+                             f"(data.preprocess.image_size) but the network reads {read} px "
+                             f"(model.image_size); change both together")
+
     def key(self, policy: str | None = None) -> str:
         """Hash of every field that changes the trained weights (the name is only a label)."""
         content = asdict(self)

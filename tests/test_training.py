@@ -169,7 +169,7 @@ def test_leftover_partial_folder_is_never_loaded_and_left_alone(
 # fails test_key_changes_when_any_field_changes, so it cannot be left out of the key unnoticed.
 CHANGED = {
     (DataConfig, "source"): "/elsewhere/faces",
-    (DataConfig, "preprocess"): Preprocess(image_size=64),
+    (DataConfig, "preprocess"): Preprocess(crop=150),
     (DataConfig, "val_fraction"): 0.3,
     (DataConfig, "split_seed"): 1,
     (DataConfig, "max_train_pairs"): 100,
@@ -225,6 +225,11 @@ BASE = RunConfig("base", train=TrainConfig(augment=Augment()))
 BASE_FOR = {(TrainConfig, "images_per_epoch"): BASE.replace(train={"sampling": "identities"})}
 
 
+# The input size is stated in two parts that must agree (RunConfig refuses a mismatch), so the
+# key test changes both together.
+SIZE_FIELDS = {(Preprocess, "image_size"), (ModelConfig, "image_size")}
+
+
 def with_field(config, path: tuple[str, ...], name: str, value):
     """``config`` with the field ``name`` of the part at ``path`` set to ``value``."""
     if not path:
@@ -242,8 +247,17 @@ def test_key_changes_when_any_field_changes(part, name):
     for step in path:
         original = getattr(original, step)
     assert getattr(original, name) != CHANGED[part, name], "CHANGED must really change it"
-    changed = with_field(base, path, name, CHANGED[part, name])
+    if (part, name) in SIZE_FIELDS:
+        size = CHANGED[part, name]
+        changed = base.replace(data={"preprocess": Preprocess(size)}, model={"image_size": size})
+    else:
+        changed = with_field(base, path, name, CHANGED[part, name])
     assert changed.key() != base.key()
+
+
+def test_images_and_network_of_different_sizes_are_refused():
+    with pytest.raises(ValueError, match=r"images are 80 px .* the network reads 105 px"):
+        BASE.replace(data={"preprocess": Preprocess(80)})
 
 
 def test_images_per_person_is_in_the_key():
