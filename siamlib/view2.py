@@ -31,8 +31,7 @@ import pandas as pd
 from siamlib import metrics
 from siamlib.training import Run, RunConfig
 
-SETTINGS = {"koch": "image-restricted", "all_pairs": "unrestricted"}
-OUTSIDE_DATA = "label-free outside data (LFW-a alignment)"
+MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
 RESULTS_PAGE = "http://vis-www.cs.umass.edu/lfw/results.html"
 
 # Published View 2 results (mean accuracy ± SE over the ten folds) as listed on LFW's results
@@ -52,6 +51,11 @@ PUBLISHED = pd.DataFrame(
     ],
     columns=["method", "accuracy", "se", "setting", "outside data"],
 )
+
+
+def setting(config: RunConfig) -> str:
+    """LFW's name for what a run learned from: the given pairs' labels only, or identities."""
+    return "image-restricted" if config.train.sampling == "restricted" else "unrestricted"
 
 
 def fold_config(base: RunConfig, fold: int) -> RunConfig:
@@ -121,7 +125,7 @@ def report(model: str, runs: list[Run]) -> dict:
     return {
         "method": f"{model} (this workbook)",
         "accuracy": accuracy, "se": accuracy_se,
-        "setting": SETTINGS[model], "outside data": "label-free outside data",
+        "setting": setting(runs[0].config), "outside data": "label-free outside data",
         "folds": len(table), "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
         "tar_at_far_1pc": 1.0 - at_1.fnmr if at_1.estimable else float("nan"),
         "impostor_pairs": at_1.n_impostors,

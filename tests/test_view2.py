@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from siamlib import metrics, pairs, profiles, view2
+from siamlib.pipeline import identity_batch_dataset
 from siamlib.splits import DataConfig, load_splits, view2_experiment
-from siamlib.training import Run, RunConfig
+from siamlib.training import Run, RunConfig, TrainConfig
 
 
 def _fold_frame(n_folds: int = 4, people_per_fold: int = 3) -> pd.DataFrame:
@@ -98,11 +99,12 @@ def test_report_gives_mean_se_the_category_and_pooled_tar_with_its_impostors():
     labels = np.repeat([1, 0], 150)
     runs = [_run(fold, rng.random(300) + labels, rng.random(300) + labels * 0.8, labels)
             for fold in (1, 2, 3)]
-    row = view2.report("all_pairs", runs)
+    row = view2.report("koch", runs)
     accuracies = view2.fold_table(runs)["accuracy"]
     assert row["accuracy"] == pytest.approx(accuracies.mean())
     assert row["se"] == pytest.approx(accuracies.std(ddof=1) / np.sqrt(3))
-    assert (row["setting"], row["folds"], row["impostor_pairs"]) == ("unrestricted", 3, 450)
+    assert (row["method"], row["setting"]) == ("koch (this workbook)", "image-restricted")
+    assert (row["folds"], row["impostor_pairs"]) == (3, 450)
     pooled = view2.pooled_scores(runs)
     assert row["tar_at_far_1pc"] == pytest.approx(
         1 - metrics.fnmr_at_fmr(pooled["label"], pooled["score"], 0.01).fnmr)
@@ -119,6 +121,13 @@ def test_averaged_roc_averages_each_folds_tar_at_equal_far():
     assert curve["tar_se"].iloc[0] == pytest.approx(np.std([1.0, 0.5], ddof=1) / np.sqrt(2))
 
 
+def test_setting_is_lfws_name_for_what_training_learned_from():
+    assert view2.setting(profiles.PROFILES["cpu"].koch) == "image-restricted"
+    assert view2.setting(profiles.PROFILES["cpu"].all_pairs) == "unrestricted"
+    assert view2.setting(RunConfig("x", train=TrainConfig(sampling="unrestricted"))) == \
+        "unrestricted"
+
+
 def test_comparison_labels_every_row_with_its_category():
     row = {"method": "all_pairs (this workbook)", "accuracy": 0.8, "se": 0.01,
            "setting": "unrestricted", "outside data": "label-free outside data"}
@@ -133,7 +142,7 @@ def test_comparison_labels_every_row_with_its_category():
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
 def test_every_profile_benchmarks_both_models_on_distinct_folds(name):
     profile = profiles.PROFILES[name]
-    for model in view2.SETTINGS:
+    for model in view2.MODELS:
         configs = profile.view2_runs(model)
         assert len(configs) == profile.view2_folds
         assert [c.data.view2_fold for c in configs] == list(range(1, profile.view2_folds + 1))
@@ -185,3 +194,7 @@ def test_no_person_of_the_test_fold_reaches_training_validation_or_threshold(fol
     assert not pairs.pair_people(splits.train) & test_people
     assert not splits.train_people & test_people
     assert not pairs.pair_people(splits.val) & test_people
+    # What the all_pairs model actually trains on: the photos of its identity batches.
+    stream = identity_batch_dataset(splits.store, splits.train_people, 32, 4, seed=fold)
+    drawn = {name for _, (_, rows) in stream.take(20) for name in splits.store.names[rows.numpy()]}
+    assert len(drawn) > 400 and drawn <= splits.train_people  # 20 batches of 32 people
