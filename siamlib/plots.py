@@ -75,17 +75,22 @@ def _short(name: str, limit: int = 18) -> str:
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning curves"):
-    """Training and validation loss/accuracy per epoch for several runs side by side."""
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    """Training and validation loss and AUC per epoch for several runs side by side.
+
+    AUC is what early stopping watches (``training.MONITOR``); a dotted line marks each run's
+    best validation epoch, the one whose weights were kept.
+    """
+    fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
     for (name, history), colour in zip(histories.items(), sns.color_palette()):
         epochs = np.arange(1, len(history) + 1)
-        for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        for ax, metric in ((loss_ax, "loss"), (auc_ax, "auc")):
             ax.plot(epochs, history[metric], color=colour, ls="--", label=f"{name} train")
             ax.plot(epochs, history[f"val_{metric}"], color=colour, label=f"{name} validation")
+        auc_ax.axvline(int(history["val_auc"].idxmax()) + 1, color=colour, ls=":", lw=1)
     # Log scale: losses include each net's L2 penalty, which differs by an order of magnitude.
     loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss", yscale="log")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy at 0.5", title="accuracy")
-    acc_ax.legend(fontsize=8)
+    auc_ax.set(xlabel="epoch", ylabel="AUC", title="AUC (dotted: best validation epoch)")
+    auc_ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
