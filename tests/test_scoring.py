@@ -164,10 +164,10 @@ def test_one_shot_scores_equal_the_two_tower_forward_pass(small_model, store):
 
 def test_trained_network_does_one_shot_tasks_on_new_people(tmp_path_factory, tmp_path):
     run = trained_synthetic_run(tmp_path_factory)
-    # 12 people generated with another seed, so never seen in training, and with 5x the
-    # training noise, so the tasks get harder as distractors are added (less noise: all 1.0).
+    # 12 people generated with another seed, so never seen in training, and with 7.5x the
+    # training noise, so the tasks get harder as distractors are added (at 5x: 1.0 at N = 5).
     faces = write_face_folder(
-        tmp_path / "new-faces", num_people=12, images_per_person=4, noise=0.4, seed=7
+        tmp_path / "new-faces", num_people=12, images_per_person=4, noise=0.6, seed=7
     )
     store = ImageStore.load(identity_images(faces)["path"], Preprocess(image_size=IMAGE_SIZE),
                             cache_dir=tmp_path / "cache", progress=False)
@@ -176,7 +176,7 @@ def test_trained_network_does_one_shot_tasks_on_new_people(tmp_path_factory, tmp
     for n_way in range(2, 11):
         tasks = one_shot_tasks(store.names, n_way=n_way, num_tasks=300, seed=n_way)
         accuracy[n_way] = metrics.n_way_accuracy(one_shot_scores(run.model, embeddings, tasks))
-    # Chance is 1/N (0.5 down to 0.1); this network got 0.99 at N = 2 and 0.82 at N = 10.
+    # Chance is 1/N (0.5 down to 0.1); this network got 0.99 at N = 2 and 0.95 at N = 10.
     assert min(accuracy.values()) > 0.7, accuracy
     assert accuracy[2] > 0.95, accuracy
     assert accuracy[2] > accuracy[5] > accuracy[10], accuracy
