@@ -20,3 +20,8 @@ SAME = 1
 DIFFERENT = 0
 
 __version__ = "0.1.0"
+
+# The workbook's GitHub repository, stated once: the Colab badges of the notebooks and README and
+# each notebook's setup cell (which clones it in Colab) spell it out, and
+# tests/test_colab_links.py checks that every one of them agrees with this.
+REPOSITORY = "siamlib-workbook/siamese-face-verification"
