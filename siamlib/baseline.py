@@ -34,7 +34,7 @@ from skimage.feature import local_binary_pattern
 
 from siamlib.images import ImageStore, Preprocess
 
-PREPROCESS = Preprocess(image_size=105, crop=125)
+PREPROCESS = Preprocess(image_size=105, crop=0.5)  # LFW-a: the centre 125 px; any face set
 GRID = 7  # cells per side: 7x7 = 49 cells of about 14x14 pixels on a 105-pixel face
 POINTS = 8  # neighbours per pixel
 RADIUS = 2  # ... on a circle of this radius (pixels)

@@ -622,6 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in (fetch_parser, verify_parser):
         command.add_argument("--data-dir", help=f"default: ${paths.DATA_DIR_ENV} or data/")
     args = parser.parse_args(argv)
+    if args.command == "fetch" and args.source is not None and not args.source.strip():
+        parser.error("--source is empty: name a zip, folder or URL, or leave --source out")
     try:
         if args.command == "fetch":
             folder = fetch(args.source, args.data_dir, LFW_A)

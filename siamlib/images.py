@@ -37,17 +37,31 @@ class ImageDecodeError(ValueError):
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How a 250x250 LFW-a frame becomes a network input.
+    """How a face image (a 250x250 LFW-a frame, a 92x112 ORL photo, ...) becomes a network input.
 
     Arguments:
         image_size: side of the square input in pixels (Koch et al. used 105).
-        crop: side of the centre square kept before resizing, or None for the whole frame.
-            The face fills roughly the middle 100-150 pixels of an LFW-a frame; the rest is
-            background and hair, which the network would otherwise learn to match.
+        crop: side of the centre square kept before resizing, as a fraction of the image's
+            shorter side (0 < crop <= 1), so one value fits every face set; None keeps the
+            whole frame. The face fills roughly the middle 100-150 pixels of an LFW-a frame;
+            the rest is background and hair, which the network would otherwise learn to match.
+            0.6 keeps LFW-a's centre 150 pixels (ORL's centre 55). A number above 1 is a side
+            in pixels, as crops were given before; it fits only images at least that large.
     """
 
     image_size: int = 105
-    crop: int | None = None
+    crop: float | None = None
+
+    def __post_init__(self):
+        if self.crop is not None and not self.crop > 0:
+            raise ValueError(f"Preprocess.crop must be a fraction in (0, 1] of the image's "
+                             f"shorter side (or a side in pixels), got {self.crop!r}")
+
+    def crop_side(self, width: int, height: int) -> int | None:
+        """The side in pixels of the centre square kept from a ``width`` x ``height`` image."""
+        if self.crop is None:
+            return None
+        return round(self.crop * min(width, height)) if self.crop <= 1 else int(self.crop)
 
 
 class ImageStore:
@@ -118,10 +132,11 @@ def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess()) -> np.n
 
 def _crop_and_resize(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     height, width = image.shape
-    if preprocess.crop is not None:
-        side = preprocess.crop
+    side = preprocess.crop_side(width, height)
+    if side is not None:
         if side > min(width, height):
-            raise ValueError(f"crop {side} is larger than the {width}x{height} image")
+            raise ValueError(f"crop {side} is larger than the {width}x{height} image "
+                             f"(a fraction such as crop=0.6 fits every image)")
         top, left = (height - side) // 2, (width - side) // 2
         image = image[top : top + side, left : left + side]
     size = preprocess.image_size

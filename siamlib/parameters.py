@@ -3,6 +3,8 @@
 papermill injects values without looking at the declared types, so ``-p epochs five`` would
 surface as an obscure error deep in training. The runner checks overrides before anything runs;
 a notebook run by papermill directly checks its own parameters with ``check(globals())``.
+Values are checked too (``problem``): ``profile`` names a profile, and an int parameter is a
+count or a seed (epochs, trials, bins, folds: 0 means the profile's value), never negative.
 """
 
 from __future__ import annotations
@@ -20,11 +22,28 @@ def matches(value, type_name: str) -> bool:
     return isinstance(value, expected)
 
 
+def problem(name: str, value) -> str | None:
+    """What ``value`` of a well-typed parameter ``name`` must be instead, or None if it is fine."""
+    if name == "profile":
+        from siamlib.profiles import PROFILES  # here: the runner checks before importing TF
+
+        if value not in (*PROFILES, "auto"):
+            return f"one of {sorted(PROFILES)} or 'auto'"
+    elif isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return "0 or more (a count or a seed; 0 means the profile's value)"
+    return None
+
+
 def check(namespace: dict) -> None:
-    """One clear TypeError if an annotated parameter in ``namespace`` has the wrong type."""
+    """One clear TypeError (or ValueError) if an annotated parameter in ``namespace`` has the
+    wrong type (or an impossible value)."""
     for name, annotation in namespace.get("__annotations__", {}).items():
         type_name = getattr(annotation, "__name__", str(annotation))
-        if name in namespace and not matches(namespace[name], type_name):
-            value = namespace[name]
+        if name not in namespace:
+            continue
+        value = namespace[name]
+        if not matches(value, type_name):
             raise TypeError(f"parameter {name!r} must be {type_name}, got {value!r} "
                             f"({type(value).__name__})")
+        if (wanted := problem(name, value)) is not None:
+            raise ValueError(f"parameter {name!r} must be {wanted}, got {value!r}")

@@ -76,6 +76,9 @@ def check_parameters(notebook_paths: list[Path], overrides: dict) -> dict[Path, 
                     f"parameter {name!r} of {nb.name} must be {type_name}, "
                     f"got {value!r} ({type(value).__name__})"
                 )
+            if (wanted := parameters.problem(name, value)) is not None:
+                raise RunnerError(f"parameter {name!r} of {nb.name} must be {wanted}, "
+                                  f"got {value!r}")
     return {nb: {k: v for k, v in overrides.items() if k in declared[nb]} for nb in declared}
 
 
@@ -90,8 +93,17 @@ def run(
     if profile not in PROFILES and profile != "auto":
         raise RunnerError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     selected = notebooks(folder, only)
-    per_notebook = check_parameters(selected, overrides or {})
+    overrides = dict(overrides or {})
+    source = overrides.get("source")
+    if isinstance(source, str) and source not in ("", "lfw-a"):
+        # The kernels run in notebooks/: a relative path means the caller's current folder.
+        overrides["source"] = str(Path(source).expanduser().resolve())
+    per_notebook = check_parameters(selected, overrides)
     output = Path(output) if output else paths.project_root() / "outputs" / profile
+    for what, folder_path in (("--output", output), (paths.DATA_DIR_ENV, paths.data_dir()),
+                              (paths.RUNS_DIR_ENV, paths.runs_dir())):
+        if folder_path.exists() and not folder_path.is_dir():
+            raise RunnerError(f"{what} names {folder_path}, a file; it must be a folder")
     output.mkdir(parents=True, exist_ok=True)
     timings = []
     for nb in selected:
@@ -149,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): the notebook running was stopped; finished runs are kept",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -57,6 +57,20 @@ class DataConfig:
     view2_fold: int | None = None
 
     def __post_init__(self):
+        if not str(self.source).strip():
+            raise ValueError(f"DataConfig.source is empty: give {LFW!r} or the path of a folder "
+                             "of identity folders")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"DataConfig.val_fraction must lie strictly between 0 and 1, "
+                             f"got {self.val_fraction!r}")
+        for name in ("max_train_pairs", "max_eval_pairs"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise ValueError(f"DataConfig.{name} must be None (all pairs) or at least 2 "
+                                 f"(one same and one different pair), got {value!r}")
+        if self.generated_pairs < 8:
+            raise ValueError(f"DataConfig.generated_pairs must be at least 8 (validation and "
+                             f"test get a quarter each), got {self.generated_pairs!r}")
         if self.view2_fold is not None:
             if self.source != LFW:
                 raise ValueError(f"DataConfig.view2_fold needs source={LFW!r} (View 2 is LFW's "
@@ -124,6 +138,48 @@ def photos_of(people, preprocess: Preprocess, source: str = LFW) -> ImageStore:
                            progress=False)
 
 
+def all_images(source: str = LFW) -> pd.DataFrame:
+    """One row per image of ``source`` (``name``, ``path``), as ``pairs.identity_images``."""
+    return pairs.identity_images(_images_dir(source, progress=False))
+
+
+def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
+    """Stop with one clear error, before any training, if ``config`` cannot run on its data.
+
+    An identity folder is listed (no image is decoded): it needs enough people for the
+    60/20/20 split (``MIN_PEOPLE``), ``people_per_batch`` training people with two or more
+    photos (identity batches), and, for a crop given in pixels, images at least that large.
+    LFW-a is checked by ``siamlib.data`` when it is fetched.
+    """
+    if config.source == LFW:
+        return
+    images = all_images(config.source)
+    groups = _person_groups(images, config)
+    photos = images["name"].value_counts()
+    with_two = int((photos.loc[list(groups[0])] >= 2).sum())
+    if with_two < people_per_batch:
+        raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
+                         f"{people_per_batch} training people with two or more photos; the "
+                         f"60% training share of its {len(photos)} people has {with_two}. Use "
+                         "a smaller batch_size or more people.")
+    crop = config.preprocess.crop
+    if crop is not None and crop > 1:
+        smallest = min(_image_sides(images["path"]))
+        if smallest < crop:
+            raise ValueError(f"{config.source}: crop {crop} px is larger than its smallest "
+                             f"image side ({smallest} px); give the crop as a fraction "
+                             "(e.g. crop=0.6)")
+
+
+def _image_sides(image_paths):
+    """The shorter side of each image, read from its header (no decoding)."""
+    from PIL import Image
+
+    for path in image_paths:
+        with Image.open(path) as image:
+            yield min(image.size)
+
+
 def _images_dir(source: str, progress: bool) -> Path:
     """The folder of person folders: LFW-a's (fetched first if needed) or a generated set's."""
     if source == LFW:
@@ -143,12 +199,34 @@ def balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd
     return pd.concat(picked).sort_index().reset_index(drop=True)
 
 
-def _generated_splits(all_images: pd.DataFrame, config: DataConfig):
+# Each group of the 60/20/20 person split needs two people (a different pair), one of them with
+# two photos (a same pair): train, validation and test, so at least six people.
+MIN_PEOPLE = 6
+
+
+def _person_groups(all_images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]:
+    """The training, validation and test people of an identity folder (60/20/20, seeded)."""
     people = np.array(sorted(all_images["name"].unique()))
+    if len(people) < MIN_PEOPLE:
+        raise ValueError(f"{config.source} has {len(people)} people; the 60/20/20 person split "
+                         f"needs at least {MIN_PEOPLE} (two per group, one of each two with "
+                         "two or more photos)")
     np.random.default_rng(config.split_seed).shuffle(people)
     n_test = max(2, round(0.2 * len(people)))
     n_val = max(2, round(config.val_fraction * (len(people) - n_test)))
     groups = np.split(people, [len(people) - n_test - n_val, len(people) - n_test])
+    photos = all_images["name"].value_counts()
+    for what, group in zip(("training", "validation", "test"), groups):
+        if len(group) < 2 or photos.loc[list(group)].max() < 2:
+            raise ValueError(f"{config.source}: the {what} people ({len(group)} of "
+                             f"{len(people)}) need two people, one with two or more photos; "
+                             f"add people with several photos (at least {MIN_PEOPLE} people "
+                             "in all)")
+    return groups
+
+
+def _generated_splits(all_images: pd.DataFrame, config: DataConfig):
+    groups = _person_groups(all_images, config)
     frames = []
     for offset, group in enumerate(groups):
         group_images = all_images[all_images["name"].isin(set(group))]

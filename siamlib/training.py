@@ -37,9 +37,10 @@ from siamlib import metrics, paths
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig, build_siamese, head_of, loss_for, tower_of
+from siamlib.pairs import identity_images
 from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset, sampled_pair_dataset
 from siamlib.scoring import score_pairs
-from siamlib.splits import DataConfig, Splits, load_splits
+from siamlib.splits import LFW, DataConfig, Splits, check_data, load_splits
 
 COMPLETE = "COMPLETE"
 SAMPLINGS = ("restricted", "unrestricted", "identities")
@@ -145,13 +146,41 @@ class RunConfig:
                              f"(model.image_size); change both together")
 
     def key(self, policy: str | None = None) -> str:
-        """Hash of every field that changes the trained weights (the name is only a label)."""
+        """Hash of every field that changes the trained weights (the name is only a label).
+
+        For an identity folder that includes the folder's content (``data_manifest``): adding,
+        removing or renaming people, or replacing a photo, trains a new run. LFW-a's content is
+        fixed (``siamlib.data`` verifies it), and its crop is hashed as the pixels it keeps of
+        a 250x250 frame, so ``crop=0.6`` names the runs trained with ``crop=150`` before.
+        """
         content = asdict(self)
         content.pop("name")
+        if self.data.source == LFW:
+            content["data"]["preprocess"]["crop"] = self.data.preprocess.crop_side(250, 250)
+        else:
+            content["data"]["manifest"] = self.data_manifest
         content["policy"] = policy or compute_policy()
         content["format"] = _CACHE_FORMAT
         encoded = json.dumps(content, sort_keys=True, default=str).encode()
         return hashlib.sha256(encoded).hexdigest()[:12]
+
+    @cached_property  # listed once per config: a run's key is asked for several times
+    def data_manifest(self) -> str | None:
+        """Hash of an identity folder's image files: relative paths, sizes, modification times."""
+        if self.data.source == LFW:
+            return None
+        root = Path(self.data.source).expanduser()
+        files = sorted(identity_images(root)["path"])
+        stamps = [(str(Path(f).relative_to(root)), os.stat(f).st_size, os.stat(f).st_mtime_ns)
+                  for f in files]
+        return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
+
+    def check_data(self) -> None:
+        """Stop with one clear error if this run cannot train on its data (before training)."""
+        settings = self.train
+        identities = settings.sampling == "identities"
+        check_data(self.data, settings.batch_size // settings.images_per_person
+                   if identities else 2)
 
     def replace(self, **changes) -> RunConfig:
         """A copy with fields changed, e.g. ``config.replace(train={"epochs": 5})``."""
@@ -216,11 +245,13 @@ def train(
     splits: Splits | None = None,
     runs_root: str | Path | None = None,
     progress: bool = True,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> Run:
     """The finished run for ``config``: loaded from the cache, or trained now and cached.
 
     ``splits`` may be passed to share decoded images between runs; it must come from
-    ``load_splits(config.data)``.
+    ``load_splits(config.data)``. ``callbacks`` are added to training's own (not part of the
+    cache key; a cached run trains nothing, so they are not called).
     """
     target = run_dir(config, runs_root)
     if (target / COMPLETE).is_file():
@@ -231,12 +262,13 @@ def train(
                       "and training anew", stacklevel=2)
         target.rename(stale)
     splits = splits or load_splits(config.data, progress=progress)
+    _remove_dead_partials(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
         started = time.perf_counter()
-        model, history = fit(config, splits, partial, progress)
+        model, history = fit(config, splits, partial, progress, callbacks)
         scores = _score_splits(model, splits)
         scores.to_csv(partial / "scores.csv", index=False)
         info = {
@@ -259,7 +291,27 @@ def train(
     return load_run(target)
 
 
-def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
+def _remove_dead_partials(target: Path) -> None:
+    """Delete this run's hidden ``.partial`` folders whose training process no longer runs
+    (killed with SIGKILL, say); a live process's folder is left alone."""
+    for partial in target.parent.glob(f".{target.name}.*.partial"):
+        pid = partial.name[len(target.name) + 2 : -len(".partial")]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
+        callbacks: list[keras.callbacks.Callback] | None = None):
     """Train a fresh network on ``splits``; writes config, weights and history into ``folder``.
 
     Returns the model (the weights of the epoch with the best validation AUC restored) and its
@@ -281,6 +333,7 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True):
     val_ds = pair_dataset(splits.store, splits.val, settings.batch_size)
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     callbacks = [
+        *(callbacks or []),  # e.g. search.PruneOnValAuc, which may stop training
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=settings.patience, restore_best_weights=True
         ),

@@ -37,3 +37,14 @@ def test_papermill_run_directly_stops_at_the_check_with_that_message(tmp_path):
                                    cwd=str(NOTEBOOK_01.parent))
     assert raised.value.ename == "TypeError"
     assert "parameter 'split_seed' must be int, got 'five' (str)" in raised.value.evalue
+
+
+@pytest.mark.parametrize(("name", "value", "message"),
+                         [("epochs", -5, "parameter 'epochs' must be 0 or more"),
+                          ("profile", "nope", "parameter 'profile' must be one of ")])
+def test_check_refuses_impossible_values(name, value, message):
+    namespace = {"__annotations__": {"epochs": int, "profile": str}, "epochs": 0,
+                 "profile": "smoke"}
+    with pytest.raises(ValueError, match=message):
+        parameters.check({**namespace, name: value})
+    parameters.check(namespace)  # no error

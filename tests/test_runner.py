@@ -102,3 +102,47 @@ def test_main_exit_codes(folder, tmp_path, monkeypatch, capsys):
     assert "must be int" in capsys.readouterr().err
     assert runner.main(["--profile", "smoke"]) == 1
     assert "02_second.ipynb failed in cell 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [({"size": -5}, "parameter 'size' of 01_first.ipynb must be 0 or more"),
+     ({"profile": "nope"}, "parameter 'profile' of 01_first.ipynb must be one of ")],
+)
+def test_impossible_values_stop_before_any_kernel_starts(folder, tmp_path, overrides, expected,
+                                                         monkeypatch):
+    started = []
+    monkeypatch.setattr(runner.papermill, "execute_notebook", lambda *a, **k: started.append(a))
+    with pytest.raises(runner.RunnerError, match=expected):
+        runner.run("smoke", overrides, tmp_path / "out", folder=folder)
+    assert started == []
+
+
+def test_a_relative_source_means_the_current_folder(folder, tmp_path, monkeypatch):
+    _notebook(folder / "04_source.ipynb", "print(f'source={source}')",
+              parameters="profile: str = 'auto'  # the profile\nsource: str = 'lfw-a'  # data")
+    monkeypatch.chdir(tmp_path)
+    runner.run("smoke", {"source": "faces"}, tmp_path / "out", only=["04"], folder=folder)
+    assert f"source={tmp_path / 'faces'}\n" in _printed(tmp_path / "out" / "04_source.ipynb")
+
+
+def test_folders_that_are_files_and_ctrl_c_give_one_line_and_a_status(folder, tmp_path,
+                                                                     monkeypatch, capsys):
+    monkeypatch.setattr(runner.paths, "project_root", lambda: tmp_path)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    assert runner.main(["--profile", "smoke", "--output", str(a_file)]) == 2
+    message = f"error: --output names {a_file}, a file; it must be a folder\n"
+    assert capsys.readouterr().err == message
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(a_file))
+    assert runner.main(["--profile", "smoke"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {paths.DATA_DIR_ENV} names {a_file}, a file")
+    monkeypatch.delenv(paths.DATA_DIR_ENV)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.papermill, "execute_notebook", interrupted)
+    assert runner.main(["--profile", "smoke", "--only", "01"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted (Ctrl-C)") and "Traceback" not in err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 
 import keras
@@ -487,3 +488,21 @@ def test_identity_sampling_trains_a_network_that_verifies_new_people(run, splits
     test = trained.scores_of("test")
     assert metrics.roc(test["label"], test["score"]).auc > 0.9
     assert trained.history["loss"].iloc[-1] < trained.history["loss"].iloc[0]
+
+
+def test_stale_partial_folders_of_dead_processes_are_removed_by_the_next_train(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)  # finished (SIGKILL leaves the same: no process, a folder)
+    target = tmp_path / "quick-0123456789ab"
+    killed = tmp_path / f".{target.name}.{dead_pid}.partial"
+    running = tmp_path / f".{target.name}.{os.getpid()}.partial"
+    other_run = tmp_path / f".other-0123456789ab.{dead_pid}.partial"
+    for folder in (killed, running, other_run):
+        folder.mkdir()
+    training._remove_dead_partials(target)
+    assert not killed.exists()
+    assert running.is_dir() and other_run.is_dir()

@@ -1,0 +1,193 @@
+"""Any folder of identity folders, not only LFW-a: an ORL/AT&T-shaped set through every step.
+
+ORL (AT&T) is 40 people x 10 grayscale 92x112 PGM photos, ``s1/1.pgm`` ... ``s40/10.pgm``. Its
+frames are smaller than LFW-a's 150-pixel face crop, which is why crops are fractions of the
+image; these tests check that, the checks that run before any training, the run key's manifest
+of the folder, and notebooks 02-05 end to end on such a set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import papermill
+import pytest
+
+from siamlib import paths, profiles
+from siamlib.images import Preprocess, decode_gray
+from siamlib.splits import MIN_PEOPLE, DataConfig, check_data, load_splits
+from siamlib.training import RunConfig
+
+ORL_WIDTH, ORL_HEIGHT = 92, 112
+NOTEBOOKS = paths.project_root() / "notebooks"
+
+
+def write_orl_folder(root: Path, people: int = 40, photos: int = 10, seed: int = 0) -> Path:
+    """``root/s<k>/<i>.pgm``: 92x112 grayscale PGMs, one smooth pattern per person plus noise."""
+    rng = np.random.default_rng(seed)
+    for person in range(1, people + 1):
+        folder = root / f"s{person}"
+        folder.mkdir(parents=True)
+        pattern = cv2.resize(rng.random((6, 6)), (ORL_WIDTH, ORL_HEIGHT),
+                             interpolation=cv2.INTER_CUBIC)
+        for index in range(1, photos + 1):
+            image = pattern + rng.normal(0.0, 0.08, pattern.shape)
+            pixels = np.clip(image * 255, 0, 255).astype(np.uint8)
+            assert cv2.imwrite(str(folder / f"{index}.pgm"), pixels)
+    return root
+
+
+@pytest.fixture
+def orl(tmp_path) -> Path:
+    return write_orl_folder(tmp_path / "orl")
+
+
+def test_the_orl_shape_is_what_the_generator_writes(orl):
+    image = cv2.imread(str(orl / "s40" / "10.pgm"), cv2.IMREAD_UNCHANGED)
+    assert image.shape == (ORL_HEIGHT, ORL_WIDTH) and image.dtype == np.uint8
+    assert (orl / "s1" / "1.pgm").read_bytes().startswith(b"P5")
+    assert len(list(orl.glob("s*/*.pgm"))) == 400
+
+
+def test_every_named_model_and_ablation_decodes_an_orl_image(orl):
+    smoke = profiles.resolve("smoke")
+    configs = {"koch": smoke.koch, "all_pairs": smoke.all_pairs, **smoke.ablations()}
+    for what, config in configs.items():
+        size = config.data.preprocess.image_size
+        pixels = decode_gray(orl / "s1" / "1.pgm", config.data.preprocess)
+        assert pixels.shape == (size, size), what
+    # 0.6 of ORL's shorter side (92) is the centre 55 pixels.
+    assert Preprocess(crop=0.6).crop_side(ORL_WIDTH, ORL_HEIGHT) == 55
+
+
+def test_a_pixel_crop_too_large_for_the_images_is_caught_before_training(orl):
+    config = profiles.resolve("smoke").all_pairs.replace(
+        data={"source": str(orl), "preprocess": Preprocess(105, crop=150)})
+    with pytest.raises(ValueError, match=r"crop 150 px is larger than its smallest image side "
+                                         r"\(92 px\)"):
+        config.check_data()
+    profiles.resolve("smoke").all_pairs.replace(data={"source": str(orl)}).check_data()
+
+
+def test_too_few_people_for_the_split_names_the_minimum(tmp_path):
+    five = write_orl_folder(tmp_path / "five", people=5, photos=10)
+    with pytest.raises(ValueError, match=f"has 5 people; the 60/20/20 person split needs at "
+                                         f"least {MIN_PEOPLE}"):
+        check_data(DataConfig(source=str(five)))
+    with pytest.raises(ValueError, match=f"needs at least {MIN_PEOPLE}"):
+        load_splits(DataConfig(source=str(five)), progress=False)
+    six = write_orl_folder(tmp_path / "six", people=MIN_PEOPLE, photos=2)
+    splits = load_splits(DataConfig(source=str(six), preprocess=Preprocess(32)), progress=False)
+    assert len(splits.train_people) == 2 and len(splits.val) > 0 and len(splits.test) > 0
+
+
+def test_identity_batches_need_enough_training_people(tmp_path):
+    # 20 people: 13 train (4 test, 3 validation), fewer than a smoke identity batch's 16.
+    twenty = write_orl_folder(tmp_path / "twenty", people=20, photos=3)
+    config = profiles.resolve("smoke").all_pairs.replace(data={"source": str(twenty)})
+    with pytest.raises(ValueError, match="identity batches of 16 people need 16 training people "
+                                         "with two or more photos; .* 20 people has 13"):
+        config.check_data()
+    profiles.resolve("smoke").koch.replace(data={"source": str(twenty)}).check_data()
+
+
+def _key(source: Path) -> str:
+    return RunConfig("orl", DataConfig(source=str(source))).key(policy="float32")
+
+
+def test_the_run_key_follows_the_folder_content(orl):
+    before = _key(orl)
+    assert _key(orl) == before  # unchanged folder: the same run
+    write_orl_folder(orl.parent / "new", people=1)
+    (orl.parent / "new" / "s1").rename(orl / "s41")  # one more person
+    added = _key(orl)
+    assert added != before
+    (orl / "s41").rename(orl / "s42")  # renamed person
+    assert _key(orl) not in (before, added)
+    for photo in (orl / "s42").iterdir():
+        photo.unlink()
+    (orl / "s42").rmdir()
+    assert _key(orl) == before  # back to the same files, sizes and times
+
+
+def test_the_manifest_is_listed_once_per_config(orl):
+    config = RunConfig("orl", DataConfig(source=str(orl)))
+    first = config.key(policy="float32")
+    write_orl_folder(orl.parent / "new", people=1)
+    (orl.parent / "new" / "s1").rename(orl / "s41")  # the same config object keeps its key
+    assert config.key(policy="float32") == first
+    assert RunConfig("orl", DataConfig(source=str(orl))).key(policy="float32") != first
+
+
+def _declares(notebook: Path, name: str) -> bool:
+    return name in papermill.inspect_notebook(str(notebook))
+
+
+@pytest.mark.xfail(not _declares(next(NOTEBOOKS.glob("03_*.ipynb")), "source"), strict=True,
+                   reason="notebook 03 has no `source` parameter yet: it trains on LFW-a only")
+def test_notebook_03_takes_a_source_parameter():
+    assert _declares(next(NOTEBOOKS.glob("03_*.ipynb")), "source")
+
+
+def test_notebooks_02_to_05_run_end_to_end_on_an_orl_shaped_set(orl, tmp_path, monkeypatch):
+    """The smoke profile, papermill, 40 people x 10 PGMs of 92x112; nothing of data/ is used."""
+    for variable, folder in ((paths.DATA_DIR_ENV, "data"), (paths.RUNS_DIR_ENV, "runs"),
+                             (paths.FIGURES_DIR_ENV, "figures")):
+        monkeypatch.setenv(variable, str(tmp_path / folder))
+    monkeypatch.setenv(profiles.PROFILE_ENV, "smoke")
+    smoke = profiles.resolve("smoke")
+    out = tmp_path / "executed"
+    out.mkdir()
+    seconds = {}
+    for number in ("02", "03", "04", "05"):
+        notebook = next(NOTEBOOKS.glob(f"{number}_*.ipynb"))
+        parameters = {"profile": "smoke"}
+        if number == "05":
+            # The 20% test share of 40 people is 8: N-way tasks up to 8 (notebook 05 does not
+            # cap N at the number of test people itself).
+            parameters["max_n_way"] = 8
+        if _declares(notebook, "source"):
+            parameters["source"] = str(orl)
+        elif number == "03":
+            # Until notebook 03 takes a source: record the selection it falls back to, the
+            # all_pairs model, on this set, so that 04 and 05 analyse a model of this set.
+            profiles.save_selected(smoke, smoke.all_pairs.replace(data={"source": str(orl)}))
+            continue
+        started = time.perf_counter()
+        papermill.execute_notebook(str(notebook), str(out / notebook.name),
+                                   parameters=parameters, cwd=str(NOTEBOOKS),
+                                   progress_bar=False, kernel_name="python3")
+        seconds[number] = round(time.perf_counter() - started, 1)
+    print("notebook wall times (s):", seconds)
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert any(name.startswith("koch-") for name in runs), runs
+    assert any(name.startswith("all_pairs-") for name in runs), runs
+    assert not (tmp_path / "data" / "lfw-a").exists()  # LFW-a was never fetched
+    assert os.listdir(out)
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_train_pairs", 1), ("max_eval_pairs", 0),
+                                               ("val_fraction", -0.5), ("val_fraction", 1.0),
+                                               ("generated_pairs", 0), ("source", "")])
+def test_data_config_values_are_checked_and_the_field_named(field, value):
+    with pytest.raises(ValueError, match=f"DataConfig.{field}"):
+        DataConfig(**{field: value})
+
+
+def test_lfw_a_pixels_are_unchanged_by_the_relative_crop(lfw_dataset):
+    """crop=0.6 of a 250x250 frame is the centre 150 pixels that crop=150 kept, resized the
+    same way: the same uint8 input, bit for bit, and the same run keys as before."""
+    image_paths = sorted((lfw_dataset / "images").glob("A*/*.jpg"))[:20]
+    for path in image_paths:
+        frame = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        assert frame.shape == (250, 250)
+        expected = cv2.resize(frame[50:200, 50:200], (105, 105), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(decode_gray(path, Preprocess(105, crop=0.6)), expected)
+    all_pairs = profiles.resolve("cpu").all_pairs
+    assert all_pairs.data.preprocess.crop == 0.6
+    as_pixels = all_pairs.replace(data={"preprocess": Preprocess(105, crop=150)})
+    assert all_pairs.key(policy="float32") == as_pixels.key(policy="float32")
