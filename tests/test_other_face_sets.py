@@ -127,10 +127,9 @@ def _declares(notebook: Path, name: str) -> bool:
     return name in papermill.inspect_notebook(str(notebook))
 
 
-@pytest.mark.xfail(not _declares(next(NOTEBOOKS.glob("03_*.ipynb")), "source"), strict=True,
-                   reason="notebook 03 has no `source` parameter yet: it trains on LFW-a only")
-def test_notebook_03_takes_a_source_parameter():
-    assert _declares(next(NOTEBOOKS.glob("03_*.ipynb")), "source")
+@pytest.mark.parametrize("number", ["02", "03", "04"])
+def test_the_notebooks_that_train_or_choose_take_a_source_parameter(number):
+    assert _declares(next(NOTEBOOKS.glob(f"{number}_*.ipynb")), "source")
 
 
 def test_notebooks_02_to_05_run_end_to_end_on_an_orl_shaped_set(orl, tmp_path, monkeypatch):
@@ -139,24 +138,14 @@ def test_notebooks_02_to_05_run_end_to_end_on_an_orl_shaped_set(orl, tmp_path, m
                              (paths.FIGURES_DIR_ENV, "figures")):
         monkeypatch.setenv(variable, str(tmp_path / folder))
     monkeypatch.setenv(profiles.PROFILE_ENV, "smoke")
-    smoke = profiles.resolve("smoke")
     out = tmp_path / "executed"
     out.mkdir()
     seconds = {}
     for number in ("02", "03", "04", "05"):
         notebook = next(NOTEBOOKS.glob(f"{number}_*.ipynb"))
         parameters = {"profile": "smoke"}
-        if number == "05":
-            # The 20% test share of 40 people is 8: N-way tasks up to 8 (notebook 05 does not
-            # cap N at the number of test people itself).
-            parameters["max_n_way"] = 8
         if _declares(notebook, "source"):
             parameters["source"] = str(orl)
-        elif number == "03":
-            # Until notebook 03 takes a source: record the selection it falls back to, the
-            # all_pairs model, on this set, so that 04 and 05 analyse a model of this set.
-            profiles.save_selected(smoke, smoke.all_pairs.replace(data={"source": str(orl)}))
-            continue
         started = time.perf_counter()
         papermill.execute_notebook(str(notebook), str(out / notebook.name),
                                    parameters=parameters, cwd=str(NOTEBOOKS),
@@ -167,6 +156,8 @@ def test_notebooks_02_to_05_run_end_to_end_on_an_orl_shaped_set(orl, tmp_path, m
     assert any(name.startswith("koch-") for name in runs), runs
     assert any(name.startswith("all_pairs-") for name in runs), runs
     assert not (tmp_path / "data" / "lfw-a").exists()  # LFW-a was never fetched
+    # Notebook 03 chose among runs on this set, and 04 and 05 analysed that choice.
+    assert profiles.selected(profiles.resolve("smoke")).data.source == str(orl)
     assert os.listdir(out)
 
 
