@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,13 +105,20 @@ class ImageStore:
         """
         unique = sorted({str(p) for p in image_paths})
         cache_file = _cache_file(unique, preprocess, cache_dir)
-        if cache_file.is_file():
-            with np.load(cache_file) as cached:
-                store = cls(unique, cached["pixels"], list(cached["truncated"]))
-        else:
+        store = _load_cached(cls, cache_file, unique, preprocess)
+        if store is None:
             pixels, truncated = _decode_all(unique, preprocess, progress)
             store = cls(unique, pixels, truncated)
-            _save_atomically(cache_file, pixels=pixels, truncated=np.array(truncated, dtype=str))
+            try:
+                _save_atomically(
+                    cache_file, pixels=pixels, truncated=np.array(truncated, dtype=str)
+                )
+            except OSError as error:  # a read-only shared data folder, or a full disk
+                warnings.warn(
+                    f"could not write the image cache {cache_file} ({error.strerror or error}); "
+                    "the images were decoded and will be decoded again next time",
+                    stacklevel=2,
+                )
         if store.truncated:
             warnings.warn(
                 f"{len(store.truncated)} of {len(unique)} images are truncated JPEGs; they were "
@@ -118,6 +126,26 @@ class ImageStore:
                 stacklevel=2,
             )
         return store
+
+
+def _load_cached(cls, cache_file: Path, unique: list[str], preprocess: Preprocess):
+    """The store from its cache file; None (after a warning naming the file) when damaged."""
+    if not cache_file.is_file():
+        return None
+    size = preprocess.image_size
+    try:
+        with np.load(cache_file) as cached:
+            pixels, truncated = cached["pixels"], list(cached["truncated"])
+        if pixels.shape != (len(unique), size, size) or pixels.dtype != np.uint8:
+            raise ValueError(f"it holds {pixels.shape} {pixels.dtype} pixels")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        warnings.warn(
+            f"the image cache {cache_file} is damaged ({error}); decoding the images again "
+            "and rewriting it",
+            stacklevel=3,
+        )
+        return None
+    return cls(unique, pixels, truncated)
 
 
 def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess()) -> np.ndarray:
@@ -198,8 +226,9 @@ def _decode_all(unique: list[str], preprocess: Preprocess, progress: bool):
         raise ImageDecodeError(
             f"{len(failures)} file(s) among the images could not be decoded, e.g.\n  "
             + "\n  ".join(sorted(failures)[:5])
-            + "\nRemove them from the data folder, or fetch the data set again "
-            "(python -m siamlib.data fetch)."
+            + "\nRemove them from the data folder. For a fetched data set, "
+            "python -m siamlib.data verify --deep lists every damaged file and "
+            "python -m siamlib.data fetch --deep --source PATH takes them again from the source."
         )
     return pixels, truncated
 
@@ -215,8 +244,12 @@ def _cache_file(unique: list[str], preprocess: Preprocess, cache_dir) -> Path:
 
 
 def _save_atomically(target: Path, **arrays) -> None:
+    """Whole or not at all: a failed write (a full disk) leaves no ``.part`` file behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    with open(partial, "wb") as handle:
-        np.savez(handle, **arrays)
-    os.replace(partial, target)
+    try:
+        with open(partial, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

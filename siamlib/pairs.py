@@ -41,11 +41,17 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     concatenated file is caught here rather than as a skewed label balance later.
     """
     pair_file = Path(pair_file)
-    lines = pair_file.read_text().splitlines()
+    lines = _text_of(pair_file).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         raise PairFileError(f"{pair_file}: the file is empty")
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            raise PairFileError(
+                f"{pair_file}, line {number}: a blank line among the pairs; delete it "
+                "(only the end of the file may hold blank lines)"
+            )
     header = lines[0].split()
     if len(header) == 1 and header[0].isdigit():
         folds, per_class = 1, int(header[0])
@@ -71,6 +77,24 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
         rows.append((*_parse_pair_line(line, label, pair_file, offset + 2), label, fold))
     frame = pd.DataFrame(rows, columns=["name_a", "index_a", "name_b", "index_b", "label", "fold"])
     return _with_paths(frame, Path(images_dir))
+
+
+def _text_of(pair_file: Path) -> str:
+    """The file as text: UTF-8, with or without the byte-order mark some Windows editors add."""
+    data = pair_file.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise PairFileError(
+            f"{pair_file}: the file is UTF-16 text; LFW pair files are plain ASCII/UTF-8. "
+            "Save it again as UTF-8 (or download the original)."
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PairFileError(
+            f"{pair_file}: not a UTF-8 text file (byte {error.start} is {data[error.start]:#04x}); "
+            "LFW pair files are plain ASCII/UTF-8. Save it again as UTF-8 (or download the "
+            "original)."
+        ) from None
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:

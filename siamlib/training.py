@@ -33,7 +33,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
-from siamlib import metrics, paths
+from siamlib import locks, metrics, paths
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig, build_siamese, head_of, loss_for, tower_of
@@ -254,12 +254,29 @@ def train(
     cache key; a cached run trains nothing, so they are not called).
     """
     target = run_dir(config, runs_root)
+    if (target / COMPLETE).is_file() and not run_problems(target):
+        return load_run(target, check=False)
+    # One process at a time trains a config; a second one waits here, then loads that run.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locks.waiting_lock(target.with_name(f".{target.name}.lock"), f"training {target.name}"):
+        return _train_locked(config, target, splits, progress, callbacks)
+
+
+def _train_locked(config: RunConfig, target: Path, splits: Splits | None, progress: bool,
+                  callbacks: list[keras.callbacks.Callback] | None) -> Run:
+    """The work of ``train``, by the process holding the run's lock."""
     if (target / COMPLETE).is_file():
-        return load_run(target)
+        problems = run_problems(target)
+        if not problems:  # finished, perhaps by the process we waited for
+            return load_run(target, check=False)
+        damaged = target.with_name(f"{target.name}.damaged-{int(time.time())}")
+        warnings.warn(f"{target} is damaged ({'; '.join(problems)}); moved to {damaged.name} "
+                      "and training anew", stacklevel=3)
+        target.rename(damaged)
     if target.exists():
         stale = target.with_name(f"{target.name}.incomplete-{int(time.time())}")
         warnings.warn(f"{target} has no {COMPLETE} marker (interrupted?); moved to {stale.name} "
-                      "and training anew", stacklevel=2)
+                      "and training anew", stacklevel=3)
         target.rename(stale)
     splits = splits or load_splits(config.data, progress=progress)
     _remove_dead_partials(target)
@@ -282,6 +299,8 @@ def train(
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            # Checked before the run is trusted: a lost or truncated file means retraining.
+            "files": {path.name: _sha256_of(path) for path in sorted(partial.iterdir())},
         }
         (partial / COMPLETE).write_text(json.dumps(info, indent=2))
         partial.rename(target)
@@ -423,11 +442,54 @@ def _pair_indices(n):
     return tf.boolean_mask(i, upper), tf.boolean_mask(j, upper)
 
 
-def load_run(folder: str | Path) -> Run:
-    """A finished run folder, rebuilt: config, network with its weights, history, scores."""
+class DamagedRunError(ValueError):
+    """A run folder with a COMPLETE marker whose files are lost or changed; train() retrains."""
+
+
+def run_problems(folder: str | Path) -> list[str]:
+    """What is wrong with a finished run folder: files missing or unlike their checksums.
+
+    Markers written before siamlib recorded checksums (no ``files``) are trusted as they are,
+    as they always were; an empty list means the run can be loaded.
+    """
+    folder = Path(folder)
+    try:
+        info = json.loads((folder / COMPLETE).read_text())
+        recorded = info.get("files") or {}
+    except (OSError, ValueError, AttributeError) as error:
+        return [f"its {COMPLETE} marker cannot be read ({error})"]
+    problems = []
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif _sha256_of(path) != digest:
+            problems.append(f"{name} is not the file saved at training time (truncated or "
+                            "changed)")
+    return problems
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_run(folder: str | Path, check: bool = True) -> Run:
+    """A finished run folder, rebuilt: config, network with its weights, history, scores.
+
+    Raises DamagedRunError when its files do not match the checksums in its marker
+    (``check=False``: the caller has just checked).
+    """
     folder = Path(folder)
     if not (folder / COMPLETE).is_file():
         raise FileNotFoundError(f"{folder} is not a finished run (no {COMPLETE} marker)")
+    problems = run_problems(folder) if check else []
+    if problems:
+        raise DamagedRunError(f"{folder} is damaged: {'; '.join(problems)}. train() with its "
+                              "config moves it aside and trains it again.")
     info = json.loads((folder / COMPLETE).read_text())
     config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
     if info.get("keras") != keras.__version__:

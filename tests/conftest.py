@@ -190,3 +190,57 @@ def lfw_dataset() -> Path:
         no_lfw_source()
     return data.fetch(progress=False)
 
+
+
+@pytest.fixture
+def refuse_writes(monkeypatch):
+    """A function: from now on, writing anything under a folder raises PermissionError.
+
+    This stands in for ``chmod a-w``: the tests run as root, where chmod does not stop writes.
+    Opening for writing, creating, renaming and deleting are refused, as on a read-only mount.
+    """
+    import builtins
+    import errno
+    import io
+
+    guarded: list[Path] = []
+    real_open, real_os_open = builtins.open, os.open
+
+    def inside(*names) -> bool:
+        for name in names:
+            if isinstance(name, (str, os.PathLike)):
+                path = Path(os.path.abspath(os.fspath(name)))
+                if any(path.is_relative_to(folder) for folder in guarded):
+                    return True
+        return False
+
+    def refuse(name):
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(name))
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "wax+") and inside(file):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def guard(function):
+        def guarded_call(*args, **kwargs):
+            if inside(*args[:2]):
+                refuse(args[0])
+            return function(*args, **kwargs)
+        return guarded_call
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    for name in ("mkdir", "makedirs", "replace", "rename", "unlink", "remove", "rmdir"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+
+    def make_read_only(folder: Path) -> None:
+        guarded.append(Path(os.path.abspath(folder)))
+
+    return make_read_only

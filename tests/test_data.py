@@ -6,6 +6,7 @@ Downloads go to a real HTTP server on 127.0.0.1 only; nothing else is ever conta
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import http.server
 import io
@@ -221,7 +222,8 @@ def test_a_truncated_zip_is_reported_as_damaged(source_dir, tmp_path, fake):
     zip_path.write_bytes(zip_path.read_bytes()[:-200])
     with pytest.raises(DataError, match=r"zip .*lfw2\.zip is damaged"):
         fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    assert not list((tmp_path / "data").iterdir())
+    # Nothing but the lock file, which stays (deleting it would race a waiting process).
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [".fake-lfw.lock"]
 
 
 def test_a_zip_with_corrupt_member_bytes_is_reported_as_damaged(source_dir, tmp_path, fake):
@@ -298,7 +300,7 @@ def test_verify_reports_every_problem_at_once(tmp_path, fake):
     assert "3 images (images/Ann_Lee/Ann_Lee_0001.jpg," in message
     assert "pair file pairsDevTest.txt cannot be read:" in message
     assert "the header promises 2 pairs" in message
-    assert "fetch the data again" in message
+    assert "To repair it, run python -m siamlib.data fetch [--source PATH]:" in message
 
 
 # --- downloads ----------------------------------------------------------------------------------
@@ -479,3 +481,230 @@ def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fak
     assert image.stat().st_mtime_ns == before
     assert mirror.requests["/good/lfw2.zip"] == 1  # the images were not fetched again
     assert not list(folder.glob(".tmp-*"))
+
+
+# --- a damaged finished folder (fetch trusted its marker, verify read no image) -----------------
+
+
+def _damage(folder: Path, how: str) -> list[str]:
+    """Damage a finished folder the way users do; returns the damaged files (relative)."""
+    image = folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg"
+    if how == "zeroed":
+        image.write_bytes(b"")
+    elif how == "deleted":
+        image.unlink()
+    elif how == "garbage of the same size":
+        image.write_bytes(bytes(len(image.read_bytes())))
+    elif how == "images folder gone":
+        shutil.rmtree(folder / "images")
+        return [f"images/{name}" for name in _image_files()]
+    return ["images/Ann_Lee/Ann_Lee_0002.jpg"]
+
+
+@pytest.mark.parametrize("how", ["zeroed", "deleted", "images folder gone"])
+def test_fetch_takes_damaged_images_again_from_the_source_it_was_made_from(
+    source_dir, tmp_path, fake, how, capsys
+):
+    folder = fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    untouched = folder / "images" / "Bo_Chan" / "Bo_Chan_0001.jpg"
+    before = untouched.stat().st_mtime_ns
+    damaged = _damage(folder, how)
+    with pytest.raises(DataError, match="differ from what fetch recorded"):
+        verify(folder, fake.spec)
+    assert fetch(data_dir=tmp_path / "data", spec=fake.spec, progress=False) == folder
+    for name in damaged:
+        assert (folder / name).read_bytes() == _image_files()[name.removeprefix("images/")]
+    assert f"{len(damaged)} missing or damaged file(s) taken again" in capsys.readouterr().err
+    assert verify(folder, fake.spec, deep=True)["images"] == 11
+    if how != "images folder gone":
+        assert untouched.stat().st_mtime_ns == before  # only the damaged file was replaced
+    assert not list(folder.parent.glob(".tmp-*"))
+
+
+def test_deep_checks_find_garbage_of_the_same_size_and_fetch_deep_repairs_it(
+    source_dir, tmp_path, fake
+):
+    folder = fetch(source_dir, data_dir=tmp_path, spec=fake.spec, progress=False)
+    _damage(folder, "garbage of the same size")
+    assert verify(folder, fake.spec)["images"] == 11  # sizes only: cheap, and blind to this
+    with pytest.raises(DataError, match=r"Ann_Lee/Ann_Lee_0002\.jpg \(its content changed"):
+        verify(folder, fake.spec, deep=True)
+    fetch(data_dir=tmp_path, spec=fake.spec, progress=False, deep=True)
+    assert verify(folder, fake.spec, deep=True)["images"] == 11
+
+
+def test_damage_with_no_source_left_names_the_files_and_what_to_do(source_dir, tmp_path, fake):
+    folder = fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    shutil.rmtree(source_dir)
+    _damage(folder, "zeroed")
+    with pytest.raises(DataError) as error:
+        fetch(data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    message = str(error.value)
+    assert "images/Ann_Lee/Ann_Lee_0002.jpg (0 bytes, fetched with" in message
+    assert "python -m siamlib.data fetch --source PATH" in message
+    assert "only the damaged files are replaced" in message
+    # ... and given a source, it repairs
+    fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    assert verify(folder, fake.spec, deep=True)["images"] == 11
+
+
+def test_a_source_without_the_recorded_files_is_not_used_for_a_repair(tmp_path, fake):
+    folder = fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    _damage(folder, "deleted")
+    other = {**_zip_members("lfw2/"), "lfw2/Ann_Lee/Ann_Lee_0002.jpg": _jpeg(99)}
+    _write_zip(tmp_path / "lfw2.zip", other)
+    with pytest.raises(DataError, match="does not hold the files it was made from"):
+        fetch(tmp_path / "lfw2.zip", data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    assert not (folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg").exists()
+
+
+def test_a_marker_from_an_older_siamlib_is_trusted_but_not_without_images(tmp_path, fake):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    marker = json.loads((folder / ".complete").read_text())
+    del marker["files"]
+    (folder / ".complete").write_text(json.dumps(marker))
+    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder
+    (folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg").write_bytes(b"garbage")
+    # No checksums to compare: the images are decoded (the fake's cut JPEG is too short to).
+    with pytest.raises(DataError, match=r"\(images/Ann_Lee/Ann_Lee_0002.jpg, .*cannot be decoded"):
+        verify(folder, fake.spec, deep=True)
+    shutil.rmtree(folder / "images")
+    with pytest.raises(DataError, match="no images/ folder.*move .* aside"):
+        fetch(data_dir=tmp_path, spec=fake.spec, progress=False)
+
+
+def test_cli_verify_deep_exits_2_naming_the_damaged_file(source_dir, tmp_path, fake, monkeypatch,
+                                                        capsys):
+    monkeypatch.setattr(data, "LFW_A", fake.spec)
+    data.main(["fetch", "--source", str(source_dir), "--data-dir", str(tmp_path)])
+    _damage(tmp_path / "fake-lfw", "garbage of the same size")
+    assert data.main(["verify", "--data-dir", str(tmp_path)]) == 0
+    assert data.main(["verify", "--deep", "--data-dir", str(tmp_path)]) == 2
+    assert "Ann_Lee_0002.jpg (its content changed" in capsys.readouterr().err
+
+
+# --- two processes, one data folder -------------------------------------------------------------
+
+_FETCH_IN_CHILD = """
+import json, sys, time
+from pathlib import Path
+from siamlib import data
+spec_json, source, data_dir, me, log = sys.argv[1:]
+raw = json.loads(spec_json)
+spec = data.DatasetSpec(
+    name=raw["name"], archive=raw["archive"], pair_files=tuple(raw["pair_files"]),
+    num_people=raw["num_people"], num_images=raw["num_images"],
+    files=tuple(data.RemoteFile(name, sha, ()) for name, sha in raw["files"]))
+real_assemble = data._assemble
+def slow_assemble(*args, **kwargs):
+    with open(log, "a") as out:
+        out.write(me + "\\n")
+    time.sleep(1.0)  # long enough for the other process to arrive while this one works
+    return real_assemble(*args, **kwargs)
+data._assemble = slow_assemble
+Path(log).with_name(f"ready-{me}").touch()
+deadline = time.time() + 120
+while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
+    time.sleep(0.01)
+print(json.dumps(str(data.fetch(source, data_dir, spec, progress=False))))
+"""
+
+
+def _spec_json(spec: DatasetSpec) -> str:
+    return json.dumps({
+        "name": spec.name, "archive": spec.archive, "pair_files": list(spec.pair_files),
+        "num_people": spec.num_people, "num_images": spec.num_images,
+        "files": [(f.name, f.sha256) for f in spec.files],
+    })
+
+
+def test_two_processes_fetching_into_one_folder_build_it_once_and_both_succeed(tmp_path, fake):
+    data_dir, log = tmp_path / "data", tmp_path / "assembled.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).parents[1])}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _FETCH_IN_CHILD, _spec_json(fake.spec), str(fake.served),
+             str(data_dir), str(me), str(log)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        for me in (1, 2)
+    ]
+    results = [child.communicate(timeout=180) for child in children]
+    assert [child.returncode for child in children] == [0, 0], results
+    assert {json.loads(out) for out, _ in results} == {str(data_dir / "fake-lfw")}
+    assert len(log.read_text().split()) == 1  # the second waited, then reused the first's work
+    assert any("Another process is fetching fake-lfw" in err for _, err in results)
+    _assert_finished(data_dir / "fake-lfw", fake)
+
+
+# --- a full disk, a read-only folder ------------------------------------------------------------
+
+
+def test_a_full_disk_during_fetch_is_one_error_exit_2_and_leaves_nothing(
+    tmp_path, fake, monkeypatch, capsys
+):
+    """The disk fills while extracting (simulated: the copy raises ENOSPC)."""
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", disk_full)
+    monkeypatch.setattr(data, "LFW_A", fake.spec)
+    args = ["fetch", "--source", str(fake.served), "--data-dir", str(tmp_path)]
+    assert data.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: The disk holding {tmp_path} is full" in err
+    assert "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] == [".fake-lfw.lock"]  # no staging, no .part
+
+
+def test_a_full_disk_while_downloading_leaves_no_part_file(tmp_path, fake, mirror, monkeypatch):
+    real_open = open
+
+    def full_when_writing_parts(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".part") and "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_when_writing_parts)
+    with pytest.raises(DataError, match="is full"):
+        fetch(data_dir=tmp_path, spec=mirror.spec_with(fake.spec, "good"), progress=False)
+    assert not list(tmp_path.rglob("*.part"))
+    assert not (tmp_path / "fake-lfw").exists()
+
+
+def test_a_read_only_data_folder_with_the_data_in_it_is_usable(tmp_path, fake, refuse_writes):
+    """Read-only is simulated (refuse_writes): tests run as root, where chmod stops nothing."""
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    refuse_writes(tmp_path)
+    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder
+    assert verify(folder, fake.spec, deep=True)["images"] == 11
+
+
+def test_a_read_only_folder_without_the_data_is_one_clear_error(tmp_path, fake, refuse_writes):
+    """Read-only is simulated (refuse_writes): tests run as root, where chmod stops nothing."""
+    refuse_writes(tmp_path)
+    with pytest.raises(DataError, match=r"is not writable .* Fetch into a folder you can write"):
+        fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+
+
+# --- pair files during a fetch ------------------------------------------------------------------
+
+
+def test_a_broken_pair_file_in_the_source_is_named_and_the_zip_not_blamed(source_dir, tmp_path,
+                                                                         fake):
+    (source_dir / "pairsDevTest.txt").write_text("1\n\nBo_Chan 1 2\nDi_Eze 2 Ed_Fox 1\n")
+    with pytest.raises(DataError) as error:
+        fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+    message = str(error.value)
+    assert f"{source_dir / 'pairsDevTest.txt'}, line 2: a blank line" in message
+    assert ".tmp-" not in message
+    assert "lfw2.zip" not in message and "does not hold a complete copy" not in message
+
+
+def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fake):
+    text = (source_dir / "pairsDevTest.txt").read_bytes()
+    (source_dir / "pairsDevTest.txt").write_bytes(b"\xef\xbb\xbf" + text)
+    spec = dataclasses.replace(fake.spec, files=tuple(
+        RemoteFile(f.name, _sha256(source_dir / f.name), ()) for f in fake.spec.files))
+    folder = fetch(source_dir, data_dir=tmp_path, spec=spec, progress=False)
+    assert data.read_marker(folder)["pairs"] == NUM_PAIRS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import warnings
@@ -268,3 +269,42 @@ def test_an_image_replaced_in_place_is_decoded_again(face_set, tmp_path):
     shutil.copy(face_set.path("Bob_B", 1), path)  # same path, another face
     after = load([path], tmp_path / "cache").pixels[0]
     assert not np.array_equal(after, before)
+
+
+def test_a_read_only_cache_folder_is_a_warning_not_an_error(face_set, tmp_path, refuse_writes):
+    """Read-only is simulated (refuse_writes): tests run as root, where chmod stops nothing.
+    A course server's shared data folder: the images decode, the cache is just not kept."""
+    refuse_writes(tmp_path)
+    with pytest.warns(UserWarning, match=rf"could not write the image cache {tmp_path}"):
+        store = load(face_set.readable, tmp_path / "cache")
+    assert len(store) == len(face_set.readable)
+
+
+def test_a_full_disk_leaves_no_partial_cache_file_and_warns(face_set, tmp_path, monkeypatch):
+    def disk_full(handle, **arrays):
+        handle.write(b"PK\x03\x04 half an archive")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.warns(UserWarning, match="No space left on device"):
+        store = load(face_set.readable, tmp_path)
+    assert len(store) == len(face_set.readable)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong shape"])
+def test_a_damaged_cache_file_is_named_and_rebuilt(face_set, tmp_path, damage):
+    first = load(face_set.readable, tmp_path)
+    (cache_file,) = tmp_path.glob("*.npz")
+    if damage == "truncated":
+        cache_file.write_bytes(cache_file.read_bytes()[:200])
+    elif damage == "garbage":
+        cache_file.write_bytes(b"\0" * 1000)
+    else:
+        np.savez(cache_file, pixels=first.pixels[1:], truncated=np.array([], dtype=str))
+    with pytest.warns(UserWarning, match=rf"the image cache {cache_file} is damaged"):
+        again = load(face_set.readable, tmp_path)
+    np.testing.assert_array_equal(again.pixels, first.pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(face_set.readable, tmp_path)  # rewritten: no warning the next time

@@ -152,6 +152,29 @@ def test_pair_file_error_is_a_value_error():
     assert issubclass(PairFileError, ValueError)
 
 
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    """Notepad on Windows saves UTF-8 with a BOM; the header must still read as '1'."""
+    pair_file = tmp_path / "pairs.txt"
+    pair_file.write_bytes(b"\xef\xbb\xbf1\nA 1 2\nA 1 B 1\n")
+    assert read_pairs(pair_file, tmp_path)[IMAGE_COLUMNS].values.tolist() == [
+        ["A", 1, "A", 2], ["A", 1, "B", 1]]
+
+
+def test_a_blank_line_among_the_pairs_is_an_error_with_its_line_number(tmp_path):
+    pair_file = write(tmp_path, "2\nA 1 2\nA 2 3\n\nA 1 B 1\nA 2 B 2\n")
+    with pytest.raises(PairFileError, match=r"pairs\.txt, line 4: a blank line"):
+        read_pairs(pair_file, tmp_path)
+
+
+@pytest.mark.parametrize("encoding, words", [("utf-16", "UTF-16"), ("latin-1", "not a UTF-8")])
+def test_a_file_in_another_encoding_is_an_error_naming_it(tmp_path, encoding, words):
+    pair_file = tmp_path / "my_pairs.txt"
+    pair_file.write_bytes("1\nJosé 1 2\nJosé 1 B 1\n".encode(encoding))
+    with pytest.raises(PairFileError, match=words) as error:
+        read_pairs(pair_file, tmp_path)
+    assert str(error.value).startswith(str(pair_file))
+
+
 # --- identity_images ----------------------------------------------------------------------------
 
 

@@ -29,10 +29,12 @@ from siamlib.training import (
     COMPLETE,
     MONITOR,
     AllPairsTrainer,
+    DamagedRunError,
     RunConfig,
     TrainConfig,
     load_run,
     run_dir,
+    run_problems,
     train,
 )
 
@@ -169,7 +171,7 @@ def test_leftover_partial_folder_is_never_loaded_and_left_alone(
 # One changed value for every field of every config part. A new field without an entry here
 # fails test_key_changes_when_any_field_changes, so it cannot be left out of the key unnoticed.
 CHANGED = {
-    (DataConfig, "source"): "/elsewhere/faces",
+    (DataConfig, "source"): "/elsewhere/faces",  # made a real folder by the test
     (DataConfig, "preprocess"): Preprocess(crop=150),
     (DataConfig, "val_fraction"): 0.3,
     (DataConfig, "split_seed"): 1,
@@ -240,8 +242,12 @@ def with_field(config, path: tuple[str, ...], name: str, value):
 
 
 @pytest.mark.parametrize(("part", "name"), ALL_FIELDS, ids=lambda x: getattr(x, "__name__", x))
-def test_key_changes_when_any_field_changes(part, name):
+def test_key_changes_when_any_field_changes(part, name, tmp_path, monkeypatch):
     assert (part, name) in CHANGED, f"add a changed value for {part.__name__}.{name} to CHANGED"
+    if (part, name) == (DataConfig, "source"):  # an identity folder's key lists its files
+        (tmp_path / "Ann").mkdir()
+        (tmp_path / "Ann" / "1.png").write_bytes(b"png")
+        monkeypatch.setitem(CHANGED, (part, name), str(tmp_path))
     path = PART_PATHS[part]
     base = BASE_FOR.get((part, name), BASE)
     original = base
@@ -506,3 +512,101 @@ def test_stale_partial_folders_of_dead_processes_are_removed_by_the_next_train(t
     training._remove_dead_partials(target)
     assert not killed.exists()
     assert running.is_dir() and other_run.is_dir()
+
+
+# --- damaged run folders, and two processes training one config ---------------------------------
+
+
+def _damage_run(folder, what: str) -> None:
+    if what == "weights truncated":
+        weights = folder / "model.weights.h5"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif what == "scores lost":
+        (folder / "scores.csv").unlink()
+    elif what == "config truncated":
+        config = folder / "config.json"
+        config.write_text(config.read_text()[:50])
+    else:  # the marker itself
+        (folder / COMPLETE).write_text('{"name": "quick", "key"')
+
+
+@pytest.mark.parametrize(
+    "what", ["weights truncated", "scores lost", "config truncated", "marker garbled"]
+)
+def test_a_damaged_run_folder_is_moved_aside_and_retrained(quick, splits, tmp_path, fit_calls,
+                                                           what):
+    target = train(quick, splits, runs_root=tmp_path, progress=False).path
+    assert set(json.loads((target / COMPLETE).read_text())["files"]) == set(RUN_FILES) - {COMPLETE}
+    _damage_run(target, what)
+    with pytest.warns(UserWarning, match=rf"{target} is damaged \(.*\); moved to .*damaged-"):
+        fresh = train(quick, splits, runs_root=tmp_path, progress=False)
+    assert fit_calls == ["quick", "quick"]
+    assert fresh.path == target and not run_problems(target)
+    assert len([p for p in tmp_path.iterdir() if ".damaged-" in p.name]) == 1
+
+
+def test_load_run_of_a_damaged_folder_names_the_file(run, tmp_path):
+    copy = shutil.copytree(run.path, tmp_path / run.path.name)
+    _damage_run(copy, "weights truncated")
+    with pytest.raises(DamagedRunError, match=r"model\.weights\.h5 is not the file saved"):
+        load_run(copy)
+
+
+def test_a_run_whose_marker_has_no_checksums_is_trusted_as_before(run, tmp_path):
+    copy = shutil.copytree(run.path, tmp_path / run.path.name)
+    info = json.loads((copy / COMPLETE).read_text())
+    del info["files"]
+    (copy / COMPLETE).write_text(json.dumps(info))
+    assert run_problems(copy) == []
+    assert load_run(copy).scores.equals(run.scores)
+
+
+_TRAIN_IN_CHILD = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from synthetic_faces import small_run_config
+from siamlib import training
+faces, runs, me, log = sys.argv[2:]
+config = small_run_config(Path(faces), name="race").replace(
+    train={"epochs": 1, "pairs_per_epoch": 64})
+real_fit = training.fit
+def logged_fit(*args, **kwargs):
+    with open(log, "a") as out:
+        out.write(me + "\\n")
+    return real_fit(*args, **kwargs)
+training.fit = logged_fit
+Path(log).with_name(f"ready-{me}").touch()
+deadline = time.time() + 300
+while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
+    time.sleep(0.01)
+run = training.train(config, runs_root=runs, progress=False)
+print(json.dumps([str(run.path), run.scores["score"].tolist()]))
+"""
+
+
+def test_two_processes_training_one_config_train_it_once_and_both_get_it(tmp_path_factory,
+                                                                          tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    workspace = synthetic_workspace(tmp_path_factory)
+    log = tmp_path / "fitted.log"
+    env = {**os.environ, paths.DATA_DIR_ENV: str(workspace / "data"),
+           "PYTHONPATH": str(Path(training.__file__).parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _TRAIN_IN_CHILD, str(Path(__file__).parent),
+             str(workspace / "faces"), str(tmp_path / "runs"), str(me), str(log)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        for me in (1, 2)
+    ]
+    results = [child.communicate(timeout=600) for child in children]
+    assert [child.returncode for child in children] == [0, 0], [err[-2000:] for _, err in results]
+    (path_1, scores_1), (path_2, scores_2) = (json.loads(out) for out, _ in results)
+    assert path_1 == path_2 and scores_1 == scores_2
+    assert len(log.read_text().split()) == 1  # trained once; the other waited and loaded it
+    assert [p.name for p in (tmp_path / "runs").iterdir() if not p.name.endswith(".lock")] == [
+        Path(path_1).name]
