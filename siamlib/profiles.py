@@ -51,8 +51,8 @@ class Profile:
     description: str
     koch: RunConfig
     all_pairs: RunConfig
-    search_trials: int  # hyperparameter search: configurations sampled (notebook 03)
-    search_epochs: int  # ... and the most epochs each may train
+    search_trials: int  # notebook 03's Optuna study: trials (complete or pruned, all workers)
+    search_epochs: int  # ... and the most epochs each may train (pruned after any epoch)
     one_shot_tasks: int  # N-way tasks per N (notebooks 02 and 05)
     bootstrap: int  # bootstrap resamples for confidence intervals (notebook 05)
     seeds: int  # training seeds of the all_pairs model, for mean and spread (notebook 03)
@@ -148,7 +148,7 @@ PROFILES = {
         koch_train=TrainConfig(**KOCH_SGD, epochs=2, batch_size=64, patience=2),
         all_pairs_train=TrainConfig(epochs=2, batch_size=64, patience=2, sampling="identities",
                                     images_per_epoch=256),
-        search_trials=3, search_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
+        search_trials=4, search_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
         view2_folds=2, view2_epochs={},
     ),
     "cpu": _profile(
@@ -159,7 +159,7 @@ PROFILES = {
         koch_train=TrainConfig(**KOCH_SGD, epochs=20, batch_size=64, patience=4),
         all_pairs_train=TrainConfig(epochs=60, batch_size=128, patience=8, sampling="identities",
                                     images_per_epoch=4096),
-        search_trials=3, search_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
+        search_trials=30, search_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
         # Twenty View 2 runs in about 90 minutes on 2 cores (notebook 06 states the measured time).
         view2_folds=10, view2_epochs={"koch": 6, "all_pairs": 12},
     ),
@@ -171,7 +171,7 @@ PROFILES = {
         koch_train=TrainConfig(**KOCH_SGD, epochs=200, batch_size=128, patience=20),
         all_pairs_train=TrainConfig(epochs=100, batch_size=128, patience=12, sampling="identities",
                                     images_per_epoch=16384),
-        search_trials=24, search_epochs=40, one_shot_tasks=2000, bootstrap=2000, seeds=3,
+        search_trials=60, search_epochs=30, one_shot_tasks=2000, bootstrap=2000, seeds=3,
         view2_folds=10, view2_epochs={},
     ),
 }

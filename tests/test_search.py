@@ -1,0 +1,300 @@
+"""siamlib.search: the space, the seeded sampler, pruning, resuming, and two workers on one study.
+
+Trials train tiny networks on the generated faces (``synthetic_faces``); the two-worker tests use
+a fake objective in two real processes, once on the default journal file and once on PostgreSQL
+(``$SIAMLIB_TEST_POSTGRES_URL``, which ``.ci/run`` sets after starting a server).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import keras
+import optuna
+import pytest
+from optuna.trial import TrialState
+from required import unavailable
+from synthetic_faces import small_run_config, synthetic_workspace
+
+from siamlib import paths, profiles, search
+from siamlib.model import build_siamese
+
+POSTGRES_ENV = "SIAMLIB_TEST_POSTGRES_URL"
+POSTGRES_HELP = (f"The shared-study test needs a PostgreSQL server: set {POSTGRES_ENV} to "
+                 "postgresql+psycopg://user:password@127.0.0.1:5433/db (.ci/run starts one).")
+# A space the generated 48 px faces fit, small enough that a trial trains in seconds.
+TINY = search.SearchSpace(crops=(None, 0.8), image_sizes=(32, 48), width_factors=(0.5, 1.0),
+                          depths=(2,), people_per_batch=(4, 6), images_per_person=(2, 3))
+
+
+@pytest.fixture
+def base(tmp_path_factory, tmp_path, monkeypatch):
+    """The synthetic run config as a batches-of-people run; image caches and the default study
+    storage go to this test's folder."""
+    workspace = synthetic_workspace(tmp_path_factory)
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "data"))
+    config = small_run_config(workspace / "faces", name="tiny")
+    return config.replace(data={"generated_pairs": 200},
+                          train={"sampling": "identities", "pairs_per_epoch": None,
+                                 "images_per_epoch": 48, "batch_size": 8})
+
+
+def _run_folders(runs: Path) -> list[Path]:
+    """Run folders, finished or partial (hidden); lock files beside them are not runs."""
+    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def _states(study):
+    return {t.number: t.state for t in study.get_trials(deepcopy=False)}
+
+
+# --- the space --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_every_point_of_the_space_is_a_valid_run_config(name):
+    base, space = profiles.PROFILES[name].all_pairs, search.SPACE
+    choices = [space.crops, space.image_sizes, space.width_factors, space.depths, space.dropout,
+               space.learning_rate, space.lr_decays, space.people_per_batch,
+               space.images_per_person, space.losses]
+    for point in itertools.product(*choices):
+        params = dict(zip(["crop", "image_size", "width_factor", "depth", "dropout",
+                           "learning_rate", "lr_decay", "people_per_batch",
+                           "images_per_person", "loss"], point))
+        config = space.config(base, params, epochs=3, name="trial")  # RunConfig validates
+        train, model = config.train, config.model
+        assert (train.sampling, train.epochs) == ("identities", 3)
+        assert train.batch_size == params["people_per_batch"] * params["images_per_person"]
+        assert train.images_per_person == params["images_per_person"]
+        assert train.images_per_epoch == base.train.images_per_epoch
+        assert config.data.preprocess.image_size == model.image_size == params["image_size"]
+        assert config.data.preprocess.crop == params["crop"]
+        assert len(model.filters) == len(model.kernels) == params["depth"]
+        assert model.width == pytest.approx(base.model.width * params["width_factor"])
+        assert model.distance == ("l2" if params["loss"] == "contrastive" else "l1")
+        assert (train.learning_rate, train.lr_decay) == (params["learning_rate"],
+                                                         params["lr_decay"])
+
+
+def test_the_smallest_and_deepest_networks_of_the_space_build():
+    """80 px through all four of Koch's blocks still leaves a feature map to flatten."""
+    base = profiles.PROFILES["smoke"].all_pairs
+    for size, depth in itertools.product(search.SPACE.image_sizes, search.SPACE.depths):
+        params = {"crop": None, "image_size": size, "width_factor": 1.0, "depth": depth,
+                  "dropout": 0.0, "learning_rate": 1e-3, "lr_decay": 1.0,
+                  "people_per_batch": 8, "images_per_person": 2, "loss": "bce"}
+        model = build_siamese(search.SPACE.config(base, params, 1, "x").model, "float32")
+        assert model.output_shape == (None, 1)
+        keras.backend.clear_session()
+
+
+def test_a_depth_beyond_the_base_model_is_refused():
+    base = profiles.PROFILES["smoke"].all_pairs
+    params = {"depth": 5, "images_per_person": 2, "loss": "bce"}
+    with pytest.raises(ValueError, match="depth 5"):
+        search.SPACE.config(base, params, 1, "x")
+
+
+# --- the sampler ------------------------------------------------------------------------------
+
+def _first_params(storage: Path, seed: int, n: int = 3) -> list[dict]:
+    study = search.open_study(profiles.PROFILES["smoke"].all_pairs, 1, "s", storage, seed)
+    return [search.SPACE.suggest(study.ask()) for _ in range(n)]
+
+
+def test_the_same_seed_draws_the_same_trials_and_another_seed_others(tmp_path):
+    first = _first_params(tmp_path / "a.log", seed=7)
+    assert first == _first_params(tmp_path / "b.log", seed=7)
+    assert first != _first_params(tmp_path / "c.log", seed=8)
+    assert first[0] != first[1]  # each trial number has its own draw
+
+
+def test_two_workers_with_one_seed_do_not_draw_the_same_configurations(tmp_path):
+    """The random numbers of trial n come from (seed, n), not from a shared sequence."""
+    base = profiles.PROFILES["smoke"].all_pairs
+    one, two = (search.open_study(base, 1, "s", tmp_path / "s.log", seed=0) for _ in range(2))
+    drawn = [search.SPACE.suggest(study.ask()) for study in (one, two, one, two)]
+    assert len({json.dumps(p, sort_keys=True) for p in drawn}) == 4
+
+
+# --- the storage ------------------------------------------------------------------------------
+
+def test_the_default_storage_is_a_journal_file_under_data(base, tmp_path):
+    search.open_study(base, 1, "my-study")
+    assert (tmp_path / "data" / "optuna" / "my-study.log").is_file()
+
+
+def test_a_study_opened_with_other_settings_is_refused(base, tmp_path):
+    search.open_study(base, 2, "s", tmp_path / "s.log")
+    with pytest.raises(ValueError, match="another epochs"):
+        search.open_study(base, 3, "s", tmp_path / "s.log")
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("nosuchdb://somewhere/x", "nosuchdb://somewhere/x"),
+    ("postgresql+psycopg://siamlib:s3cret@127.0.0.1:1/nodb",
+     "postgresql+psycopg://siamlib:***@127.0.0.1:1/nodb"),  # nothing listens on port 1
+])
+def test_a_bad_or_unreachable_storage_is_one_clear_error_naming_it(base, url, shown):
+    with pytest.raises(search.StorageError) as raised:
+        search.open_study(base, 1, "s", url)
+    message = str(raised.value)
+    assert shown in message and "s3cret" not in message
+    assert "\n" not in message
+
+
+# --- pruning ----------------------------------------------------------------------------------
+
+def test_the_callback_prunes_a_trial_below_the_median_of_earlier_ones():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+    for _ in range(5):
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={0: 0.9}))
+    good, bad = search.PruneOnValAuc(study.ask()), search.PruneOnValAuc(study.ask())
+    good.on_epoch_end(0, {"val_auc": 0.95})
+    with pytest.raises(optuna.TrialPruned):
+        bad.on_epoch_end(0, {"val_auc": 0.6, "val_loss": 0.3})
+
+
+def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, capsys):
+    # Any AUC is below 1.5: the first epoch's report prunes the trial, inside model.fit.
+    study = search.optimize(base, 1, 2, "p", tmp_path / "p.log", space=TINY,
+                            pruner=optuna.pruners.ThresholdPruner(lower=1.5),
+                            runs_root=tmp_path / "runs")
+    [trial] = study.trials
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
+    assert _run_folders(tmp_path / "runs") == []  # neither a finished nor a partial run
+    assert "trial 1 of 1 (#0) pruned after epoch 1" in capsys.readouterr().out
+
+
+# --- resuming ---------------------------------------------------------------------------------
+
+def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypatch, capsys):
+    storage, runs = tmp_path / "r.log", tmp_path / "runs"
+    search.optimize(base, 2, 1, "r", storage, space=TINY, runs_root=runs)
+    before = {t.number: t.datetime_complete for t in search.finished(
+        search.open_study(base, 1, "r", storage, space=TINY))}
+    assert sorted(before) == [0, 1]
+    assert "trial 2 of 2 (#1)" in capsys.readouterr().out
+
+    def interrupt(self, epoch, logs=None):  # Ctrl-C in the middle of the third trial's epoch
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(search.PruneOnValAuc, "on_epoch_end", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            search.optimize(base, 4, 1, "r", storage, space=TINY, runs_root=runs)
+    trained = []
+    original = search.training.train
+    monkeypatch.setattr(search.training, "train",
+                        lambda config, *a, **k: trained.append(config.name) or original(
+                            config, *a, **k))
+    study = search.optimize(base, 4, 1, "r", storage, space=TINY, runs_root=runs)
+
+    assert _states(study) == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE,
+                              2: TrialState.FAIL, 3: TrialState.COMPLETE, 4: TrialState.COMPLETE}
+    assert trained == ["r-003", "r-004"]  # the first two were not trained again
+    assert {t.number: t.datetime_complete for t in study.trials if t.number < 2} == before
+    folders = _run_folders(runs)
+    assert [p.name.rsplit("-", 1)[0] for p in folders] == ["r-000", "r-001", "r-003", "r-004"]
+    assert all((p / "COMPLETE").is_file() for p in folders)  # nothing left of the interrupted
+    out = capsys.readouterr().out
+    assert "trial 4 of 4 (#4)" in out and "best so far: #" in out
+
+
+# --- two workers, one study -------------------------------------------------------------------
+
+WORKER = """
+import json, sys, time
+from pathlib import Path
+import optuna
+from siamlib import search
+from siamlib.training import RunConfig
+
+storage, study_name, n_trials, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(
+    sys.argv[4])
+study = search.open_study(RunConfig("fake"), 3, study_name, storage)
+(folder / f"ready-{sys.argv[5]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.05)
+ran = []
+
+def objective(trial):
+    ran.append(trial.number)
+    params = search.SPACE.suggest(trial)
+    value = 1.0 - abs(params["dropout"] - 0.25) - 0.1 * (params["loss"] == "contrastive")
+    for epoch in range(3):
+        trial.report(value - 0.1 * (2 - epoch), epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+        time.sleep(0.03)
+    return value
+
+search.run_trials(study, objective, n_trials, progress=False)
+print("RAN " + json.dumps(ran))
+"""
+
+
+def _two_workers(storage: str, study_name: str, n_trials: int, folder: Path):
+    """Runs two worker processes on one study at once; returns the trial numbers each ran."""
+    script = folder / "worker.py"
+    script.write_text(WORKER)
+    workers = [subprocess.Popen(
+        [sys.executable, str(script), storage, study_name, str(n_trials), str(folder), str(i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    deadline = time.monotonic() + 300
+    while not all((folder / f"ready-{i}").exists() for i in range(2)):
+        if any(w.poll() is not None for w in workers) or time.monotonic() > deadline:
+            for w in workers:
+                w.kill()
+            pytest.fail("a worker did not start:\n" + "\n".join(
+                w.communicate()[1][-3000:] for w in workers))
+        time.sleep(0.1)
+    (folder / "go").touch()  # both have imported TensorFlow and opened the study: start together
+    ran = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-3000:]
+        ran.append(json.loads(out.split("RAN ", 1)[1]))
+    return ran
+
+
+def _check_every_trial_recorded_once(study, ran: list[list[int]], n_trials: int):
+    trials = study.get_trials(deepcopy=False)
+    numbers = [t.number for t in trials]
+    # At least n_trials; a worker that checked while the other's last trial ran adds one more.
+    assert n_trials <= len(trials) <= n_trials + 1
+    assert sorted(numbers) == list(range(len(trials)))  # none lost, none twice
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all(t.value is not None for t in trials if t.state == TrialState.COMPLETE)
+    first, second = ran
+    assert first and second, "one worker did all the work: the test tested nothing"
+    assert set(first).isdisjoint(second) and sorted(first + second) == sorted(numbers)
+
+
+def test_two_workers_share_a_study_in_the_default_journal_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "data"))
+    storage = str(search.default_storage("shared"))
+    ran = _two_workers(storage, "shared", 16, tmp_path)
+    study = search.open_study(search.training.RunConfig("fake"), 3, "shared")
+    _check_every_trial_recorded_once(study, ran, 16)
+
+
+def test_two_workers_share_a_study_on_postgresql(tmp_path):
+    url = os.environ.get(POSTGRES_ENV) or unavailable(POSTGRES_HELP)
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    try:
+        ran = _two_workers(url, name, 16, tmp_path)
+        study = search.open_study(search.training.RunConfig("fake"), 3, name, url)
+        _check_every_trial_recorded_once(study, ran, 16)
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=url)
+        except KeyError:
+            pass  # the workers never created it
