@@ -617,7 +617,18 @@ def _entries(folder: Path, files: Iterable[Path]) -> dict[str, list]:
 
 def read_marker(folder: str | os.PathLike) -> dict:
     """The counts, source and date a finished data set was made with."""
-    return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    marker = Path(folder) / MARKER
+    try:
+        content = json.loads(marker.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        content = None
+    if not isinstance(content, dict):
+        raise DataError(
+            f"{marker} is damaged (not the JSON siamlib writes). Delete it and run "
+            f"python -m siamlib.data fetch again: the folder is then checked file by file and "
+            f"adopted if complete; nothing else is deleted."
+        )
+    return content
 
 
 def _file_list(spec: DatasetSpec) -> str:

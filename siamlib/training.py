@@ -16,6 +16,7 @@ A finished run folder holds what later notebooks need: ``config.json``, ``histor
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import math
@@ -372,8 +373,20 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         shuffle=False,  # the pipeline shuffles (seeded); Keras cannot shuffle a Dataset
         verbose=0,
     )
+    _ensure_room_for(siamese, folder)
     siamese.save_weights(folder / "model.weights.h5")
     return siamese, pd.read_csv(folder / "history.csv")
+
+
+def _ensure_room_for(model: keras.Model, folder: Path) -> None:
+    """Refuse to save weights that the disk cannot hold: h5py writing onto a full disk can kill
+    the process (a segmentation fault) instead of raising, which leaves nothing to clean up."""
+    needed = 2 * sum(weight.numpy().nbytes for weight in model.weights) + (1 << 20)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"the disk holding {folder} is full: {free / 2**20:.0f} MB "
+                      f"free, saving the weights needs about {needed / 2**20:.0f} MB; free some "
+                      "space and train again", str(folder))
 
 
 class AllPairsTrainer(keras.Model):

@@ -708,3 +708,20 @@ def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fak
         RemoteFile(f.name, _sha256(source_dir / f.name), ()) for f in fake.spec.files))
     folder = fetch(source_dir, data_dir=tmp_path, spec=spec, progress=False)
     assert data.read_marker(folder)["pairs"] == NUM_PAIRS
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\xff garbage", b"[1, 2]", b"{\"people\": "])
+def test_a_garbage_marker_is_one_clear_error_and_deleting_it_recovers(tmp_path, fake, capsys,
+                                                                      monkeypatch, garbage):
+    monkeypatch.setattr(data, "LFW_A", fake.spec)
+    args = ["--data-dir", str(tmp_path)]
+    assert data.main(["fetch", "--source", str(fake.served), *args]) == 0
+    marker = tmp_path / fake.spec.name / ".complete"
+    marker.write_bytes(garbage)
+    capsys.readouterr()
+    assert data.main(["fetch", *args]) == 2
+    error = capsys.readouterr().err
+    assert f"{marker} is damaged" in error and "Traceback" not in error
+    marker.unlink()
+    assert data.main(["fetch", *args]) == 0  # checked and adopted, images untouched
+    assert (tmp_path / fake.spec.name / "images" / "Ann_Lee" / "Ann_Lee_0004.jpg").is_file()

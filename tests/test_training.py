@@ -4,6 +4,7 @@ cache never trains twice, never loads a stale or unfinished run, and reloads run
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -610,3 +611,13 @@ def test_two_processes_training_one_config_train_it_once_and_both_get_it(tmp_pat
     assert len(log.read_text().split()) == 1  # trained once; the other waited and loaded it
     assert [p.name for p in (tmp_path / "runs").iterdir() if not p.name.endswith(".lock")] == [
         Path(path_1).name]
+
+
+def test_a_full_disk_stops_before_the_weights_are_written_and_leaves_no_run(quick, splits,
+                                                                           tmp_path, monkeypatch):
+    full = shutil.disk_usage(tmp_path)._replace(free=1000)
+    monkeypatch.setattr(training.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(OSError, match="is full") as raised:
+        train(quick, splits, runs_root=tmp_path, progress=False)
+    assert raised.value.errno == errno.ENOSPC
+    assert not [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
