@@ -293,6 +293,11 @@ def run_trials(study: optuna.Study, objective, n_trials: int, progress: bool = T
     callbacks = [_progress(n_trials)] if progress else []
     try:
         while len(finished(study)) < n_trials:
+            failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if len(failed) >= 10 * n_trials:  # the space hardly fits this data: say so, once
+                why = failed[-1].user_attrs.get("infeasible")
+                raise RuntimeError(f"study {study.study_name!r}: {len(failed)} trials could not "
+                                   f"run, the last because {why}")
             study.optimize(objective, n_trials=1, callbacks=callbacks)
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -306,6 +311,8 @@ def _progress(n_trials: int):
             steps = trial.intermediate_values
             last = steps[max(steps)] if steps else float("nan")
             outcome = f"pruned after epoch {len(steps)} (val AUC {last:.3f})"
+        elif trial.state == TrialState.FAIL:
+            outcome = f"not run: {trial.user_attrs.get('infeasible', 'it raised an error')}"
         else:
             outcome = f"{trial.state.name.lower()}: val AUC {trial.value:.3f}"
         best = (f"best so far: #{study.best_trial.number} {study.best_value:.3f}"
@@ -343,6 +350,11 @@ def optimize(
     def objective(trial: optuna.Trial) -> float:
         name = f"{study.study_name}-{trial.number:03d}"
         config = space.config(base, space.suggest(trial), epochs, name)
+        try:
+            config.check_data()
+        except ValueError as error:  # e.g. more people per batch than a small face set has
+            trial.set_user_attr("infeasible", str(error))
+            return float("nan")  # Optuna records the trial as failed and the study goes on
         if config.data not in splits_by_data:
             splits_by_data[config.data] = load_splits(config.data, progress=False)
         pruning = PruneOnValAuc(trial)

@@ -7,6 +7,7 @@ a fake objective in two real processes, once on the default journal file and onc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -213,6 +214,8 @@ def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypa
 WORKER = """
 import json, sys, time
 from pathlib import Path
+import dataclasses
+
 import optuna
 from siamlib import search
 from siamlib.training import RunConfig
@@ -298,3 +301,24 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path):
             optuna.delete_study(study_name=name, storage=url)
         except KeyError:
             pass  # the workers never created it
+
+
+def test_a_configuration_the_data_cannot_hold_is_a_failed_trial_and_the_study_goes_on(
+        base, tmp_path, capsys):
+    # Batches of 500 people cannot be drawn from the generated faces: those trials do not run.
+    space = dataclasses.replace(TINY, people_per_batch=(4, 500))
+    study = search.optimize(base, 3, 1, "f", tmp_path / "f.log", space=space,
+                            runs_root=tmp_path / "runs")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(search.finished(study)) == 3
+    assert failed and all(t.params["people_per_batch"] == 500 for t in failed)
+    assert all("identity batches of 500 people" in t.user_attrs["infeasible"] for t in failed)
+    assert len(_run_folders(tmp_path / "runs")) == 3  # only the feasible trials trained
+    assert "not run: " in capsys.readouterr().out
+
+
+def test_a_space_the_data_never_fits_stops_with_one_error(base, tmp_path):
+    space = dataclasses.replace(TINY, people_per_batch=(500,))
+    with pytest.raises(RuntimeError, match="10 trials could not run.*identity batches of 500"):
+        search.optimize(base, 1, 1, "n", tmp_path / "n.log", space=space,
+                        runs_root=tmp_path / "runs")
