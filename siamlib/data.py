@@ -242,7 +242,7 @@ def _damaged(folder: Path, recorded: dict[str, list], deep: bool) -> dict[str, s
             continue
         if found != size:
             damaged[relative] = f"{found:,} bytes, fetched with {size:,}"
-        elif deep and digest is not None and _sha256_of(path) != digest:
+        elif deep and digest is not None and sha256_of(path) != digest:
             damaged[relative] = "its content changed since fetch (sha256 differs)"
         elif deep and digest is None and is_image(path.name) and _undecodable_files([path]):
             damaged[relative] = "not a readable image"
@@ -609,7 +609,7 @@ def _manifest(folder: Path, spec: DatasetSpec) -> dict[str, list]:
 
 def _entries(folder: Path, files: Iterable[Path]) -> dict[str, list]:
     return {
-        path.relative_to(folder).as_posix(): [path.stat().st_size, _sha256_of(path)]
+        path.relative_to(folder).as_posix(): [path.stat().st_size, sha256_of(path)]
         for path in files
         if path.is_file()
     }
@@ -813,7 +813,7 @@ def _download(
 ) -> Path:
     """The file, checksum-verified, from the cache or the first mirror that serves it intact."""
     destination = downloads / remote.name
-    if destination.is_file() and _sha256_of(destination) == remote.sha256:
+    if destination.is_file() and sha256_of(destination) == remote.sha256:
         return destination
     downloads.mkdir(parents=True, exist_ok=True)
     part = destination.with_name(destination.name + ".part")
@@ -866,7 +866,8 @@ def _stream(url: str, part: Path, name: str, progress: bool) -> str:
     return digest.hexdigest()
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """A file's SHA-256, read in chunks (the data set's files and the run cache's alike)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while chunk := file.read(_CHUNK_BYTES):

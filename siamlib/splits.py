@@ -133,7 +133,7 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
 
 def photos_of(people, preprocess: Preprocess, source: str = LFW) -> ImageStore:
     """Every photo of ``people`` in ``source``, decoded: the gallery for one-shot tasks."""
-    photos = pairs.identity_images(_images_dir(source, progress=False))
+    photos = all_images(source)
     return ImageStore.load(photos.loc[photos["name"].isin(set(people)), "path"], preprocess,
                            progress=False)
 

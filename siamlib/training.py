@@ -35,6 +35,7 @@ import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
 from siamlib import locks, metrics, paths
+from siamlib.data import sha256_of
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig, build_siamese, head_of, loss_for, tower_of
@@ -301,7 +302,7 @@ def _train_locked(config: RunConfig, target: Path, splits: Splits | None, progre
             "keras": keras.__version__,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             # Checked before the run is trusted: a lost or truncated file means retraining.
-            "files": {path.name: _sha256_of(path) for path in sorted(partial.iterdir())},
+            "files": {path.name: sha256_of(path) for path in sorted(partial.iterdir())},
         }
         (partial / COMPLETE).write_text(json.dumps(info, indent=2))
         partial.rename(target)
@@ -476,18 +477,10 @@ def run_problems(folder: str | Path) -> list[str]:
         path = folder / name
         if not path.is_file():
             problems.append(f"{name} is missing")
-        elif _sha256_of(path) != digest:
+        elif sha256_of(path) != digest:
             problems.append(f"{name} is not the file saved at training time (truncated or "
                             "changed)")
     return problems
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_run(folder: str | Path, check: bool = True) -> Run:

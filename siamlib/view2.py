@@ -75,17 +75,14 @@ def fold_table(runs: list[Run]) -> pd.DataFrame:
     """One row per experiment: the test fold's metrics at its validation fold's threshold."""
     rows = []
     for run in runs:
-        test = run.scores_of("test")
-        labels, scores = test["label"], test["score"]
+        summary = run.summary()  # test metrics at the validation threshold
         rows.append({
             "fold": run.config.data.view2_fold,
-            "test pairs": len(test),
-            "threshold": run.threshold,
-            "accuracy": metrics.accuracy_at(labels, scores, run.threshold),
-            "auc": metrics.roc(labels, scores).auc,
-            "eer": metrics.eer(labels, scores).eer,
-            "epochs": run.info["epochs_run"],
-            "train_s": run.info["wall_time_s"],
+            "test pairs": len(run.scores_of("test")),
+            "threshold": summary["threshold"],
+            **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
+            "epochs": summary["epochs"],
+            "train_s": summary["train_s"],
         })
     return pd.DataFrame(rows).set_index("fold")
 
