@@ -82,9 +82,30 @@ def fold_table(runs: list[Run]) -> pd.DataFrame:
             "threshold": summary["threshold"],
             **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
             "epochs": summary["epochs"],
+            "best epoch": run.info["best_epoch"],  # the cap was too short where it is the last
             "train_s": summary["train_s"],
         })
     return pd.DataFrame(rows).set_index("fold")
+
+
+def paired_comparison(runs_a: list[Run], runs_b: list[Run]) -> dict:
+    """Two models on the same test pairs of every experiment, each at its own validation
+    threshold: the fold accuracy differences (a - b, mean ± SE) and McNemar's test on all the
+    pooled pairs."""
+    correct = {"a": [], "b": []}
+    for run_a, run_b in zip(runs_a, runs_b, strict=True):
+        test_a, test_b = run_a.scores_of("test"), run_b.scores_of("test")
+        if not test_a[["path_a", "path_b"]].equals(test_b[["path_a", "path_b"]]):
+            raise ValueError(f"{run_a.config.name} and {run_b.config.name} scored other pairs")
+        for side, run, test in (("a", run_a, test_a), ("b", run_b, test_b)):
+            outcomes = metrics.outcome(test["label"], test["score"], run.threshold)
+            correct[side].append(np.isin(outcomes, ["TP", "TN"]))
+    differences = fold_table(runs_a)["accuracy"] - fold_table(runs_b)["accuracy"]
+    mean, se = mean_se(differences)
+    test = metrics.mcnemar(np.concatenate(correct["a"]), np.concatenate(correct["b"]))
+    return {"accuracy difference": mean, "se": se, "folds a better": int((differences > 0).sum()),
+            "folds": len(differences), "a right, b wrong": test.n10, "a wrong, b right": test.n01,
+            "McNemar p": test.p_value}
 
 
 def averaged_roc(runs: list[Run], far_grid=None) -> pd.DataFrame:

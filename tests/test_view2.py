@@ -73,12 +73,14 @@ def test_mean_se_is_lfws_formula():
 
 def _run(fold: int, val_scores, test_scores, labels=(1, 1, 0, 0)) -> Run:
     """A finished run as train() would return it, without a network."""
+    pair_paths = {"path_a": [f"a{i}" for i in range(len(labels))],
+                  "path_b": [f"b{i}" for i in range(len(labels))]}
     scores = pd.concat([
-        pd.DataFrame({"label": labels, "score": val_scores, "split": "val"}),
-        pd.DataFrame({"label": labels, "score": test_scores, "split": "test"}),
+        pd.DataFrame({"label": labels, "score": val_scores, "split": "val", **pair_paths}),
+        pd.DataFrame({"label": labels, "score": test_scores, "split": "test", **pair_paths}),
     ], ignore_index=True)
     config = view2.fold_config(RunConfig("koch"), fold)
-    info = {"epochs_run": 3, "wall_time_s": 60.0 * fold}
+    info = {"epochs_run": 3, "best_epoch": 2, "wall_time_s": 60.0 * fold}
     return Run(config, Path("."), None, pd.DataFrame(), scores, info)
 
 
@@ -109,6 +111,20 @@ def test_report_gives_mean_se_the_category_and_pooled_tar_with_its_impostors():
     assert row["tar_at_far_1pc"] == pytest.approx(
         1 - metrics.fnmr_at_fmr(pooled["label"], pooled["score"], 0.01).fnmr)
     assert row["train_minutes"] == pytest.approx(6.0)
+
+
+def test_paired_comparison_counts_the_pairs_the_models_disagree_on():
+    # Fold 1: a gets 4 of 4, b 3 of 4 (its test pair 2 scores 0.45 < 0.5); fold 2: both 4 of 4.
+    a = [_run(1, [0.9, 0.6, 0.4, 0.1], [0.9, 0.8, 0.2, 0.1]),
+         _run(2, [0.9, 0.6, 0.4, 0.1], [0.8, 0.7, 0.3, 0.2])]
+    b = [_run(1, [0.9, 0.6, 0.4, 0.1], [0.9, 0.45, 0.2, 0.1]),
+         _run(2, [0.9, 0.6, 0.4, 0.1], [0.8, 0.7, 0.3, 0.2])]
+    result = view2.paired_comparison(a, b)
+    assert result["accuracy difference"] == pytest.approx(0.125)
+    assert result["se"] == pytest.approx(np.std([0.25, 0.0], ddof=1) / np.sqrt(2))
+    assert (result["folds a better"], result["a right, b wrong"], result["a wrong, b right"]) \
+        == (1, 1, 0)
+    assert result["McNemar p"] == pytest.approx(1.0)  # one discordant pair proves nothing
 
 
 def test_averaged_roc_averages_each_folds_tar_at_equal_far():
