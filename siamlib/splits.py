@@ -125,7 +125,7 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
     """Train, validation and test pairs of View 2 experiment ``fold``: the test fold, the next
     fold for validation (early stopping, threshold), the remaining folds for training."""
     folds = sorted(view2["fold"].unique())
-    val_fold = folds[folds.index(fold) + 1] if fold != folds[-1] else folds[0]
+    val_fold = folds[(folds.index(fold) + 1) % len(folds)]
     parts = (~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold,
              view2["fold"] == fold)
     return tuple(view2[part].reset_index(drop=True) for part in parts)
