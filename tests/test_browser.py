@@ -272,11 +272,22 @@ def _answer_dialog(page):
     if dialog.count() and dialog.first.is_visible():
         print(f"JupyterLab dialog: {dialog.first.inner_text()!r}; accepting it")
         kernel_choice = dialog.first.locator("select")
-        if kernel_choice.count():  # "Select Kernel": the Python kernel, not "No Kernel"
-            python = next(option for option in kernel_choice.first.locator(
-                "option").all_inner_texts() if option.startswith("Python"))
-            kernel_choice.first.select_option(label=python)
-        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
+        if kernel_choice.count():  # "Select Kernel": the session's running kernel (started
+            # with the test's environment), else a new Python kernel; never "No Kernel"
+            options = kernel_choice.first.locator("option").all_inner_texts()
+            running = [option for option in options if ".ipynb (" in option]
+            python = [option for option in options if option.startswith("Python")]
+            kernel_choice.first.select_option(label=(running or python)[0])
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+        # On a loaded machine the first click can land before the dialog is ready: try again.
+        for attempt in range(3):
+            dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
+            try:
+                dialog.first.wait_for(state="hidden", timeout=10_000)
+                return
+            except PlaywrightTimeoutError:
+                print(f"the dialog is still open after accept click {attempt + 1}")
         dialog.first.wait_for(state="hidden", timeout=10_000)
 
 
