@@ -12,7 +12,6 @@ package ``playwright`` (a test extra). Playwright's own browser download is not 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -38,12 +37,14 @@ CHROMIUM_FLAGS = [
 ]
 RUN_TIMEOUT_S = 900  # notebook 04 on smoke trains a tiny model first when none is cached
 # In the server's own settings folder: no news/update toast (it would cover the notebook and
-# call outside hosts), and every cell kept rendered (by default cells scrolled out of view are
-# not, and their prompts read empty).
+# call outside hosts); every cell kept rendered (by default cells scrolled out of view are not,
+# and their prompts read empty); and the notebook's own kernel started without asking (without
+# it a slow machine sometimes gets a "Select Kernel" dialog over the notebook, seen in CI).
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
         '{"checkForUpdates": false, "fetchNews": "false"}',
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": '{"windowingMode": "none"}',
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings":
+        '{"windowingMode": "none", "autoStartDefaultKernel": true}',
 }
 WIDGET_HELP = (
     "The PairInspector did not render as a widget in JupyterLab; the cell shows {shown!r}. "
@@ -123,7 +124,6 @@ def screenshots(tmp_path) -> Path:
 def test_pair_inspector_in_jupyterlab(browser, jupyter_lab, screenshots):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
-        _start_kernel_session(jupyter_lab, NOTEBOOK.name)
         page.goto(f"{jupyter_lab['url']}/lab/tree/{NOTEBOOK.name}?token={jupyter_lab['token']}")
         page.locator(".jp-Notebook").wait_for(timeout=120_000)
         _wait_for_kernel_idle(page)
@@ -229,21 +229,6 @@ def _wait_until_up(status_url: str, server: subprocess.Popen, log: Path, timeout
     pytest.fail(f"JupyterLab did not answer within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-def _start_kernel_session(lab: dict, notebook: str):
-    """Start the notebook's kernel through the server's REST API before the page opens.
-
-    JupyterLab then joins this session instead of choosing a kernel itself, which on a slow
-    machine it sometimes does with a "Select Kernel" dialog (seen in CI) rather than at once.
-    """
-    body = json.dumps({"path": notebook, "name": notebook, "type": "notebook",
-                       "kernel": {"name": "python3"}}).encode()
-    request = urllib.request.Request(
-        f"{lab['url']}/api/sessions", data=body, method="POST",
-        headers={"Authorization": f"token {lab['token']}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        assert response.status == 201, f"starting a kernel answered {response.status}"
-
-
 def _wait_for_kernel_idle(page, timeout_ms=120_000):
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
         timeout=timeout_ms)
@@ -266,28 +251,12 @@ def _run_all_cells(page, tries=3):
 
 
 def _answer_dialog(page):
-    """Accept a dialog JupyterLab opened on its own (e.g. kernel choice), printing what it said;
-    a dialog over the notebook would swallow the clicks that follow."""
+    """Accept a dialog JupyterLab opened on its own, printing what it said; a dialog over the
+    notebook would swallow the clicks that follow."""
     dialog = page.locator(".jp-Dialog")
     if dialog.count() and dialog.first.is_visible():
         print(f"JupyterLab dialog: {dialog.first.inner_text()!r}; accepting it")
-        kernel_choice = dialog.first.locator("select")
-        if kernel_choice.count():  # "Select Kernel": the session's running kernel (started
-            # with the test's environment), else a new Python kernel; never "No Kernel"
-            options = kernel_choice.first.locator("option").all_inner_texts()
-            running = [option for option in options if ".ipynb (" in option]
-            python = [option for option in options if option.startswith("Python")]
-            kernel_choice.first.select_option(label=(running or python)[0])
-        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-        # On a loaded machine the first click can land before the dialog is ready: try again.
-        for attempt in range(3):
-            dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
-            try:
-                dialog.first.wait_for(state="hidden", timeout=10_000)
-                return
-            except PlaywrightTimeoutError:
-                print(f"the dialog is still open after accept click {attempt + 1}")
+        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
         dialog.first.wait_for(state="hidden", timeout=10_000)
 
 
