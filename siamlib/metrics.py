@@ -9,7 +9,9 @@ and a pair counts as accepted ("same") when ``score >= threshold``.
 The words, once: FAR (false-accept rate) is the share of different-person pairs accepted, FRR
 (false-reject rate) the share of same-person pairs rejected, GAR = TAR = 1 - FRR and
 GRR = 1 - FAR. Thresholds are chosen on *validation* scores and applied to *test* scores:
-a threshold tuned on the test set reports an accuracy no one could have had in advance.
+a threshold tuned on the test set reports an accuracy no one could have had in advance. A rate
+one asks for is a *target* (``target_far``, ``target_fmr``); ``far`` and ``fmr`` in a result
+are the rates actually reached, which may be lower.
 
 The biometrics standard ISO/IEC 19795-1 says FMR (false match rate) for what is FAR here and
 FNMR (false non-match rate) for FRR; papers and tools such as pyeer quote FNMR at FMR 1%
@@ -85,6 +87,22 @@ class OperatingPoint:
     threshold: float
     n_impostors: int
     estimable: bool
+
+
+@dataclass(frozen=True)
+class ValidatedTar:
+    """TAR on test at a threshold fitted on validation for a target FAR (``tar_at_validation_far``).
+
+    ``threshold`` is the validation one; ``tar`` the share of test genuine pairs accepted there,
+    with ``low`` and ``high`` its Wilson 95% interval; ``far`` the FAR that threshold actually
+    gives on test, which is not the target.
+    """
+
+    threshold: float
+    tar: float
+    low: float
+    high: float
+    far: float
 
 
 @dataclass(frozen=True)
@@ -298,18 +316,42 @@ def threshold_at_far(labels, scores, target_far: float) -> float:
     return _threshold_below(thresholds, int(np.flatnonzero(far <= target_far)[-1]))
 
 
-def tar_at_far(labels, scores, far: float) -> float:
-    """TAR (= GAR) at the most accepting threshold whose FAR is at most ``far``.
+def tar_at_far(labels, scores, target_far: float) -> float:
+    """TAR (= GAR) at the most accepting threshold whose FAR is at most ``target_far``.
 
     This is the ROC's own operating point, the number papers quote at FAR = 1% and 0.1%; it is
     not interpolated, so it is a rate some threshold actually achieves on these pairs. For a
-    TAR no one tuned on the test set, fit ``threshold_at_far`` on VALIDATION scores and count
-    test outcomes with ``confusion_at``.
+    TAR no one tuned on the test set, see ``tar_at_validation_far``.
     """
     labels, scores = _checked(labels, scores)
-    far_limit = _checked_rate(far, "far")
-    far_points, gar, _ = _roc_points(labels, scores)
-    return float(gar[far_points <= far_limit].max())
+    target_far = _checked_rate(target_far, "target_far")
+    far, gar, _ = _roc_points(labels, scores)
+    return float(gar[far <= target_far].max())
+
+
+def tar_at_validation_far(
+    val_labels, val_scores, test_labels, test_scores, target_far: float
+) -> ValidatedTar:
+    """The honest TAR at a target FAR: threshold fitted on validation, outcomes counted on test.
+
+    ``threshold_at_far`` fits the threshold on VALIDATION; ``confusion_at`` counts the test
+    outcomes there. The TAR's interval is the Wilson 95% interval of a proportion (scipy's
+    ``binomtest``), which treats the test's genuine pairs as independent: LFW pairs share people,
+    so read it as the least uncertainty there is. When no threshold keeps the validation FAR at
+    the target, the threshold is +inf (accept nothing) and the TAR is 0.
+    """
+    threshold = threshold_at_far(val_labels, val_scores, target_far)
+    test_labels, test_scores = _checked(test_labels, test_scores)
+    counts = confusion_at(test_labels, test_scores, threshold)
+    genuine, impostors = counts["tp"] + counts["fn"], counts["fp"] + counts["tn"]
+    interval = binomtest(counts["tp"], genuine).proportion_ci(method="wilson")
+    return ValidatedTar(
+        threshold=threshold,
+        tar=counts["tp"] / genuine,
+        low=float(interval.low),
+        high=float(interval.high),
+        far=counts["fp"] / impostors,
+    )
 
 
 # --- biometric operating points (ISO/IEC 19795-1 words) ------------------------------------
@@ -318,20 +360,20 @@ def tar_at_far(labels, scores, far: float) -> float:
 OPERATING_POINTS = {"FMR100": 0.01, "FMR1000": 0.001, "ZeroFMR": 0.0}
 
 
-def fnmr_at_fmr(labels, scores, fmr: float) -> OperatingPoint:
-    """FNMR (= FRR) at the most accepting threshold whose FMR (= FAR) is at most ``fmr``.
+def fnmr_at_fmr(labels, scores, target_fmr: float) -> OperatingPoint:
+    """FNMR (= FRR) at the most accepting threshold whose FMR (= FAR) is at most ``target_fmr``.
 
     It is the ROC's own point, as in ``tar_at_far`` (FNMR = 1 - TAR), so it describes these
     pairs; it is not a threshold to deploy (fit ``threshold_at_far`` on validation for that).
 
-    The rule for ``estimable``: an FMR of ``fmr`` is one false match in ``1 / fmr`` impostor
-    pairs, so with fewer impostor pairs than that (``n_impostors < 1 / fmr``) no threshold can
-    show the rate; staying at or below it then means no false match at all, and the number is
-    ZeroFMR under another name. It is still returned, flagged ``estimable=False``. ``fmr=0``
-    (ZeroFMR) is always estimable: it only needs one impostor pair.
+    The rule for ``estimable``: an FMR of ``target_fmr`` is one false match in ``1 / target_fmr``
+    impostor pairs, so with fewer impostor pairs than that (``n_impostors < 1 / target_fmr``) no
+    threshold can show the rate; staying at or below it then means no false match at all, and
+    the number is ZeroFMR under another name. It is still returned, flagged ``estimable=False``.
+    ``target_fmr=0`` (ZeroFMR) is always estimable: it only needs one impostor pair.
     """
     labels, scores = _checked(labels, scores)
-    target = _checked_rate(fmr, "fmr")
+    target = _checked_rate(target_fmr, "target_fmr")
     far, gar, thresholds = _roc_points(labels, scores)
     index = int(np.flatnonzero(far <= target)[-1])
     n_impostors = int(np.sum(labels == DIFFERENT))
@@ -707,6 +749,20 @@ def paired_auc_difference(
     return PairedDifference(estimate, float(low), float(high), float(p_value))
 
 
+def reading(p_value: float, difference: float, first: str, second: str, alpha: float = 0.05) -> str:
+    """What a paired test of ``first`` against ``second`` lets us say, at the ``alpha`` level.
+
+    ``difference`` is first minus second (``McNemarResult.accuracy_difference``,
+    ``PairedDifference.estimate``). Where ``p_value >= alpha`` the answer is "no measured
+    difference": the test set could not tell the two apart, which does not make them equal.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    if p_value >= alpha:
+        return "no measured difference"
+    return f"{first} better" if difference > 0 else f"{second} better"
+
+
 # --- one-shot tasks and identification --------------------------------------------------------
 
 
@@ -723,17 +779,8 @@ def _tie_credit(correct_score, competitor_scores, k: int = 1) -> np.ndarray:
     return np.clip((k - above) / tied, 0.0, 1.0)
 
 
-def n_way_accuracy(scores_matrix, correct_index: int | np.ndarray = 0) -> float:
-    """Accuracy on N-way one-shot tasks (Koch et al.): pick the candidate that scores highest.
-
-    Arguments:
-        scores_matrix: (tasks, N) scores of the probe against each of N candidates.
-        correct_index: the column holding the matching candidate, one for all tasks or one per
-            task.
-
-    Ties are broken at random in expectation: among k tied maxima the correct one earns 1/k,
-    so a constant scorer gets exactly 1/N, the chance level.
-    """
+def _checked_tasks(scores_matrix, correct_index) -> tuple[np.ndarray, np.ndarray]:
+    """The matching candidate's score per task, and the (tasks, N - 1) scores of the others."""
     scores_matrix = np.asarray(scores_matrix, dtype=float)
     if scores_matrix.ndim != 2 or scores_matrix.shape[1] < 2 or len(scores_matrix) == 0:
         raise ValueError(
@@ -750,9 +797,40 @@ def n_way_accuracy(scores_matrix, correct_index: int | np.ndarray = 0) -> float:
     ):
         raise ValueError(f"correct_index must be integer column(s) in 0..{n_way - 1}")
     is_correct = np.arange(n_way) == correct_index[:, None]
-    correct_score = scores_matrix[is_correct]
-    competitors = scores_matrix[~is_correct].reshape(n_tasks, n_way - 1)
+    return scores_matrix[is_correct], scores_matrix[~is_correct].reshape(n_tasks, n_way - 1)
+
+
+def n_way_accuracy(scores_matrix, correct_index: int | np.ndarray = 0) -> float:
+    """Accuracy on N-way one-shot tasks (Koch et al.): pick the candidate that scores highest.
+
+    Arguments:
+        scores_matrix: (tasks, N) scores of the probe against each of N candidates, e.g.
+            ``scoring.one_shot_scores``.
+        correct_index: the column holding the matching candidate, one for all tasks or one per
+            task.
+
+    Ties are broken at random in expectation: among k tied maxima the correct one earns 1/k,
+    so a constant scorer gets exactly 1/N, the chance level.
+    """
+    correct_score, competitors = _checked_tasks(scores_matrix, correct_index)
     return float(np.mean(_tie_credit(correct_score, competitors)))
+
+
+def n_way_correct(scores_matrix, seed=0, correct_index: int | np.ndarray = 0) -> np.ndarray:
+    """Per task, whether the matching candidate scored highest: what ``mcnemar`` compares.
+
+    ``n_way_accuracy`` credits a tie in expectation (1/k among k tied maxima); a paired test
+    needs a yes or no per task, so here each tie is broken by a draw from
+    ``np.random.default_rng(seed)`` (an int or a Generator): with the same seed, two methods
+    that tie on a task get the same draw there. The mean over many tasks approaches
+    ``n_way_accuracy``.
+    """
+    correct_score, competitors = _checked_tasks(scores_matrix, correct_index)
+    above = np.sum(competitors > correct_score[:, None], axis=1)
+    tied = np.sum(competitors == correct_score[:, None], axis=1)
+    # Among the match and its ``tied`` equals, the match wins one draw in tied + 1.
+    drawn = np.random.default_rng(seed).integers(0, tied + 1)
+    return (above == 0) & (drawn == 0)
 
 
 def identification_accuracy(

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from siamlib import paths
+from siamlib import metrics, paths
 from siamlib.images import ImageStore
 
 SAME_COLOUR, DIFFERENT_COLOUR = "#1b9e77", "#d95f02"
+# Error rates marked on DET axes: 0.1% to 80%, as far apart on the probit scale as they matter.
+DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
 
 
 def use_style() -> None:
@@ -109,3 +111,35 @@ def score_histogram(labels, scores, threshold: float | None = None, ax=None, tit
     ax.set(xlabel="score (higher = same)", ylabel="pairs", title=title)
     ax.legend(fontsize=8)
     return ax
+
+
+def det_axes(ax, ticks=DET_TICKS):
+    """Turn ``ax`` into DET axes: FAR across, FRR up, both on the normal-deviate scale.
+
+    A rate p sits at the probit of p (``metrics.normal_deviate``), so 1% and 0.1% are as far
+    apart as 10% and 1%. The axes run from the first tick to the last, ticks are labelled in
+    percent, and a dotted diagonal marks FAR = FRR, where a curve crosses at its EER. Draw
+    curves on it with ``det_line``.
+    """
+    ticks = np.asarray(ticks, dtype=float)
+    if ticks.ndim != 1 or len(ticks) < 2 or not ((ticks > 0) & (ticks < 1)).all():
+        raise ValueError(f"ticks must be at least two rates strictly between 0 and 1, got {ticks}")
+    positions = metrics.normal_deviate(ticks)
+    labels = [f"{t:.1%}" if t < 0.01 else f"{t:.0%}" for t in ticks]
+    ax.set_xticks(positions, labels, fontsize=8)
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.plot(positions[[0, -1]], positions[[0, -1]], color="grey", ls=":", lw=1)
+    ax.set(xlim=positions[[0, -1]], ylim=positions[[0, -1]], aspect="equal",
+           xlabel="FAR (false accepts)", ylabel="FRR (false rejects)")
+    return ax
+
+
+def det_line(ax, labels, scores, **style):
+    """One scoring pass's DET curve on ``det_axes``; ``style`` goes to ``ax.plot``.
+
+    Points where FAR or FRR is 0 have no probit (it is minus infinity) and are left out: a rate
+    below one pair of its class cannot be measured, so the curve stops there.
+    """
+    far, frr = metrics.det_curve(labels, scores)
+    keep = (far > 0) & (frr > 0)
+    return ax.plot(metrics.normal_deviate(far[keep]), metrics.normal_deviate(frr[keep]), **style)

@@ -1,20 +1,33 @@
-"""Scoring pairs and one-shot tasks from cached embeddings.
+"""Scoring pairs, one-shot tasks and galleries from cached embeddings.
 
 The tower is by far the expensive half of the network and the head is cheap, so each unique
 image is embedded once and the head is applied to the pairs' embeddings. 1,000 DevTest pairs
 name 1,700 images; 500 20-way one-shot tasks name 10,500 image slots but only the unique
 images are embedded. The result equals the two-tower forward pass (tested within 1e-5).
+
+Scores are all this module makes; ``siamlib.metrics`` turns them into numbers
+(``metrics.n_way_accuracy`` of ``one_shot_scores``, ``metrics.identification_accuracy`` of
+``gallery_scores``). Both take a *scorer*: the Siamese network (its head scores embeddings) or
+any function ``(first, second) -> one score per row``, such as ``baseline.lbp_similarity`` on
+LBP descriptors, so the classical baselines meet the same tasks the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from siamlib import metrics
 from siamlib.images import ImageStore
 from siamlib.model import head_of, tower_of
+
+# A function scoring row i of ``first`` against row i of ``second``, higher = more alike.
+RowScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# Rows a RowScorer gets per call: bounds memory (20,000 LBP descriptor pairs are about 1 GB).
+SCORER_BLOCK_ROWS = 4096
 
 
 def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
@@ -74,19 +87,74 @@ def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0)
     return tasks
 
 
-def one_shot_scores(model, embeddings: np.ndarray, tasks: np.ndarray) -> np.ndarray:
+def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
+    """Scores of ``features[rows_a[i]]`` against ``features[rows_b[i]]``, one float64 per i.
+
+    A network's head gets all rows in one call (Keras batches them); a function gets blocks of
+    ``SCORER_BLOCK_ROWS``, which changes nothing as long as it scores each row on its own.
+    """
+    if isinstance(scorer, keras.Model):
+        return head_scores(scorer, features[rows_a], features[rows_b])
+    if not callable(scorer):
+        raise ValueError(
+            f"scorer must be a Siamese network or a function (first, second) -> scores, "
+            f"got {type(scorer).__name__}"
+        )
+    blocks = []
+    for start in range(0, len(rows_a), SCORER_BLOCK_ROWS):
+        stop = start + SCORER_BLOCK_ROWS
+        block = np.asarray(scorer(features[rows_a[start:stop]], features[rows_b[start:stop]]))
+        if block.shape != (len(rows_a[start:stop]),):
+            raise ValueError(f"scorer must return one score per row, got shape {block.shape}")
+        blocks.append(block.astype(np.float64))
+    return np.concatenate(blocks) if blocks else np.empty(0)
+
+
+def one_shot_scores(scorer, features: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     """``(num_tasks, n_way)`` scores of each task's probe against its candidates (match first).
 
-    ``embeddings`` are the store's rows embedded once (``embed(model, store.pixels)``).
+    Arguments:
+        scorer: the Siamese network, or a function ``(first, second) -> one score per row``
+            (e.g. ``baseline.lbp_similarity``).
+        features: one row per photo of the store the tasks index: the network's embeddings
+            (``embed(model, store.pixels)``, each photo embedded once) or a baseline's
+            descriptors.
+        tasks: ``(num_tasks, n_way + 1)`` rows from ``one_shot_tasks``: probe, match, others.
+
+    ``metrics.n_way_accuracy(one_shot_scores(...))`` is Koch et al.'s N-way one-shot accuracy.
     """
+    tasks = np.asarray(tasks)
+    if tasks.ndim != 2 or tasks.shape[1] < 3:
+        raise ValueError(
+            f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape {tasks.shape}"
+        )
     probes = np.repeat(tasks[:, 0], tasks.shape[1] - 1)
     candidates = tasks[:, 1:].reshape(-1)
-    scores = head_scores(model, embeddings[probes], embeddings[candidates])
+    scores = _row_scores(scorer, features, probes, candidates)
     return scores.reshape(len(tasks), -1)
 
 
-def n_way_accuracy(model, photos: ImageStore, n_way: int, num_tasks: int, seed: int = 0) -> float:
-    """Koch et al.'s N-way one-shot accuracy on ``num_tasks`` seeded tasks from ``photos``."""
-    tasks = one_shot_tasks(photos.names, n_way, num_tasks, seed=seed)
-    scores = one_shot_scores(model, embed(model, photos.pixels), tasks)
-    return metrics.n_way_accuracy(scores)
+def gallery_scores(
+    scorer, features: np.ndarray, probe_rows, gallery_rows, max_rows: int = 50_000
+) -> np.ndarray:
+    """``(probes, templates)`` scores of every probe against every gallery template.
+
+    ``scorer`` and ``features`` as in ``one_shot_scores``; ``probe_rows`` and ``gallery_rows``
+    index ``features``. All probes x templates pairs would not fit in memory for a large
+    gallery, so probes are scored a block at a time, each block at most ``max_rows`` pairs (at
+    least one probe). Feed the result to ``metrics.identification_accuracy``.
+    """
+    probe_rows, gallery_rows = np.asarray(probe_rows), np.asarray(gallery_rows)
+    if probe_rows.ndim != 1 or gallery_rows.ndim != 1 or 0 in (probe_rows.size, gallery_rows.size):
+        raise ValueError(
+            f"probe_rows and gallery_rows must be non-empty one-dimensional row numbers, got "
+            f"shapes {probe_rows.shape} and {gallery_rows.shape}"
+        )
+    per_block = max(1, max_rows // len(gallery_rows))
+    blocks = []
+    for start in range(0, len(probe_rows), per_block):
+        block = probe_rows[start : start + per_block]
+        first = np.repeat(block, len(gallery_rows))
+        second = np.tile(gallery_rows, len(block))
+        blocks.append(_row_scores(scorer, features, first, second).reshape(len(block), -1))
+    return np.vstack(blocks)

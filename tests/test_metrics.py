@@ -150,6 +150,52 @@ def test_threshold_at_far_when_the_top_score_is_an_impostor():
     assert metrics.threshold_at_far([0, 1, 1], [0.9, 0.5, 0.4], 0.0) == np.inf
 
 
+def test_target_rates_have_one_name():
+    # A rate asked for is target_far / target_fmr everywhere; far / fmr are rates reached.
+    assert metrics.threshold_at_far(SIX_LABELS, SIX_SCORES, target_far=0.0) == pytest.approx(0.75)
+    assert metrics.tar_at_far(SIX_LABELS, SIX_SCORES, target_far=0.0) == pytest.approx(2 / 3)
+    assert metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, target_fmr=0.0).fnmr == pytest.approx(1 / 3)
+
+
+def wilson(successes: int, n: int, z: float = norm.ppf(0.975)) -> tuple[float, float]:
+    """The Wilson score interval, written out:
+    (p + z²/2n ± z sqrt(p(1 - p)/n + z²/4n²)) / (1 + z²/n)."""
+    p = successes / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return centre - half, centre + half
+
+
+def test_tar_at_validation_far_by_hand():
+    # Fitted on SIX (validation) for FAR 0: threshold 0.75 (see above). On the test pairs below,
+    # 0.9 and 0.76 of the four genuine pairs are accepted (TAR 2/4) and 0.8 of the two impostor
+    # pairs (FAR 1/2): the test FAR is not the target, and that is what it reports.
+    test_labels = [1, 1, 1, 1, 0, 0]
+    test_scores = [0.9, 0.76, 0.7, 0.2, 0.8, 0.1]
+    result = metrics.tar_at_validation_far(SIX_LABELS, SIX_SCORES, test_labels, test_scores, 0.0)
+    assert result.threshold == pytest.approx(0.75)
+    assert result.tar == pytest.approx(0.5)
+    assert result.far == pytest.approx(0.5)
+    # Wilson for 2 of 4: centre 0.5, half-width 1.96 sqrt(1/16 + 1.96²/64) / (1 + 1.96²/4) = 0.350.
+    low, high = wilson(2, 4)
+    assert (result.low, result.high) == (pytest.approx(low), pytest.approx(high))
+    assert result.low == pytest.approx(0.150, abs=1e-3)
+    assert result.high == pytest.approx(0.850, abs=1e-3)
+
+
+def test_tar_at_validation_far_when_validation_allows_no_threshold():
+    # The top validation score is an impostor: nothing can keep FAR at 0, so accept nothing.
+    result = metrics.tar_at_validation_far([0, 1, 1], [0.9, 0.5, 0.4], SIX_LABELS, SIX_SCORES, 0.0)
+    assert result.threshold == np.inf
+    assert (result.tar, result.far, result.low) == (0.0, 0.0, 0.0)
+    assert result.high == pytest.approx(norm.ppf(0.975) ** 2 / (3 + norm.ppf(0.975) ** 2))
+
+
+def test_tar_at_validation_far_needs_both_classes_on_test():
+    with pytest.raises(ValueError, match="both same-person"):
+        metrics.tar_at_validation_far(SIX_LABELS, SIX_SCORES, [1, 1], [0.9, 0.1], 0.01)
+
+
 @pytest.mark.parametrize("target", [0.001, 0.01, 0.1, 0.5])
 def test_threshold_at_far_is_the_most_permissive_within_target(target):
     labels, scores = overlapping(2000, seed=4)
@@ -373,6 +419,29 @@ def test_mcnemar_on_paired_n_way_tasks():
     assert result.accuracy_difference == pytest.approx(metrics.n_way_accuracy(a) - 1 / 3)
 
 
+@pytest.mark.parametrize(
+    "p_value, difference, alpha, expected",
+    [
+        (0.01, 0.2, 0.05, "A better"),
+        (0.01, -0.2, 0.05, "B better"),
+        (0.05, 0.2, 0.05, "no measured difference"),  # p must be below alpha, not at it
+        (0.2, 0.2, 0.05, "no measured difference"),
+        (0.07, -0.2, 0.1, "B better"),
+    ],
+)
+def test_reading_of_a_paired_test(p_value, difference, alpha, expected):
+    assert metrics.reading(p_value, difference, "A", "B", alpha=alpha) == expected
+
+
+def test_reading_of_a_real_mcnemar_result():
+    # 10 items only A got right, none only B: p = 2 / 2**10, difference +10/15.
+    result = metrics.mcnemar([1] * 10 + [0] * 5, [0] * 15)
+    reading = metrics.reading(result.p_value, result.accuracy_difference, "network", "LBP")
+    assert reading == "network better"
+    with pytest.raises(ValueError, match="alpha"):
+        metrics.reading(0.01, 0.1, "A", "B", alpha=0.0)
+
+
 def test_paired_auc_difference_by_hand():
     # A: AUC 8/9 (see above). B: same 0.9, 0.2, 0.1 vs different 0.8, 0.7, 0.3 -> 0.9 beats
     # all three, 0.2 and 0.1 beat none: 3/9. Difference 5/9.
@@ -483,6 +552,38 @@ def test_n_way_ties_and_per_task_correct_column():
     assert metrics.n_way_accuracy(scores, correct_index=1) == pytest.approx(0.25)
 
 
+def test_n_way_correct_without_ties_by_hand():
+    # The three 3-way tasks of the McNemar test: right, wrong, right, whatever the seed.
+    a = np.array([[0.9, 0.1, 0.2], [0.8, 0.9, 0.1], [0.7, 0.6, 0.5]])
+    for seed in (0, 1, 2):
+        assert metrics.n_way_correct(a, seed=seed).tolist() == [True, False, True]
+    # Per-task columns: the match is column 1, 1 and 2 -> wrong, right, wrong.
+    assert metrics.n_way_correct(a, correct_index=[1, 1, 2]).tolist() == [False, True, False]
+
+
+def test_n_way_correct_breaks_ties_by_a_seeded_draw():
+    # A match beaten outright is wrong whatever the draw; a tie at the top is a draw.
+    beaten = np.array([[0.5, 0.9, 0.5]] * 50)
+    assert not metrics.n_way_correct(beaten, seed=3).any()
+    tied = np.array([[0.5, 0.5, 0.1, 0.5]] * 4000)  # the match and two others share the top
+    drawn = metrics.n_way_correct(tied, seed=3)
+    assert drawn.mean() == pytest.approx(1 / 3, abs=0.03)
+    # The same seed gives the same draws, so two methods tying on the same tasks agree there,
+    # and the draw is numpy's: one integer in 0..tied per task, the match winning on 0.
+    assert (metrics.n_way_correct(tied, seed=3) == drawn).all()
+    assert (drawn == (np.random.default_rng(3).integers(0, 3, size=4000) == 0)).all()
+    assert not (metrics.n_way_correct(tied, seed=4) == drawn).all()
+
+
+def test_n_way_correct_averages_to_n_way_accuracy():
+    # Scores rounded to one decimal tie often; over many tasks the draws average to the credit.
+    scores = np.round(np.random.default_rng(5).random((20_000, 5)), 1)
+    credit = metrics.n_way_accuracy(scores)
+    assert metrics.n_way_correct(scores, seed=0).mean() == pytest.approx(credit, abs=0.01)
+    with pytest.raises(ValueError, match="N >= 2"):
+        metrics.n_way_correct(np.ones((3, 1)))
+
+
 # --- identification -------------------------------------------------------------------------
 
 # Columns are templates: alice, bob, alice, bob, carol.
@@ -574,7 +675,7 @@ def test_bad_pairs_are_rejected_at_a_threshold(function, labels, scores, message
     "call, message",
     [
         (lambda: metrics.threshold_at_far(SIX_LABELS, SIX_SCORES, 1.5), "target_far"),
-        (lambda: metrics.tar_at_far(SIX_LABELS, SIX_SCORES, -0.1), "far must be a rate"),
+        (lambda: metrics.tar_at_far(SIX_LABELS, SIX_SCORES, -0.1), "target_far must be a rate"),
         (lambda: metrics.accuracy_at(SIX_LABELS, SIX_SCORES, np.nan), "threshold is NaN"),
         (lambda: metrics.error_rates(SIX_LABELS, SIX_SCORES, [0.5, np.nan]), "thresholds"),
         (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "f1"), "metric must be"),
@@ -582,7 +683,7 @@ def test_bad_pairs_are_rejected_at_a_threshold(function, labels, scores, message
         (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", n_boot=0), "n_boot"),
         (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", alpha=1.0), "alpha"),
         (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", groups=[0, 1]), "groups"),
-        (lambda: metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, 2.0), "fmr must be a rate"),
+        (lambda: metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, 2.0), "target_fmr must be a rate"),
         (lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, [0.1]), "same length"),
         (
             lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, SIX_SCORES, n_boot=0),

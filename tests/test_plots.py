@@ -1,4 +1,5 @@
-"""Figures that show photos go where git cannot pick them up."""
+"""Figures that show photos go where git cannot pick them up; learning curves and DET axes draw
+what they say."""
 
 import subprocess
 
@@ -6,6 +7,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from siamlib import paths, plots  # noqa: E402
 
@@ -34,4 +37,40 @@ def test_learning_curves_mark_the_epoch_whose_weights_were_kept():
     auc_ax = fig.axes[1]
     marker = [line for line in auc_ax.get_lines() if line.get_linestyle() == ":"]
     assert len(marker) == 1 and list(marker[0].get_xdata()) == [2, 2]  # epochs count from 1
+    plt.close(fig)
+
+
+def test_det_axes_put_rates_on_the_probit_scale():
+    from scipy.stats import norm
+
+    fig, ax = plt.subplots()
+    plots.det_axes(ax)
+    # 0.1% sits at the probit -3.090 and 80% at 0.842; the axes run from one to the other.
+    assert ax.get_xlim() == pytest.approx((-3.0902, 0.8416), abs=1e-4)
+    assert ax.get_ylim() == ax.get_xlim()
+    np.testing.assert_allclose(ax.get_xticks(), norm.ppf(plots.DET_TICKS))
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "0.1%", "0.5%", "1%", "2%", "5%", "10%", "20%", "40%", "60%", "80%"]
+    (diagonal,) = ax.get_lines()  # FAR = FRR, where a curve crosses at its EER
+    np.testing.assert_allclose(diagonal.get_xdata(), diagonal.get_ydata())
+    plt.close(fig)
+
+
+def test_det_line_leaves_out_rates_of_zero():
+    # Six pairs: same 0.9, 0.8, 0.4, different 0.7, 0.3, 0.1. Accepting from 0.7 down gives
+    # FAR 1/3 and FRR 1/3; every other threshold has a zero rate (no probit), so one point stays.
+    fig, ax = plt.subplots()
+    plots.det_axes(ax, ticks=(0.01, 0.5))
+    (line,) = plots.det_line(ax, [1, 1, 1, 0, 0, 0], [0.9, 0.8, 0.4, 0.7, 0.3, 0.1],
+                             color="red")
+    np.testing.assert_allclose(line.get_xdata(), [-0.4307], atol=1e-4)  # probit of 1/3
+    np.testing.assert_allclose(line.get_ydata(), [-0.4307], atol=1e-4)
+    assert line.get_color() == "red"
+    plt.close(fig)
+
+
+def test_det_axes_reject_rates_without_a_probit():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        plots.det_axes(ax, ticks=(0.0, 0.5))
     plt.close(fig)

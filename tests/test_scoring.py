@@ -1,5 +1,6 @@
 """Tests for siamlib.scoring: cached scoring equals the two-tower forward pass, flip averaging,
-one-shot task construction, and N-way accuracy of a hand-made and a trained scorer."""
+one-shot task construction, one-shot and gallery scores of a network and of plain functions,
+and N-way accuracy of a hand-made and a trained scorer."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pandas as pd
 import pytest
 from synthetic_faces import IMAGE_SIZE, trained_synthetic_run, write_face_folder
 
-from siamlib import metrics
+from siamlib import baseline, metrics, scoring
 from siamlib.images import ImageStore, Preprocess
 from siamlib.model import ModelConfig, build_siamese
 from siamlib.pairs import identity_images
-from siamlib.scoring import embed, one_shot_scores, one_shot_tasks, score_pairs
+from siamlib.scoring import embed, gallery_scores, one_shot_scores, one_shot_tasks, score_pairs
 
 # Glorot weights spread the scores out, so a pair scored with the wrong images shows.
 SMALL = ModelConfig(
@@ -160,6 +161,97 @@ def test_one_shot_scores_equal_the_two_tower_forward_pass(small_model, store):
     forward = small_model.predict([probes, candidates], verbose=0).reshape(30, 5)
     assert scores.shape == (30, 5)
     np.testing.assert_allclose(scores, forward, atol=1e-5)
+
+
+# Four photos described by one number each; a scorer of minus the distance between two rows.
+LINE = np.array([[0.0], [1.0], [3.0], [6.0]])
+
+
+def minus_distance(first, second):
+    return -np.abs(first - second).sum(axis=1)
+
+
+def test_one_shot_scores_of_a_function_by_hand():
+    # Task 1: probe 0 against 1, 3, 6 -> -1, -3, -6. Task 2: probe 6 against 3, 1, 0.
+    tasks = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
+    scores = one_shot_scores(minus_distance, LINE, tasks)
+    np.testing.assert_array_equal(scores, [[-1.0, -3.0, -6.0], [-3.0, -5.0, -6.0]])
+    assert scores.dtype == np.float64
+    assert metrics.n_way_accuracy(scores) == 1.0
+
+
+def test_a_function_is_scored_in_blocks_with_the_same_result(monkeypatch):
+    calls = []
+
+    def recording(first, second):
+        calls.append(len(first))
+        return minus_distance(first, second)
+
+    tasks = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 0, 2, 3]])
+    whole = one_shot_scores(minus_distance, LINE, tasks)
+    monkeypatch.setattr(scoring, "SCORER_BLOCK_ROWS", 2)
+    np.testing.assert_array_equal(one_shot_scores(recording, LINE, tasks), whole)
+    assert calls == [2, 2, 2, 2, 1]  # 9 probe-candidate rows, at most 2 per call
+
+
+def test_one_shot_scores_of_lbp_equal_scoring_each_column_alone():
+    # The notebook once scored the baselines column by column; one pass must give the same bits.
+    rng = np.random.default_rng(8)
+    descriptors = rng.random((12, 2 * 59))
+    tasks = one_shot_tasks(np.repeat(list("ABCDEF"), 2), n_way=4, num_tasks=40, seed=1)
+    by_column = np.stack(
+        [baseline.lbp_similarity(descriptors[tasks[:, 0]], descriptors[tasks[:, j]], grid=1)
+         for j in range(1, 5)], axis=1)
+    scores = one_shot_scores(lambda a, b: baseline.lbp_similarity(a, b, grid=1), descriptors, tasks)
+    np.testing.assert_array_equal(scores, by_column)
+
+
+@pytest.mark.parametrize(
+    "scorer, tasks, message",
+    [
+        ("not a scorer", np.array([[0, 1, 2]]), "scorer must be"),
+        (lambda a, b: np.zeros((len(a), 2)), np.array([[0, 1, 2]]), "one score per row"),
+        (minus_distance, np.array([0, 1, 2]), "tasks must be"),
+        (minus_distance, np.array([[0, 1]]), "n_way >= 2"),
+    ],
+)
+def test_one_shot_scores_reject_bad_input(scorer, tasks, message):
+    with pytest.raises(ValueError, match=message):
+        one_shot_scores(scorer, LINE, tasks)
+
+
+# --- galleries ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_rows", [50_000, 2, 1])
+def test_gallery_scores_of_a_function_by_hand(max_rows):
+    # Probes 0 and 6 against templates 1 and 3: [[-1, -3], [-5, -3]]. However small max_rows is,
+    # a block holds at least one probe, and blocks do not change the scores.
+    scores = gallery_scores(minus_distance, LINE, [0, 3], [1, 2], max_rows=max_rows)
+    np.testing.assert_array_equal(scores, [[-1.0, -3.0], [-5.0, -3.0]])
+
+
+def test_gallery_scores_equal_the_two_tower_forward_pass(small_model, store):
+    probes, templates = np.array([0, 5, 7, 11, 20]), np.array([1, 2, 8, 30])
+    # 8 pairs per block: two probes a block, so three blocks for five probes.
+    scores = gallery_scores(small_model, embed(small_model, store.pixels), probes, templates,
+                            max_rows=8)
+    first = as_inputs(store.pixels[np.repeat(probes, len(templates))])
+    second = as_inputs(store.pixels[np.tile(templates, len(probes))])
+    forward = small_model.predict([first, second], verbose=0).reshape(len(probes), -1)
+    assert scores.shape == (5, 4)
+    np.testing.assert_allclose(scores, forward, atol=1e-5)
+
+
+def test_gallery_scores_need_probes_and_templates():
+    with pytest.raises(ValueError, match="non-empty"):
+        gallery_scores(minus_distance, LINE, [], [1, 2])
+
+
+def test_n_way_accuracy_has_one_home():
+    # scoring makes scores, metrics turns them into numbers: one n_way_accuracy, in metrics.
+    assert not hasattr(scoring, "n_way_accuracy")
+    assert callable(metrics.n_way_accuracy)
 
 
 def test_trained_network_does_one_shot_tasks_on_new_people(tmp_path_factory, tmp_path):
