@@ -4,7 +4,8 @@ papermill injects values without looking at the declared types, so ``-p epochs f
 surface as an obscure error deep in training. The runner checks overrides before anything runs;
 a notebook run by papermill directly checks its own parameters with ``check(globals())``.
 Values are checked too (``problem``): ``profile`` names a profile, and an int parameter is a
-count or a seed (epochs, trials, bins, folds: 0 means the profile's value), never negative.
+count or a seed (epochs, trials, bins, folds: 0 means the profile's value), never negative,
+and ``max_minutes`` is 0 (no limit) or more.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def problem(name: str, value) -> str | None:
 
         if value not in (*PROFILES, "auto"):
             return f"one of {sorted(PROFILES)} or 'auto'"
+    elif name == "max_minutes":
+        if value < 0:
+            return "0 or more minutes (0: no limit)"
     elif isinstance(value, int) and not isinstance(value, bool) and value < 0:
         return "0 or more (a count or a seed; 0 means the profile's value)"
     return None

@@ -2,14 +2,21 @@
 
 - ``smoke``: every code path in minutes on 2 CPU cores (CI): tiny subsets, narrow nets, 1-2 epochs.
 - ``cpu``: a meaningful run on a laptop CPU: all pairs, narrow nets (~190 pairs/s on 2 cores).
-- ``gpu``: the paper's settings, for Colab or any GPU: full-width nets, long training with early
-  stopping.
+- ``colab``: a student's Colab GPU session: each notebook's training within about 30 minutes on
+  a T4 (at most 22 minutes for notebook 03, 15 for notebook 06, 2 for the others, estimated
+  by ``siamlib.budget`` from FLOPs: an estimate, every run at its epoch cap). Koch's layout at
+  half width, fewer epochs, a 12-trial study.
+- ``gpu``: the paper's settings, for instructors with hours of GPU time: full-width nets, long
+  training with early stopping (notebook 03 alone: about a day on a T4 by the same estimate).
 
 Every profile trains Koch's net as Koch et al. did (``KOCH_SGD``: SGD with momentum, 1%/epoch
 decay), so the baseline differs between profiles only in size and budget, never in method.
 
 A notebook's ``profile`` parameter picks one; "auto" means ``$SIAMLIB_PROFILE`` if set, else
-"gpu" when TensorFlow sees a GPU and "cpu" otherwise.
+"colab" when TensorFlow sees a GPU and "cpu" otherwise. The full "gpu" profile runs only when
+asked for by name, so a student's Colab GPU never starts hours of training unannounced; each
+notebook also prints its plan and stops when it would take longer than its ``max_minutes``
+(``siamlib.budget``).
 
 Every profile names the same runs, so notebooks 02-05 talk about the same models whatever the
 machine; only their size and training budget change:
@@ -165,9 +172,24 @@ PROFILES = {
         # Twenty View 2 runs in about 90 minutes on 2 cores (notebook 06 states the measured time).
         view2_folds=10, view2_epochs={"koch": 6},
     ),
+    # A student's Colab session (a T4): each notebook's training within about 30 minutes by
+    # siamlib.budget's FLOPs estimate (notebook 03 at most 22, notebook 06 at most 15, every run
+    # at its epoch cap), leaving time for setup, decoding and the statistics.
+    "colab": _profile(
+        "colab",
+        "Colab GPU: Koch's layout at half width, each notebook within about 30 minutes on a T4",
+        DataConfig(),
+        width=0.5, dense=1024,
+        koch_train=TrainConfig(**KOCH_SGD, epochs=40, batch_size=128, patience=8),
+        all_pairs_train=TrainConfig(epochs=15, batch_size=128, patience=5, sampling="identities",
+                                    images_per_epoch=6144),
+        search_trials=12, search_epochs=3, one_shot_tasks=1000, bootstrap=1000, seeds=3,
+        view2_folds=10, view2_epochs={"koch": 10, "all_pairs": 12},
+    ),
     "gpu": _profile(
         "gpu",
-        "GPU / Colab: Koch et al.'s full network and training (SGD, momentum, 1%/epoch decay)",
+        "instructors' GPU: Koch et al.'s full network and training (SGD, momentum, 1%/epoch "
+        "decay); hours per notebook, asked for by name",
         DataConfig(),
         width=1.0, dense=4096,
         koch_train=TrainConfig(**KOCH_SGD, epochs=200, batch_size=128, patience=20),
@@ -180,9 +202,10 @@ PROFILES = {
 
 
 def resolve(name: str = "auto") -> Profile:
-    """The profile called ``name``; "auto" follows $SIAMLIB_PROFILE, then the hardware."""
+    """The profile called ``name``; "auto" follows $SIAMLIB_PROFILE, then the hardware (a GPU
+    gets "colab"; the full "gpu" profile only by name)."""
     if name == "auto":
-        name = os.environ.get(PROFILE_ENV) or ("gpu" if has_gpu() else "cpu")
+        name = os.environ.get(PROFILE_ENV) or ("colab" if has_gpu() else "cpu")
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} or 'auto'")
     return PROFILES[name]

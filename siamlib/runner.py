@@ -5,7 +5,9 @@
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
 
 Executed notebooks go to ``outputs/<profile>/`` (``--output`` to change it) with each
-notebook's wall time printed and saved to ``timings.csv``. A smoke run's figures are noise, so
+notebook's wall time printed and saved to ``timings.csv``. Whoever runs the runner chose the
+profile, so notebooks run without a time limit (``max_minutes = 0``, see ``siamlib.budget``)
+unless one is given: ``-p max_minutes 60``. A smoke run's figures are noise, so
 they go to ``figures/`` there too, never over the committed ones (unless
 ``$SIAMLIB_FIGURES_DIR`` says otherwise). Overrides are checked against each
 notebook's ``parameters`` cell before anything runs: an unknown name or a value of the wrong
@@ -29,6 +31,9 @@ from siamlib import parameters, paths
 from siamlib.profiles import PROFILES
 
 NOTEBOOKS_DIR = "notebooks"
+# Given to every notebook that declares them, unless overridden: no time limit (the notebooks'
+# own default, 30 minutes, is for a student in Colab; whoever runs the runner chose the profile).
+RUNNER_DEFAULTS = {"max_minutes": 0}
 
 
 class RunnerError(ValueError):
@@ -62,8 +67,11 @@ def parse_value(text: str):
         return text
 
 
-def check_parameters(notebook_paths: list[Path], overrides: dict) -> dict[Path, dict]:
-    """Per notebook, the overrides it declares, type-checked against its ``parameters`` cell."""
+def check_parameters(notebook_paths: list[Path], overrides: dict,
+                     defaults: dict | None = None) -> dict[Path, dict]:
+    """Per notebook, the overrides it declares, type-checked against its ``parameters`` cell,
+    on top of the ``defaults`` (``RUNNER_DEFAULTS``) it declares."""
+    defaults = RUNNER_DEFAULTS if defaults is None else defaults
     declared = {nb: papermill.inspect_notebook(str(nb)) for nb in notebook_paths}
     for name, value in overrides.items():
         owners = [nb for nb, params in declared.items() if name in params]
@@ -79,7 +87,8 @@ def check_parameters(notebook_paths: list[Path], overrides: dict) -> dict[Path, 
             if (wanted := parameters.problem(name, value)) is not None:
                 raise RunnerError(f"parameter {name!r} of {nb.name} must be {wanted}, "
                                   f"got {value!r}")
-    return {nb: {k: v for k, v in overrides.items() if k in declared[nb]} for nb in declared}
+    return {nb: {k: v for k, v in {**defaults, **overrides}.items() if k in declared[nb]}
+            for nb in declared}
 
 
 def run(

@@ -1,8 +1,9 @@
+import hashlib
 from dataclasses import replace
 
 import pytest
 
-from siamlib import profiles
+from siamlib import profiles, view2
 from siamlib.model import ModelConfig
 
 
@@ -11,9 +12,40 @@ def test_auto_follows_the_environment_then_the_hardware(monkeypatch):
     assert profiles.resolve("auto").name == "smoke"
     monkeypatch.delenv(profiles.PROFILE_ENV)
     monkeypatch.setattr(profiles, "has_gpu", lambda: True)
-    assert profiles.resolve("auto").name == "gpu"
+    assert profiles.resolve("auto").name == "colab"  # a student's GPU: half an hour a notebook
     monkeypatch.setattr(profiles, "has_gpu", lambda: False)
     assert profiles.resolve("auto").name == "cpu"
+
+
+def test_the_full_gpu_profile_only_when_asked_for_by_name(monkeypatch):
+    monkeypatch.setattr(profiles, "has_gpu", lambda: True)
+    monkeypatch.setenv(profiles.PROFILE_ENV, "gpu")
+    assert profiles.resolve("auto").name == "gpu"
+    assert profiles.resolve("gpu").name == "gpu"
+    assert sorted(profiles.PROFILES) == ["colab", "cpu", "gpu", "smoke"]
+
+
+def test_colab_sits_between_cpu_and_gpu():
+    cpu, colab, gpu = (profiles.PROFILES[name] for name in ("cpu", "colab", "gpu"))
+    assert cpu.all_pairs.model.width < colab.all_pairs.model.width < gpu.all_pairs.model.width
+    assert colab.search_trials < cpu.search_trials and colab.view2_folds == 10
+    assert colab.koch.model == ModelConfig(width=0.5, dense_units=1024)
+
+
+# Digests of every run the profiles name (koch, all_pairs, ablations, seeds, View 2 folds), keys
+# under both policies: trained runs are cached by these keys, so a change here retrains hours of
+# work. Change a digest only when retraining is what you mean.
+RUN_KEYS = {"smoke": "39dcfed56d401410", "cpu": "faed32ef5593ba66", "gpu": "504e3179910a527c"}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_KEYS))
+def test_the_trained_profiles_keep_their_run_keys(name):
+    profile = profiles.PROFILES[name]
+    configs = [profile.koch, profile.all_pairs, *profile.ablations().values(),
+               *profile.seed_runs(), *(c for m in view2.MODELS for c in profile.view2_runs(m))]
+    keys = [f"{c.name}-{c.key('float32')}-{c.key('mixed_float16')}" for c in configs]
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    assert digest == RUN_KEYS[name], f"the {name} profile's runs have new keys: all retrain"
 
 
 def test_unknown_profile_is_one_clear_error():

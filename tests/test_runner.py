@@ -146,3 +146,26 @@ def test_folders_that_are_files_and_ctrl_c_give_one_line_and_a_status(folder, tm
     assert runner.main(["--profile", "smoke", "--only", "01"]) == 130
     err = capsys.readouterr().err
     assert err.startswith("interrupted (Ctrl-C)") and "Traceback" not in err
+
+
+def test_notebooks_run_without_a_time_limit_unless_one_is_given(folder, tmp_path):
+    _notebook(folder / "05_budget.ipynb", "print(f'max_minutes={max_minutes}')",
+              parameters="profile: str = 'auto'  # the profile\n"
+                         "max_minutes: float = 30  # stop before training if longer")
+    out = tmp_path / "out"
+    # The runner's user chose the profile: no limit (0), and nothing for a notebook without one.
+    runner.run("smoke", {}, out, only=["01", "05"], folder=folder)
+    assert "max_minutes=0\n" in _printed(out / "05_budget.ipynb")
+    assert "profile=smoke size=1" in _printed(out / "01_first.ipynb")
+    runner.run("smoke", {"max_minutes": 45}, out, only=["05"], folder=folder)
+    assert "max_minutes=45\n" in _printed(out / "05_budget.ipynb")
+    with pytest.raises(runner.RunnerError, match=r"max_minutes' of 05_budget.ipynb must be 0 or "
+                                                 r"more minutes \(0: no limit\), got -1"):
+        runner.run("smoke", {"max_minutes": -1}, out, only=["05"], folder=folder)
+
+
+def test_main_passes_max_minutes_from_the_command_line(monkeypatch):
+    seen = []
+    monkeypatch.setattr(runner, "run", lambda profile, overrides, *rest: seen.append(overrides))
+    assert runner.main(["--profile", "smoke", "-p", "max_minutes", "90"]) == 0
+    assert seen == [{"max_minutes": 90}]

@@ -1,0 +1,222 @@
+"""Tests for siamlib.budget: the plan (cached or to train, epochs, images), the estimate, the
+FLOPs of Koch's network worked out by hand, and the guard's message."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import optuna
+import pytest
+from synthetic_faces import IMAGE_SIZE, small_run_config, synthetic_workspace
+
+from siamlib import budget, paths, profiles, search, training, view2
+from siamlib.budget import COLAB_T4, BudgetExceeded, Trials
+from siamlib.model import ModelConfig, build_tower
+from siamlib.splits import load_splits
+
+SMOKE = profiles.PROFILES["smoke"]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """This session's generated faces, a runs folder, and the smoke profile's two runs on those
+    faces (LFW-a is not needed)."""
+    root = synthetic_workspace(tmp_path_factory)
+    on_faces = {"data": {"source": str(root / "faces")}}
+    return {"data": root / "data", "runs": tmp_path_factory.mktemp("budget-runs"),
+            "koch": SMOKE.koch.replace(**on_faces, train={"epochs": 1}),
+            # Batches of 8 people, not 16: the generated set has 15 training people.
+            "all_pairs": SMOKE.all_pairs.replace(**on_faces, train={"batch_size": 32})}
+
+
+@pytest.fixture
+def workspace(generated, monkeypatch):
+    """``generated``, with runs and image caches going to its folders ($SIAMLIB_RUNS_DIR,
+    $SIAMLIB_DATA_DIR)."""
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(generated["data"]))
+    monkeypatch.setenv(paths.RUNS_DIR_ENV, str(generated["runs"]))
+    return generated
+
+
+@pytest.fixture
+def cached_koch(workspace):
+    """The smoke profile's Koch run, one epoch, trained into the workspace's runs folder."""
+    return training.train(workspace["koch"], progress=False)
+
+
+def test_plan_marks_cached_runs_and_runs_to_train(workspace, cached_koch):
+    koch, all_pairs = workspace["koch"], workspace["all_pairs"]
+    assert cached_koch.path.parent == workspace["runs"]  # found through $SIAMLIB_RUNS_DIR
+    # The same config twice (another name, the same key) is one run.
+    table = budget.plan([koch, all_pairs, koch.replace(name="again")], rate=COLAB_T4)
+    assert list(table["run"]) == ["koch", "all_pairs"]
+    assert list(table["status"]) == ["cached", "to train"]
+    assert table.loc[0, "minutes"] == 0 and np.isnan(table.loc[0, "images/s"])
+    assert table.loc[1, "minutes"] > 0
+    assert list(table["epochs"]) == [1, SMOKE.all_pairs.train.epochs]
+    assert table.loc[1, "images/epoch"] == SMOKE.all_pairs.train.images_per_epoch
+    # A run train() would not load (its weights lost) is a run to train.
+    (cached_koch.path / "model.weights.h5").unlink()
+    try:
+        assert budget.plan([koch], rate=COLAB_T4).loc[0, "status"] == "to train"
+    finally:
+        shutil.rmtree(cached_koch.path)
+
+
+def test_images_per_epoch_and_pair_counts_are_what_training_uses(workspace):
+    koch = workspace["koch"]
+    splits = load_splits(koch.data, progress=False)
+    assert budget.pair_counts(koch.data) == (len(splits.train), len(splits.val), len(splits.test))
+    for config in (koch, workspace["all_pairs"], koch.replace(train={"pairs_per_epoch": 200}),
+                   koch.replace(train={"sampling": "unrestricted", "pairs_per_epoch": 300})):
+        _, steps = training._training_stream(config, splits)
+        per_step = config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
+        assert budget.images_per_epoch(config) == steps * per_step, config.train.sampling
+
+
+def test_estimate_scales_with_epochs_images_and_trials(workspace):
+    base = workspace["all_pairs"]
+    _, val, test = budget.pair_counts(base.data)
+
+    def minutes(epochs=2, images=256, count=1):
+        config = base.replace(train={"epochs": epochs, "images_per_epoch": images})
+        return budget.plan([Trials("runs", config, count)], rate=COLAB_T4).loc[0, "minutes"]
+
+    speed = budget.estimate(base, COLAB_T4)
+    # Every epoch: its images and a forward pass (a third of a training pass) of validation;
+    # at the end, validation and test scored once.
+    expected = (4 * (512 + 2 * val / 3) + 2 * (val + test) / 3) / speed / 60
+    assert minutes(4, 512) == pytest.approx(expected)
+    assert minutes(8) - minutes(4) == pytest.approx(2 * (minutes(4) - minutes(2)))
+    per_epoch = (minutes(4, 512) - minutes(2, 512)) / 2
+    assert per_epoch - (minutes(4, 256) - minutes(2, 256)) / 2 == pytest.approx(256 / speed / 60)
+    assert minutes(count=3) == pytest.approx(3 * minutes())
+    assert minutes(count=0) == 0  # a finished study costs nothing
+
+
+def test_a_slower_device_takes_longer_and_the_output_says_estimated(workspace):
+    config = workspace["all_pairs"]
+    slow = budget.Rate("a slow GPU", COLAB_T4.flops_per_s / 100, 1e9, 1e9, "a test")
+    fast, slower = (budget.plan([config], rate=r) for r in (COLAB_T4, slow))
+    assert slower.loc[0, "minutes"] > fast.loc[0, "minutes"]
+    assert slower.attrs["speed"].startswith("ESTIMATED for a slow GPU from FLOPs")
+    # The feed's ceiling, not the network, limits a small augmented network on a T4.
+    assert budget.estimate(config, COLAB_T4) == COLAB_T4.augmented_images_per_s
+
+
+@pytest.mark.parametrize("sampling", ["identities", "restricted"])
+def test_measured_speed_comes_from_real_training_steps(tmp_path, sampling):
+    config = small_run_config(tmp_path)  # random pixels: the folder is never read
+    if sampling == "identities":
+        config = config.replace(train={"sampling": "identities", "pairs_per_epoch": None,
+                                       "images_per_epoch": 256})
+    else:
+        config = config.replace(train={"sampling": "restricted", "pairs_per_epoch": None})
+    assert config.model.image_size == IMAGE_SIZE
+    speed = budget.measure(config, seconds=0.0)
+    assert math.isfinite(speed) and speed > 0
+
+
+def test_kochs_network_costs_what_its_layer_shapes_say():
+    # Koch et al.'s tower on a 105x105 image, valid convolutions, 2x2 max-pool between blocks:
+    # (output side, filters, kernel, input channels) per convolution, 2 FLOPs per multiply-add.
+    convs = [(96, 64, 10, 1), (42, 128, 7, 64), (18, 128, 4, 128), (6, 256, 4, 128)]
+    by_hand = sum(2 * side * side * out * k * k * c for side, out, k, c in convs)
+    by_hand += 2 * (6 * 6 * 256) * 4096  # the embedding layer on the 9,216 flattened features
+    assert budget.flops_per_image(ModelConfig()) == by_hand
+    assert 1.7e9 < by_hand < 1.9e9  # about 1.8 GFLOPs an image, forward
+
+
+@pytest.mark.parametrize("changes", [{}, {"width": 0.25, "dense_units": 512},
+                                     {"filters": (64, 128, 128), "kernels": (10, 7, 4)},
+                                     {"image_size": 80, "width": 0.5}])
+def test_flops_follow_the_shapes_keras_builds(changes):
+    config = ModelConfig(**changes)
+    expected = 0
+    for layer in build_tower(config).layers:
+        if layer.__class__.__name__ == "Conv2D":
+            _, side, _, out = layer.output.shape
+            k, c = layer.kernel.shape[0], layer.kernel.shape[2]
+            expected += 2 * side * side * out * k * k * c
+        elif layer.__class__.__name__ == "Dense":
+            expected += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    assert budget.flops_per_image(config) == expected
+
+
+def _plan_of(minutes: float):
+    table = budget.plan([], rate=COLAB_T4)
+    table.loc[0] = ["koch", "to train", 1, 10, 1000, 100, minutes]
+    return table
+
+
+def test_the_guard_stops_with_the_estimate_the_limit_and_how_to_raise_it():
+    with pytest.raises(BudgetExceeded) as stopped:
+        budget.check_budget(_plan_of(95.2), max_minutes=30)
+    message = str(stopped.value)
+    assert "up to 95 minutes, more than max_minutes = 30" in message
+    assert "set max_minutes = 110" in message  # a limit that lets this plan through
+    assert "python -m siamlib.runner -p max_minutes 110" in message
+    assert "ESTIMATED for a Colab T4 GPU" in message  # where the speed came from
+
+
+@pytest.mark.parametrize(("minutes", "limit"), [(29.9, 30), (30.0, 30), (500.0, 0), (0.0, 0.5)])
+def test_the_guard_lets_a_plan_within_the_limit_or_without_one_through(minutes, limit):
+    budget.check_budget(_plan_of(minutes), max_minutes=limit)
+
+
+def test_show_prints_the_table_its_speed_and_an_upper_bound(workspace, capsys):
+    budget.show(budget.plan([workspace["all_pairs"]], rate=COLAB_T4))
+    printed = capsys.readouterr().out
+    assert "ESTIMATED for a Colab T4 GPU" in printed and "all_pairs" in printed
+    assert "1 runs to train (0 cached)" in printed and "an upper bound" in printed
+
+
+def test_search_runs_count_the_trials_left_then_the_chosen_seeds(tmp_path):
+    base, storage = SMOKE.all_pairs, str(tmp_path / "study.log")
+    study_entry, seeds_entry = budget.search_runs(base, 3, 2, seeds=2, storage=storage)
+    assert (study_entry.count, study_entry.like.train.epochs) == (3, 2)
+    assert (seeds_entry.count, seeds_entry.like) == (2, base)
+    study = search.open_study(base, 2, storage=storage)
+    space = search.SPACE
+    params = {"crop": 0.6, "image_size": 80, "width_factor": 0.5, "depth": 3, "dropout": 0.1,
+              "learning_rate": 1e-3, "lr_decay": 1.0, "people_per_batch": 8,
+              "images_per_person": 4, "loss": "bce"}
+    categorical = optuna.distributions.CategoricalDistribution
+    distributions = {
+        "crop": categorical(space.crops), "image_size": categorical(space.image_sizes),
+        "width_factor": categorical(space.width_factors), "depth": categorical(space.depths),
+        "dropout": optuna.distributions.FloatDistribution(*space.dropout),
+        "learning_rate": optuna.distributions.FloatDistribution(*space.learning_rate, log=True),
+        "lr_decay": categorical(space.lr_decays),
+        "people_per_batch": categorical(space.people_per_batch),
+        "images_per_person": categorical(space.images_per_person),
+        "loss": categorical(space.losses)}
+    for value in (0.7, 0.8, 0.6):
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                  value=value))
+    study_entry, *seed_runs = budget.search_runs(base, 3, 2, seeds=2, storage=storage)
+    assert study_entry.count == 0  # the study is finished
+    best = search.best_config(study, base)
+    assert [run.key() for run in seed_runs] == [
+        best.replace(train={"seed": seed}).key() for seed in range(2)]
+    assert [run.name for run in seed_runs] == ["search-best-seed0", "search-best-seed1"]
+
+
+def test_each_colab_notebook_trains_within_half_an_hour_on_a_t4_by_the_estimate(
+        lfw_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.RUNS_DIR_ENV, str(tmp_path))  # nothing cached: the worst case
+    colab = profiles.PROFILES["colab"]
+    base = colab.all_pairs
+    notebook_03 = [base, *colab.ablations().values(),
+                   Trials("study", base.replace(train={"epochs": colab.search_epochs}),
+                          colab.search_trials),
+                   Trials("search-best", base, colab.seeds), *colab.seed_runs(), colab.koch]
+    notebooks = {"02": [colab.koch, base], "03": notebook_03, "04": [base],
+                 "06": [c for model in view2.MODELS for c in colab.view2_runs(model)]}
+    for notebook, runs in notebooks.items():
+        minutes = budget.total_minutes(budget.plan(runs, rate=COLAB_T4))
+        assert 0 < minutes <= 25, notebook  # 25 of the 30: setup, decoding and statistics
+    gpu_03 = [profiles.PROFILES["gpu"].all_pairs, *profiles.PROFILES["gpu"].ablations().values()]
+    assert budget.total_minutes(budget.plan(gpu_03, rate=COLAB_T4)) > 120  # instructors' only
