@@ -381,7 +381,7 @@ def best_config(study: optuna.Study, base: RunConfig, epochs: int | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto")
+    parser.add_argument("--profile", default="auto", help="smoke, cpu, colab, gpu or auto")
     parser.add_argument("--trials", type=int, default=0, help="study size (0: the profile's)")
     parser.add_argument("--epochs", type=int, default=0, help="most epochs (0: the profile's)")
     parser.add_argument("--storage", default=None,
