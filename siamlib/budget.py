@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from siamlib import pairs, training
-from siamlib.device import compute_policy, device_report, has_gpu
+from siamlib import training
+from siamlib.device import device_report
 from siamlib.images import ImageStore
-from siamlib.model import ModelConfig, build_siamese, loss_for
-from siamlib.splits import LFW, DataConfig, Splits, balanced_subset, view2_experiment
+from siamlib.model import ModelConfig
+from siamlib.splits import DataConfig, Splits
 from siamlib.training import RunConfig
 
 EVAL_COST = 1 / 3  # a scored image (forward pass) costs about a third of a trained one
@@ -237,24 +237,11 @@ def run_seconds(config: RunConfig, images_per_s: float) -> float:
 
 @lru_cache(maxsize=64)
 def pair_counts(data: DataConfig) -> tuple[int, int, int]:
-    """Training, validation and test pairs of ``data``, chosen as ``splits.load_splits`` chooses
-    them, without decoding an image."""
-    from siamlib import splits  # its helpers that find the folder and split an identity set
+    """Training, validation and test pairs of ``data``, as ``splits.load_splits`` chooses them,
+    without decoding an image."""
+    from siamlib import splits
 
-    images_dir = splits._images_dir(data.source, progress=False)
-    if data.view2_fold is not None:
-        view2 = pairs.read_view2(images_dir.parent / "pairs.txt", images_dir)
-        train, val, test = view2_experiment(view2, data.view2_fold)
-    elif data.source == LFW:
-        dev_train = pairs.read_pairs(images_dir.parent / "pairsDevTrain.txt", images_dir)
-        test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
-        train, val = pairs.person_disjoint_split(dev_train, data.val_fraction,
-                                                 seed=data.split_seed)
-    else:
-        train, val, test = splits._generated_splits(pairs.identity_images(images_dir), data)
-    return (len(balanced_subset(train, data.max_train_pairs, data.split_seed)),
-            len(balanced_subset(val, data.max_eval_pairs, data.split_seed)),
-            len(balanced_subset(test, data.max_eval_pairs, data.split_seed)))
+    return tuple(len(frame) for frame in splits.split_pairs(data))
 
 
 def estimate(config: RunConfig, rate: Rate) -> float:
@@ -272,17 +259,9 @@ def measure(config: RunConfig, warmup: int = 1, seconds: float = 0.5, most: int 
     (sampling, augmentation) over random pixels; the first ``warmup`` steps are left out, then
     steps are timed until ``seconds`` have passed (at least two, at most ``most``).
     """
-    settings, policy = config.train, compute_policy()
-    siamese = build_siamese(config.model, policy)
+    settings = config.train
     identities = settings.sampling == "identities"
-    model = training.AllPairsTrainer(siamese) if identities else siamese
-    model.compile(
-        optimizer=training._optimizer(settings, policy),
-        loss=loss_for(config.model),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),
-                 keras.metrics.AUC(name=training.AUC_METRIC)],
-        jit_compile=has_gpu() if settings.xla is None else settings.xla,
-    )
+    model = training.compiled_model(config)
     dataset, _ = training._training_stream(config, _random_splits(config))
     timer = _StepTimer(warmup, seconds, most)
     model.fit(dataset, epochs=1, steps_per_epoch=warmup + most, callbacks=[timer], verbose=0,

@@ -99,6 +99,20 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     """Train/validation/test pairs and their decoded images, ready for the pipelines."""
     images_dir = _images_dir(config.source, progress)
     all_images = pairs.identity_images(images_dir)
+    train, val, test = split_pairs(config, images_dir, all_images)
+    train_people = pairs.pair_people(train)
+    needed = set(all_images.loc[all_images["name"].isin(train_people), "path"])
+    for frame in (train, val, test):
+        needed |= set(frame["path_a"]) | set(frame["path_b"])
+    store = ImageStore.load(needed, config.preprocess, progress=progress)
+    return Splits(train, val, test, store, train_people)
+
+
+def split_pairs(config: DataConfig, images_dir: Path | None = None,
+                all_images: pd.DataFrame | None = None):
+    """The train, validation and test pairs of ``config`` (subsets drawn), without decoding an
+    image: what ``load_splits`` trains and scores on, and what ``budget`` counts."""
+    images_dir = images_dir or _images_dir(config.source, progress=False)
     if config.view2_fold is not None:
         train, val, test = view2_experiment(
             pairs.read_view2(images_dir.parent / "pairs.txt", images_dir), config.view2_fold)
@@ -109,16 +123,12 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
             dev_train, config.val_fraction, seed=config.split_seed
         )
     else:
+        if all_images is None:
+            all_images = pairs.identity_images(images_dir)
         train, val, test = _generated_splits(all_images, config)
-    train = balanced_subset(train, config.max_train_pairs, config.split_seed)
-    val = balanced_subset(val, config.max_eval_pairs, config.split_seed)
-    test = balanced_subset(test, config.max_eval_pairs, config.split_seed)
-    train_people = pairs.pair_people(train)
-    needed = set(all_images.loc[all_images["name"].isin(train_people), "path"])
-    for frame in (train, val, test):
-        needed |= set(frame["path_a"]) | set(frame["path_b"])
-    store = ImageStore.load(needed, config.preprocess, progress=progress)
-    return Splits(train, val, test, store, train_people)
+    return (balanced_subset(train, config.max_train_pairs, config.split_seed),
+            balanced_subset(val, config.max_eval_pairs, config.split_seed),
+            balanced_subset(test, config.max_eval_pairs, config.split_seed))
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):

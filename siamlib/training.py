@@ -331,16 +331,10 @@ def _process_runs(pid: int) -> bool:
     return True
 
 
-def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
-        callbacks: list[keras.callbacks.Callback] | None = None):
-    """Train a fresh network on ``splits``; writes config, weights and history into ``folder``.
-
-    Returns the model (the weights of the epoch with the best validation AUC restored) and its
-    history DataFrame.
-    """
-    settings = config.train
-    keras.utils.set_random_seed(settings.seed)
-    policy = compute_policy()
+def compiled_model(config: RunConfig) -> keras.Model:
+    """A fresh network for ``config``, compiled for training (the all-pairs trainer around it
+    under identity sampling): what ``fit`` trains and ``budget.measure`` times."""
+    settings, policy = config.train, compute_policy()
     siamese = build_siamese(config.model, policy)
     model = siamese if settings.sampling != "identities" else AllPairsTrainer(siamese)
     model.compile(
@@ -350,6 +344,20 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
                  keras.metrics.AUC(name=AUC_METRIC)],
         jit_compile=has_gpu() if settings.xla is None else settings.xla,
     )
+    return model
+
+
+def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
+        callbacks: list[keras.callbacks.Callback] | None = None):
+    """Train a fresh network on ``splits``; writes config, weights and history into ``folder``.
+
+    Returns the model (the weights of the epoch with the best validation AUC restored) and its
+    history DataFrame.
+    """
+    settings = config.train
+    keras.utils.set_random_seed(settings.seed)
+    model = compiled_model(config)
+    siamese = model.siamese if isinstance(model, AllPairsTrainer) else model
     train_ds, steps = _training_stream(config, splits)
     val_ds = pair_dataset(splits.store, splits.val, settings.batch_size)
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
