@@ -26,7 +26,12 @@ from keras import layers, ops
 from siamlib.device import compute_policy
 
 DISTANCES = ("l1", "l2", "cosine")
-LOSSES = ("bce", "contrastive")
+LOSSES = ("bce", "contrastive", "multi_similarity")
+# Losses on the distance between L2-normalised embeddings, scored as 1 / (1 + distance).
+DISTANCE_LOSSES = ("contrastive", "multi_similarity")
+# Wang et al. (2019)'s multi-similarity loss, their settings: positive and negative scales,
+# the similarity that separates "alike" from "unlike", and the mining margin.
+MS_ALPHA, MS_BETA, MS_BASE, MS_MARGIN = 2.0, 50.0, 0.5, 0.1
 INITS = ("paper", "glorot")
 
 
@@ -46,7 +51,9 @@ class ModelConfig:
             sigmoid(scale * cosine + bias), with a learned positive scale).
         loss: "bce" = logistic head on the weighted component-wise distance, trained with
             binary cross-entropy (paper); "contrastive" = contrastive loss on the scalar
-            distance between L2-normalised embeddings, scored as 1 / (1 + distance).
+            distance between L2-normalised embeddings, scored as 1 / (1 + distance);
+            "multi_similarity" = Wang et al.'s multi-similarity loss on the cosine similarities
+            of every pair in a batch of people (identity sampling only), same head and score.
         margin: contrastive loss margin (different pairs are pushed at least this far apart).
         init: "paper" (weights N(0, 1e-2) in convs and N(0, 2e-1) in dense layers, biases
             N(0.5, 1e-2)) or "glorot" (Keras' default, zero biases).
@@ -151,7 +158,7 @@ def build_head(config: ModelConfig) -> keras.Model:
     emb_a = keras.Input((config.dense_units,), name="embedding_a")
     emb_b = keras.Input((config.dense_units,), name="embedding_b")
     a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
-    if config.loss == "contrastive":
+    if config.loss in DISTANCE_LOSSES:
         distance = pair_distance(_unit(a), _unit(b), config.distance)
         score = ops.expand_dims(1.0 / (1.0 + distance), -1)
     elif config.distance == "cosine":
@@ -233,10 +240,56 @@ def contrastive_loss(margin: float = 1.0):
     return loss
 
 
+def multi_similarity_loss(score, same, counted, first, second, n):
+    """Wang et al.'s multi-similarity loss over the pairs ``first[i], second[i]`` of a batch.
+
+    Every image of the batch is an anchor. Its pairs are mined first: a different pair counts
+    if it is within ``MS_MARGIN`` of the anchor's least alike same pair, and a same pair counts
+    if it is within ``MS_MARGIN`` of the anchor's most alike different pair; the easy rest adds
+    nothing. Then, with cosine similarities s,
+    loss = 1/alpha log(1 + sum_same exp(-alpha (s - base))) + 1/beta log(1 + sum_diff exp(beta (s - base))),
+    averaged over anchors. A different pair counts more the more alike it looks (and a same pair
+    the less), which is what a mean over all pairs of a batch, mostly easy different pairs,
+    lacks. ``score`` is the head's 1 / (1 + d) with d the distance of unit embeddings, so
+    s = 1 - d^2 / 2 exactly; ``counted`` is 0 for a pair to leave out (a photo with itself).
+    """
+    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
+    similarity = 1.0 - ops.square(1.0 / score - 1.0) / 2.0
+    # Each pair once for each of its two images as the anchor.
+    anchor = ops.concatenate([first, second])
+    similarity = ops.concatenate([similarity, similarity])
+    same = ops.concatenate([same, same])
+    counted = ops.concatenate([counted, counted]) > 0
+    positive, negative = counted & (same > 0), counted & (same <= 0)
+    hardest_negative = ops.segment_max(ops.where(negative, similarity, -2.0), anchor, n)
+    hardest_positive = ops.segment_min(ops.where(positive, similarity, 2.0), anchor, n)
+    positive &= similarity - MS_MARGIN < ops.take(hardest_negative, anchor)
+    negative &= similarity + MS_MARGIN > ops.take(hardest_positive, anchor)
+    pulls = ops.segment_sum(ops.where(positive, ops.exp(-MS_ALPHA * (similarity - MS_BASE)), 0.0),
+                            anchor, n)
+    pushes = ops.segment_sum(ops.where(negative, ops.exp(MS_BETA * (similarity - MS_BASE)), 0.0),
+                             anchor, n)
+    return ops.mean(ops.log1p(pulls) / MS_ALPHA + ops.log1p(pushes) / MS_BETA)
+
+
+def pair_multi_similarity_loss(y_true, score):
+    """The multi-similarity loss of pairs that share no image (each pair its own anchor, nothing
+    mined): what validation reports for a model that trains with ``multi_similarity_loss``."""
+    y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
+    similarity = 1.0 - ops.square(1.0 / score - 1.0) / 2.0
+    pull = ops.log1p(ops.exp(-MS_ALPHA * (similarity - MS_BASE))) / MS_ALPHA
+    push = ops.log1p(ops.exp(MS_BETA * (similarity - MS_BASE))) / MS_BETA
+    return ops.mean(y * pull + (1.0 - y) * push)
+
+
 def loss_for(config: ModelConfig):
-    """The training loss that matches ``config.loss``."""
+    """The loss of one pair that matches ``config.loss`` (for evaluation, and for training on
+    pairs; ``multi_similarity_loss`` trains a batch of people)."""
     if config.loss == "contrastive":
         return contrastive_loss(config.margin)
+    if config.loss == "multi_similarity":
+        return pair_multi_similarity_loss
     return keras.losses.BinaryCrossentropy()
 
 

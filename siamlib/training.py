@@ -38,7 +38,8 @@ from siamlib import locks, metrics, paths
 from siamlib.data import sha256_of
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
-from siamlib.model import ModelConfig, build_siamese, head_of, loss_for, tower_of
+from siamlib.model import (ModelConfig, build_siamese, head_of, loss_for, multi_similarity_loss,
+                           tower_of)
 from siamlib.pairs import identity_images
 from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset, sampled_pair_dataset
 from siamlib.scoring import score_pairs
@@ -46,11 +47,15 @@ from siamlib.splits import LFW, DataConfig, Splits, check_data, load_splits
 
 COMPLETE = "COMPLETE"
 SAMPLINGS = ("restricted", "unrestricted", "identities")
+SCHEDULES = ("exponential", "cosine")
 # Early stopping and a run's best epoch follow validation AUC, not validation loss: with Koch's
 # L2 penalty the loss is mostly the penalty, and would stop training on the penalty's minimum.
 AUC_METRIC = "auc"
 MONITOR = f"val_{AUC_METRIC}"
 _CACHE_FORMAT = 2  # 2: identity batches leave out pairs of a photo with itself; AUC stopping
+# Fields added since cache format 2, with the value every earlier run had: at that value a field
+# is left out of the key, so the runs trained before it existed keep their keys (and caches).
+_ADDED_FIELDS = {("train", "schedule"): "exponential", ("train", "warmup_epochs"): 0}
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,13 @@ class TrainConfig:
         optimizer: "adam" or "sgd" (SGD with momentum, as Koch et al.).
         learning_rate: initial learning rate.
         momentum: SGD momentum.
-        lr_decay: learning rate multiplied by this after every epoch (Koch et al.: 0.99).
+        lr_decay: learning rate multiplied by this after every epoch (Koch et al.: 0.99);
+            "exponential" schedule only.
+        schedule: "exponential" (``lr_decay`` per epoch) or "cosine": a linear warm-up from 0
+            over ``warmup_epochs``, then a cosine decay to 0 at ``epochs``, step by step
+            (Keras' ``CosineDecay``). A fresh network's first steps are its least informed;
+            the cosine tail lets the last epochs settle instead of stopping at full speed.
+        warmup_epochs: cosine schedule: epochs of linear warm-up.
         batch_size: pairs per batch; under "identities", images per batch (a multiple of
             ``images_per_person``), which hold ``batch_size * (batch_size - 1) / 2`` pairs.
         epochs: the most epochs to train.
@@ -89,6 +100,8 @@ class TrainConfig:
     learning_rate: float = 1e-4
     momentum: float = 0.5
     lr_decay: float = 1.0
+    schedule: str = "exponential"
+    warmup_epochs: int = 0
     batch_size: int = 128
     epochs: int = 30
     patience: int = 5
@@ -104,6 +117,7 @@ class TrainConfig:
         for name, value, allowed in (
             ("optimizer", self.optimizer, ("adam", "sgd")),
             ("sampling", self.sampling, SAMPLINGS),
+            ("schedule", self.schedule, SCHEDULES),
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
@@ -112,6 +126,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"TrainConfig.warmup_epochs must be at least 0 and fewer than "
+                             f"epochs ({self.epochs}), got {self.warmup_epochs}")
         if self.images_per_person < 2:
             raise ValueError("TrainConfig.images_per_person must be at least 2 (a same pair "
                              f"needs two photos), got {self.images_per_person}")
@@ -146,6 +163,10 @@ class RunConfig:
             raise ValueError(f"RunConfig {self.name!r}: the images are {made} px "
                              f"(data.preprocess.image_size) but the network reads {read} px "
                              f"(model.image_size); change both together")
+        if self.model.loss == "multi_similarity" and self.train.sampling != "identities":
+            raise ValueError(f"RunConfig {self.name!r}: the multi-similarity loss compares each "
+                             "image with the rest of its batch of people; it needs "
+                             f"sampling='identities', not {self.train.sampling!r}")
 
     def key(self, policy: str | None = None) -> str:
         """Hash of every field that changes the trained weights (the name is only a label).
@@ -161,6 +182,9 @@ class RunConfig:
             content["data"]["preprocess"]["crop"] = self.data.preprocess.crop_side(250, 250)
         else:
             content["data"]["manifest"] = self.data_manifest
+        for (part, name), default in _ADDED_FIELDS.items():
+            if content[part][name] == default:
+                del content[part][name]
         content["policy"] = policy or compute_policy()
         content["format"] = _CACHE_FORMAT
         encoded = json.dumps(content, sort_keys=True, default=str).encode()
@@ -331,14 +355,19 @@ def _process_runs(pid: int) -> bool:
     return True
 
 
-def compiled_model(config: RunConfig) -> keras.Model:
+def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
     """A fresh network for ``config``, compiled for training (the all-pairs trainer around it
-    under identity sampling): what ``fit`` trains and ``budget.measure`` times."""
+    under identity sampling): what ``fit`` trains and ``budget.measure`` times.
+    ``steps_per_epoch`` times the cosine schedule."""
     settings, policy = config.train, compute_policy()
     siamese = build_siamese(config.model, policy)
-    model = siamese if settings.sampling != "identities" else AllPairsTrainer(siamese)
+    if settings.sampling == "identities":
+        batch_loss = multi_similarity_loss if config.model.loss == "multi_similarity" else None
+        model = AllPairsTrainer(siamese, batch_loss)
+    else:
+        model = siamese
     model.compile(
-        optimizer=_optimizer(settings, policy),
+        optimizer=_optimizer(settings, policy, steps_per_epoch),
         loss=loss_for(config.model),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),
                  keras.metrics.AUC(name=AUC_METRIC)],
@@ -356,9 +385,9 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
     """
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
-    model = compiled_model(config)
-    siamese = model.siamese if isinstance(model, AllPairsTrainer) else model
     train_ds, steps = _training_stream(config, splits)
+    model = compiled_model(config, steps)
+    siamese = model.siamese if isinstance(model, AllPairsTrainer) else model
     val_ds = pair_dataset(splits.store, splits.val, settings.batch_size)
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     callbacks = [
@@ -366,11 +395,11 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=settings.patience, restore_best_weights=True
         ),
-        keras.callbacks.LearningRateScheduler(
-            lambda epoch: settings.learning_rate * settings.lr_decay**epoch
-        ),
         keras.callbacks.CSVLogger(str(folder / "history.csv")),
     ]
+    if settings.schedule == "exponential":  # the cosine schedule lives in the optimizer
+        callbacks.insert(-1, keras.callbacks.LearningRateScheduler(
+            lambda epoch: settings.learning_rate * settings.lr_decay**epoch))
     if progress:
         callbacks.append(TqdmCallback(epochs=settings.epochs, verbose=0, desc=config.name))
     model.fit(
@@ -405,15 +434,17 @@ class AllPairsTrainer(keras.Model):
     n embeddings, so a batch of 128 images trains on up to 8,128 pairs, about 190 of them
     same-person pairs. A pair of one photo with itself (a person with fewer photos than the
     batch asks for repeats some) is left out: it is neither a same nor a different pair.
-    Same and different pairs each carry half the loss, as in a balanced pair stream.
+    Same and different pairs each carry half the loss, as in a balanced pair stream; or, with a
+    ``batch_loss`` (the multi-similarity loss), that loss of all the batch's pairs at once.
     The network, its head and its loss are unchanged; evaluation (``test_step``) scores
     ordinary ``(image_a, image_b)`` pairs with it, so validation loss and AUC mean the same as
     for the other samplings.
     """
 
-    def __init__(self, siamese: keras.Model):
+    def __init__(self, siamese: keras.Model, batch_loss=None):
         super().__init__(name="all_pairs_trainer")
         self.siamese = siamese
+        self.batch_loss = batch_loss
 
     def call(self, inputs, training=False):
         return self.siamese(inputs, training=training)
@@ -426,7 +457,12 @@ class AllPairsTrainer(keras.Model):
             scores = head_of(self.siamese)(
                 [tf.gather(embeddings, first), tf.gather(embeddings, second)], training=True
             )
-            loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
+            if self.batch_loss is None:
+                loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
+            else:  # plus the weight penalties, which compute_loss would have added
+                loss = self.batch_loss(scores, same, tf.cast(weight > 0, tf.float32), first,
+                                       second, tf.shape(person_ids)[0]) + tf.add_n(
+                                           [tf.constant(0.0), *self.losses])
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -516,11 +552,23 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
     return Run(config, folder, model, history, scores, info)
 
 
-def _optimizer(settings: TrainConfig, policy: str):
+def learning_rate(settings: TrainConfig, steps_per_epoch: int):
+    """The optimizer's learning rate: a number (the exponential schedule sets it each epoch) or,
+    for the cosine schedule, a Keras schedule of the step."""
+    if settings.schedule == "exponential":
+        return settings.learning_rate
+    warmup = settings.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
+        warmup_target=settings.learning_rate, warmup_steps=warmup)
+
+
+def _optimizer(settings: TrainConfig, policy: str, steps_per_epoch: int):
+    rate = learning_rate(settings, steps_per_epoch)
     if settings.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(settings.learning_rate, momentum=settings.momentum)
+        optimizer = keras.optimizers.SGD(rate, momentum=settings.momentum)
     else:
-        optimizer = keras.optimizers.Adam(settings.learning_rate)
+        optimizer = keras.optimizers.Adam(rate)
     # The network's layers run in float16 but the outer model does not carry the policy, so
     # Keras would not add loss scaling by itself; without it small float16 gradients vanish.
     if policy == "mixed_float16":

@@ -53,6 +53,16 @@ PUBLISHED = pd.DataFrame(
 )
 
 
+def chosen_models(names: str) -> list[str]:
+    """The named models in a comma-separated list ("koch,all_pairs"), checked, in that order."""
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in MODELS]
+    if unknown or not chosen:
+        raise ValueError(f"models must be a comma-separated list of {', '.join(MODELS)}; "
+                         f"got {names!r}")
+    return list(dict.fromkeys(chosen))
+
+
 def setting(config: RunConfig) -> str:
     """LFW's name for what a run learned from: the given pairs' labels only, or identities."""
     return "image-restricted" if config.train.sampling == "restricted" else "unrestricted"

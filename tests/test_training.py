@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import json
 import math
 import os
@@ -198,6 +199,8 @@ CHANGED = {
     (TrainConfig, "learning_rate"): 1e-3,
     (TrainConfig, "momentum"): 0.9,
     (TrainConfig, "lr_decay"): 0.99,
+    (TrainConfig, "schedule"): "cosine",
+    (TrainConfig, "warmup_epochs"): 2,
     (TrainConfig, "batch_size"): 64,
     (TrainConfig, "epochs"): 10,
     (TrainConfig, "patience"): 3,
@@ -261,6 +264,18 @@ def test_key_changes_when_any_field_changes(part, name, tmp_path, monkeypatch):
     else:
         changed = with_field(base, path, name, CHANGED[part, name])
     assert changed.key() != base.key()
+
+
+def test_fields_added_since_format_2_leave_earlier_runs_keys_unchanged_at_their_defaults():
+    # The key of BASE as siamlib computed it before ``schedule`` and ``warmup_epochs`` existed:
+    # the same hash, over the same content without those fields.
+    content = dataclasses.asdict(BASE)
+    content.pop("name")
+    del content["train"]["schedule"], content["train"]["warmup_epochs"]
+    content["data"]["preprocess"]["crop"] = BASE.data.preprocess.crop_side(250, 250)
+    content.update(policy="float32", format=2)
+    encoded = json.dumps(content, sort_keys=True, default=str).encode()
+    assert BASE.key("float32") == hashlib.sha256(encoded).hexdigest()[:12]
 
 
 def test_images_and_network_of_different_sizes_are_refused():
@@ -380,6 +395,40 @@ def test_optimizer_trains_with_the_learning_rate_decayed_every_epoch(
     initial = build_siamese(config.model).get_weights()
     moved = [not np.array_equal(a, b) for a, b in zip(initial, trained.model.get_weights())]
     assert all(moved), "some weights were never updated"
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero_step_by_step(quick, splits, tmp_path):
+    config = quick.replace(name="cosine", train={"schedule": "cosine", "warmup_epochs": 1,
+                                                 "learning_rate": 1e-2, "epochs": 3})
+    _, steps = training._training_stream(config, splits)
+    schedule = training.learning_rate(config.train, steps)
+    rates = np.array([float(schedule(step)) for step in range(3 * steps + 1)])
+    assert rates[0] == 0.0
+    assert rates[steps] == pytest.approx(1e-2)  # warmed up after one epoch, linearly
+    np.testing.assert_allclose(rates[: steps + 1], np.linspace(0, 1e-2, steps + 1), rtol=1e-5)
+    middle = steps + steps  # halfway through the two decay epochs: cos(pi / 2)
+    assert rates[middle] == pytest.approx(0.5e-2, rel=1e-5)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-9)
+    assert np.all(np.diff(rates[steps:]) <= 0)
+    trained = train(config, splits, runs_root=tmp_path, progress=False)
+    assert len(trained.history) == 3 and np.isfinite(trained.history["loss"]).all()
+
+
+@pytest.mark.parametrize("warmup", [-1, 3])
+def test_warmup_of_at_least_the_whole_budget_is_refused(warmup):
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(schedule="cosine", epochs=3, warmup_epochs=warmup)
+
+
+def test_multi_similarity_loss_trains_identity_batches_only(quick, splits, tmp_path):
+    with pytest.raises(ValueError, match="multi-similarity loss .* sampling='identities'"):
+        quick.replace(model={"loss": "multi_similarity"}, train={"sampling": "restricted"})
+    config = quick.replace(name="ms", model={"loss": "multi_similarity", "distance": "l2"},
+                           train={"sampling": "identities", "images_per_epoch": 256,
+                                  "pairs_per_epoch": None, "batch_size": 32, "epochs": 2})
+    trained = train(config, splits, runs_root=tmp_path, progress=False)
+    assert np.isfinite(trained.history[["loss", "val_loss"]].to_numpy()).all()
+    assert trained.history["loss"].iloc[-1] < trained.history["loss"].iloc[0]
 
 
 def test_restricted_sampling_trains_on_the_given_training_pairs(

@@ -214,3 +214,12 @@ def test_no_person_of_the_test_fold_reaches_training_validation_or_threshold(fol
     stream = identity_batch_dataset(splits.store, splits.train_people, 32, 4, seed=fold)
     drawn = {name for _, (_, rows) in stream.take(20) for name in splits.store.names[rows.numpy()]}
     assert len(drawn) > 400 and drawn <= splits.train_people  # 20 batches of 32 people
+
+
+def test_chosen_models_reads_a_comma_separated_list_in_order_and_refuses_unknown_names():
+    assert view2.chosen_models("koch,all_pairs") == ["koch", "all_pairs"]
+    assert view2.chosen_models(" all_pairs ") == ["all_pairs"]
+    assert view2.chosen_models("all_pairs,all_pairs,koch") == ["all_pairs", "koch"]
+    for bad in ("", "kock", "koch,resnet"):
+        with pytest.raises(ValueError, match="comma-separated list of koch, all_pairs"):
+            view2.chosen_models(bad)
