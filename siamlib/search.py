@@ -116,7 +116,7 @@ class SearchSpace:
                    "filters": model.filters[:depth], "kernels": model.kernels[:depth],
                    "dropout": params["dropout"], "loss": params["loss"],
                    # the contrastive loss works on a scalar distance: L2, as in the ablations
-                   "distance": "l2" if contrastive else model.distance},
+                   "distance": "l2" if contrastive else "l1"},
             train={"sampling": "identities", "pairs_per_epoch": None,
                    "images_per_epoch": images_per_epoch,  # same tower passes in every trial
                    "images_per_person": k, "batch_size": params["people_per_batch"] * k,
