@@ -72,7 +72,8 @@ class TrainConfig:
             over ``warmup_epochs``, then a cosine decay to 0 at ``epochs``, step by step
             (Keras' ``CosineDecay``). A fresh network's first steps are its least informed;
             the cosine tail lets the last epochs settle instead of stopping at full speed.
-        warmup_epochs: cosine schedule: epochs of linear warm-up.
+        warmup_epochs: cosine schedule: epochs of linear warm-up, at most all but the last
+            (a short run, such as ``epochs=1`` from a notebook override, warms up less).
         batch_size: pairs per batch; under "identities", images per batch (a multiple of
             ``images_per_person``), which hold ``batch_size * (batch_size - 1) / 2`` pairs.
         epochs: the most epochs to train.
@@ -126,9 +127,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"TrainConfig.warmup_epochs must be at least 0 and fewer than "
-                             f"epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"TrainConfig.warmup_epochs must be 0 or more, got "
+                             f"{self.warmup_epochs}")
         if self.images_per_person < 2:
             raise ValueError("TrainConfig.images_per_person must be at least 2 (a same pair "
                              f"needs two photos), got {self.images_per_person}")
@@ -557,7 +558,7 @@ def learning_rate(settings: TrainConfig, steps_per_epoch: int):
     for the cosine schedule, a Keras schedule of the step."""
     if settings.schedule == "exponential":
         return settings.learning_rate
-    warmup = settings.warmup_epochs * steps_per_epoch
+    warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
         warmup_target=settings.learning_rate, warmup_steps=warmup)

@@ -1,7 +1,7 @@
 """Any folder of identity folders, not only LFW-a: an ORL/AT&T-shaped set through every step.
 
 ORL (AT&T) is 40 people x 10 grayscale 92x112 PGM photos, ``s1/1.pgm`` ... ``s40/10.pgm``. Its
-frames are smaller than LFW-a's 150-pixel face crop, which is why crops are fractions of the
+frames are smaller than LFW-a's 125-pixel face crop, which is why crops are fractions of the
 image; these tests check that, the checks that run before any training, the run key's manifest
 of the folder, and notebooks 02-05 end to end on such a set.
 """
@@ -86,13 +86,15 @@ def test_too_few_people_for_the_split_names_the_minimum(tmp_path):
 
 
 def test_identity_batches_need_enough_training_people(tmp_path):
-    # 20 people: 13 train (4 test, 3 validation), fewer than a smoke identity batch's 16.
-    twenty = write_orl_folder(tmp_path / "twenty", people=20, photos=3)
-    config = profiles.resolve("smoke").all_pairs.replace(data={"source": str(twenty)})
-    with pytest.raises(ValueError, match="identity batches of 16 people need 16 training people "
-                                         "with two or more photos; .* 20 people has 13"):
+    # 11 people: 7 train (2 test, 2 validation), fewer than an identity batch's 8; 12 are enough.
+    eleven = write_orl_folder(tmp_path / "eleven", people=11, photos=3)
+    config = profiles.resolve("smoke").all_pairs.replace(data={"source": str(eleven)})
+    with pytest.raises(ValueError, match="identity batches of 8 people need 8 training people "
+                                         "with two or more photos; .* 11 people has 7"):
         config.check_data()
-    profiles.resolve("smoke").koch.replace(data={"source": str(twenty)}).check_data()
+    profiles.resolve("smoke").koch.replace(data={"source": str(eleven)}).check_data()
+    twelve = write_orl_folder(tmp_path / "twelve", people=12, photos=3)
+    config.replace(data={"source": str(twelve)}).check_data()
 
 
 def _key(source: Path) -> str:
@@ -171,7 +173,8 @@ def test_data_config_values_are_checked_and_the_field_named(field, value):
 
 def test_lfw_a_pixels_are_unchanged_by_the_relative_crop(lfw_dataset):
     """crop=0.6 of a 250x250 frame is the centre 150 pixels that crop=150 kept, resized the
-    same way: the same uint8 input, bit for bit, and the same run keys as before."""
+    same way: the same uint8 input, bit for bit; and a fraction keys a run as the pixels it
+    keeps (all_pairs' crop=0.5 as crop=125), so runs keep their keys."""
     image_paths = sorted((lfw_dataset / "images").glob("A*/*.jpg"))[:20]
     for path in image_paths:
         frame = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -179,6 +182,6 @@ def test_lfw_a_pixels_are_unchanged_by_the_relative_crop(lfw_dataset):
         expected = cv2.resize(frame[50:200, 50:200], (105, 105), interpolation=cv2.INTER_AREA)
         np.testing.assert_array_equal(decode_gray(path, Preprocess(105, crop=0.6)), expected)
     all_pairs = profiles.resolve("cpu").all_pairs
-    assert all_pairs.data.preprocess.crop == 0.6
-    as_pixels = all_pairs.replace(data={"preprocess": Preprocess(105, crop=150)})
+    assert all_pairs.data.preprocess.crop == 0.5
+    as_pixels = all_pairs.replace(data={"preprocess": Preprocess(105, crop=125)})
     assert all_pairs.key(policy="float32") == as_pixels.key(policy="float32")

@@ -414,10 +414,19 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_step_by_step(quick, splits
     assert len(trained.history) == 3 and np.isfinite(trained.history["loss"]).all()
 
 
-@pytest.mark.parametrize("warmup", [-1, 3])
-def test_warmup_of_at_least_the_whole_budget_is_refused(warmup):
-    with pytest.raises(ValueError, match="warmup_epochs"):
-        TrainConfig(schedule="cosine", epochs=3, warmup_epochs=warmup)
+def test_a_negative_warmup_is_refused():
+    with pytest.raises(ValueError, match="warmup_epochs must be 0 or more"):
+        TrainConfig(schedule="cosine", epochs=3, warmup_epochs=-1)
+
+
+@pytest.mark.parametrize(("epochs", "warmup", "warm_steps"), [(3, 1, 10), (2, 5, 10), (1, 1, 0)])
+def test_warmup_leaves_at_least_the_last_epoch_to_decay(epochs, warmup, warm_steps):
+    settings = TrainConfig(schedule="cosine", learning_rate=1e-2, epochs=epochs,
+                           warmup_epochs=warmup)
+    schedule = training.learning_rate(settings, 10)
+    rates = np.array([float(schedule(step)) for step in range(epochs * 10 + 1)])
+    assert rates.argmax() == warm_steps and rates.max() == pytest.approx(1e-2)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_multi_similarity_loss_trains_identity_batches_only(quick, splits, tmp_path):
