@@ -1,7 +1,8 @@
 """Run profiles: how big every notebook's work is on a given machine.
 
 - ``smoke``: every code path in minutes on 2 CPU cores (CI): tiny subsets, narrow nets, 1-2 epochs.
-- ``cpu``: a meaningful run on a laptop CPU: all pairs, narrow nets (~190 pairs/s on 2 cores).
+- ``cpu``: a meaningful run on a laptop CPU: all pairs, narrow nets (about 350 images/s of
+  all_pairs training on 2 cores, by ``siamlib.budget``).
 - ``colab``: a student's Colab GPU session: each notebook's training within about 30 minutes on
   a T4 (at most 22 minutes for notebook 03, 15 for notebook 06, 2 for the others, estimated
   by ``siamlib.budget`` from FLOPs: an estimate, every run at its epoch cap). Koch's layout at
@@ -172,7 +173,8 @@ PROFILES = {
     ),
     "cpu": _profile(
         "cpu",
-        "laptop CPU: all pairs, Koch's layout at quarter width (about 190 pairs/s on 2 cores)",
+        "laptop CPU: all pairs, Koch's layout at quarter width (all_pairs: about 350 images/s "
+        "on 2 cores)",
         DataConfig(),
         width=0.25, dense=512,
         koch_train=TrainConfig(**KOCH_SGD, epochs=20, batch_size=64, patience=4),
