@@ -230,14 +230,24 @@ def contrastive_loss(margin: float = 1.0):
 
     def loss(y_true, score):
         y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-        score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
-        distance = 1.0 / score - 1.0
+        distance = _distance_of_score(score)
         pull = y * ops.square(distance)
         push = (1.0 - y) * ops.square(ops.maximum(margin - distance, 0.0))
         return ops.mean(pull + push)
 
     loss.__name__ = "contrastive_loss"
     return loss
+
+
+def _distance_of_score(score):
+    """The distance d of a distance head's score 1 / (1 + d), exactly: d = 1 / score - 1."""
+    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
+    return 1.0 / score - 1.0
+
+
+def _similarity_of_score(score):
+    """Cosine similarity of the unit embeddings behind a distance head's score: 1 - d^2 / 2."""
+    return 1.0 - ops.square(_distance_of_score(score)) / 2.0
 
 
 def multi_similarity_loss(score, same, counted, first, second, n):
@@ -253,8 +263,7 @@ def multi_similarity_loss(score, same, counted, first, second, n):
     lacks. ``score`` is the head's 1 / (1 + d) with d the distance of unit embeddings, so
     s = 1 - d^2 / 2 exactly; ``counted`` is 0 for a pair to leave out (a photo with itself).
     """
-    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
-    similarity = 1.0 - ops.square(1.0 / score - 1.0) / 2.0
+    similarity = _similarity_of_score(score)
     # Each pair once for each of its two images as the anchor.
     anchor = ops.concatenate([first, second])
     similarity = ops.concatenate([similarity, similarity])
@@ -276,8 +285,7 @@ def pair_multi_similarity_loss(y_true, score):
     """The multi-similarity loss of pairs that share no image (each pair its own anchor, nothing
     mined): what validation reports for a model that trains with ``multi_similarity_loss``."""
     y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
-    similarity = 1.0 - ops.square(1.0 / score - 1.0) / 2.0
+    similarity = _similarity_of_score(score)
     pull = ops.log1p(ops.exp(-MS_ALPHA * (similarity - MS_BASE))) / MS_ALPHA
     push = ops.log1p(ops.exp(MS_BETA * (similarity - MS_BASE))) / MS_BETA
     return ops.mean(y * pull + (1.0 - y) * push)

@@ -44,7 +44,7 @@ from siamlib.images import Preprocess
 from siamlib.model import ModelConfig
 from siamlib.pipeline import Augment
 from siamlib.splits import DataConfig
-from siamlib.training import RunConfig, TrainConfig
+from siamlib.training import EXPONENTIAL_SCHEDULE, RunConfig, TrainConfig
 
 PROFILE_ENV = "SIAMLIB_PROFILE"
 # Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch.
@@ -52,7 +52,7 @@ PROFILE_ENV = "SIAMLIB_PROFILE"
 # linearly from 0.5 to a per-layer final value, and an L2 weight per layer chosen by Bayesian
 # optimisation; siamlib uses one global learning rate, a fixed momentum of 0.5 and one L2 weight.
 KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99,
-            "schedule": "exponential", "warmup_epochs": 0}
+            **EXPONENTIAL_SCHEDULE}
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Profile:
             "BCE on the L1 head (Koch's)": {"model": {"loss": "bce", "distance": "l1"}},
             "multi-similarity loss": {"model": {"loss": "multi_similarity"}},
             "the study's schedule: x0.9 an epoch, 12 epochs": {
-                "train": {"schedule": "exponential", "warmup_epochs": 0, "lr_decay": 0.9,
+                "train": {**EXPONENTIAL_SCHEDULE, "lr_decay": 0.9,
                           "epochs": min(12, base.train.epochs)}},
             "SGD with momentum, decay": {"train": KOCH_SGD},
         }

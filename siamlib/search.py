@@ -121,7 +121,7 @@ class SearchSpace:
                    "images_per_epoch": images_per_epoch,  # same tower passes in every trial
                    "images_per_person": k, "batch_size": params["people_per_batch"] * k,
                    "learning_rate": params["learning_rate"], "lr_decay": params["lr_decay"],
-                   "schedule": "exponential", "warmup_epochs": 0,  # the decay drawn, per epoch
+                   **training.EXPONENTIAL_SCHEDULE,  # the decay drawn, per epoch
                    "epochs": epochs},
         )
 

@@ -48,6 +48,9 @@ from siamlib.splits import LFW, DataConfig, Splits, check_data, load_splits
 COMPLETE = "COMPLETE"
 SAMPLINGS = ("restricted", "unrestricted", "identities")
 SCHEDULES = ("exponential", "cosine")
+# The per-epoch decay by ``lr_decay`` (Koch et al.'s, and the search's), stated in full so that
+# a change of schedule also undoes a cosine recipe's warm-up.
+EXPONENTIAL_SCHEDULE = {"schedule": "exponential", "warmup_epochs": 0}
 # Early stopping and a run's best epoch follow validation AUC, not validation loss: with Koch's
 # L2 penalty the loss is mostly the penalty, and would stop training on the penalty's minimum.
 AUC_METRIC = "auc"
@@ -462,8 +465,7 @@ class AllPairsTrainer(keras.Model):
                 loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
             else:  # plus the weight penalties, which compute_loss would have added
                 loss = self.batch_loss(scores, same, tf.cast(weight > 0, tf.float32), first,
-                                       second, tf.shape(person_ids)[0]) + tf.add_n(
-                                           [tf.constant(0.0), *self.losses])
+                                       second, tf.shape(person_ids)[0]) + sum(self.losses)
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
