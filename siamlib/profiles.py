@@ -104,6 +104,10 @@ class Profile:
                 "train": {**EXPONENTIAL_SCHEDULE, "lr_decay": 0.9,
                           "epochs": min(12, base.train.epochs)}},
             "SGD with momentum, decay": {"train": KOCH_SGD},
+            # The budget all_pairs had before issue 13's second candidate: a shorter cosine
+            # schedule that early stopping may cut.
+            "two thirds of the epochs, patience 8": {
+                "train": {"epochs": max(1, base.train.epochs * 2 // 3), "patience": 8}},
         }
         return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
                 for what, change in changes.items()}
