@@ -35,7 +35,7 @@ def test_colab_sits_between_cpu_and_gpu():
 # Digests of every run the profiles name (koch, all_pairs, ablations, seeds, View 2 folds), keys
 # under both policies: trained runs are cached by these keys, so a change here retrains hours of
 # work. Change a digest only when retraining is what you mean.
-RUN_KEYS = {"smoke": "b55c5f7fc0d59db1", "cpu": "4b39d74a6b4e4b20", "gpu": "04883d11d8e530fa"}
+RUN_KEYS = {"smoke": "b55c5f7fc0d59db1", "cpu": "4b39d74a6b4e4b20", "gpu": "080c1d9ac73bb7a1"}
 
 
 @pytest.mark.parametrize("name", sorted(RUN_KEYS))
@@ -120,3 +120,11 @@ def test_selection_round_trip(tmp_path, monkeypatch):
     profiles.save_selected(smoke, chosen)
     assert profiles.selected(smoke) == chosen
     assert (tmp_path / "results" / "smoke" / "selected_run.json").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_early_stopping_never_cuts_the_cosine_schedule_of_all_pairs(name):
+    profile = profiles.PROFILES[name]
+    for config in (profile.all_pairs, *profile.view2_runs("all_pairs"), *profile.seed_runs()):
+        assert config.train.schedule == "cosine"
+        assert config.train.patience >= config.train.epochs, config.name
