@@ -30,6 +30,10 @@ REQUIREMENTS = {
     "seaborn": "seaborn",
     "tqdm": "tqdm",
     "ipywidgets": "ipywidgets",
+    "filelock": "filelock",
+    "pooch": "pooch",
+    "optuna": "optuna",
+    "optuna_integration": "optuna-integration",
 }
 
 

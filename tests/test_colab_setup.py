@@ -22,17 +22,22 @@ def test_only_missing_or_out_of_range_packages_are_installed_within_siamlibs_ran
     ranges = colab_setup.accepted_ranges()
     present = {module: "99.0" if module == "cv2" else None for module in ["cv2", "skimage"]}
     versions = {module: present.get(module, "1000.0") for module in colab_setup.REQUIREMENTS}
-    # Every range in pyproject is open above except OpenCV's (<5) and numpy's (<3).
+    # Ranges capped above (numpy <3, filelock <5, optuna <6, pooch <2): versions inside them.
+    inside = {"numpy": "2.1.3", "filelock": "4.3.0", "optuna": "5.0.0",
+              "optuna_integration": "5.0.0", "pooch": "1.9.0"}
     needed = colab_setup.packages_to_install(
-        lambda module: {"numpy": "2.1.3"}.get(module, versions[module]), ranges)
+        lambda module: inside.get(module, versions[module]), ranges)
     assert needed == [ranges["opencv-python-headless"], ranges["scikit-image"]]
     assert needed[0] == "opencv-python-headless>=4.8,<5"
     assert colab_setup.install_commands([])[1:] == []
 
 
-def test_every_requirement_has_a_range_in_pyproject():
+def test_every_requirement_has_a_range_in_pyproject_and_every_dependency_is_installed():
     ranges = colab_setup.accepted_ranges()
     assert set(colab_setup.REQUIREMENTS.values()) <= set(ranges)
+    # Colab brings its own TensorFlow and Keras; everything else siamlib needs is installed
+    # (optuna once was not, so notebook 03 failed on import in a fresh runtime).
+    assert set(ranges) - set(colab_setup.REQUIREMENTS.values()) == {"tensorflow", "keras"}
     assert "tensorflow" in ranges and "tensorflow" not in colab_setup.REQUIREMENTS.values()
 
 
