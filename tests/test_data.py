@@ -20,6 +20,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import pooch
 import pytest
 from PIL import Image
 
@@ -184,7 +185,7 @@ def test_a_finished_dataset_makes_fetch_return_at_once(tmp_path, fake, monkeypat
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished data set was built again")
 
-    monkeypatch.setattr(data, "_assemble", must_not_run)
+    monkeypatch.setattr(data, "_build", must_not_run)
     assert fetch("/does/not/matter", data_dir=tmp_path, spec=fake.spec) == folder
     assert (folder / ".complete").stat().st_mtime_ns == marker_time
 
@@ -253,7 +254,7 @@ def test_an_image_named_by_a_pair_file_but_missing_is_named(tmp_path, fake):
     with pytest.raises(DataError) as error:
         fetch(tmp_path, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     message = str(error.value)
-    assert "1 image (images/Di_Eze/Di_Eze_0003.jpg) named in pairsDevTrain.txt missing" in message
+    assert "1 image(s) named in pairsDevTrain.txt missing: images/Di_Eze/Di_Eze_0003.jpg" in message
     assert "expected 11 images, found 10" in message
     assert not (tmp_path / "data" / "fake-lfw").exists()
 
@@ -297,9 +298,11 @@ def test_verify_reports_every_problem_at_once(tmp_path, fake):
     message = str(error.value)
     assert "expected 5 people, found 4" in message
     assert "expected 11 images, found 7" in message
-    assert "3 images (images/Ann_Lee/Ann_Lee_0001.jpg," in message
-    assert "pair file pairsDevTest.txt cannot be read:" in message
-    assert "the header promises 2 pairs" in message
+    assert "3 image(s) named in pairsDevTrain.txt missing: images/Ann_Lee/Ann_Lee_0001.jpg;" \
+        in message
+    assert f"pair file pairsDevTest.txt cannot be used: {folder / 'pairsDevTest.txt'} is not " \
+        "the original pairsDevTest.txt" in message
+    assert "5 file(s) differ from what fetch recorded" in message  # 4 images, 1 pair file
     assert "To repair it, run python -m siamlib.data fetch [--source PATH]:" in message
 
 
@@ -370,7 +373,7 @@ def test_a_dead_mirror_is_reported_and_the_next_one_used(tmp_path, fake, mirror,
     spec = mirror.spec_with(fake.spec, "missing", "good")
     folder = fetch(data_dir=tmp_path, spec=spec, progress=False)
     _assert_finished(folder, fake)
-    assert f"{mirror.base}/missing/lfw2.zip: HTTP 404" in capsys.readouterr().err
+    assert f"{mirror.base}/missing/lfw2.zip: HTTP 404 Not Found" in capsys.readouterr().err
     assert sorted((tmp_path / "downloads").iterdir()) == [
         tmp_path / "downloads" / name for name in sorted(["lfw2.zip", *PAIR_FILES])
     ]
@@ -381,8 +384,10 @@ def test_wrong_bytes_and_html_pages_are_skipped(tmp_path, fake, mirror, capsys):
     _assert_finished(fetch(data_dir=tmp_path, spec=spec, progress=False), fake)
     reported = capsys.readouterr().err
     assert "bad/lfw2.zip: checksum mismatch" in reported
-    assert "html/lfw2.zip: served an HTML page" in reported
-    assert not list((tmp_path / "downloads").glob("*.part"))
+    assert "html/lfw2.zip: checksum mismatch (the wrong file, or a quota or sign-in page)" \
+        in reported
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == sorted(
+        ["lfw2.zip", *PAIR_FILES])  # nothing half-downloaded left behind
 
 
 def test_a_url_source_is_tried_before_the_registry(tmp_path, fake, mirror):
@@ -465,8 +470,6 @@ VIEW2 = "2\t1\nAnn_Lee\t1\t4\nAnn_Lee\t2\tCy_Dahl\t1\nDi_Eze\t1\t2\nBo_Chan\t2\t
 def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fake, mirror):
     old = mirror.spec_with(fake.spec, "good")
     folder = fetch(data_dir=tmp_path, spec=old, progress=False)
-    image = folder / "images" / "Ann_Lee" / "Ann_Lee_0001.jpg"
-    before = image.stat().st_mtime_ns
     (fake.served / "pairs.txt").write_text(VIEW2)
     try:
         view2 = RemoteFile("pairs.txt", hashlib.sha256(VIEW2.encode()).hexdigest(), urls=())
@@ -478,8 +481,7 @@ def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fak
         (fake.served / "pairs.txt").unlink()
     assert (folder / "pairs.txt").read_text() == VIEW2
     assert data.read_marker(folder)["pairs"] == NUM_PAIRS + 4
-    assert image.stat().st_mtime_ns == before
-    assert mirror.requests["/good/lfw2.zip"] == 1  # the images were not fetched again
+    assert mirror.requests["/good/lfw2.zip"] == 1  # rebuilt from the cached, checked download
     assert not list(folder.glob(".tmp-*"))
 
 
@@ -506,18 +508,14 @@ def test_fetch_takes_damaged_images_again_from_the_source_it_was_made_from(
     source_dir, tmp_path, fake, how, capsys
 ):
     folder = fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    untouched = folder / "images" / "Bo_Chan" / "Bo_Chan_0001.jpg"
-    before = untouched.stat().st_mtime_ns
     damaged = _damage(folder, how)
     with pytest.raises(DataError, match="differ from what fetch recorded"):
         verify(folder, fake.spec)
     assert fetch(data_dir=tmp_path / "data", spec=fake.spec, progress=False) == folder
     for name in damaged:
         assert (folder / name).read_bytes() == _image_files()[name.removeprefix("images/")]
-    assert f"{len(damaged)} missing or damaged file(s) taken again" in capsys.readouterr().err
+    assert f"rebuilt from {source_dir / 'lfw2.zip'} (" in capsys.readouterr().err
     assert verify(folder, fake.spec, deep=True)["images"] == 11
-    if how != "images folder gone":
-        assert untouched.stat().st_mtime_ns == before  # only the damaged file was replaced
     assert not list(folder.parent.glob(".tmp-*"))
 
 
@@ -527,7 +525,7 @@ def test_deep_checks_find_garbage_of_the_same_size_and_fetch_deep_repairs_it(
     folder = fetch(source_dir, data_dir=tmp_path, spec=fake.spec, progress=False)
     _damage(folder, "garbage of the same size")
     assert verify(folder, fake.spec)["images"] == 11  # sizes only: cheap, and blind to this
-    with pytest.raises(DataError, match=r"Ann_Lee/Ann_Lee_0002\.jpg \(its content changed"):
+    with pytest.raises(DataError, match=r"Ann_Lee/Ann_Lee_0002\.jpg \(content changed"):
         verify(folder, fake.spec, deep=True)
     fetch(data_dir=tmp_path, spec=fake.spec, progress=False, deep=True)
     assert verify(folder, fake.spec, deep=True)["images"] == 11
@@ -541,8 +539,7 @@ def test_damage_with_no_source_left_names_the_files_and_what_to_do(source_dir, t
         fetch(data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     message = str(error.value)
     assert "images/Ann_Lee/Ann_Lee_0002.jpg (0 bytes, fetched with" in message
-    assert "python -m siamlib.data fetch --source PATH" in message
-    assert "only the damaged files are replaced" in message
+    assert "needs repair" in message and "python -m siamlib.data fetch --source FOLDER" in message
     # ... and given a source, it repairs
     fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     assert verify(folder, fake.spec, deep=True)["images"] == 11
@@ -553,23 +550,23 @@ def test_a_source_without_the_recorded_files_is_not_used_for_a_repair(tmp_path, 
     _damage(folder, "deleted")
     other = {**_zip_members("lfw2/"), "lfw2/Ann_Lee/Ann_Lee_0002.jpg": _jpeg(99)}
     _write_zip(tmp_path / "lfw2.zip", other)
+    for name in PAIR_FILES:
+        shutil.copy(fake.served / name, tmp_path)
     with pytest.raises(DataError, match="does not hold the files it was made from"):
         fetch(tmp_path / "lfw2.zip", data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     assert not (folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg").exists()
 
 
-def test_a_marker_from_an_older_siamlib_is_trusted_but_not_without_images(tmp_path, fake):
+def test_a_marker_without_a_file_list_is_checked_again_and_not_trusted_blindly(tmp_path, fake):
     folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
     marker = json.loads((folder / ".complete").read_text())
     del marker["files"]
     (folder / ".complete").write_text(json.dumps(marker))
     assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder
-    (folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg").write_bytes(b"garbage")
-    # No checksums to compare: the images are decoded (the fake's cut JPEG is too short to).
-    with pytest.raises(DataError, match=r"\(images/Ann_Lee/Ann_Lee_0002.jpg, .*cannot be decoded"):
-        verify(folder, fake.spec, deep=True)
-    shutil.rmtree(folder / "images")
-    with pytest.raises(DataError, match="no images/ folder.*move .* aside"):
+    assert "images/Ann_Lee/Ann_Lee_0002.jpg" in data.read_marker(folder)["files"]
+    (folder / ".complete").write_text(json.dumps(marker))
+    shutil.rmtree(folder / "images" / "Ann_Lee")
+    with pytest.raises(DataError, match="(?s)expected 5 people, found 4.*Nothing was deleted"):
         fetch(data_dir=tmp_path, spec=fake.spec, progress=False)
 
 
@@ -580,7 +577,7 @@ def test_cli_verify_deep_exits_2_naming_the_damaged_file(source_dir, tmp_path, f
     _damage(tmp_path / "fake-lfw", "garbage of the same size")
     assert data.main(["verify", "--data-dir", str(tmp_path)]) == 0
     assert data.main(["verify", "--deep", "--data-dir", str(tmp_path)]) == 2
-    assert "Ann_Lee_0002.jpg (its content changed" in capsys.readouterr().err
+    assert "Ann_Lee_0002.jpg (content changed" in capsys.readouterr().err
 
 
 # --- two processes, one data folder -------------------------------------------------------------
@@ -595,13 +592,13 @@ spec = data.DatasetSpec(
     name=raw["name"], archive=raw["archive"], pair_files=tuple(raw["pair_files"]),
     num_people=raw["num_people"], num_images=raw["num_images"],
     files=tuple(data.RemoteFile(name, sha, ()) for name, sha in raw["files"]))
-real_assemble = data._assemble
-def slow_assemble(*args, **kwargs):
+real_build = data._build
+def slow_build(*args, **kwargs):
     with open(log, "a") as out:
         out.write(me + "\\n")
     time.sleep(1.0)  # long enough for the other process to arrive while this one works
-    return real_assemble(*args, **kwargs)
-data._assemble = slow_assemble
+    return real_build(*args, **kwargs)
+data._build = slow_build
 Path(log).with_name(f"ready-{me}").touch()
 deadline = time.time() + 120
 while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
@@ -657,18 +654,16 @@ def test_a_full_disk_during_fetch_is_one_error_exit_2_and_leaves_nothing(
     assert [p.name for p in tmp_path.iterdir()] == [".fake-lfw.lock"]  # no staging, no .part
 
 
-def test_a_full_disk_while_downloading_leaves_no_part_file(tmp_path, fake, mirror, monkeypatch):
-    real_open = open
+def test_a_full_disk_while_downloading_leaves_nothing_half_written(tmp_path, fake, mirror,
+                                                                   monkeypatch):
+    def fills_the_disk(self, url, output_file, *args, **kwargs):
+        Path(output_file).write_bytes(b"the first bytes")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    def full_when_writing_parts(file, mode="r", *args, **kwargs):
-        if str(file).endswith(".part") and "w" in mode:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", full_when_writing_parts)
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", fills_the_disk)
     with pytest.raises(DataError, match="is full"):
         fetch(data_dir=tmp_path, spec=mirror.spec_with(fake.spec, "good"), progress=False)
-    assert not list(tmp_path.rglob("*.part"))
+    assert list((tmp_path / "downloads").iterdir()) == []
     assert not (tmp_path / "fake-lfw").exists()
 
 
@@ -683,8 +678,20 @@ def test_a_read_only_data_folder_with_the_data_in_it_is_usable(tmp_path, fake, r
 def test_a_read_only_folder_without_the_data_is_one_clear_error(tmp_path, fake, refuse_writes):
     """Read-only is simulated (refuse_writes): tests run as root, where chmod stops nothing."""
     refuse_writes(tmp_path)
-    with pytest.raises(DataError, match=r"is not writable .* Fetch into a folder you can write"):
+    with pytest.raises(DataError, match=r"is not writable .* set \$SIAMLIB_DATA_DIR"):
         fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
+
+
+def test_cli_fetch_into_a_read_only_folder_is_one_line_naming_it_and_the_fix(
+    tmp_path, fake, refuse_writes, monkeypatch, capsys
+):
+    """Issue 22, item 7: one line, no traceback, the folder and how to choose another."""
+    monkeypatch.setattr(data, "LFW_A", fake.spec)
+    refuse_writes(tmp_path)
+    assert data.main(["fetch", "--source", str(fake.served), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {tmp_path} is not writable") and "SIAMLIB_DATA_DIR" in err
 
 
 # --- pair files during a fetch ------------------------------------------------------------------
@@ -693,12 +700,42 @@ def test_a_read_only_folder_without_the_data_is_one_clear_error(tmp_path, fake, 
 def test_a_broken_pair_file_in_the_source_is_named_and_the_zip_not_blamed(source_dir, tmp_path,
                                                                          fake):
     (source_dir / "pairsDevTest.txt").write_text("1\n\nBo_Chan 1 2\nDi_Eze 2 Ed_Fox 1\n")
+    spec = dataclasses.replace(fake.spec, files=tuple(  # a spec that does not know the original
+        f for f in fake.spec.files if f.name != "pairsDevTest.txt"))
+    with pytest.raises(DataError) as error:
+        fetch(source_dir, data_dir=tmp_path / "data", spec=spec, progress=False)
+    message = str(error.value)
+    assert "pairsDevTest.txt, line 2: a blank line" in message
+    assert "lfw2.zip" not in message.replace(str(source_dir / "lfw2.zip"), "")
+
+
+# --- issue 22, item 2: the pair files are the registry's, to the byte ---------------------------
+
+
+def test_an_edited_pair_file_in_the_source_is_refused_with_one_message(source_dir, tmp_path, fake):
+    (source_dir / "pairsDevTest.txt").write_text("1\nBo_Chan 2 1\nDi_Eze 2 Ed_Fox 1\n")
     with pytest.raises(DataError) as error:
         fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    message = str(error.value)
-    assert f"{source_dir / 'pairsDevTest.txt'}, line 2: a blank line" in message
-    assert ".tmp-" not in message
-    assert "lfw2.zip" not in message and "does not hold a complete copy" not in message
+    assert str(error.value).startswith(
+        f"{source_dir / 'pairsDevTest.txt'} is not the original pairsDevTest.txt (sha256 ")
+    assert not (tmp_path / "data" / "fake-lfw").exists()
+
+
+def test_an_edited_pair_file_in_the_data_set_is_refused_and_fetch_restores_the_original(
+    source_dir, tmp_path, fake, monkeypatch, capsys
+):
+    monkeypatch.setattr(data, "LFW_A", fake.spec)
+    args = ["--data-dir", str(tmp_path)]
+    assert data.main(["fetch", "--source", str(source_dir), *args]) == 0
+    edited = tmp_path / "fake-lfw" / "pairsDevTrain.txt"
+    edited.write_text(PAIR_FILES["pairsDevTrain.txt"].replace("Ann_Lee\t3", "Ann_Lee\t4"))
+    capsys.readouterr()
+    assert data.main(["verify", "--deep", *args]) == 2
+    err = capsys.readouterr().err
+    assert f"{edited} is not the original pairsDevTrain.txt" in err and "Traceback" not in err
+    assert data.main(["fetch", "--source", str(source_dir), *args]) == 0
+    assert edited.read_text() == PAIR_FILES["pairsDevTrain.txt"]
+    assert data.main(["verify", "--deep", *args]) == 0
 
 
 def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fake):

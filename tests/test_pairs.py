@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -377,3 +378,67 @@ def test_read_view2_refuses_a_person_in_two_folds(face_set):
 def test_read_view2_refuses_a_view1_file(face_set):
     with pytest.raises(PairFileError, match="two or more folds"):
         read_view2(face_set.view1, face_set.images_dir)
+
+
+# --- issue 22: identity folders lose nobody silently, and count nobody twice ------------------
+
+
+EVERY_FORMAT = (".bmp", ".dib", ".tif", ".tiff", ".gif", ".webp", ".png", ".pgm", ".ppm", ".pbm",
+                ".pnm", ".jpg", ".jpeg", ".jpe", ".ras", ".sr")
+
+
+def test_identity_images_reads_every_format_opencv_reads_and_subfolders(tmp_path, capsys):
+    """Item 6: 16 people in 16 formats, one of them with photos in subfolders, are 16 people."""
+    from PIL import Image
+
+    from siamlib.images import decode_gray
+
+    pixels = np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))
+    for number, suffix in enumerate(EVERY_FORMAT):
+        folder = tmp_path / f"Person_{number:02d}"
+        folder.mkdir()
+        for index in (1, 2):
+            path = folder / f"photo_{index}{suffix}"
+            if suffix == ".gif":  # OpenCV reads GIF (4.11+) but cannot write it
+                Image.fromarray(pixels).save(path)
+            else:
+                assert cv2.imwrite(str(path), pixels if suffix != ".ppm" else
+                                   cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)), suffix
+    (tmp_path / "Person_00" / "2019" / "summer").mkdir(parents=True)
+    (tmp_path / "Person_00" / "photo_1.bmp").rename(tmp_path / "Person_00" / "2019" / "a.bmp")
+    (tmp_path / "Person_00" / "photo_2.bmp").rename(tmp_path / "Person_00" / "2019" / "summer" /
+                                                    "b.bmp")
+    (tmp_path / "Person_01" / "notes.txt").write_text("not a photo")
+    (tmp_path / "Person_01" / "scan.xcf").write_bytes(b"gimp")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    images = identity_images(tmp_path)
+    assert images["name"].nunique() == len(EVERY_FORMAT) == 16
+    assert (images.groupby("name").size() == 2).all()
+    assert all(decode_gray(path).shape == (105, 105) for path in images["path"])
+    skipped = capsys.readouterr().err.splitlines()
+    assert skipped == [
+        f"{tmp_path}: skipped 1 (hidden or macOS metadata): .DS_Store",
+        f"{tmp_path}: skipped 2 (not an image format OpenCV reads): Person_01/notes.txt, "
+        "Person_01/scan.xcf",
+    ]
+
+
+def test_a_name_in_two_unicode_spellings_is_refused_naming_both_folders(tmp_path):
+    """Item 9: "José" as one code point (NFC) and as "e" + accent (NFD) is one person."""
+    composed, decomposed = "Jos\u00e9_Ruiz", "Jose\u0301_Ruiz"
+    for name in (composed, decomposed, "Ann_A"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "1.jpg").write_bytes(b"a JPEG")
+    with pytest.raises(ValueError, match="are one person") as error:
+        identity_images(tmp_path)
+    assert repr(composed) in str(error.value) and repr(decomposed) in str(error.value)
+
+
+def test_a_link_to_another_person_folder_is_refused_naming_both(tmp_path):
+    """Item 9: an alias folder (a symlink to a person folder) would make one person two."""
+    for name in ("Ann_A", "Bob_B"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "1.jpg").write_bytes(b"a JPEG")
+    (tmp_path / "Ann_Alias").symlink_to(tmp_path / "Ann_A", target_is_directory=True)
+    with pytest.raises(ValueError, match="'Ann_A' and 'Ann_Alias' are one person"):
+        identity_images(tmp_path)
