@@ -13,10 +13,11 @@
   correlation. Nothing is learned at all; it shows what "looks alike" means pixel by pixel.
 
 Both work on an ``ImageStore``'s uint8 pixels (the same pairs, paths and rows as the network)
-and describe each unique image once, however many pairs name it. ``PREPROCESS`` is the input
-they are meant for: the centre 125 pixels of an LFW-a frame (the face), resized to 105×105.
-The defaults (that crop, radius 2, the 59-bin patterns) were chosen by ROC AUC on DevTrain's
-pairs, never on DevTest; they beat a 150-pixel crop, radius 1 and the 10-bin patterns there.
+and, like the network, describe each unique image once (``scoring.pair_scores``).
+``PREPROCESS`` is the input they are meant for: the face set's face crop (LFW-a's centre 125
+pixels) resized to 105×105. The defaults (that crop, radius 2, the 59-bin patterns) were chosen
+by ROC AUC on DevTrain's pairs, never on DevTest; they beat a 150-pixel crop, radius 1 and the
+10-bin patterns there.
 
 Pairs are compared with the **chi-square distance** between descriptors. A histogram bin holds a
 count, and a count's noise grows with its size (roughly Poisson: variance ≈ count), so the
@@ -28,13 +29,16 @@ Ahonen et al. found chi-square the best of the simple histogram distances for LB
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 from skimage.feature import local_binary_pattern
 
+from siamlib import scoring
 from siamlib.images import ImageStore, Preprocess
 
-PREPROCESS = Preprocess(image_size=105, crop=0.5)  # LFW-a: the centre 125 px; any face set
+PREPROCESS = Preprocess(image_size=105)  # of the face crop (DataConfig.face_crop)
 GRID = 7  # cells per side: 7x7 = 49 cells of about 14x14 pixels on a 105-pixel face
 POINTS = 8  # neighbours per pixel
 RADIUS = 2  # ... on a circle of this radius (pixels)
@@ -50,13 +54,8 @@ def _bins(points: int, method: str) -> int:
     raise ValueError(f"method must be 'uniform' or 'nri_uniform', got {method!r}")
 
 
-def lbp_descriptors(
-    pixels,
-    grid: int = GRID,
-    points: int = POINTS,
-    radius: float = RADIUS,
-    method: str = METHOD,
-) -> np.ndarray:
+def lbp_descriptors(pixels, grid: int = GRID, points: int = POINTS, radius: float = RADIUS,
+                    method: str = METHOD) -> np.ndarray:
     """LBP histograms of a grid of cells, one normalised histogram per cell, concatenated.
 
     Arguments:
@@ -75,9 +74,8 @@ def lbp_descriptors(
     if single:
         pixels = pixels[np.newaxis]
     if pixels.ndim != 3:
-        raise ValueError(
-            f"pixels must be (height, width) or (n, height, width), got shape {pixels.shape}"
-        )
+        raise ValueError(f"pixels must be (height, width) or (n, height, width), got shape "
+                         f"{pixels.shape}")
     if pixels.dtype != np.uint8:
         # skimage warns that float images give unstable codes (tiny differences flip bits).
         raise ValueError(f"pixels must be uint8 grey levels, got {pixels.dtype}")
@@ -88,10 +86,8 @@ def lbp_descriptors(
     _, height, width = pixels.shape
     height, width = height - 2 * margin, width - 2 * margin
     if not 1 <= grid <= min(height, width):
-        raise ValueError(
-            f"grid must be between 1 and {max(min(height, width), 1)} for {pixels.shape[1:]} "
-            f"images at radius {radius}, got {grid}"
-        )
+        raise ValueError(f"grid must be between 1 and {max(min(height, width), 1)} for "
+                         f"{pixels.shape[1:]} images at radius {radius}, got {grid}")
     bins = _bins(points, method)
     # Each pixel's cell, as one number: row band * grid + column band; then its histogram slot.
     cell_rows = np.arange(height) * grid // height
@@ -116,9 +112,8 @@ def chi_square(first: np.ndarray, second: np.ndarray, cells: int = 1) -> np.ndar
     """
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if first.shape != second.shape:
-        raise ValueError(
-            f"descriptors must have the same shape, got {first.shape} and {second.shape}"
-        )
+        raise ValueError(f"descriptors must have the same shape, got {first.shape} and "
+                         f"{second.shape}")
     total = first + second
     safe = np.where(total > 0, total, 1.0)
     terms = np.where(total > 0, (first - second) ** 2 / safe, 0.0)
@@ -132,16 +127,10 @@ def lbp_similarity(first: np.ndarray, second: np.ndarray, grid: int = GRID) -> n
 
 
 def lbp_scores(store: ImageStore, pairs: pd.DataFrame, **lbp) -> np.ndarray:
-    """One LBP score per pair (1 = identical histograms), describing each unique image once.
-
-    ``lbp`` passes ``grid``, ``points``, ``radius`` or ``method`` on to ``lbp_descriptors``.
-    """
-    rows_a, rows_b, used, inverse = _pair_rows(store, pairs)
-    descriptors = lbp_descriptors(store.pixels[used], **lbp)
-    n = len(rows_a)
-    return lbp_similarity(
-        descriptors[inverse[:n]], descriptors[inverse[n:]], grid=lbp.get("grid", GRID)
-    )
+    """One LBP score per pair (1 = identical histograms). ``lbp`` passes ``grid``, ``points``,
+    ``radius`` or ``method`` on to ``lbp_descriptors``."""
+    similarity = partial(lbp_similarity, grid=lbp.get("grid", GRID))
+    return scoring.pair_scores(similarity, partial(lbp_descriptors, **lbp), store, pairs)
 
 
 def pixel_vectors(pixels) -> np.ndarray:
@@ -160,22 +149,13 @@ def pixel_vectors(pixels) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
+def pixel_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cosine similarity of paired rows of ``pixel_vectors``, in [-1, 1] (1 = identical up to
+    brightness and contrast); float32 rounding is clipped back into that range."""
+    cosine = np.sum(np.asarray(first) * np.asarray(second), axis=1, dtype=np.float64)
+    return np.clip(cosine, -1.0, 1.0)
+
+
 def pixel_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
-    """Cosine similarity of the two images' mean-subtracted pixel vectors, one per pair, in
-    [-1, 1] (1 = identical up to brightness and contrast)."""
-    rows_a, rows_b, used, inverse = _pair_rows(store, pairs)
-    vectors = pixel_vectors(store.pixels[used])
-    n = len(rows_a)
-    scores = np.sum(vectors[inverse[:n]] * vectors[inverse[n:]], axis=1, dtype=np.float64)
-    return np.clip(scores, -1.0, 1.0)
-
-
-def _pair_rows(store: ImageStore, pairs: pd.DataFrame):
-    """Store rows of both sides, the unique rows they use, and where each side's row sits
-    among them (``inverse[:n]`` for side a, ``inverse[n:]`` for side b)."""
-    missing = [column for column in ("path_a", "path_b") if column not in pairs.columns]
-    if missing:
-        raise ValueError(f"pairs lack the column(s) {missing}")
-    rows_a, rows_b = store.rows(pairs["path_a"]), store.rows(pairs["path_b"])
-    used, inverse = np.unique(np.concatenate([rows_a, rows_b]), return_inverse=True)
-    return rows_a, rows_b, used, inverse
+    """One raw-pixel score per pair: ``pixel_similarity`` of the two images' vectors."""
+    return scoring.pair_scores(pixel_similarity, pixel_vectors, store, pairs)

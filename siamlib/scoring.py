@@ -5,11 +5,10 @@ image is embedded once and the head is applied to the pairs' embeddings. 1,000 D
 name 1,700 images; 500 20-way one-shot tasks name 10,500 image slots but only the unique
 images are embedded. The result equals the two-tower forward pass (tested within 1e-5).
 
-Scores are all this module makes; ``siamlib.metrics`` turns them into numbers
-(``metrics.n_way_accuracy`` of ``one_shot_scores``, ``metrics.identification_accuracy`` of
-``gallery_scores``). Both take a *scorer*: the Siamese network (its head scores embeddings) or
-any function ``(first, second) -> one score per row``, such as ``baseline.lbp_similarity`` on
-LBP descriptors, so the classical baselines meet the same tasks the same way.
+Scores are all this module makes; ``siamlib.metrics`` turns them into numbers. Every function
+takes a *scorer*: the Siamese network (its head scores embeddings) or any function
+``(first, second) -> one score per row``, such as ``baseline.lbp_similarity`` on LBP
+descriptors, so the classical baselines meet the same pairs and tasks the same way.
 """
 
 from __future__ import annotations
@@ -24,9 +23,7 @@ import tensorflow as tf
 from siamlib.images import ImageStore
 from siamlib.model import head_of, tower_of
 
-# A function scoring row i of ``first`` against row i of ``second``, higher = more alike.
-RowScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# Rows a RowScorer gets per call: bounds memory (20,000 LBP descriptor pairs are about 1 GB).
+# Rows a scoring function gets per call: bounds memory (20,000 LBP descriptor pairs are 1 GB).
 SCORER_BLOCK_ROWS = 4096
 
 
@@ -52,13 +49,23 @@ def head_scores(model, emb_a: np.ndarray, emb_b: np.ndarray, batch_size: int = 8
     return scores.reshape(-1).astype(np.float64)
 
 
+def pair_scores(scorer, describe: Callable[[np.ndarray], np.ndarray], store: ImageStore,
+                pairs: pd.DataFrame) -> np.ndarray:
+    """One score per row of a pair frame: ``describe`` turns the pixels of each unique image
+    into features once (embeddings, LBP histograms), however many pairs name it, and
+    ``scorer`` scores the pairs' feature rows."""
+    missing = [column for column in ("path_a", "path_b") if column not in pairs.columns]
+    if missing:
+        raise ValueError(f"pairs lack the column(s) {missing}")
+    rows = store.rows(pd.concat([pairs["path_a"], pairs["path_b"]]))
+    used, inverse = np.unique(rows, return_inverse=True)
+    return _row_scores(scorer, describe(store.pixels[used]), inverse[: len(pairs)],
+                       inverse[len(pairs) :])
+
+
 def score_pairs(model, store: ImageStore, pairs: pd.DataFrame, flip: bool = False) -> np.ndarray:
-    """Scores of a pair frame (1 = same person), embedding each unique image once."""
-    rows_a, rows_b = store.rows(pairs["path_a"]), store.rows(pairs["path_b"])
-    used, inverse = np.unique(np.concatenate([rows_a, rows_b]), return_inverse=True)
-    embeddings = embed(model, store.pixels[used], flip=flip)
-    n = len(rows_a)
-    return head_scores(model, embeddings[inverse[:n]], embeddings[inverse[n:]])
+    """The network's scores of a pair frame (1 = same person), embedding each image once."""
+    return pair_scores(model, lambda pixels: embed(model, pixels, flip=flip), store, pairs)
 
 
 def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0) -> np.ndarray:
@@ -96,65 +103,51 @@ def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
     if isinstance(scorer, keras.Model):
         return head_scores(scorer, features[rows_a], features[rows_b])
     if not callable(scorer):
-        raise ValueError(
-            f"scorer must be a Siamese network or a function (first, second) -> scores, "
-            f"got {type(scorer).__name__}"
-        )
-    blocks = []
+        raise ValueError(f"scorer must be a Siamese network or a function (first, second) -> "
+                         f"scores, got {type(scorer).__name__}")
+    blocks = [np.empty(0)]
     for start in range(0, len(rows_a), SCORER_BLOCK_ROWS):
-        stop = start + SCORER_BLOCK_ROWS
-        block = np.asarray(scorer(features[rows_a[start:stop]], features[rows_b[start:stop]]))
-        if block.shape != (len(rows_a[start:stop]),):
-            raise ValueError(f"scorer must return one score per row, got shape {block.shape}")
-        blocks.append(block.astype(np.float64))
-    return np.concatenate(blocks) if blocks else np.empty(0)
+        block = slice(start, start + SCORER_BLOCK_ROWS)
+        scores = np.asarray(scorer(features[rows_a[block]], features[rows_b[block]]))
+        if scores.shape != (len(rows_a[block]),):
+            raise ValueError(f"scorer must return one score per row, got shape {scores.shape}")
+        blocks.append(scores.astype(np.float64))
+    return np.concatenate(blocks)
 
 
 def one_shot_scores(scorer, features: np.ndarray, tasks: np.ndarray) -> np.ndarray:
-    """``(num_tasks, n_way)`` scores of each task's probe against its candidates (match first).
+    """``(num_tasks, n_way)`` scores of each task's probe against its candidates (match first),
+    for ``metrics.n_way_accuracy`` (Koch et al.'s N-way one-shot accuracy).
 
-    Arguments:
-        scorer: the Siamese network, or a function ``(first, second) -> one score per row``
-            (e.g. ``baseline.lbp_similarity``).
-        features: one row per photo of the store the tasks index: the network's embeddings
-            (``embed(model, store.pixels)``, each photo embedded once) or a baseline's
-            descriptors.
-        tasks: ``(num_tasks, n_way + 1)`` rows from ``one_shot_tasks``: probe, match, others.
-
-    ``metrics.n_way_accuracy(one_shot_scores(...))`` is Koch et al.'s N-way one-shot accuracy.
+    ``features`` holds one row per photo of the store the tasks index: the network's
+    embeddings (``embed(model, store.pixels)``, each photo embedded once) or a baseline's
+    descriptors; ``tasks`` comes from ``one_shot_tasks``.
     """
     tasks = np.asarray(tasks)
     if tasks.ndim != 2 or tasks.shape[1] < 3:
-        raise ValueError(
-            f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape {tasks.shape}"
-        )
+        raise ValueError(f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape "
+                         f"{tasks.shape}")
     probes = np.repeat(tasks[:, 0], tasks.shape[1] - 1)
-    candidates = tasks[:, 1:].reshape(-1)
-    scores = _row_scores(scorer, features, probes, candidates)
+    scores = _row_scores(scorer, features, probes, tasks[:, 1:].reshape(-1))
     return scores.reshape(len(tasks), -1)
 
 
-def gallery_scores(
-    scorer, features: np.ndarray, probe_rows, gallery_rows, max_rows: int = 50_000
-) -> np.ndarray:
-    """``(probes, templates)`` scores of every probe against every gallery template.
+def gallery_scores(scorer, features: np.ndarray, probe_rows, gallery_rows,
+                   max_rows: int = 50_000) -> np.ndarray:
+    """``(probes, templates)`` scores of every probe against every gallery template, for
+    ``metrics.identification_accuracy``; ``scorer`` and ``features`` as in ``one_shot_scores``.
 
-    ``scorer`` and ``features`` as in ``one_shot_scores``; ``probe_rows`` and ``gallery_rows``
-    index ``features``. All probes x templates pairs would not fit in memory for a large
-    gallery, so probes are scored a block at a time, each block at most ``max_rows`` pairs (at
-    least one probe). Feed the result to ``metrics.identification_accuracy``.
+    All probes x templates pairs would not fit in memory for a large gallery, so probes are
+    scored a block at a time, each block at most ``max_rows`` pairs (at least one probe).
     """
     probe_rows, gallery_rows = np.asarray(probe_rows), np.asarray(gallery_rows)
     if probe_rows.ndim != 1 or gallery_rows.ndim != 1 or 0 in (probe_rows.size, gallery_rows.size):
-        raise ValueError(
-            f"probe_rows and gallery_rows must be non-empty one-dimensional row numbers, got "
-            f"shapes {probe_rows.shape} and {gallery_rows.shape}"
-        )
+        raise ValueError(f"probe_rows and gallery_rows must be non-empty one-dimensional row "
+                         f"numbers, got shapes {probe_rows.shape} and {gallery_rows.shape}")
     per_block = max(1, max_rows // len(gallery_rows))
     blocks = []
     for start in range(0, len(probe_rows), per_block):
         block = probe_rows[start : start + per_block]
-        first = np.repeat(block, len(gallery_rows))
-        second = np.tile(gallery_rows, len(block))
+        first, second = np.repeat(block, len(gallery_rows)), np.tile(gallery_rows, len(block))
         blocks.append(_row_scores(scorer, features, first, second).reshape(len(block), -1))
     return np.vstack(blocks)

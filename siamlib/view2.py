@@ -32,7 +32,6 @@ from siamlib import metrics
 from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
-RESULTS_PAGE = "http://vis-www.cs.umass.edu/lfw/results.html"
 
 # Published View 2 results (mean accuracy ± SE over the ten folds) as listed on LFW's results
 # page, with the category each is listed under.
@@ -127,11 +126,9 @@ def averaged_roc(runs: list[Run], far_grid=None) -> pd.DataFrame:
     far_grid = np.logspace(-3, 0, 200) if far_grid is None else np.asarray(far_grid)
     tars = []
     for run in runs:
-        test = run.scores_of("test")
-        curve = metrics.roc(test["label"], test["score"])
-        # The ROC is a staircase; the TAR reachable at FAR <= f is the highest point up to f.
-        tars.append(np.maximum.accumulate(curve.gar)[
-            np.searchsorted(curve.far, far_grid, side="right") - 1])
+        curve = metrics.roc(run.scores_of("test")["label"], run.scores_of("test")["score"])
+        # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
+        tars.append(curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1])
     tars = np.array(tars)
     se = tars.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.nan
     return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0), "tar_se": se})
@@ -146,7 +143,7 @@ def report(model: str, runs: list[Run]) -> dict:
     """The workbook's row of the View 2 comparison, in the field's terms."""
     table = fold_table(runs)
     pooled = pooled_scores(runs)
-    at_1 = metrics.fnmr_at_fmr(pooled["label"], pooled["score"], 0.01)
+    at_1 = metrics.operating_point(pooled["label"], pooled["score"], 0.01)
     accuracy, accuracy_se = mean_se(table["accuracy"])
     auc, auc_se = mean_se(table["auc"])
     eer, eer_se = mean_se(table["eer"])
@@ -155,7 +152,7 @@ def report(model: str, runs: list[Run]) -> dict:
         "accuracy": accuracy, "se": accuracy_se,
         "setting": setting(runs[0].config), "outside data": "label-free outside data",
         "folds": len(table), "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
-        "tar_at_far_1pc": 1.0 - at_1.fnmr if at_1.estimable else float("nan"),
+        "tar_at_far_1pc": at_1.tar if at_1.estimable else float("nan"),
         "impostor_pairs": at_1.n_impostors,
         "train_minutes": table["train_s"].sum() / 60,
     }

@@ -198,6 +198,13 @@ def test_pixel_scores_ignore_brightness_and_contrast_but_see_an_inverted_image()
     assert scores[3] == 0.0  # a flat image has no direction: no evidence either way
 
 
+def test_pixel_similarity_scores_paired_rows():
+    # Rows (1, 0) and (0.6, 0.8) against (1, 0) and (-0.6, -0.8): cosines 1 and -1.
+    first = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    second = np.array([[1.0, 0.0], [-0.6, -0.8]], dtype=np.float32)
+    np.testing.assert_allclose(baseline.pixel_similarity(first, second), [1.0, -1.0])
+
+
 def test_pixel_vectors_are_unit_length_and_centred():
     vectors = baseline.pixel_vectors(np.stack([texture(1), texture(2)]))
     assert vectors.shape == (2, SIZE * SIZE)

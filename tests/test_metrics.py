@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
 from scipy.stats import norm
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from siamlib import metrics
 
@@ -33,18 +34,17 @@ def overlapping(n_per_class: int, seed: int = 0, gap: float = 1.0):
 
 def test_error_rates_on_six_pairs_by_hand():
     # t = 0.5: accepts 0.9, 0.8 (same) and 0.7 (different) -> tp 2 of 3, fp 1 of 3:
-    #   FAR 1/3, FRR 1/3, GAR 2/3, GRR 2/3, accuracy (2 + 2) / 6 = 2/3.
+    #   FAR 1/3, TAR 2/3, FRR 1/3, accuracy (2 + 2) / 6 = 2/3.
     # t = 0.8: accepts 0.9, 0.8 (>= is inclusive)     -> tp 2, fp 0:
-    #   FAR 0, FRR 1/3, GAR 2/3, GRR 1, accuracy (2 + 3) / 6 = 5/6.
+    #   FAR 0, TAR 2/3, FRR 1/3, accuracy (2 + 3) / 6 = 5/6.
     # t = 0.35: accepts 0.9, 0.8, 0.4 and 0.7          -> tp 3, fp 1:
-    #   FAR 1/3, FRR 0, GAR 1, GRR 2/3, accuracy (3 + 2) / 6 = 5/6.
+    #   FAR 1/3, TAR 1, FRR 0, accuracy (3 + 2) / 6 = 5/6.
     table = metrics.error_rates(SIX_LABELS, SIX_SCORES, [0.5, 0.8, 0.35])
-    assert list(table.columns) == ["threshold", "far", "frr", "gar", "grr", "accuracy"]
+    assert list(table.columns) == ["threshold", "far", "tar", "frr", "accuracy"]
     np.testing.assert_allclose(table["threshold"], [0.5, 0.8, 0.35])
     np.testing.assert_allclose(table["far"], [1 / 3, 0, 1 / 3])
+    np.testing.assert_allclose(table["tar"], [2 / 3, 2 / 3, 1])
     np.testing.assert_allclose(table["frr"], [1 / 3, 1 / 3, 0])
-    np.testing.assert_allclose(table["gar"], [2 / 3, 2 / 3, 1])
-    np.testing.assert_allclose(table["grr"], [2 / 3, 1, 2 / 3])
     np.testing.assert_allclose(table["accuracy"], [2 / 3, 5 / 6, 5 / 6])
 
 
@@ -74,11 +74,23 @@ def test_auc_matches_sklearn_and_hand_count():
     assert metrics.roc(labels, scores).auc == pytest.approx(roc_auc_score(labels, scores))
 
 
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_roc_points_equal_sklearns(decimals):
+    labels, scores = overlapping(300, seed=16)
+    if decimals is not None:  # ties within and across classes
+        scores = np.round(scores, decimals)
+    curve = metrics.roc(labels, scores)
+    far, tar, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    np.testing.assert_array_equal(curve.thresholds, thresholds)
+    np.testing.assert_allclose(curve.far, far, atol=1e-15)
+    np.testing.assert_allclose(curve.tar, tar, atol=1e-15)
+
+
 def test_roc_runs_from_accept_nothing_to_accept_everything():
     curve = metrics.roc(SIX_LABELS, SIX_SCORES)
     assert np.isinf(curve.thresholds[0])
-    assert (curve.far[0], curve.gar[0], curve.far[-1], curve.gar[-1]) == (0, 0, 1, 1)
-    assert np.all(np.diff(curve.far) >= 0) and np.all(np.diff(curve.gar) >= 0)
+    assert (curve.far[0], curve.tar[0], curve.far[-1], curve.tar[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(curve.far) >= 0) and np.all(np.diff(curve.tar) >= 0)
 
 
 # --- closed forms ---------------------------------------------------------------------------
@@ -90,7 +102,7 @@ def test_perfectly_separable_scores():
     assert metrics.roc(labels, scores).auc == 1
     threshold = metrics.threshold_for_max_accuracy(labels, scores)
     assert metrics.accuracy_at(labels, scores, threshold) == 1
-    assert metrics.tar_at_far(labels, scores, 0.001) == 1
+    assert metrics.operating_point(labels, scores, 0.001).tar == 1
 
 
 def test_identical_distributions_are_at_chance():
@@ -138,23 +150,21 @@ def test_threshold_for_max_accuracy_by_hand():
     assert metrics.accuracy_at(SIX_LABELS, SIX_SCORES, threshold) == pytest.approx(5 / 6)
 
 
-def test_threshold_at_far_by_hand():
-    # FAR stays 0 down to 0.8 (next score 0.7 is different-person), 1/3 down to 0.4.
-    assert metrics.threshold_at_far(SIX_LABELS, SIX_SCORES, 0.0) == pytest.approx(0.75)
-    assert metrics.threshold_at_far(SIX_LABELS, SIX_SCORES, 1 / 3) == pytest.approx(0.35)
-    assert metrics.tar_at_far(SIX_LABELS, SIX_SCORES, 0.0) == pytest.approx(2 / 3)
-    assert metrics.tar_at_far(SIX_LABELS, SIX_SCORES, 1 / 3) == pytest.approx(1.0)
+def test_operating_point_by_hand():
+    # FAR stays 0 down to 0.8 (the next score, 0.7, is an impostor): threshold halfway to it,
+    # 0.75, where 0.9 and 0.8 of the three genuine pairs get in. FAR 1/3 lets in 0.7 and so
+    # reaches down to 0.4: threshold halfway to 0.3, TAR 1.
+    zero = metrics.operating_point(SIX_LABELS, SIX_SCORES, target_far=0.0)
+    assert (zero.threshold, zero.tar, zero.far) == (pytest.approx(0.75), pytest.approx(2 / 3), 0)
+    assert (zero.n_impostors, zero.estimable) == (3, True)
+    third = metrics.operating_point(SIX_LABELS, SIX_SCORES, 1 / 3)
+    assert (third.threshold, third.tar, third.far) == (
+        pytest.approx(0.35), 1.0, pytest.approx(1 / 3))
 
 
-def test_threshold_at_far_when_the_top_score_is_an_impostor():
-    assert metrics.threshold_at_far([0, 1, 1], [0.9, 0.5, 0.4], 0.0) == np.inf
-
-
-def test_target_rates_have_one_name():
-    # A rate asked for is target_far / target_fmr everywhere; far / fmr are rates reached.
-    assert metrics.threshold_at_far(SIX_LABELS, SIX_SCORES, target_far=0.0) == pytest.approx(0.75)
-    assert metrics.tar_at_far(SIX_LABELS, SIX_SCORES, target_far=0.0) == pytest.approx(2 / 3)
-    assert metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, target_fmr=0.0).fnmr == pytest.approx(1 / 3)
+def test_operating_point_when_the_top_score_is_an_impostor():
+    point = metrics.operating_point([0, 1, 1], [0.9, 0.5, 0.4], 0.0)
+    assert (point.threshold, point.tar, point.far) == (np.inf, 0.0, 0.0)
 
 
 def wilson(successes: int, n: int, z: float = norm.ppf(0.975)) -> tuple[float, float]:
@@ -166,16 +176,17 @@ def wilson(successes: int, n: int, z: float = norm.ppf(0.975)) -> tuple[float, f
     return centre - half, centre + half
 
 
-def test_tar_at_validation_far_by_hand():
+def test_operating_point_fitted_on_validation_counted_on_test_by_hand():
     # Fitted on SIX (validation) for FAR 0: threshold 0.75 (see above). On the test pairs below,
     # 0.9 and 0.76 of the four genuine pairs are accepted (TAR 2/4) and 0.8 of the two impostor
     # pairs (FAR 1/2): the test FAR is not the target, and that is what it reports.
     test_labels = [1, 1, 1, 1, 0, 0]
     test_scores = [0.9, 0.76, 0.7, 0.2, 0.8, 0.1]
-    result = metrics.tar_at_validation_far(SIX_LABELS, SIX_SCORES, test_labels, test_scores, 0.0)
+    result = metrics.operating_point(SIX_LABELS, SIX_SCORES, 0.0, test_labels, test_scores)
     assert result.threshold == pytest.approx(0.75)
     assert result.tar == pytest.approx(0.5)
     assert result.far == pytest.approx(0.5)
+    assert result.n_impostors == 3  # the validation impostors the threshold was fitted on
     # Wilson for 2 of 4: centre 0.5, half-width 1.96 sqrt(1/16 + 1.96²/64) / (1 + 1.96²/4) = 0.350.
     low, high = wilson(2, 4)
     assert (result.low, result.high) == (pytest.approx(low), pytest.approx(high))
@@ -183,30 +194,33 @@ def test_tar_at_validation_far_by_hand():
     assert result.high == pytest.approx(0.850, abs=1e-3)
 
 
-def test_tar_at_validation_far_when_validation_allows_no_threshold():
+def test_operating_point_when_validation_allows_no_threshold():
     # The top validation score is an impostor: nothing can keep FAR at 0, so accept nothing.
-    result = metrics.tar_at_validation_far([0, 1, 1], [0.9, 0.5, 0.4], SIX_LABELS, SIX_SCORES, 0.0)
+    result = metrics.operating_point([0, 1, 1], [0.9, 0.5, 0.4], 0.0, SIX_LABELS, SIX_SCORES)
     assert result.threshold == np.inf
     assert (result.tar, result.far, result.low) == (0.0, 0.0, 0.0)
     assert result.high == pytest.approx(norm.ppf(0.975) ** 2 / (3 + norm.ppf(0.975) ** 2))
 
 
-def test_tar_at_validation_far_needs_both_classes_on_test():
+def test_operating_point_needs_both_classes_on_test_and_both_test_arrays():
     with pytest.raises(ValueError, match="both same-person"):
-        metrics.tar_at_validation_far(SIX_LABELS, SIX_SCORES, [1, 1], [0.9, 0.1], 0.01)
+        metrics.operating_point(SIX_LABELS, SIX_SCORES, 0.01, [1, 1], [0.9, 0.1])
+    with pytest.raises(ValueError, match="both test_labels and test_scores"):
+        metrics.operating_point(SIX_LABELS, SIX_SCORES, 0.01, test_labels=SIX_LABELS)
 
 
 @pytest.mark.parametrize("target", [0.001, 0.01, 0.1, 0.5])
-def test_threshold_at_far_is_the_most_permissive_within_target(target):
+def test_operating_point_is_the_most_permissive_within_target(target):
     labels, scores = overlapping(2000, seed=4)
     scores = np.round(scores, 2)
-    threshold = metrics.threshold_at_far(labels, scores, target)
-    far_at = metrics.error_rates(labels, scores, threshold)["far"].iloc[0]
-    assert far_at <= target
-    next_score_down = scores[scores < threshold].max()
+    point = metrics.operating_point(labels, scores, target)
+    at = metrics.error_rates(labels, scores, point.threshold).iloc[0]
+    assert at["far"] <= target and (at["far"], at["tar"]) == (point.far, point.tar)
+    next_score_down = scores[scores < point.threshold].max()
     assert metrics.error_rates(labels, scores, next_score_down)["far"].iloc[0] > target
-    gar_at = metrics.error_rates(labels, scores, threshold)["gar"].iloc[0]
-    assert metrics.tar_at_far(labels, scores, target) == pytest.approx(gar_at)
+    # The TAR is the ROC's highest point within the target.
+    curve = metrics.roc(labels, scores)
+    assert point.tar == pytest.approx(curve.tar[curve.far <= target].max())
 
 
 # --- outcomes at one threshold --------------------------------------------------------------
@@ -232,7 +246,7 @@ def test_det_points_lie_on_the_roc():
     labels, scores = overlapping(200, seed=5)
     far, frr = metrics.det_curve(labels, scores)
     curve = metrics.roc(labels, scores)
-    roc_points = set(zip(np.round(curve.far, 12), np.round(1 - curve.gar, 12), strict=True))
+    roc_points = set(zip(np.round(curve.far, 12), np.round(1 - curve.tar, 12), strict=True))
     assert set(zip(np.round(far, 12), np.round(frr, 12), strict=True)) <= roc_points
 
 
@@ -256,30 +270,15 @@ def test_bootstrap_ci_contains_estimate_and_narrows_with_more_pairs(metric):
     assert widths[1] < widths[0] / 2
 
 
-def metric_value(metric, labels, scores, threshold):
-    if metric == "accuracy":
-        return metrics.accuracy_at(labels, scores, threshold)
-    if metric == "auc":
-        return roc_auc_score(labels, scores)
-    return metrics.eer(labels, scores).eer
-
-
 @pytest.mark.parametrize("metric", metrics.BOOTSTRAP_METRICS)
-def test_resample_weights_equal_the_metric_on_the_repeated_pairs(metric):
-    # The bootstrap weights sorted scores by draw counts instead of copying them; expanding the
-    # counts back into repeated pairs must give the same metric.
-    rng = np.random.default_rng(7)
-    genuine = np.round(rng.normal(1, 1, 40), 1)
-    impostor = np.round(rng.normal(0, 1, 60), 1)
-    genuine_counts = rng.multinomial(40, np.full(40, 1 / 40), size=5)
-    impostor_counts = rng.multinomial(60, np.full(60, 1 / 60), size=5)
-    values = metrics._per_resample(
-        metric, genuine, impostor, genuine_counts, impostor_counts, threshold=0.4
-    )
-    labels = np.repeat([1, 0], [40, 60])
-    for value, g_counts, i_counts in zip(values, genuine_counts, impostor_counts, strict=True):
-        scores = np.concatenate([np.repeat(genuine, g_counts), np.repeat(impostor, i_counts)])
-        assert value == pytest.approx(metric_value(metric, labels, scores, 0.4))
+def test_bootstrap_estimate_is_the_metric_itself(metric):
+    # Rounded scores tie within and across classes: the rank AUC must count ties as sklearn does.
+    labels, scores = overlapping(300, seed=7)
+    scores = np.round(scores, 1)
+    expected = {"accuracy": metrics.accuracy_at(labels, scores, 0.4),
+                "auc": roc_auc_score(labels, scores), "eer": metrics.eer(labels, scores).eer}
+    interval = metrics.bootstrap_ci(labels, scores, metric, n_boot=50, threshold=0.4)
+    assert interval.estimate == pytest.approx(expected[metric], abs=1e-12)
 
 
 def test_bootstrap_is_seeded_and_fast():
@@ -289,6 +288,7 @@ def test_bootstrap_is_seeded_and_fast():
         interval = metrics.bootstrap_ci(labels, scores, metric, n_boot=1000, threshold=0.5)
     assert time.perf_counter() - started < 5.0
     assert interval == metrics.bootstrap_ci(labels, scores, "eer", n_boot=1000)
+    assert interval != metrics.bootstrap_ci(labels, scores, "eer", n_boot=1000, seed=1)
 
 
 # --- cluster (person) bootstrap -------------------------------------------------------------
@@ -303,6 +303,27 @@ def test_person_clusters_by_hand():
     # A later pair (G, A) merges {F, G} into A's component.
     merged = metrics.person_clusters([*name_a, "G"], [*name_b, "A"])
     assert merged.tolist() == [0, 1, 1, 2, 0, 0, 0]
+
+
+def test_person_clusters_join_exactly_the_pairs_that_share_people():
+    rng = np.random.default_rng(15)
+    name_a, name_b = rng.integers(0, 80, 120).astype(str), rng.integers(0, 80, 120).astype(str)
+    ids = metrics.person_clusters(name_a, name_b)
+    # Every pair of a person is in one cluster; clusters are numbered by first appearance.
+    for person in np.union1d(name_a, name_b):
+        assert len(set(ids[(name_a == person) | (name_b == person)])) == 1
+    assert ids[0] == 0 and np.all(np.diff(np.maximum.accumulate(ids)) <= 1)
+    # No cluster splits into parts that share no one: grow each from its first pair.
+    for cluster in np.unique(ids):
+        members = np.flatnonzero(ids == cluster)
+        reached, people = {members[0]}, {name_a[members[0]], name_b[members[0]]}
+        while True:
+            more = {i for i in members if {name_a[i], name_b[i]} & people} - reached
+            if not more:
+                break
+            reached |= more
+            people |= {name for i in more for name in (name_a[i], name_b[i])}
+        assert reached == set(members)
 
 
 def clustered(n_clusters: int = 40, per_class: int = 5, seed: int = 9):
@@ -335,55 +356,69 @@ def test_cluster_ci_is_seeded():
     assert first != metrics.bootstrap_ci(labels, scores, "auc", n_boot=200, seed=4, groups=groups)
 
 
-def test_one_cluster_gives_no_spread():
-    # Every resample draws the only cluster, i.e. all six pairs once: AUC 8/9 every time.
-    interval = metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", n_boot=50, groups=[7] * 6)
-    assert (interval.estimate, interval.low, interval.high) == pytest.approx((8 / 9,) * 3)
+def test_cluster_resamples_keep_each_cluster_whole():
+    # 25 identical clusters, each same 0.9, 0.4 and different 0.7, 0.1 (AUC 3/4: 0.9 beats both,
+    # 0.4 only 0.1). Any draw of whole clusters is copies of that cluster: AUC 3/4 every time.
+    # Drawing pairs one by one mixes them, and the AUC moves.
+    labels = np.tile([1, 1, 0, 0], 25)
+    scores = np.tile([0.9, 0.4, 0.7, 0.1], 25)
+    groups = np.repeat(np.arange(25), 4)
+    whole = metrics.bootstrap_ci(labels, scores, "auc", n_boot=200, groups=groups)
+    assert (whole.estimate, whole.low, whole.high) == pytest.approx((0.75,) * 3)
+    pairs = metrics.bootstrap_ci(labels, scores, "auc", n_boot=200)
+    assert pairs.high - pairs.low > 0.05
 
 
 def test_resamples_missing_a_class_are_redrawn():
-    # Cluster "g" holds only same-person pairs, "i" only different-person ones. A draw of
-    # {g, g} or {i, i} has no ROC and is redrawn, so every kept resample is {g, i}: all four
-    # pairs once, AUC 3/4 (0.9 beats 0.5 and 0.1; 0.3 beats only 0.1).
-    interval = metrics.bootstrap_ci(
-        [1, 1, 0, 0], [0.9, 0.3, 0.5, 0.1], "auc", n_boot=200, groups=["g", "g", "i", "i"]
-    )
-    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.75,) * 3)
+    # 19 clusters hold one same-person pair each and one holds the only impostor pair (0.1,
+    # below every genuine score). A draw of 20 clusters misses that one about a third of the
+    # time; such a draw has no AUC and is redrawn, so every kept resample has AUC 1.
+    labels = np.r_[np.ones(19, dtype=int), 0]
+    scores = np.r_[np.linspace(0.5, 0.9, 19), 0.1]
+    interval = metrics.bootstrap_ci(labels, scores, "auc", n_boot=200, groups=np.arange(20))
+    assert (interval.estimate, interval.low, interval.high) == (1.0, 1.0, 1.0)
 
 
-def test_cluster_resamples_draw_whole_clusters_with_replacement():
-    # Cluster 0 = same 0.9 + different 0.1 (AUC 1); cluster 1 = same 0.4 + different 0.7
-    # (AUC 0). Drawing two clusters: {0, 0} with chance 1/4 -> 1, {1, 1} 1/4 -> 0, and {0, 1}
-    # 1/2 -> 3/4 (0.9 beats both, 0.4 beats 0.1 only). Mean 1/4 + 3/8 = 0.625.
-    labels = np.array([1, 0, 1, 0])
-    scores = np.array([0.9, 0.1, 0.4, 0.7])
-    clusters = np.array([0, 0, 1, 1])
-    counts = metrics._cluster_resample_counts(
-        np.random.default_rng(0), clusters, labels == 1, 20_000
-    )
-    assert np.all(counts[:, 0] == counts[:, 1]) and np.all(counts[:, 2] == counts[:, 3])
-    assert np.all(counts[:, [0, 2]].sum(axis=1) == 2)
-    is_same = labels == 1
-    values = metrics._per_resample(
-        "auc", scores[is_same], scores[~is_same], counts[:, is_same], counts[:, ~is_same], None
-    )
-    assert set(np.round(values, 12)) == {0.0, 0.75, 1.0}
-    assert np.mean(values) == pytest.approx(0.625, abs=0.01)
-    assert np.mean(values == 0.75) == pytest.approx(0.5, abs=0.02)
+# Issue 22, item 1: a test set too small for a cluster bootstrap says so, instead of reporting
+# a zero-width interval or a "significant" 0.001 AUC gap because everything is one cluster.
 
 
-def test_bootstrap_without_groups_is_unchanged():
-    # Without groups the draws are what they were before groups existed: all same-person
-    # counts, then all different-person counts, from one generator seeded with ``seed``.
-    labels, scores = overlapping(50, seed=10)
-    rng = np.random.default_rng(1)
-    genuine_counts = metrics._resample_counts(rng, 50, 200)
-    impostor_counts = metrics._resample_counts(rng, 50, 200)
-    values = metrics._per_resample(
-        "auc", scores[:50], scores[50:], genuine_counts, impostor_counts, None
-    )
-    interval = metrics.bootstrap_ci(labels, scores, "auc", n_boot=200, seed=1, groups=None)
-    assert (interval.low, interval.high) == tuple(np.quantile(values, [0.025, 0.975]))
+def test_one_cluster_warns_and_spans_every_value():
+    with pytest.warns(UserWarning, match=r"1 cluster\(s\) of people.*fewer than the 20"):
+        interval = metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", n_boot=50, groups=[7] * 6)
+    assert (interval.estimate, interval.low, interval.high) == (pytest.approx(8 / 9), 0.0, 1.0)
+
+
+def test_one_cluster_holding_most_pairs_counts_as_few():
+    # 40 clusters, but one holds 361 of the 400 pairs: (400²) / (361² + 39) = 1.2 effective.
+    labels, scores = overlapping(200, seed=13)
+    groups = np.r_[np.zeros(361, dtype=int), np.arange(1, 40)]
+    with pytest.warns(UserWarning, match=r"the largest holding 90%.*about 1\.2 independent"):
+        interval = metrics.bootstrap_ci(labels, scores, "eer", n_boot=50, groups=groups)
+    assert (interval.low, interval.high) == (0.0, 1.0)
+
+
+def test_paired_difference_on_one_cluster_is_not_significant():
+    # B is A with one genuine score lowered a little: a tiny AUC gap. With everything in one
+    # cluster each resample is the whole set, the gap is the same every time and would look
+    # certain (p at its floor). It is not measured.
+    labels, scores = overlapping(500, seed=14)
+    other = scores.copy()
+    other[0] -= 0.3  # pair 0 is a same-person pair
+    one = np.zeros(len(labels), dtype=int)
+    with pytest.warns(UserWarning, match="cluster bootstrap needs"):
+        result = metrics.paired_auc_difference(labels, scores, other, groups=one, n_boot=100)
+    assert 0 < result.estimate < 0.001
+    assert (result.low, result.high, result.p_value) == (-1.0, 1.0, 1.0)
+    assert metrics.reading(result.p_value, result.estimate, "A", "B") == "no measured difference"
+
+
+def test_enough_equal_clusters_do_not_warn():
+    labels, scores, groups = clustered(n_clusters=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        interval = metrics.bootstrap_ci(labels, scores, "auc", n_boot=50, groups=groups)
+    assert interval.low < interval.high
 
 
 # --- two methods on the same pairs ----------------------------------------------------------
@@ -472,53 +507,35 @@ def test_paired_auc_difference_with_groups():
     clusters = metrics.paired_auc_difference(labels, scores, other, groups=groups, n_boot=300)
     assert clusters.estimate == pairs.estimate
     assert clusters.high - clusters.low > pairs.high - pairs.low
-    one = metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, -SIX_SCORES, groups=[0] * 6)
-    assert (one.low, one.high) == (pytest.approx(one.estimate), pytest.approx(one.estimate))
 
 
-# --- biometric operating points -------------------------------------------------------------
-
-
-def test_fnmr_at_fmr_by_hand():
-    # Impostors 0.7, 0.3, 0.1. No false match down to 0.8: genuine 0.4 rejected, FNMR 1/3.
-    # FMR 1/3 (0.7 let in) allows threshold 0.4: FNMR 0. FMR 1% needs 100 impostors: only 3.
-    zero = metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, 0.0)
-    assert zero == metrics.OperatingPoint(
-        fnmr=pytest.approx(1 / 3), fmr=0.0, threshold=0.8, n_impostors=3, estimable=True
-    )
-    third = metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, 1 / 3)
-    assert (third.fnmr, third.fmr, third.threshold) == (0, pytest.approx(1 / 3), 0.4)
-    assert third.estimable
-    too_few = metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, 0.01)
-    assert not too_few.estimable
-    assert (too_few.fnmr, too_few.threshold) == (pytest.approx(1 / 3), 0.8)
+# --- operating points of a biometric report --------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "n_impostors, fmr, estimable",
+    "n_impostors, far, estimable",
     [(99, 0.01, False), (100, 0.01, True), (999, 0.001, False), (1000, 0.001, True)],
 )
-def test_estimable_needs_one_over_fmr_impostors(n_impostors, fmr, estimable):
+def test_estimable_needs_one_over_far_impostors(n_impostors, far, estimable):
     labels = np.repeat([1, 0], [5, n_impostors])
     scores = np.concatenate([np.linspace(1, 2, 5), np.linspace(0, 1.5, n_impostors)])
-    assert metrics.fnmr_at_fmr(labels, scores, fmr).estimable is estimable
+    assert metrics.operating_point(labels, scores, far).estimable is estimable
 
 
-def test_operating_points_by_hand():
+def test_operating_points_of_a_report_by_hand():
     # 100 impostors at 0.00, 0.01, ..., 0.99; genuine 2.0, 0.985, 0.5.
-    #   FMR100: one false match allowed -> threshold 0.985 (lets in 0.99 only), FNMR 1/3.
-    #   FMR1000: needs 1000 impostors, there are 100 -> not estimable, NaN.
-    #   ZeroFMR: no false match -> threshold 2.0, FNMR 2/3.
+    #   FAR 1%: one false accept allowed -> 0.99 and 0.985 get in (threshold halfway from 0.985
+    #     to 0.98), TAR 2/3.
+    #   FAR 0.1%: needs 1000 impostors, there are 100 -> not estimable.
+    #   FAR 0: no false accept -> threshold halfway from 2.0 to 0.99, TAR 1/3.
     labels = np.repeat([0, 1], [100, 3])
     scores = np.concatenate([np.arange(100) / 100, [2.0, 0.985, 0.5]])
-    table = metrics.operating_points(labels, scores)
-    assert table.index.tolist() == ["FMR100", "FMR1000", "ZeroFMR"]
-    assert table["target_fmr"].tolist() == [0.01, 0.001, 0.0]
-    assert table["n_impostors"].tolist() == [100, 100, 100]
-    assert table["estimable"].tolist() == [True, False, True]
-    np.testing.assert_allclose(table["fnmr"], [1 / 3, np.nan, 2 / 3])
-    np.testing.assert_allclose(table["fmr"], [0.01, np.nan, 0.0])
-    np.testing.assert_allclose(table["threshold"], [0.985, np.nan, 2.0])
+    points = [metrics.operating_point(labels, scores, far) for far in (0.01, 0.001, 0.0)]
+    assert [p.estimable for p in points] == [True, False, True]
+    assert [p.n_impostors for p in points] == [100, 100, 100]
+    one, _, zero = points
+    assert (one.tar, one.far, one.threshold) == pytest.approx((2 / 3, 0.01, 0.9825))
+    assert (zero.tar, zero.far, zero.threshold) == pytest.approx((1 / 3, 0.0, 1.495))
 
 
 def test_decidability_by_hand():
@@ -632,8 +649,10 @@ NEEDS_BOTH_CLASSES = {
     "error_rates": lambda y, s: metrics.error_rates(y, s, [0.5]),
     "eer": metrics.eer,
     "threshold_for_max_accuracy": metrics.threshold_for_max_accuracy,
-    "threshold_at_far": lambda y, s: metrics.threshold_at_far(y, s, 0.01),
-    "tar_at_far": lambda y, s: metrics.tar_at_far(y, s, 0.01),
+    "operating_point": lambda y, s: metrics.operating_point(y, s, 0.01),
+    "operating_point on test": lambda y, s: metrics.operating_point(
+        SIX_LABELS, SIX_SCORES, 0.01, y, s
+    ),
     "det_curve": metrics.det_curve,
     "bootstrap_ci": lambda y, s: metrics.bootstrap_ci(y, s, "auc", n_boot=5),
     "summary": lambda y, s: metrics.summary(y, s, 0.5),
@@ -641,8 +660,6 @@ NEEDS_BOTH_CLASSES = {
         y, s, "auc", n_boot=5, groups=np.arange(np.size(s))
     ),
     "paired_auc_difference": lambda y, s: metrics.paired_auc_difference(y, s, s, n_boot=5),
-    "fnmr_at_fmr": lambda y, s: metrics.fnmr_at_fmr(y, s, 0.01),
-    "operating_points": metrics.operating_points,
     "decidability": metrics.decidability,
 }
 
@@ -671,46 +688,54 @@ def test_bad_pairs_are_rejected_at_a_threshold(function, labels, scores, message
         function(labels, scores)
 
 
+def _param(call, message, name):
+    return pytest.param(call, message, id=name)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: metrics.threshold_at_far(SIX_LABELS, SIX_SCORES, 1.5), "target_far"),
-        (lambda: metrics.tar_at_far(SIX_LABELS, SIX_SCORES, -0.1), "target_far must be a rate"),
-        (lambda: metrics.accuracy_at(SIX_LABELS, SIX_SCORES, np.nan), "threshold is NaN"),
-        (lambda: metrics.error_rates(SIX_LABELS, SIX_SCORES, [0.5, np.nan]), "thresholds"),
-        (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "f1"), "metric must be"),
-        (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "accuracy"), "threshold chosen"),
-        (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", n_boot=0), "n_boot"),
-        (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", alpha=1.0), "alpha"),
-        (lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", groups=[0, 1]), "groups"),
-        (lambda: metrics.fnmr_at_fmr(SIX_LABELS, SIX_SCORES, 2.0), "target_fmr must be a rate"),
-        (lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, [0.1]), "same length"),
-        (
-            lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, SIX_SCORES, n_boot=0),
-            "n_boot",
-        ),
-        (lambda: metrics.mcnemar([1, 0], [1, 0, 1]), "same items"),
-        (lambda: metrics.mcnemar([1, 2], [1, 0]), "True/False"),
-        (lambda: metrics.mcnemar([], []), "non-empty"),
-        (lambda: metrics.person_clusters(["a", "b"], ["a"]), "same length"),
-    ],
-    ids=[
-        "target_far",
-        "far",
-        "threshold",
-        "thresholds",
-        "metric",
-        "no threshold",
-        "n_boot",
-        "alpha",
-        "groups",
-        "fmr",
-        "paired lengths",
-        "paired n_boot",
-        "mcnemar lengths",
-        "mcnemar values",
-        "mcnemar empty",
-        "person_clusters",
+        _param(lambda: metrics.operating_point(SIX_LABELS, SIX_SCORES, 1.5),
+               "target_far must be a rate", "target_far above 1"),
+        _param(lambda: metrics.operating_point(SIX_LABELS, SIX_SCORES, -0.1),
+               "target_far must be a rate", "target_far below 0"),
+        _param(lambda: metrics.accuracy_at(SIX_LABELS, SIX_SCORES, np.nan), "threshold is NaN",
+               "threshold"),
+        _param(lambda: metrics.error_rates(SIX_LABELS, SIX_SCORES, [0.5, np.nan]),
+               "thresholds is NaN", "thresholds"),
+        _param(lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "f1"), "metric must be",
+               "metric"),
+        _param(lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "accuracy"),
+               "threshold chosen", "no threshold"),
+        _param(lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", n_boot=0), "n_boot",
+               "n_boot"),
+        _param(lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", alpha=1.0), "alpha",
+               "alpha"),
+        _param(lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc", groups=[0, 1]),
+               "groups must hold one cluster id per pair", "groups"),
+        # Issue 22, item 8: a missing cluster id is refused, not made a cluster of its own.
+        _param(lambda: metrics.bootstrap_ci(SIX_LABELS, SIX_SCORES, "auc",
+                                            groups=[0, 1, np.nan, 2, 3, 4]),
+               r"groups contain 1 missing \(NaN\)", "NaN group"),
+        _param(lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, SIX_SCORES,
+                                                     groups=["a", None, "b", "c", "d", "e"]),
+               r"groups contain 1 missing", "None group"),
+        _param(lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, [0.1]),
+               "same length", "paired lengths"),
+        _param(lambda: metrics.paired_auc_difference(SIX_LABELS, SIX_SCORES, SIX_SCORES,
+                                                     n_boot=0), "n_boot", "paired n_boot"),
+        _param(lambda: metrics.mcnemar([1, 0], [1, 0, 1]), "same items", "mcnemar lengths"),
+        _param(lambda: metrics.mcnemar([1, 2], [1, 0]), "True/False", "mcnemar values"),
+        _param(lambda: metrics.mcnemar([], []), "non-empty", "mcnemar empty"),
+        _param(lambda: metrics.person_clusters(["a", "b"], ["a"]), "same length",
+               "person_clusters"),
+        # Issue 22, item 8: a NaN p-value (a test that did not compute) has no reading.
+        _param(lambda: metrics.reading(np.nan, 0.1, "A", "B"), "p-value between 0 and 1",
+               "reading NaN p"),
+        _param(lambda: metrics.reading(1.5, 0.1, "A", "B"), "p-value between 0 and 1",
+               "reading p above 1"),
+        _param(lambda: metrics.reading(0.01, np.nan, "A", "B"), "difference nan",
+               "reading NaN difference"),
     ],
 )
 def test_bad_arguments_are_rejected(call, message):
@@ -724,6 +749,7 @@ def test_bad_arguments_are_rejected(call, message):
         (np.ones(5), 0, "shape"),
         (np.ones((3, 1)), 0, "N >= 2"),
         (np.array([[0.1, np.nan]]), 0, "NaN"),
+        (np.array([[0.1, -np.inf]]), 0, "infinite"),
         (np.ones((3, 4)), 4, "correct_index"),
         (np.ones((3, 4)), 0.5, "correct_index"),
     ],
@@ -741,6 +767,12 @@ def test_n_way_rejects_bad_input(scores_matrix, correct_index, message):
         (PROBE_SCORES, PROBES, {"k": 4}, "k must be"),
         (PROBE_SCORES, np.array(["alice", "dave"]), {}, "dave"),
         (np.where(PROBE_SCORES > 0.8, np.nan, PROBE_SCORES), PROBES, {}, "NaN"),
+        (np.zeros((0, 5)), np.array([], dtype=str), {}, "non-empty"),
+        # Issue 22, item 8: +inf and -inf among alice's templates average to NaN; that NaN
+        # compared as neither higher nor lower and counted as a hit. Infinite scores are refused.
+        (np.array([[np.inf, 0.6, -np.inf, 0.6, 0.7], [0.2, 0.8, 0.1, 0.7, 0.3]]), PROBES,
+         {"reduce": "mean"}, "2 infinite"),
+        (np.where(PROBE_SCORES > 0.8, np.inf, PROBE_SCORES), PROBES, {}, "infinite"),
     ],
 )
 def test_identification_rejects_bad_input(scores, probes, kwargs, message):
@@ -764,10 +796,10 @@ def test_summary_row():
 
 # --- cross-check against pyeer, an independent implementation ------------------------------
 #
-# pyeer (the test extra) computes FMR/FNMR at every distinct score, accepting score >= t as
-# siamlib does, so rates at a threshold and ROC points must agree exactly (1e-12, rounding
-# only). EER definitions differ: siamlib interpolates linearly to where FAR = FRR, pyeer takes
-# the ROC point nearest the crossing and reports the FVC2000 interval [EERlow, EERhigh] with
+# pyeer (the test extra) computes FMR (= FAR) and FNMR (= FRR) at every distinct score, accepting
+# score >= t as siamlib does, so rates at a threshold and ROC points must agree exactly (1e-12,
+# rounding only). EER definitions differ: siamlib interpolates linearly to where FAR = FRR, pyeer
+# takes the ROC point nearest the crossing and reports the FVC2000 interval [EERlow, EERhigh] with
 # its midpoint. Both lie on the same step of the ROC, so siamlib's EER must fall inside pyeer's
 # interval, and the two values can differ by at most that step: one pair's share of its class
 # (1/n) for untied scores, the size of the largest tie where scores are rounded.
@@ -792,52 +824,54 @@ def reference_scores(seed, decimals, n_genuine=300, n_impostor=500):
 
 
 @pytest.mark.parametrize("seed, decimals", REFERENCE_CASES)
-def test_fmr_fnmr_at_thresholds_match_pyeer(pyeer_stats, seed, decimals):
+def test_far_frr_at_thresholds_match_pyeer(pyeer_stats, seed, decimals):
     genuine, impostor, labels, scores = reference_scores(seed, decimals)
-    thresholds, fmr, fnmr = pyeer_stats.calculate_roc(genuine, impostor)
+    thresholds, far, frr = pyeer_stats.calculate_roc(genuine, impostor)
     table = metrics.error_rates(labels, scores, thresholds)
-    np.testing.assert_allclose(table["far"], fmr, atol=1e-12)
-    np.testing.assert_allclose(table["frr"], fnmr, atol=1e-12)
+    np.testing.assert_allclose(table["far"], far, atol=1e-12)
+    np.testing.assert_allclose(table["frr"], frr, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed, decimals", REFERENCE_CASES)
 def test_roc_points_match_pyeer(pyeer_stats, seed, decimals):
     genuine, impostor, labels, scores = reference_scores(seed, decimals)
-    thresholds, fmr, fnmr = pyeer_stats.calculate_roc(genuine, impostor)
+    thresholds, far, frr = pyeer_stats.calculate_roc(genuine, impostor)
     curve = metrics.roc(labels, scores)
     # siamlib runs strictest first from +inf (accept nothing); pyeer ascends over the scores.
     np.testing.assert_allclose(curve.thresholds[1:][::-1], thresholds, atol=1e-12)
-    np.testing.assert_allclose(curve.far[1:][::-1], fmr, atol=1e-12)
-    np.testing.assert_allclose(curve.gar[1:][::-1], 1 - fnmr, atol=1e-12)
+    np.testing.assert_allclose(curve.far[1:][::-1], far, atol=1e-12)
+    np.testing.assert_allclose(curve.tar[1:][::-1], 1 - frr, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed, decimals", REFERENCE_CASES)
 def test_eer_agrees_with_pyeer_within_one_roc_step(pyeer_stats, seed, decimals):
     genuine, impostor, labels, scores = reference_scores(seed, decimals)
-    _, fmr, fnmr = pyeer_stats.calculate_roc(genuine, impostor)
-    _, eer_low, eer_high, reference = pyeer_stats.get_eer_values(fmr, fnmr)
+    _, far, frr = pyeer_stats.calculate_roc(genuine, impostor)
+    _, eer_low, eer_high, reference = pyeer_stats.get_eer_values(far, frr)
     ours = metrics.eer(labels, scores).eer
     assert eer_low - 1e-12 <= ours <= eer_high + 1e-12
-    step = max(np.abs(np.diff(fmr)).max(), np.abs(np.diff(fnmr)).max())
+    step = max(np.abs(np.diff(far)).max(), np.abs(np.diff(frr)).max())
     assert step <= (1 / 300 if decimals is None else 0.1) + 1e-12  # not a vacuous tolerance
     assert ours == pytest.approx(reference, abs=step)
 
 
 @pytest.mark.parametrize("seed", (30, 31))
 def test_operating_points_auc_and_decidability_match_pyeer(seed):
-    # pyeer's FMR operating points take the ROC point NEAREST the target FMR, ISO's the most
-    # lenient one at or below it. With 2000 untied impostors FMR 1% and 0.1% are hit exactly
-    # (20 and 2 false matches), where the two definitions coincide; with a genuine top score
-    # the same holds for ZeroFMR and for pyeer's AUC, whose ROC lacks the (0, 0) point.
+    # pyeer's operating points (FNMR at FMR 1%, 0.1% and 0: "FMR100", "FMR1000", "ZeroFMR")
+    # take the ROC point NEAREST the target, siamlib the most lenient one at or below it. With
+    # 2000 untied impostors FAR 1% and 0.1% are hit exactly (20 and 2 false accepts), where the
+    # two coincide; with a genuine top score the same holds for FAR 0 and for pyeer's AUC, whose
+    # ROC lacks the (0, 0) point.
     from pyeer.eer_info import get_eer_stats
 
     genuine, impostor, labels, scores = reference_scores(seed, None, 1000, 2000)
     assert genuine.max() > impostor.max()
     reference = get_eer_stats(genuine, impostor)
-    table = metrics.operating_points(labels, scores)
+    points = [metrics.operating_point(labels, scores, far) for far in (0.01, 0.001, 0.0)]
     np.testing.assert_allclose(
-        table["fnmr"], [reference.fmr100, reference.fmr1000, reference.fmr0], atol=1e-12
+        [1 - p.tar for p in points], [reference.fmr100, reference.fmr1000, reference.fmr0],
+        atol=1e-12,
     )
-    np.testing.assert_allclose(table["fmr"], [0.01, 0.001, 0.0], atol=1e-12)
+    np.testing.assert_allclose([p.far for p in points], [0.01, 0.001, 0.0], atol=1e-12)
     assert metrics.roc(labels, scores).auc == pytest.approx(reference.auc, abs=1e-12)
     assert metrics.decidability(labels, scores) == pytest.approx(reference.decidability, rel=1e-12)

@@ -248,12 +248,6 @@ def test_gallery_scores_need_probes_and_templates():
         gallery_scores(minus_distance, LINE, [], [1, 2])
 
 
-def test_n_way_accuracy_has_one_home():
-    # scoring makes scores, metrics turns them into numbers: one n_way_accuracy, in metrics.
-    assert not hasattr(scoring, "n_way_accuracy")
-    assert callable(metrics.n_way_accuracy)
-
-
 def test_trained_network_does_one_shot_tasks_on_new_people(tmp_path_factory, tmp_path):
     run = trained_synthetic_run(tmp_path_factory)
     # 12 people generated with another seed, so never seen in training, and with 7.5x the
