@@ -1,8 +1,11 @@
 """Tests for siamlib.runs: finished runs exported to one archive import elsewhere and load
-instead of training; a damaged, unsafe or mismatched archive is refused and writes nothing."""
+instead of training; a damaged, unsafe or foreign archive is refused and writes nothing; a run
+that cannot be shared or used here is left out with a reason; a full or read-only place is one
+line naming it."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -19,7 +22,7 @@ import pytest
 from synthetic_faces import small_run_config, write_face_folder
 
 from siamlib import paths, runs, training
-from siamlib.runs import MANIFEST, RunsArchiveError, export_runs, import_runs
+from siamlib.runs import RunsArchiveError, export_runs, import_runs
 from siamlib.training import COMPLETE, run_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,17 +70,16 @@ def snapshot(root: Path) -> dict[str, str] | None:
             else hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")}
 
 
-def contents(archive: Path) -> tuple[dict, dict[str, bytes]]:
-    """The manifest and the other files of a tar.gz archive, in order."""
+def contents(archive: Path) -> dict[str, bytes]:
+    """The files of a tar.gz archive, in order."""
     with tarfile.open(archive) as tar:
-        files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
-    return json.loads(files.pop(MANIFEST)), files
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 
-def pack(path: Path, manifest: dict, files: dict[str, bytes], extra=()) -> Path:
-    """A tar.gz archive: the manifest first, then ``files``, then ``extra`` TarInfo members."""
+def pack(path: Path, files: dict[str, bytes], extra=()) -> Path:
+    """A tar.gz archive of ``files``, then ``extra`` TarInfo members."""
     with tarfile.open(path, "w:gz") as tar:
-        for name, data in [(MANIFEST, json.dumps(manifest).encode()), *files.items()]:
+        for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -86,13 +88,34 @@ def pack(path: Path, manifest: dict, files: dict[str, bytes], extra=()) -> Path:
     return path
 
 
-def relist(manifest: dict, files: dict[str, bytes]) -> dict:
-    """``manifest`` with its file list recomputed from ``files`` (a consistent forgery)."""
-    manifest = json.loads(json.dumps(manifest))
-    manifest["files"] = [{"path": name, "size": len(data),
-                          "sha256": hashlib.sha256(data).hexdigest()}
-                         for name, data in files.items()]
-    return manifest
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def consistently(files: dict[str, bytes], path: str, data: bytes) -> dict[str, bytes]:
+    """``files`` with ``path`` replaced by ``data`` and its run's COMPLETE checksum updated
+    to match (a change that checksums alone cannot see)."""
+    run, name = path.split("/", 1)
+    marker = json.loads(files[f"{run}/{COMPLETE}"])
+    marker["files"][name] = sha256(data)
+    return {**files, path: data, f"{run}/{COMPLETE}": json.dumps(marker).encode()}
+
+
+def clone(run: Path, root: Path, name: str, source: str | None = None,
+          folder: str | None = None) -> Path:
+    """A copy of the run folder ``run`` under ``root`` named ``name`` (the key ignores names, so
+    the copy is a consistent finished run), optionally trained on another data ``source``."""
+    config = json.loads((run / "config.json").read_text())
+    config["name"] = name
+    config["data"]["source"] = source or config["data"]["source"]
+    copy = root / (folder or f"{name}-{training.RunConfig.from_dict(config).key()}")
+    shutil.copytree(run, copy)
+    data = json.dumps(config).encode()
+    (copy / "config.json").write_bytes(data)
+    marker = json.loads((copy / COMPLETE).read_text())
+    marker["files"]["config.json"] = sha256(data)
+    (copy / COMPLETE).write_text(json.dumps(marker))
+    return copy
 
 
 # --- export → import → train loads --------------------------------------------------------------
@@ -119,21 +142,12 @@ def test_exported_runs_import_elsewhere_and_train_loads_them_instead_of_training
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_manifest_lists_each_file_with_size_and_sha256_the_versions_and_each_runs_key(
-    source, archive
-):
+def test_the_archive_holds_each_finished_run_folder_as_it_is(source, archive):
     root, run = source
-    manifest, files = contents(archive)
-    assert manifest["siamlib"] and manifest["tensorflow"] and manifest["keras"]
-    name = run.path.name
-    assert set(manifest["runs"]) == {name}  # not the unfinished run, not the partial folder
-    assert manifest["runs"][name]["key"] == run.config.key()
-    assert manifest["runs"][name]["policy"] == "float32"
-    listed = {e["path"]: e for e in manifest["files"]}
-    assert set(listed) == set(files) == {f"{name}/{p.name}" for p in run.path.iterdir()}
+    files = contents(archive)  # not the unfinished run, not the partial folder
+    assert set(files) == {f"{run.path.name}/{p.name}" for p in run.path.iterdir()}
     for path, data in files.items():
-        assert listed[path]["size"] == len(data) == (root / path).stat().st_size
-        assert listed[path]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert data == (root / path).read_bytes()
 
 
 def test_importing_again_skips_the_identical_run(archive, target):
@@ -146,17 +160,30 @@ def test_importing_again_skips_the_identical_run(archive, target):
 
 def test_a_different_finished_run_of_the_same_key_is_kept_not_overwritten(archive, target):
     [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    history = target / outcome.run / "history.csv"
-    history.write_text(history.read_text() + "\n")  # "trained here too", slightly different
+    run = target / outcome.run
+    clone(run, target, "again", folder="copy")  # "trained here too":
+    shutil.rmtree(run)  # a finished, undamaged run of the same key with other files
+    (target / "copy").rename(run)
     before = snapshot(target)
     [outcome] = import_runs(archive, runs_root=target, quiet=True)
     assert outcome.status == "kept" and "not overwritten" in outcome.message
     assert snapshot(target) == before
 
 
+def test_a_damaged_local_run_is_set_aside_and_replaced_by_the_archives(archive, target):
+    [outcome] = import_runs(archive, runs_root=target, quiet=True)
+    weights = target / outcome.run / "model.weights.h5"
+    good = weights.read_bytes()
+    weights.write_bytes(b"")  # a disk that filled up while saving
+    [outcome] = import_runs(archive, runs_root=target, quiet=True)
+    assert outcome.status == "imported" and "damaged" in outcome.message
+    assert weights.read_bytes() == good and not training.run_problems(weights.parent)
+    [aside] = [p for p in target.iterdir() if p.name.startswith(f"{outcome.run}.damaged-")]
+    assert (aside / "model.weights.h5").read_bytes() == b""
+
+
 def test_an_unfinished_folder_of_the_same_name_is_set_aside_as_training_would(archive, target):
-    manifest, _ = contents(archive)
-    [name] = manifest["runs"]
+    [name] = {path.split("/")[0] for path in contents(archive)}
     (target / name).mkdir()
     (target / name / "history.csv").write_text("interrupted\n")
     [outcome] = import_runs(archive, runs_root=target, quiet=True)
@@ -178,30 +205,100 @@ def test_a_run_trained_under_another_keras_imports_with_a_warning(source, tmp_pa
     assert outcome.status == "imported"
 
 
+def test_a_run_whose_data_folder_is_not_here_is_left_out_and_the_rest_imported(
+    source, tmp_path
+):
+    root, run = source
+    other = tmp_path / "other-runs"
+    shutil.copytree(run.path, other / run.path.name)
+    faces = write_face_folder(tmp_path / "faces", num_people=2, images_per_person=2)
+    elsewhere = clone(run.path, other, "elsewhere", source=str(faces))
+    archive = export_runs(tmp_path / "two.tar.gz", runs_root=other, quiet=True)
+    shutil.rmtree(faces)  # the instructor's identity folder, absent on the student's machine
+    student = tmp_path / "student"
+    with pytest.warns(UserWarning, match=f"{elsewhere.name}.*identity folder {faces}"):
+        outcomes = import_runs(archive, runs_root=student, quiet=True)
+    assert [(o.run, o.status) for o in outcomes] == [(run.path.name, "imported")]
+    assert sorted(p.name for p in student.iterdir()) == [run.path.name]
+
+
+def test_an_archive_written_with_a_manifest_by_an_earlier_siamlib_still_imports(
+    archive, target, tmp_path
+):
+    files = {"manifest.json": b'{"format": "siamlib-runs", "files": []}', **contents(archive)}
+    [outcome] = import_runs(pack(tmp_path / "old.tar.gz", files), runs_root=target, quiet=True)
+    assert outcome.status == "imported" and not (target / "manifest.json").exists()
+
+
+# --- export: what is shared, what is left out ---------------------------------------------------
+
+
 def test_export_selects_runs_by_name_or_folder_and_refuses_unknown_names(source, tmp_path):
     root, run = source
     for selection in (["shared"], [run.path.name]):
         archive = export_runs(tmp_path / "only.tar.gz", selection, runs_root=root, quiet=True)
-        assert list(contents(archive)[0]["runs"]) == [run.path.name]
+        assert {path.split("/")[0] for path in contents(archive)} == {run.path.name}
     with pytest.raises(RunsArchiveError, match="no finished run named 'unfinished'"):
         export_runs(tmp_path / "none.tar.gz", ["unfinished"], runs_root=root, quiet=True)
     with pytest.raises(RunsArchiveError, match="no finished runs"):
         export_runs(tmp_path / "none.tar.gz", runs_root=tmp_path / "empty", quiet=True)
     with pytest.raises(RunsArchiveError, match="must end in"):
         export_runs(tmp_path / "runs.rar", runs_root=root, quiet=True)
-    assert not list(tmp_path.glob("none*")) and not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob("none*")) and not list(tmp_path.glob(".*"))
 
 
-def test_export_refuses_a_run_folder_that_does_not_match_its_config(source, tmp_path):
+def break_weights(folder: Path) -> None:
+    (folder / "model.weights.h5").write_bytes(b"")
+
+
+def forget_checksums(folder: Path) -> None:
+    marker = json.loads((folder / COMPLETE).read_text())
+    del marker["files"]
+    (folder / COMPLETE).write_text(json.dumps(marker))
+
+
+def misname(folder: Path) -> None:
+    folder.rename(folder.with_name("broken-000000000000"))
+
+
+UNSHAREABLE = {
+    break_weights: r"model.weights.h5 \(content changed",
+    forget_checksums: "records no checksums",
+    misname: "not the cache key of its config.json",
+}
+
+
+@pytest.mark.parametrize("damage", UNSHAREABLE, ids=lambda damage: damage.__name__)
+def test_export_leaves_out_a_run_it_cannot_vouch_for_and_says_why(source, tmp_path, damage):
     root, run = source
     other = tmp_path / "other-runs"
-    shutil.copytree(run.path, other / "shared-000000000000")
-    with pytest.raises(RunsArchiveError, match="does not match its config.json"):
-        export_runs(tmp_path / "bad.tar.gz", runs_root=other, quiet=True)
-    assert not (tmp_path / "bad.tar.gz").exists()
+    shutil.copytree(run.path, other / run.path.name)
+    damage(clone(run.path, other, "broken"))
+    with pytest.warns(UserWarning, match=f"skipped broken-.*{UNSHAREABLE[damage]}"):
+        archive = export_runs(tmp_path / "runs.tar.gz", runs_root=other, quiet=True)
+    assert {path.split("/")[0] for path in contents(archive)} == {run.path.name}
+    shutil.rmtree(other / run.path.name)  # nothing left that can be shared: no archive at all
+    with pytest.warns(UserWarning), pytest.raises(RunsArchiveError, match="nothing to export"):
+        export_runs(tmp_path / "none.tar.gz", runs_root=other, quiet=True)
+    assert not (tmp_path / "none.tar.gz").exists()
 
 
-# --- refusals: nothing is written ---------------------------------------------------------------
+def test_export_ignores_folders_set_aside_by_training_or_import(source, tmp_path):
+    root, run = source
+    other = tmp_path / "other-runs"
+    shutil.copytree(run.path, other / run.path.name)
+    shutil.copytree(run.path, other / f"{run.path.name}.damaged-1767225600")
+    shutil.copytree(run.path, other / f".{run.path.name}.1234.partial")
+    archive = export_runs(tmp_path / "runs.zip", runs_root=other, quiet=True)
+    with zipfile.ZipFile(archive) as zipped:
+        assert {name.split("/")[0] for name in zipped.namelist()} == {run.path.name}
+
+
+# --- import refusals: nothing is written --------------------------------------------------------
+
+
+def run_of(files: dict[str, bytes]) -> str:
+    return next(iter(files)).split("/")[0]
 
 
 def truncated(archive: Path, tmp_path: Path) -> Path:
@@ -216,10 +313,9 @@ def flipped_byte(archive: Path, tmp_path: Path) -> Path:
 
 
 def flipped_byte_zip(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
+    files = contents(archive)
     path = tmp_path / "flipped.zip"
     with zipfile.ZipFile(path, "w") as out:  # stored: the byte lands in the weights themselves
-        out.writestr(MANIFEST, json.dumps(manifest))
         for name, data in files.items():
             out.writestr(name, data)
     data = bytearray(path.read_bytes())
@@ -230,68 +326,91 @@ def flipped_byte_zip(archive: Path, tmp_path: Path) -> Path:
 
 
 def checksum_mismatch(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
-    weights = next(e for e in manifest["files"] if e["path"].endswith(".h5"))
-    weights["sha256"] = "0" * 64
-    return pack(tmp_path / "checksum.tar.gz", manifest, files)
+    files = contents(archive)
+    marker_path = f"{run_of(files)}/{COMPLETE}"
+    marker = json.loads(files[marker_path])
+    marker["files"]["model.weights.h5"] = "0" * 64
+    return pack(tmp_path / "checksum.tar.gz", {**files, marker_path: json.dumps(marker).encode()})
 
 
 def changed_file(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
+    files = contents(archive)
     name = next(n for n in files if n.endswith("scores.csv"))
     files[name] = files[name].replace(b"0.", b"1.", 1)  # same size, other content
-    return pack(tmp_path / "changed.tar.gz", manifest, files)
+    return pack(tmp_path / "changed.tar.gz", files)
 
 
 def missing_file(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
+    files = contents(archive)
     del files[next(n for n in files if n.endswith("scores.csv"))]
-    return pack(tmp_path / "missing.tar.gz", manifest, files)
+    return pack(tmp_path / "missing.tar.gz", files)
 
 
 def unlisted_file(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
-    run = next(iter(manifest["runs"]))
-    return pack(tmp_path / "unlisted.tar.gz", manifest, {**files, f"{run}/extra.txt": b"hi"})
+    files = contents(archive)
+    return pack(tmp_path / "unlisted.tar.gz", {**files, f"{run_of(files)}/extra.txt": b"hi"})
+
+
+def no_checksums(archive: Path, tmp_path: Path) -> Path:
+    files = contents(archive)
+    marker_path = f"{run_of(files)}/{COMPLETE}"
+    marker = json.loads(files[marker_path])
+    del marker["files"]
+    return pack(tmp_path / "old.tar.gz", {**files, marker_path: json.dumps(marker).encode()})
+
+
+def unfinished_run(archive: Path, tmp_path: Path) -> Path:
+    files = contents(archive)
+    del files[f"{run_of(files)}/{COMPLETE}"]
+    return pack(tmp_path / "unfinished.tar.gz", files)
 
 
 def parent_path(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
-    files = {**files, "../evil.txt": b"outside"}
-    return pack(tmp_path / "parent.tar.gz", relist(manifest, files), files)
+    return pack(tmp_path / "parent.tar.gz", {**contents(archive), "../evil.txt": b"outside"})
+
+
+def parent_path_zip(archive: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "parent.zip"
+    with zipfile.ZipFile(path, "w") as out:
+        for name, data in {**contents(archive), "../evil.txt": b"outside"}.items():
+            out.writestr(name, data)
+    return path
 
 
 def absolute_path(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
-    return pack(tmp_path / "absolute.tar.gz", manifest, {**files, "/tmp/evil.txt": b"x"})
+    return pack(tmp_path / "absolute.tar.gz", {**contents(archive), "/tmp/evil.txt": b"x"})
 
 
 def link_member(archive: Path, tmp_path: Path) -> Path:
-    manifest, files = contents(archive)
-    link = tarfile.TarInfo(f"{next(iter(manifest['runs']))}/passwd")
+    files = contents(archive)
+    link = tarfile.TarInfo(f"{run_of(files)}/passwd")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    return pack(tmp_path / "link.tar.gz", manifest, files, [link])
+    return pack(tmp_path / "link.tar.gz", files, [link])
+
+
+def relative_link(archive: Path, tmp_path: Path) -> Path:
+    files = contents(archive)
+    link = tarfile.TarInfo(f"{run_of(files)}/passwd")
+    link.type, link.linkname = tarfile.SYMTYPE, "scores.csv"
+    return pack(tmp_path / "relative-link.tar.gz", files, [link])
 
 
 def key_mismatch(archive: Path, tmp_path: Path) -> Path:
-    """config.json changed (more epochs) and the manifest recomputed to match: the folder's
-    name now holds the key of another configuration."""
-    manifest, files = contents(archive)
+    """config.json changed (more epochs) and its checksum recorded to match: the folder's name
+    now holds the key of another configuration."""
+    files = contents(archive)
     name = next(n for n in files if n.endswith("config.json"))
     config = json.loads(files[name])
     config["train"]["epochs"] += 1
-    files[name] = json.dumps(config).encode()
-    return pack(tmp_path / "key.tar.gz", relist(manifest, files), files)
+    return pack(tmp_path / "key.tar.gz", consistently(files, name, json.dumps(config).encode()))
 
 
-def foreign_data(archive: Path, tmp_path: Path) -> Path:
-    """A run trained on an identity folder that this machine does not have."""
-    manifest, files = contents(archive)
-    name = next(n for n in files if n.endswith("config.json"))
-    config = json.loads(files[name])
-    config["data"]["source"] = str(tmp_path / "no-such-faces")
-    files[name] = json.dumps(config).encode()
-    return pack(tmp_path / "foreign.tar.gz", relist(manifest, files), files)
+def foreign(archive: Path, tmp_path: Path) -> Path:
+    return pack(tmp_path / "photos.tar.gz", {"holiday/beach.jpg": b"\xff\xd8 not a run"})
+
+
+def empty(archive: Path, tmp_path: Path) -> Path:
+    return pack(tmp_path / "empty.tar.gz", {})
 
 
 def not_an_archive(archive: Path, tmp_path: Path) -> Path:
@@ -304,30 +423,36 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 REFUSALS = {
-    truncated: "damaged|incomplete",
-    flipped_byte: "damaged|incomplete|SHA-256|not listed|unsafe|first member",
-    flipped_byte_zip: "damaged|SHA-256",
-    checksum_mismatch: "weights.h5 does not match its SHA-256",
-    changed_file: "scores.csv does not match its SHA-256",
-    missing_file: "scores.csv listed in its manifest but not in the archive",
-    unlisted_file: "extra.txt is not listed in its manifest",
-    parent_path: "unsafe member path '../evil.txt'",
-    absolute_path: "unsafe member path '/tmp/evil.txt'",
-    link_member: "passwd is a link",
-    key_mismatch: "does not match its config.json",
-    foreign_data: "cache key cannot be checked on this machine",
-    not_an_archive: "damaged",
+    truncated: "damaged",
+    flipped_byte: "damaged",
+    flipped_byte_zip: "damaged",
+    checksum_mismatch: r"damaged: model.weights.h5 \(content changed",
+    changed_file: r"damaged: scores.csv \(content changed",
+    missing_file: r"damaged: scores.csv \(missing\)",
+    unlisted_file: r"extra.txt \(not in its COMPLETE checksums\)",
+    no_checksums: "records no checksums",
+    unfinished_run: "no COMPLETE marker: not a finished run",
+    parent_path: "unsafe member.*evil.txt",
+    parent_path_zip: "not a runs archive: evil.txt",
+    absolute_path: "not a runs archive: tmp",
+    link_member: "unsafe member.*passwd.*absolute",
+    relative_link: r"passwd \(not in its COMPLETE checksums\)",
+    key_mismatch: "not the cache key of its config.json",
+    foreign: "not a runs archive: holiday",
+    empty: "holds no runs",
+    not_an_archive: "damaged or not an archive",
 }
 
 
 @pytest.mark.parametrize("damage", REFUSALS, ids=lambda damage: damage.__name__)
-def test_a_damaged_unsafe_or_mismatched_archive_is_refused_and_nothing_is_written(
+def test_a_damaged_unsafe_or_foreign_archive_is_refused_and_nothing_is_written(
     archive, target, tmp_path, damage
 ):
     bad = damage(archive, tmp_path)
     before = snapshot(target)
-    with pytest.raises(RunsArchiveError, match=REFUSALS[damage]):
+    with pytest.raises(RunsArchiveError, match=REFUSALS[damage]) as refusal:
         import_runs(bad, runs_root=target, quiet=True)
+    assert "nothing was imported" in str(refusal.value) and "\n" not in str(refusal.value)
     assert snapshot(target) == before
     assert not (target.parent / "evil.txt").exists()
 
@@ -339,11 +464,37 @@ def test_a_refused_import_does_not_even_create_the_runs_folder(archive, tmp_path
     assert not (tmp_path / "new").exists()
 
 
+# --- a full or read-only place --------------------------------------------------------------------
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_an_import_onto_a_full_disk_says_so_and_writes_nothing(archive, target, monkeypatch):
+    monkeypatch.setattr(tarfile, "copyfileobj", disk_full)
+    before = snapshot(target)
+    with pytest.raises(RunsArchiveError, match=f"{target}: the disk is full") as refusal:
+        import_runs(archive, runs_root=target, quiet=True)
+    assert "damaged" not in str(refusal.value)
+    assert snapshot(target) == before
+
+
+def test_an_import_into_a_read_only_folder_names_it_and_the_fix(archive, target, monkeypatch):
+    def read_only(path, *args, **kwargs):
+        raise PermissionError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    with pytest.raises(RunsArchiveError, match=f"{target}: read-only file system; choose another "
+                                               r"runs folder \(--runs-dir\)"):
+        import_runs(archive, runs_root=target, quiet=True)
+
+
 # --- command line -------------------------------------------------------------------------------
 
 
 def test_cli_exports_and_imports_and_answers_problems_with_one_line_and_status_2(
-    source, tmp_path, capsys
+    source, tmp_path, capsys, monkeypatch
 ):
     root, run = source
     archive = tmp_path / "cli.tar.gz"
@@ -360,6 +511,12 @@ def test_cli_exports_and_imports_and_answers_problems_with_one_line_and_status_2
         assert runs.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
+    monkeypatch.setattr(tarfile, "copyfileobj", disk_full)
+    full = tmp_path / "usb" / "runs.tar.gz"
+    assert runs.main(["export", str(full), "--runs-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {full}: the disk is full; free some space or choose another place\n"
+    assert os.listdir(full.parent) == []  # no half-written archive left behind
 
 
 def test_python_dash_m_siamlib_runs_exits_2_on_a_damaged_archive(archive, tmp_path):
