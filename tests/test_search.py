@@ -21,17 +21,20 @@ import keras
 import optuna
 import pytest
 from optuna.trial import TrialState
+from optuna_integration import KerasPruningCallback
 from required import unavailable
+from sqlalchemy.engine import make_url
 from synthetic_faces import small_run_config, synthetic_workspace
 
 from siamlib import paths, profiles, search
 from siamlib.model import build_siamese
 
 POSTGRES_ENV = "SIAMLIB_TEST_POSTGRES_URL"
+URL_ENV = "SIAMLIB_OPTUNA_URL"  # the shared study's URL, read from the environment only
 POSTGRES_HELP = (f"The shared-study test needs a PostgreSQL server: set {POSTGRES_ENV} to "
                  "postgresql+psycopg://user:password@127.0.0.1:5433/db (.ci/run starts one).")
 # A space the generated 48 px faces fit, small enough that a trial trains in seconds.
-TINY = search.SearchSpace(crops=(None, 0.8), image_sizes=(32, 48), width_factors=(0.5, 1.0),
+TINY = search.SearchSpace(image_sizes=(32, 48), width_factors=(0.5, 1.0),
                           depths=(2,), people_per_batch=(4, 6), images_per_person=(2, 3))
 
 
@@ -61,11 +64,11 @@ def _states(study):
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
 def test_every_point_of_the_space_is_a_valid_run_config(name):
     base, space = profiles.PROFILES[name].all_pairs, search.SPACE
-    choices = [space.crops, space.image_sizes, space.width_factors, space.depths, space.dropout,
-               space.learning_rate, space.lr_decays, space.people_per_batch,
+    choices = [space.face_crops, space.image_sizes, space.width_factors, space.depths,
+               space.dropout, space.learning_rate, space.lr_decays, space.people_per_batch,
                space.images_per_person, space.losses]
     for point in itertools.product(*choices):
-        params = dict(zip(["crop", "image_size", "width_factor", "depth", "dropout",
+        params = dict(zip(["face_crop", "image_size", "width_factor", "depth", "dropout",
                            "learning_rate", "lr_decay", "people_per_batch",
                            "images_per_person", "loss"], point))
         config = space.config(base, params, epochs=3, name="trial")  # RunConfig validates
@@ -75,7 +78,7 @@ def test_every_point_of_the_space_is_a_valid_run_config(name):
         assert train.images_per_person == params["images_per_person"]
         assert train.images_per_epoch == base.train.images_per_epoch
         assert config.data.preprocess.image_size == model.image_size == params["image_size"]
-        assert config.data.preprocess.crop == params["crop"]
+        assert config.data.face_crop == params["face_crop"]
         assert len(model.filters) == len(model.kernels) == params["depth"]
         assert model.width == pytest.approx(base.model.width * params["width_factor"])
         assert model.distance == ("l2" if params["loss"] == "contrastive" else "l1")
@@ -87,7 +90,7 @@ def test_the_smallest_and_deepest_networks_of_the_space_build():
     """80 px through all four of Koch's blocks still leaves a feature map to flatten."""
     base = profiles.PROFILES["smoke"].all_pairs
     for size, depth in itertools.product(search.SPACE.image_sizes, search.SPACE.depths):
-        params = {"crop": None, "image_size": size, "width_factor": 1.0, "depth": depth,
+        params = {"face_crop": "whole", "image_size": size, "width_factor": 1.0, "depth": depth,
                   "dropout": 0.0, "learning_rate": 1e-3, "lr_decay": 1.0,
                   "people_per_batch": 8, "images_per_person": 2, "loss": "bce"}
         model = build_siamese(search.SPACE.config(base, params, 1, "x").model, "float32")
@@ -133,35 +136,11 @@ def test_the_default_storage_is_a_journal_file_under_data(base, tmp_path):
 
 def test_a_study_opened_with_other_settings_is_refused(base, tmp_path):
     search.open_study(base, 2, "s", tmp_path / "s.log")
-    with pytest.raises(ValueError, match="another epochs"):
+    with pytest.raises(search.StorageError, match="another epochs"):
         search.open_study(base, 3, "s", tmp_path / "s.log")
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("nosuchdb://somewhere/x", "nosuchdb://somewhere/x"),
-    ("postgresql+psycopg://siamlib:s3cret@127.0.0.1:1/nodb",
-     "postgresql+psycopg://siamlib:***@127.0.0.1:1/nodb"),  # nothing listens on port 1
-])
-def test_a_bad_or_unreachable_storage_is_one_clear_error_naming_it(base, url, shown):
-    with pytest.raises(search.StorageError) as raised:
-        search.open_study(base, 1, "s", url)
-    message = str(raised.value)
-    assert shown in message and "s3cret" not in message
-    assert "\n" not in message
-
-
 # --- pruning ----------------------------------------------------------------------------------
-
-def test_the_callback_prunes_a_trial_below_the_median_of_earlier_ones():
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
-    for _ in range(5):
-        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={0: 0.9}))
-    good, bad = search.PruneOnValAuc(study.ask()), search.PruneOnValAuc(study.ask())
-    good.on_epoch_end(0, {"val_auc": 0.95})
-    with pytest.raises(optuna.TrialPruned):
-        bad.on_epoch_end(0, {"val_auc": 0.6, "val_loss": 0.3})
-
 
 def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, capsys):
     # Any AUC is below 1.5: the first epoch's report prunes the trial, inside model.fit.
@@ -172,6 +151,19 @@ def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, capsys):
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     assert _run_folders(tmp_path / "runs") == []  # neither a finished nor a partial run
     assert "trial 1 of 1 (#0) pruned after epoch 1" in capsys.readouterr().out
+
+
+def test_a_trial_whose_run_is_cached_reports_that_run_s_history(base, tmp_path):
+    """The same seed draws the same trial in a new study: its run comes from the cache, trains
+    nothing, and the trial still records every epoch's validation AUC."""
+    runs = tmp_path / "runs"
+    first, = search.optimize(base, 1, 2, "c", tmp_path / "one.log", space=TINY,
+                             runs_root=runs).trials
+    again, = search.optimize(base, 1, 2, "c", tmp_path / "two.log", space=TINY,
+                             runs_root=runs).trials
+    assert again.params == first.params and again.state == TrialState.COMPLETE
+    assert again.intermediate_values == first.intermediate_values
+    assert len(again.intermediate_values) >= 1 and len(_run_folders(runs)) == 1
 
 
 # --- resuming ---------------------------------------------------------------------------------
@@ -188,7 +180,7 @@ def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypa
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(search.PruneOnValAuc, "on_epoch_end", interrupt)
+        patch.setattr(KerasPruningCallback, "on_epoch_end", interrupt)
         with pytest.raises(KeyboardInterrupt):
             search.optimize(base, 4, 1, "r", storage, space=TINY, runs_root=runs)
     trained = []
@@ -289,18 +281,30 @@ def test_two_workers_share_a_study_in_the_default_journal_file(tmp_path, monkeyp
     _check_every_trial_recorded_once(study, ran, 16)
 
 
-def test_two_workers_share_a_study_on_postgresql(tmp_path):
+def test_two_workers_share_a_study_on_postgresql(tmp_path, monkeypatch):
     url = os.environ.get(POSTGRES_ENV) or unavailable(POSTGRES_HELP)
+    monkeypatch.setenv(URL_ENV, url)  # the workers inherit it
     name = f"shared-{uuid.uuid4().hex[:8]}"
     try:
-        ran = _two_workers(url, name, 16, tmp_path)
-        study = search.open_study(search.training.RunConfig("fake"), 3, name, url)
+        ran = _two_workers("shared", name, 16, tmp_path)
+        study = search.open_study(search.training.RunConfig("fake"), 3, name, "shared")
         _check_every_trial_recorded_once(study, ran, 16)
     finally:
         try:
             optuna.delete_study(study_name=name, storage=url)
         except KeyError:
             pass  # the workers never created it
+
+
+def test_a_wrong_password_is_one_line_naming_the_user_not_the_password(monkeypatch):
+    url = os.environ.get(POSTGRES_ENV) or unavailable(POSTGRES_HELP)
+    user, password = make_url(url).username, make_url(url).password
+    monkeypatch.setenv(URL_ENV, url.replace(f":{password}@", ":wr/ng:pass@"))
+    with pytest.raises(search.StorageError) as raised:
+        search.open_study(search.training.RunConfig("fake"), 3, "s", "shared")
+    message = str(raised.value)
+    assert f"{user}:***@" in message and "check the user name and password" in message
+    assert "wr/ng" not in message and password not in message and "\n" not in message
 
 
 def test_a_configuration_the_data_cannot_hold_is_a_failed_trial_and_the_study_goes_on(
@@ -322,3 +326,92 @@ def test_a_space_the_data_never_fits_stops_with_one_error(base, tmp_path):
     with pytest.raises(RuntimeError, match="10 trials could not run.*identity batches of 500"):
         search.optimize(base, 1, 1, "n", tmp_path / "n.log", space=space,
                         runs_root=tmp_path / "runs")
+
+
+# --- the storage: secrets and errors (issue 22, items 5 and 7) --------------------------------
+
+@pytest.mark.parametrize("text, shown", [
+    ("postgresql+psycopg://siamlib:pa/ss@db:5432/optuna",  # a "/" in the password
+     "postgresql+psycopg://siamlib:***@db:5432/optuna"),
+    ("postgresql+psycopg://siamlib:p@ss:w@rd@db/optuna",  # "@" and ":" in it
+     "postgresql+psycopg://siamlib:***@db/optuna"),
+    ("postgresql+psycopg://siamlib:p%40ss%2Fw%3Ard@db/optuna",  # percent-encoded
+     "postgresql+psycopg://siamlib:***@db/optuna"),
+    ("postgresql+psycopg://siamlib@db/optuna?sslmode=require&password=pa@ss/w&x=1",
+     "postgresql+psycopg://siamlib@db/optuna?sslmode=require&password=***&x=1"),
+    ("cannot reach 'postgresql://siamlib:p@ss@db/optuna' now",  # a URL inside a message
+     "cannot reach 'postgresql://siamlib:***@db/optuna' now"),
+    ("postgresql://siamlib@db/optuna", "postgresql://siamlib@db/optuna"),  # nothing to hide
+    ("nosuchdb://somewhere/x", "nosuchdb://somewhere/x"),
+])
+def test_every_form_of_password_is_masked(text, shown):
+    assert search.masked(text) == shown
+
+
+def test_a_url_given_as_the_storage_is_refused_so_no_notebook_records_it(base):
+    """A notebook parameter is written into the executed notebook: the URL must come from
+    the environment ("shared"), never from ``storage``."""
+    with pytest.raises(search.StorageError) as raised:
+        search.open_study(base, 1, "s", "postgresql+psycopg://siamlib:s3cret@db/optuna")
+    message = str(raised.value)
+    assert URL_ENV in message and "'shared'" in message and "s3cret" not in message
+
+
+def test_shared_reads_the_database_url_from_the_environment(base, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(URL_ENV, f"sqlite:///{tmp_path / 'shared.db'}")
+    search.open_study(base, 1, "s", "shared").set_user_attr("seen", True)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    assert study.user_attrs["seen"] and not (tmp_path / "shared").exists()
+
+
+def test_shared_without_the_environment_variable_says_how_to_set_it(base, monkeypatch):
+    monkeypatch.delenv(URL_ENV, raising=False)
+    with pytest.raises(search.StorageError, match=f"{URL_ENV}, which is not set: export"):
+        search.open_study(base, 1, "s", "shared")
+
+
+@pytest.mark.parametrize("url, shown, fix", [
+    ("nosuchdb://somewhere/x", "nosuchdb://somewhere/x", "postgresql+psycopg://user:"),
+    ("postgresql+psycopg://siamlib:s3cret@127.0.0.1:port/db",
+     "postgresql+psycopg://siamlib:***@127.0.0.1:port/db", "postgresql+psycopg://user:"),
+    ("postgresql+pg8000://siamlib:s3cret@127.0.0.1:1/db",  # a driver that is not installed
+     "postgresql+pg8000://siamlib:***@127.0.0.1:1/db", "pip install"),
+    ("postgresql+psycopg://siamlib:s3cret@127.0.0.1:1/db",  # nothing listens on port 1
+     "postgresql+psycopg://siamlib:***@127.0.0.1:1/db", "server is running"),
+    ("postgresql+psycopg://siamlib:s3c@ret@127.0.0.1:1/db",  # an "@" the URL must encode
+     "postgresql+psycopg://siamlib:***@127.0.0.1:1/db", "%40"),
+])
+def test_each_storage_error_is_one_line_with_the_masked_url_and_the_fix(
+        base, monkeypatch, url, shown, fix):
+    monkeypatch.setenv(URL_ENV, url)
+    with pytest.raises(search.StorageError) as raised:
+        search.open_study(base, 1, "s", "shared")
+    message = str(raised.value)
+    assert shown in message and fix in message and "\n" not in message
+    assert "s3c" not in message and "ret@" not in message
+
+
+def test_the_command_line_shows_a_storage_error_as_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        search.main(["--profile", "smoke", "--storage",
+                     "postgresql+psycopg://siamlib:s3cret@127.0.0.1:1/db"])
+    error = capsys.readouterr().err
+    assert exited.value.code == 2 and URL_ENV in error
+    assert "Traceback" not in error and "s3cret" not in error and error.count("\n") == 1
+
+
+def test_a_notebook_shows_a_storage_error_as_one_line(tmp_path, monkeypatch, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.delenv(URL_ENV, raising=False)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path))  # leave the user's IPython folder alone
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell(config=config)  # a kernel shows errors the same way
+    shell.run_cell("from siamlib import search, training\n"
+                   "search.open_study(training.RunConfig('fake'), 1, 's', 'shared')")
+    shown = capsys.readouterr().out.strip()
+    assert shown.startswith("StorageError: ") and URL_ENV in shown
+    assert "\n" not in shown and "Traceback" not in shown
