@@ -1,11 +1,10 @@
 """Notebook parameters, checked against the types their ``parameters`` cell declares.
 
 papermill injects values without looking at the declared types, so ``-p epochs five`` would
-surface as an obscure error deep in training. The runner checks overrides before anything runs;
-a notebook run by papermill directly checks its own parameters with ``check(globals())``.
-Values are checked too (``problem``): ``profile`` names a profile, and an int parameter is a
-count or a seed (epochs, trials, bins, folds: 0 means the profile's value), never negative,
-and ``max_minutes`` is 0 (no limit) or more.
+surface as an obscure error deep in training. The runner checks its overrides against
+papermill's inspection of each notebook before anything runs; a notebook run by papermill
+directly checks its own values with ``check(globals())``. Every number among the workbook's
+parameters is a count, a seed, minutes or a rate, so none may be negative.
 """
 
 from __future__ import annotations
@@ -13,41 +12,29 @@ from __future__ import annotations
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
-def matches(value, type_name: str) -> bool:
-    """Whether ``value`` fits a parameter declared as ``type_name`` ("int", "float", ...)."""
+class ParameterError(ValueError):
+    """A notebook parameter of the wrong type or with an impossible value."""
+
+
+def problem(value, type_name: str) -> str | None:
+    """What a parameter declared as ``type_name`` ("int", "float", ...) must be instead of
+    ``value``, or None if it is fine. No annotation (papermill says "None"), or one not
+    modelled here, leaves the judgement to the notebook."""
     expected = _TYPES.get(type_name)
     if expected is None:
-        return True  # no annotation, or one we don't model: let the notebook judge
-    if isinstance(value, bool) and type_name != "bool":
-        return False  # True is an int in Python, but not a number of epochs
-    return isinstance(value, expected)
-
-
-def problem(name: str, value) -> str | None:
-    """What ``value`` of a well-typed parameter ``name`` must be instead, or None if it is fine."""
-    if name == "profile":
-        from siamlib.profiles import PROFILES  # here: the runner checks before importing TF
-
-        if value not in (*PROFILES, "auto"):
-            return f"one of {sorted(PROFILES)} or 'auto'"
-    elif name == "max_minutes":
-        if value < 0:
-            return "0 or more minutes (0: no limit)"
-    elif isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        return "0 or more (a count or a seed; 0 means the profile's value)"
+        return None
+    # True is an int in Python, but not a number of epochs.
+    if isinstance(value, bool) != (type_name == "bool") or not isinstance(value, expected):
+        return f"{type_name}, got {value!r} ({type(value).__name__})"
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        return f"0 or more, got {value!r}"
     return None
 
 
 def check(namespace: dict) -> None:
-    """One clear TypeError (or ValueError) if an annotated parameter in ``namespace`` has the
-    wrong type (or an impossible value)."""
+    """Raise one ParameterError naming the first annotated parameter in ``namespace`` (a
+    notebook's ``globals()``) whose value its annotation does not allow."""
     for name, annotation in namespace.get("__annotations__", {}).items():
         type_name = getattr(annotation, "__name__", str(annotation))
-        if name not in namespace:
-            continue
-        value = namespace[name]
-        if not matches(value, type_name):
-            raise TypeError(f"parameter {name!r} must be {type_name}, got {value!r} "
-                            f"({type(value).__name__})")
-        if (wanted := problem(name, value)) is not None:
-            raise ValueError(f"parameter {name!r} must be {wanted}, got {value!r}")
+        if name in namespace and (wanted := problem(namespace[name], type_name)):
+            raise ParameterError(f"parameter {name!r} must be {wanted}")

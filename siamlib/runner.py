@@ -4,40 +4,34 @@
     python -m siamlib.runner --profile cpu -p epochs 5        # an instructor's override
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
 
-Executed notebooks go to ``outputs/<profile>/`` (``--output`` to change it) with each
-notebook's wall time printed and saved to ``timings.csv``. Whoever runs the runner chose the
-profile, so notebooks run without a time limit (``max_minutes = 0``, see ``siamlib.budget``)
-unless one is given: ``-p max_minutes 60``. A smoke run's figures are noise, so
-they go to ``figures/`` there too, never over the committed ones (unless
-``$SIAMLIB_FIGURES_DIR`` says otherwise). Overrides are checked against each
-notebook's ``parameters`` cell before anything runs: an unknown name or a value of the wrong
-type stops the run with one clear message. A failing cell stops the run and is named.
+Executed notebooks go to ``outputs/<profile>/`` (``--output``), wall times to ``timings.csv``;
+the notebooks' own defaults hold unless overridden. Bad input stops the run before any kernel
+starts, with one line and exit status 2: an unknown profile, notebook or parameter, a value the
+notebook's ``parameters`` cell does not allow (as papermill reads it), or a URL with a password
+(the executed notebook would keep it). A folder that cannot be written also ends it with one
+line and status 2; a failing cell is named, with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import os
+import re
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import papermill
-import papermill.exceptions
 
 from siamlib import parameters, paths
 from siamlib.profiles import PROFILES
 
-NOTEBOOKS_DIR = "notebooks"
-# Given to every notebook that declares them, unless overridden: no time limit (the notebooks'
-# own default, 30 minutes, is for a student in Colab; whoever runs the runner chose the profile).
-RUNNER_DEFAULTS = {"max_minutes": 0}
+# A password between "//" and the last "@" (it may hold ":", "/" or "@"), or in the query string.
+_URL_WITH_PASSWORD = re.compile(r"^[a-z][\w+.-]*://(.*:.*@|.*[?&]password=)", re.IGNORECASE)
 
 
 class RunnerError(ValueError):
-    """A run that cannot start: unknown profile, notebook or parameter, or a wrong type."""
+    """A run that cannot start; the message names the input at fault and what to give instead."""
 
 
 class NotebookFailed(RuntimeError):
@@ -45,18 +39,13 @@ class NotebookFailed(RuntimeError):
 
 
 def notebooks(folder: Path | None = None, only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks (``NN_name.ipynb``) in order, optionally those named in ``only``."""
-    folder = folder or paths.project_root() / NOTEBOOKS_DIR
-    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = [n for n in found if any(n.stem.startswith(o) for o in only)]
-        unknown = [o for o in only if not any(n.stem.startswith(o) for n in found)]
-        if unknown:
-            raise RunnerError(f"no notebook matches {unknown}; have {[n.stem for n in found]}")
-        found = wanted
-    if not found:
+    """The numbered notebooks (``NN_name.ipynb``) in order, or those whose names ``only`` begin."""
+    folder = folder or paths.project_root() / "notebooks"
+    if not (found := sorted(folder.glob("[0-9][0-9]_*.ipynb"))):
         raise RunnerError(f"no numbered notebooks in {folder}")
-    return found
+    if unknown := [o for o in only or [] if not any(nb.stem.startswith(o) for nb in found)]:
+        raise RunnerError(f"no notebook matches {unknown}; have {[nb.stem for nb in found]}")
+    return [nb for nb in found if not only or any(nb.stem.startswith(o) for o in only)]
 
 
 def parse_value(text: str):
@@ -67,109 +56,83 @@ def parse_value(text: str):
         return text
 
 
-def check_parameters(notebook_paths: list[Path], overrides: dict,
-                     defaults: dict | None = None) -> dict[Path, dict]:
-    """Per notebook, the overrides it declares, type-checked against its ``parameters`` cell,
-    on top of the ``defaults`` (``RUNNER_DEFAULTS``) it declares."""
-    defaults = RUNNER_DEFAULTS if defaults is None else defaults
-    declared = {nb: papermill.inspect_notebook(str(nb)) for nb in notebook_paths}
+def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
+    """Per notebook, the overrides its ``parameters`` cell declares, each checked against the
+    type papermill infers there."""
+    declared = {nb: papermill.inspect_notebook(str(nb)) for nb in selected}
     for name, value in overrides.items():
-        owners = [nb for nb, params in declared.items() if name in params]
-        if not owners:
+        if isinstance(value, str) and _URL_WITH_PASSWORD.search(value):
+            raise RunnerError(f"-p {name}: a URL with a password would be saved in the executed "
+                              "notebooks; put it in the environment (SIAMLIB_OPTUNA_URL) instead")
+        if not (owners := [nb for nb in selected if name in declared[nb]]):
             raise RunnerError(f"no notebook has a parameter {name!r}")
         for nb in owners:
-            type_name = declared[nb][name]["inferred_type_name"]
-            if not parameters.matches(value, type_name):
-                raise RunnerError(
-                    f"parameter {name!r} of {nb.name} must be {type_name}, "
-                    f"got {value!r} ({type(value).__name__})"
-                )
-            if (wanted := parameters.problem(name, value)) is not None:
-                raise RunnerError(f"parameter {name!r} of {nb.name} must be {wanted}, "
-                                  f"got {value!r}")
-    return {nb: {k: v for k, v in {**defaults, **overrides}.items() if k in declared[nb]}
-            for nb in declared}
+            spec = declared[nb][name]
+            if wanted := parameters.problem(value, spec["inferred_type_name"]):
+                raise RunnerError(f"parameter {name!r} of {nb.name} must be {wanted}"
+                                  + (f"; {name}: {spec['help']}" if spec["help"] else ""))
+    return {nb: {k: v for k, v in overrides.items() if k in declared[nb]} for nb in selected}
 
 
-def run(
-    profile: str,
-    overrides: dict | None = None,
-    output: Path | None = None,
-    only: list[str] | None = None,
-    folder: Path | None = None,
-) -> list[tuple[str, float]]:
+def run(profile: str, overrides: dict | None = None, output: Path | None = None,
+        only: list[str] | None = None, folder: Path | None = None) -> list[tuple[str, float]]:
     """Execute the notebooks in order; returns (notebook, seconds) per notebook."""
-    if profile not in PROFILES and profile != "auto":
-        raise RunnerError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    selected = notebooks(folder, only)
     overrides = dict(overrides or {})
-    source = overrides.get("source")
-    if isinstance(source, str) and source not in ("", "lfw-a"):
+    profile = overrides.pop("profile", profile)  # -p profile is --profile, said another way
+    if profile not in (*PROFILES, "auto"):
+        raise RunnerError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)} or auto")
+    selected = notebooks(folder, only)
+    if isinstance(source := overrides.get("source"), str) and source not in ("", "lfw-a"):
         # The kernels run in notebooks/: a relative path means the caller's current folder.
         overrides["source"] = str(Path(source).expanduser().resolve())
     per_notebook = check_parameters(selected, overrides)
     output = Path(output) if output else paths.project_root() / "outputs" / profile
-    for what, folder_path in (("--output", output), (paths.DATA_DIR_ENV, paths.data_dir()),
-                              (paths.RUNS_DIR_ENV, paths.runs_dir())):
-        if folder_path.exists() and not folder_path.is_dir():
-            raise RunnerError(f"{what} names {folder_path}, a file; it must be a folder")
-    output.mkdir(parents=True, exist_ok=True)
+    for what, place in (("--output", output), (paths.DATA_DIR_ENV, paths.data_dir()),
+                        (paths.RUNS_DIR_ENV, paths.runs_dir())):
+        if place.exists() and not place.is_dir():
+            raise RunnerError(f"{what} names {place}, a file; it must be a folder")
     timings = []
-    for nb in selected:
-        started = time.perf_counter()
-        print(f"▶ {nb.name} (profile {profile})", flush=True)
-        try:
-            with mock.patch.dict(os.environ, _kernel_environment(profile, output)):
-                papermill.execute_notebook(
-                    str(nb),
-                    str(output / nb.name),
-                    parameters={"profile": profile, **per_notebook[nb]},
-                    cwd=str(nb.parent),
-                    progress_bar=False,
-                )
-        except papermill.exceptions.PapermillExecutionError as error:
-            first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
-            raise NotebookFailed(
-                f"{nb.name} failed in cell {error.exec_count} of the executed copy "
-                f"{output / nb.name}, the cell that begins\n    {first_line}\n"
-                f"{error.ename}: {error.evalue}"
-            ) from None
-        seconds = time.perf_counter() - started
-        timings.append((nb.name, seconds))
-        print(f"  done in {seconds:.0f} s", flush=True)
-    lines = ["notebook,seconds"] + [f"{name},{seconds:.1f}" for name, seconds in timings]
-    (output / "timings.csv").write_text("\n".join(lines) + "\n")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        for nb in selected:
+            started = time.perf_counter()
+            print(f"▶ {nb.name} (profile {profile})", flush=True)
+            try:
+                papermill.execute_notebook(nb, output / nb.name, cwd=nb.parent, progress_bar=False,
+                                           parameters={"profile": profile, **per_notebook[nb]})
+            except papermill.PapermillExecutionError as error:
+                raise NotebookFailed(
+                    f"{nb.name} failed in cell {error.exec_count} of the executed copy "
+                    f"{output / nb.name}, the cell that begins\n    "
+                    f"{(error.source.strip().splitlines() or [''])[0]}\n"
+                    f"{error.ename}: {error.evalue}") from None
+            timings.append((nb.name, time.perf_counter() - started))
+            print(f"  done in {timings[-1][1]:.0f} s", flush=True)
+        lines = [f"{name},{seconds:.1f}" for name, seconds in timings]
+        (output / "timings.csv").write_text("\n".join(["notebook,seconds", *lines, ""]))
+    except OSError as error:  # read-only, full, or someone else's
+        raise RunnerError(f"cannot write {error.filename or output} ({error.strerror}); give "
+                          "--output a folder you can write, with free space") from None
     print(f"All {len(timings)} notebooks ran in {sum(s for _, s in timings):.0f} s; "
           f"executed copies in {output}")
     return timings
 
 
-def _kernel_environment(profile: str, output: Path) -> dict[str, str]:
-    """What the notebooks' kernels get on top of this process's environment."""
-    if profile == "smoke" and paths.FIGURES_DIR_ENV not in os.environ:
-        return {paths.FIGURES_DIR_ENV: str(output / "figures")}
-    return {}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m siamlib.runner", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="auto",
-                        help=f"one of {sorted(PROFILES)} or auto (default: auto)")
+    parser.add_argument("--profile", default="auto", help=f"one of {sorted(PROFILES)} or auto")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="override a notebook parameter")
     parser.add_argument("--output", type=Path, help="folder for executed notebooks")
     parser.add_argument("--only", nargs="+", help="notebook numbers or names, e.g. 01 03")
     args = parser.parse_args(argv)
-    overrides = {name: parse_value(value) for name, value in args.parameter}
     try:
-        run(args.profile, overrides, args.output, args.only)
-    except RunnerError as error:
+        run(args.profile, {name: parse_value(value) for name, value in args.parameter},
+            args.output, args.only)
+    except (RunnerError, NotebookFailed) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except NotebookFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, RunnerError) else 1
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C): the notebook running was stopped; finished runs are kept",
               file=sys.stderr)

@@ -1,8 +1,12 @@
-"""The papermill runner on two tiny generated notebooks: profiles, overrides, failures."""
+"""The papermill runner on tiny generated notebooks: profiles, overrides, failures, folders."""
 
+import errno
 import os
+import uuid
+from pathlib import Path
 
 import nbformat
+import papermill.iorw
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -41,17 +45,41 @@ def test_runs_selected_notebook_with_profile_and_override(folder, tmp_path):
     assert (out / "timings.csv").read_text().startswith("notebook,seconds\n01_first.ipynb,")
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu"])
-def test_only_smoke_figures_are_kept_away_from_the_committed_ones(folder, tmp_path, monkeypatch,
-                                                                   profile):
-    monkeypatch.delenv(paths.FIGURES_DIR_ENV, raising=False)
-    _notebook(folder / "03_figures.ipynb",
-              "import os; print('figures:', os.environ.get('SIAMLIB_FIGURES_DIR'))")
+def test_the_notebooks_own_defaults_hold_under_the_runner(folder, tmp_path):
+    _notebook(folder / "05_budget.ipynb", "print(f'max_minutes={max_minutes}')",
+              parameters="profile: str = 'auto'  # the profile\n"
+                         "max_minutes: float = 30  # stop before training if longer")
     out = tmp_path / "out"
-    runner.run(profile, {}, out, only=["03"], folder=folder)
-    expected = out / "figures" if profile == "smoke" else None
-    assert f"figures: {expected}" in _printed(out / "03_figures.ipynb")
-    assert paths.FIGURES_DIR_ENV not in os.environ  # only the kernels saw it
+    runner.run("smoke", {}, out, only=["05"], folder=folder)
+    assert "max_minutes=30\n" in _printed(out / "05_budget.ipynb")
+    runner.run("smoke", {"max_minutes": 0}, out, only=["05"], folder=folder)
+    assert "max_minutes=0\n" in _printed(out / "05_budget.ipynb")
+
+
+# Issue 22, item 3. The rule itself lives where the kernel resolves the profile
+# (siamlib.profiles); if only this test fails, that rule is missing there, not in the runner.
+@pytest.mark.parametrize("route", ["-p profile smoke", "SIAMLIB_PROFILE=smoke"])
+def test_a_smoke_run_never_writes_into_the_figures_folder(folder, tmp_path, monkeypatch, route):
+    monkeypatch.delenv(paths.FIGURES_DIR_ENV, raising=False)
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "data"))  # any scratch folder there
+    name = f"test-runner-smoke-{uuid.uuid4().hex[:8]}"
+    committed = paths.project_root() / "figures" / f"{name}.png"
+    _notebook(folder / "03_figure.ipynb",
+              "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+              "from siamlib import plots, profiles\n"
+              f"print(profiles.resolve(profile).name)\nplt.plot([0, 1])\nplots.save_fig({name!r})")
+    if route == "-p profile smoke":
+        profile, overrides = "cpu", {"profile": "smoke"}
+    else:
+        monkeypatch.setenv("SIAMLIB_PROFILE", "smoke")
+        profile, overrides = "auto", {}
+    try:
+        runner.run(profile, overrides, tmp_path / "out", only=["03"], folder=folder)
+        assert "smoke\n" in _printed(tmp_path / "out" / "03_figure.ipynb")
+        assert not committed.exists()
+        assert (tmp_path / "data" / "smoke-figures" / f"{name}.png").is_file()
+    finally:
+        committed.unlink(missing_ok=True)
 
 
 def test_failing_notebook_is_named_with_its_cell(folder, tmp_path):
@@ -67,24 +95,45 @@ def test_failing_notebook_is_named_with_its_cell(folder, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "expected"),
+    ("profile", "overrides", "expected"),
     [
-        ({"size": "big"}, "parameter 'size' of 01_first.ipynb must be int, got 'big' (str)"),
-        ({"size": True}, "must be int, got True (bool)"),
-        ({"colour": 3}, "no notebook has a parameter 'colour'"),
+        ("smoke", {"size": "big"}, "parameter 'size' of 01_first.ipynb must be int, got 'big' "
+                                   "(str)"),
+        ("smoke", {"size": True}, "must be int, got True (bool)"),
+        ("smoke", {"size": -5}, "parameter 'size' of 01_first.ipynb must be 0 or more, got -5"),
+        ("smoke", {"colour": 3}, "no notebook has a parameter 'colour'"),
+        ("smoke", {"source": 3}, "no notebook has a parameter 'source'"),
+        ("fast", {}, "unknown profile 'fast'; choose one of "),
+        ("smoke", {"profile": "nope"}, "unknown profile 'nope'; choose one of "),
     ],
 )
-def test_bad_overrides_stop_before_anything_runs(folder, tmp_path, overrides, expected):
-    with pytest.raises(runner.RunnerError, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        runner.run("smoke", overrides, tmp_path / "out", folder=folder)
-    assert not (tmp_path / "out" / "01_first.ipynb").exists()
+def test_bad_input_stops_before_any_kernel_starts(folder, tmp_path, monkeypatch, profile,
+                                                   overrides, expected):
+    started = []
+    monkeypatch.setattr(runner.papermill, "execute_notebook", lambda *a, **k: started.append(a))
+    with pytest.raises(runner.RunnerError) as refused:
+        runner.run(profile, overrides, tmp_path / "out", folder=folder)
+    assert expected in str(refused.value)
+    assert started == []
 
 
-def test_unknown_profile_and_notebook(folder, tmp_path):
-    with pytest.raises(runner.RunnerError, match="unknown profile 'fast'"):
-        runner.run("fast", {}, tmp_path, folder=folder)
+def test_unknown_notebook(folder):
     with pytest.raises(runner.RunnerError, match=r"no notebook matches \['07'\]"):
         runner.notebooks(folder, only=["07"])
+
+
+# Issue 22, item 5: the executed notebook would keep the password in its parameters cell.
+@pytest.mark.parametrize("url", ["postgresql+psycopg://siamlib:s3cr/e@t@db-host:5432/optuna",
+                                 "mysql://db-host/optuna?user=siamlib&password=s3cr/e@t"])
+def test_a_url_with_a_password_is_refused_without_printing_it(folder, tmp_path, monkeypatch,
+                                                             capsys, url):
+    _notebook(folder / "03_storage.ipynb", "print(storage)",
+              parameters="profile: str = 'auto'  # the profile\nstorage: str = ''  # the study")
+    monkeypatch.setattr(runner.paths, "project_root", lambda: tmp_path)
+    assert runner.main(["--profile", "smoke", "--only", "03", "-p", "storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "SIAMLIB_OPTUNA_URL" in err and "s3cr" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_parse_value_reads_python_literals():
@@ -104,20 +153,6 @@ def test_main_exit_codes(folder, tmp_path, monkeypatch, capsys):
     assert "02_second.ipynb failed in cell 4" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [({"size": -5}, "parameter 'size' of 01_first.ipynb must be 0 or more"),
-     ({"profile": "nope"}, "parameter 'profile' of 01_first.ipynb must be one of ")],
-)
-def test_impossible_values_stop_before_any_kernel_starts(folder, tmp_path, overrides, expected,
-                                                         monkeypatch):
-    started = []
-    monkeypatch.setattr(runner.papermill, "execute_notebook", lambda *a, **k: started.append(a))
-    with pytest.raises(runner.RunnerError, match=expected):
-        runner.run("smoke", overrides, tmp_path / "out", folder=folder)
-    assert started == []
-
-
 def test_a_relative_source_means_the_current_folder(folder, tmp_path, monkeypatch):
     _notebook(folder / "04_source.ipynb", "print(f'source={source}')",
               parameters="profile: str = 'auto'  # the profile\nsource: str = 'lfw-a'  # data")
@@ -126,17 +161,22 @@ def test_a_relative_source_means_the_current_folder(folder, tmp_path, monkeypatc
     assert f"source={tmp_path / 'faces'}\n" in _printed(tmp_path / "out" / "04_source.ipynb")
 
 
+def _one_line_and_status_2(capsys, argv, *named) -> None:
+    assert runner.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert all(str(n) in err for n in named), err
+
+
 def test_folders_that_are_files_and_ctrl_c_give_one_line_and_a_status(folder, tmp_path,
                                                                      monkeypatch, capsys):
     monkeypatch.setattr(runner.paths, "project_root", lambda: tmp_path)
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
-    assert runner.main(["--profile", "smoke", "--output", str(a_file)]) == 2
-    message = f"error: --output names {a_file}, a file; it must be a folder\n"
-    assert capsys.readouterr().err == message
+    _one_line_and_status_2(capsys, ["--profile", "smoke", "--output", str(a_file)],
+                           f"--output names {a_file}, a file; it must be a folder")
     monkeypatch.setenv(paths.DATA_DIR_ENV, str(a_file))
-    assert runner.main(["--profile", "smoke"]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {paths.DATA_DIR_ENV} names {a_file}, a file")
+    _one_line_and_status_2(capsys, ["--profile", "smoke"], f"{paths.DATA_DIR_ENV} names {a_file}")
     monkeypatch.delenv(paths.DATA_DIR_ENV)
 
     def interrupted(*args, **kwargs):
@@ -148,24 +188,23 @@ def test_folders_that_are_files_and_ctrl_c_give_one_line_and_a_status(folder, tm
     assert err.startswith("interrupted (Ctrl-C)") and "Traceback" not in err
 
 
-def test_notebooks_run_without_a_time_limit_unless_one_is_given(folder, tmp_path):
-    _notebook(folder / "05_budget.ipynb", "print(f'max_minutes={max_minutes}')",
-              parameters="profile: str = 'auto'  # the profile\n"
-                         "max_minutes: float = 30  # stop before training if longer")
-    out = tmp_path / "out"
-    # The runner's user chose the profile: no limit (0), and nothing for a notebook without one.
-    runner.run("smoke", {}, out, only=["01", "05"], folder=folder)
-    assert "max_minutes=0\n" in _printed(out / "05_budget.ipynb")
-    assert "profile=smoke size=1" in _printed(out / "01_first.ipynb")
-    runner.run("smoke", {"max_minutes": 45}, out, only=["05"], folder=folder)
-    assert "max_minutes=45\n" in _printed(out / "05_budget.ipynb")
-    with pytest.raises(runner.RunnerError, match=r"max_minutes' of 05_budget.ipynb must be 0 or "
-                                                 r"more minutes \(0: no limit\), got -1"):
-        runner.run("smoke", {"max_minutes": -1}, out, only=["05"], folder=folder)
+# Issue 22, item 7. Tests run as root, where chmod stops no write: the failures are simulated.
+def test_an_unwritable_output_folder_gives_one_line_and_status_2(folder, tmp_path, monkeypatch,
+                                                                 capsys):
+    out = tmp_path / "read-only" / "out"
 
+    def refused(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
 
-def test_main_passes_max_minutes_from_the_command_line(monkeypatch):
-    seen = []
-    monkeypatch.setattr(runner, "run", lambda profile, overrides, *rest: seen.append(overrides))
-    assert runner.main(["--profile", "smoke", "-p", "max_minutes", "90"]) == 0
-    assert seen == [{"max_minutes": 90}]
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "mkdir", refused)
+        _one_line_and_status_2(capsys, ["--profile", "smoke", "--output", str(out)], out,
+                               "--output")
+
+    def disk_full(self, buf, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    monkeypatch.setattr(runner.paths, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(papermill.iorw.LocalHandler, "write", disk_full)
+    _one_line_and_status_2(capsys, ["--profile", "smoke", "--only", "01", "--output", str(out)],
+                           out / "01_first.ipynb", "No space left", "--output")
