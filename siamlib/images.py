@@ -12,8 +12,6 @@ decoded as far as their data goes, counted, and reported in one warning, not one
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -27,42 +25,35 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from siamlib import paths
+from siamlib import files, paths
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: the face crop is named (FACE_CROPS), no longer a fraction in Preprocess
+
+# Which part of each image is the face. The face set decides (``splits.DataConfig.face_crop``):
+# LFW-a's alignment puts the face in the centre half of its 250 px frame, the rest being
+# background and hair that the network would otherwise learn to match; an ORL-style photo is
+# already the face, and its centre half would cut the eyes and mouth off.
+CENTRE_HALF, WHOLE = "centre-half", "whole"
+FACE_CROPS = (CENTRE_HALF, WHOLE)
+# A face square smaller than this holds no face worth learning from (LFW-a's face crop is 125
+# px, ORL's photos 92x112): a thumbnail or a 1x1 placeholder, blown up to a blur.
+MIN_FACE_SIDE = 16
 
 
 class ImageDecodeError(ValueError):
-    """Files among the images that are not images at all (as opposed to truncated JPEGs)."""
+    """Files among the images that cannot be faces (as opposed to truncated JPEGs, which are
+    decoded as far as they go): not an image, a header claiming too many pixels, too small."""
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How a face image (a 250x250 LFW-a frame, a 92x112 ORL photo, ...) becomes a network input.
+    """How a face image becomes a network input, once its face crop is cut out.
 
     Arguments:
         image_size: side of the square input in pixels (Koch et al. used 105).
-        crop: side of the centre square kept before resizing, as a fraction of the image's
-            shorter side (0 < crop <= 1), so one value fits every face set; None keeps the
-            whole frame. The face fills roughly the middle 100-150 pixels of an LFW-a frame;
-            the rest is background and hair, which the network would otherwise learn to match.
-            0.6 keeps LFW-a's centre 150 pixels (ORL's centre 55). A number above 1 is a side
-            in pixels, as crops were given before; it fits only images at least that large.
     """
 
     image_size: int = 105
-    crop: float | None = None
-
-    def __post_init__(self):
-        if self.crop is not None and not self.crop > 0:
-            raise ValueError(f"Preprocess.crop must be a fraction in (0, 1] of the image's "
-                             f"shorter side (or a side in pixels), got {self.crop!r}")
-
-    def crop_side(self, width: int, height: int) -> int | None:
-        """The side in pixels of the centre square kept from a ``width`` x ``height`` image."""
-        if self.crop is None:
-            return None
-        return round(self.crop * min(width, height)) if self.crop <= 1 else int(self.crop)
 
 
 class ImageStore:
@@ -71,13 +62,16 @@ class ImageStore:
     Build it with ``ImageStore.load``; look rows up with ``rows(paths)``.
     """
 
-    def __init__(self, image_paths: list[str], pixels: np.ndarray, truncated: list[str]):
+    def __init__(self, image_paths: list[str], pixels: np.ndarray, truncated: list[str],
+                 names: dict[str, str] | None = None):
         self.paths = list(image_paths)
         self.pixels = pixels
         self.truncated = list(truncated)
         self._row = {p: i for i, p in enumerate(self.paths)}
-        # The identity of each row: its folder's name (``<Name>/<Name>_0001.jpg``).
-        self.names = np.array([Path(p).parent.name for p in self.paths])
+        # The person of each row: ``names[path]`` where given (a photo in a subfolder of a
+        # person folder), else the photo's folder (``<Name>/<Name>_0001.jpg``).
+        names = names or {}
+        self.names = np.array([names.get(p) or Path(p).parent.name for p in self.paths])
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -90,81 +84,78 @@ class ImageStore:
             raise KeyError(f"{missing.args[0]} is not in this ImageStore") from None
 
     @classmethod
-    def load(
-        cls,
-        image_paths,
-        preprocess: Preprocess = Preprocess(),
-        cache_dir: str | Path | None = None,
-        progress: bool = True,
-    ) -> ImageStore:
+    def load(cls, image_paths, preprocess: Preprocess = Preprocess(), face_crop: str = WHOLE,
+             cache_dir: str | Path | None = None, progress: bool = True,
+             names: dict[str, str] | None = None) -> ImageStore:
         """Decode the unique images among ``image_paths`` once, reusing an on-disk cache.
 
         The cache (``data/cache`` by default) is keyed by the exact paths, each file's size and
-        modification time, and the preprocessing, so changing any of them decodes again and
-        nothing stale is ever served.
+        modification time (a file replaced in place is decoded again), the face crop and the
+        preprocessing, so nothing stale is ever served. ``names`` gives the person of a path
+        whose folder is not the person's (a photo in a subfolder of a person folder).
         """
         unique = sorted({str(p) for p in image_paths})
-        cache_file = _cache_file(unique, preprocess, cache_dir)
-        store = _load_cached(cls, cache_file, unique, preprocess)
-        if store is None:
-            pixels, truncated = _decode_all(unique, preprocess, progress)
-            store = cls(unique, pixels, truncated)
+        stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
+        digest = files.short_hash([_CACHE_FORMAT, asdict(preprocess), face_crop, unique, stamps])
+        folder = Path(cache_dir) if cache_dir is not None else paths.data_dir() / "cache"
+        size = preprocess.image_size
+        cache_file = folder / f"images-{size}px-{digest}.npz"
+        cached = _read_cache(cache_file, (len(unique), size, size))
+        pixels, truncated = cached or _decode_all(unique, preprocess, face_crop, progress)
+        if cached is None:
             try:
-                _save_atomically(
-                    cache_file, pixels=pixels, truncated=np.array(truncated, dtype=str)
-                )
+                folder.mkdir(parents=True, exist_ok=True)
+                with files.staged(cache_file, folder=False) as partial, open(partial, "wb") as out:
+                    np.savez(out, pixels=pixels, truncated=np.array(truncated, str))
             except OSError as error:  # a read-only shared data folder, or a full disk
-                warnings.warn(
-                    f"could not write the image cache {cache_file} ({error.strerror or error}); "
-                    "the images were decoded and will be decoded again next time",
-                    stacklevel=2,
-                )
-        if store.truncated:
-            warnings.warn(
-                f"{len(store.truncated)} of {len(unique)} images are truncated JPEGs; they were "
-                "decoded as far as their data goes (see ImageStore.truncated)",
-                stacklevel=2,
-            )
-        return store
+                warnings.warn(f"could not write the image cache {cache_file} "
+                              f"({error.strerror or error}); the images were decoded and will be "
+                              "decoded again next time", stacklevel=2)
+        if truncated:
+            warnings.warn(f"{len(truncated)} of {len(unique)} images are truncated JPEGs; they "
+                          "were decoded as far as their data goes (see ImageStore.truncated)",
+                          stacklevel=2)
+        return cls(unique, pixels, truncated, names)
 
 
-def _load_cached(cls, cache_file: Path, unique: list[str], preprocess: Preprocess):
-    """The store from its cache file; None (after a warning naming the file) when damaged."""
+def _read_cache(cache_file: Path, shape: tuple[int, int, int]):
+    """Pixels and truncated paths from the cache file; None (after a warning naming the file
+    when it is damaged) when they must be decoded."""
     if not cache_file.is_file():
         return None
-    size = preprocess.image_size
     try:
         with np.load(cache_file) as cached:
             pixels, truncated = cached["pixels"], list(cached["truncated"])
-        if pixels.shape != (len(unique), size, size) or pixels.dtype != np.uint8:
+        if pixels.shape != shape or pixels.dtype != np.uint8:
             raise ValueError(f"it holds {pixels.shape} {pixels.dtype} pixels")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        warnings.warn(
-            f"the image cache {cache_file} is damaged ({error}); decoding the images again "
-            "and rewriting it",
-            stacklevel=3,
-        )
+        warnings.warn(f"the image cache {cache_file} is damaged ({error}); decoding the images "
+                      "again and rewriting it", stacklevel=3)
         return None
-    return cls(unique, pixels, truncated)
+    return pixels, truncated
 
 
-def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess()) -> np.ndarray:
-    """One image file as a ``(size, size)`` uint8 array: grayscale, centre-cropped, resized."""
+def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
+                face_crop: str = WHOLE) -> np.ndarray:
+    """One image file as a ``(size, size)`` uint8 array: grayscale, face-cropped, resized."""
+    if face_crop not in FACE_CROPS:
+        raise ValueError(f"face_crop must be one of {FACE_CROPS}, got {face_crop!r}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    # cv2.imdecode raises on an empty buffer: a zero-byte file is just another non-image.
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    try:
+        # cv2.imdecode raises on an empty buffer: a zero-byte file is just another non-image.
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    except cv2.error as error:  # e.g. a header claiming over CV_IO_MAX_IMAGE_PIXELS (2^30)
+        raise ImageDecodeError(f"{path}: OpenCV refuses to decode it ({error.err}): a damaged "
+                               "header or a decompression bomb, not a photo") from None
     if image is None:
         raise ImageDecodeError(f"{path}: not a readable JPEG/PNG/PGM image")
-    return _crop_and_resize(image, preprocess)
-
-
-def _crop_and_resize(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     height, width = image.shape
-    side = preprocess.crop_side(width, height)
-    if side is not None:
-        if side > min(width, height):
-            raise ValueError(f"crop {side} is larger than the {width}x{height} image "
-                             f"(a fraction such as crop=0.6 fits every image)")
+    side = min(width, height) // 2 if face_crop == CENTRE_HALF else min(width, height)
+    if side < MIN_FACE_SIDE:
+        raise ImageDecodeError(f"{path}: {width}x{height} px is too small for a face (its "
+                               f"{face_crop!r} face crop keeps {side} px, fewer than "
+                               f"{MIN_FACE_SIDE})")
+    if face_crop == CENTRE_HALF:
         top, left = (height - side) // 2, (width - side) // 2
         image = image[top : top + side, left : left + side]
     size = preprocess.image_size
@@ -175,7 +166,7 @@ def _crop_and_resize(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
 
 
 @contextmanager
-def _native_stderr():
+def quiet_decoder_warnings():
     """Capture what C libraries write to the process's stderr; yields "text since last call".
 
     libjpeg reports a damaged JPEG ("Corrupt JPEG data: premature end of data segment") only
@@ -203,16 +194,16 @@ def _native_stderr():
             os.close(saved)
 
 
-def _decode_all(unique: list[str], preprocess: Preprocess, progress: bool):
+def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progress: bool):
     size = preprocess.image_size
     pixels = np.empty((len(unique), size, size), dtype=np.uint8)
     truncated, failures, other_messages = [], [], []
     # The bar goes to stdout: stderr is captured while decoding.
     bar = tqdm(unique, desc="decoding images", disable=not progress, file=sys.stdout)
-    with _native_stderr() as new_text:
+    with quiet_decoder_warnings() as new_text:
         for row, path in enumerate(bar):
             try:
-                pixels[row] = decode_gray(path, preprocess)
+                pixels[row] = decode_gray(path, preprocess, face_crop)
             except ImageDecodeError as error:
                 failures.append(str(error))
             message = new_text()
@@ -224,32 +215,10 @@ def _decode_all(unique: list[str], preprocess: Preprocess, progress: bool):
         sys.stderr.write(message)
     if failures:
         raise ImageDecodeError(
-            f"{len(failures)} file(s) among the images could not be decoded, e.g.\n  "
+            f"{len(failures)} file(s) among the images cannot be used, e.g.\n  "
             + "\n  ".join(sorted(failures)[:5])
             + "\nRemove them from the data folder. For a fetched data set, "
             "python -m siamlib.data verify --deep lists every damaged file and "
             "python -m siamlib.data fetch --deep --source PATH takes them again from the source."
         )
     return pixels, truncated
-
-
-def _cache_file(unique: list[str], preprocess: Preprocess, cache_dir) -> Path:
-    # Size and modification time stand in for content: a file replaced in place (a data set
-    # fetched again or repaired) changes the key instead of being served from a stale cache.
-    stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
-    key = json.dumps([_CACHE_FORMAT, asdict(preprocess), unique, stamps]).encode()
-    digest = hashlib.sha256(key).hexdigest()[:16]
-    folder = Path(cache_dir) if cache_dir is not None else paths.data_dir() / "cache"
-    return folder / f"images-{preprocess.image_size}px-{digest}.npz"
-
-
-def _save_atomically(target: Path, **arrays) -> None:
-    """Whole or not at all: a failed write (a full disk) leaves no ``.part`` file behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with open(partial, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)

@@ -9,16 +9,18 @@ The network has two parts that the rest of the workbook uses separately:
 Scoring a pair is ``head(tower(a), tower(b))``; that is what lets the workbook embed each
 unique image once and score thousands of pairs or one-shot tasks from the cache.
 
-Labels follow ``siamlib.SAME`` = 1. Both losses are written for that convention:
-binary cross-entropy pushes the score of same pairs to 1, and the contrastive loss pulls
-same pairs' embeddings together (distance -> 0) and pushes different pairs apart to at least
-``margin``. (Published Keras examples flip this for the contrastive loss; our tests pin it.)
+Labels follow ``siamlib.SAME`` = 1. Every loss is written for that convention: binary
+cross-entropy pushes the score of same pairs to 1, the contrastive loss pulls same pairs'
+embeddings together (distance -> 0) and pushes different pairs apart to at least ``margin``,
+and the multi-similarity loss raises same pairs' similarity and lowers different pairs'.
+(Published Keras examples flip this for the contrastive loss; our tests pin it.)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 from keras import layers, ops
@@ -74,13 +76,10 @@ class ModelConfig:
     l2: float = 2e-4
 
     def __post_init__(self):
-        for field, value, allowed in (
-            ("distance", self.distance, DISTANCES),
-            ("loss", self.loss, LOSSES),
-            ("init", self.init, INITS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"ModelConfig.{field} must be one of {allowed}, got {value!r}")
+        for field, allowed in (("distance", DISTANCES), ("loss", LOSSES), ("init", INITS)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"ModelConfig.{field} must be one of {allowed}, "
+                                 f"got {getattr(self, field)!r}")
         if len(self.filters) != len(self.kernels):
             raise ValueError("ModelConfig.filters and .kernels need one entry per conv block")
         for field in ("width", "margin"):
@@ -120,37 +119,52 @@ def build_tower(config: ModelConfig, policy: str = "float32") -> keras.Model:
     """Image -> embedding: conv blocks (ReLU, max-pool between), flatten, sigmoid dense."""
     conv_init, dense_init, bias_init = _initialisers(config.init)
     regulariser = keras.regularizers.L2(config.l2) if config.l2 else None
+    weights = dict(bias_initializer=bias_init, kernel_regularizer=regulariser, dtype=policy)
     image = keras.Input((config.image_size, config.image_size, 1), name="image")
     x = image
-    for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
-        x = layers.Conv2D(
-            max(1, round(filters * config.width)),
-            kernel,
-            use_bias=not config.batch_norm,
-            kernel_initializer=conv_init,
-            bias_initializer=bias_init,
-            kernel_regularizer=regulariser,
-            dtype=policy,
-            name=f"conv{block}",
-        )(x)
+    for layer in tower_shapes(config):
+        if layer.name.startswith("pool"):
+            x = layers.MaxPooling2D(layer.kernel, dtype=policy, name=layer.name)(x)
+            continue
+        block = layer.name.removeprefix("conv")
+        x = layers.Conv2D(layer.channels, layer.kernel, use_bias=not config.batch_norm,
+                          kernel_initializer=conv_init, name=layer.name, **weights)(x)
         if config.batch_norm:
             x = layers.BatchNormalization(dtype=policy, name=f"bn{block}")(x)
         x = layers.Activation("relu", dtype=policy, name=f"relu{block}")(x)
-        if block < len(config.filters):
-            x = layers.MaxPooling2D(2, dtype=policy, name=f"pool{block}")(x)
     x = layers.Flatten(dtype=policy, name="flatten")(x)
     if config.dropout:
         x = layers.Dropout(config.dropout, dtype=policy, name="dropout")(x)
-    embedding = layers.Dense(
-        config.dense_units,
-        activation="sigmoid",
-        kernel_initializer=dense_init,
-        bias_initializer=bias_init,
-        kernel_regularizer=regulariser,
-        dtype=policy,
-        name="embedding",
-    )(x)
+    embedding = layers.Dense(config.dense_units, activation="sigmoid",
+                             kernel_initializer=dense_init, name="embedding", **weights)(x)
     return keras.Model(image, embedding, name="tower")
+
+
+class LayerShape(NamedTuple):
+    """One conv or pooling layer of the tower: its window and what it outputs."""
+
+    name: str  # "conv1", "pool1", "conv2", ...
+    kernel: int  # side of its window: the conv's kernel, 2 for a pool (which also strides 2)
+    side: int  # output side in pixels
+    channels: int  # output channels
+
+
+def tower_shapes(config: ModelConfig) -> list[LayerShape]:
+    """The tower's conv and pooling layers in order, with their output shapes.
+
+    The one place the tower's layout is worked out: ``build_tower`` builds these layers,
+    ``receptive_field`` tabulates them, ``budget`` counts their multiply-adds. Convs are
+    "valid" (a k x k kernel takes k - 1 pixels off the side), pools floor odd sides.
+    """
+    shapes, side = [], config.image_size
+    for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
+        channels = max(1, round(filters * config.width))
+        side -= kernel - 1
+        shapes.append(LayerShape(f"conv{block}", kernel, side, channels))
+        if block < len(config.filters):
+            side //= 2
+            shapes.append(LayerShape(f"pool{block}", 2, side, channels))
+    return shapes
 
 
 def build_head(config: ModelConfig) -> keras.Model:
@@ -167,14 +181,8 @@ def build_head(config: ModelConfig) -> keras.Model:
         # Koch et al.: component-wise L1 (or squared L2), weighted by a logistic dense layer.
         features = ops.square(a - b) if config.distance == "l2" else ops.abs(a - b)
         _, dense_init, bias_init = _initialisers(config.init)
-        score = layers.Dense(
-            1,
-            activation="sigmoid",
-            kernel_initializer=dense_init,
-            bias_initializer=bias_init,
-            dtype="float32",
-            name="score",
-        )(features)
+        score = layers.Dense(1, activation="sigmoid", kernel_initializer=dense_init,
+                             bias_initializer=bias_init, dtype="float32", name="score")(features)
     return keras.Model([emb_a, emb_b], score, name="head")
 
 
@@ -257,7 +265,8 @@ def multi_similarity_loss(score, same, counted, first, second, n):
     if it is within ``MS_MARGIN`` of the anchor's least alike same pair, and a same pair counts
     if it is within ``MS_MARGIN`` of the anchor's most alike different pair; the easy rest adds
     nothing. Then, with cosine similarities s,
-    loss = 1/alpha log(1 + sum_same exp(-alpha (s - base))) + 1/beta log(1 + sum_diff exp(beta (s - base))),
+    loss = 1/alpha log(1 + sum_same exp(-alpha (s - base)))
+         + 1/beta log(1 + sum_diff exp(beta (s - base))),
     averaged over anchors. A different pair counts more the more alike it looks (and a same pair
     the less), which is what a mean over all pairs of a batch, mostly easy different pairs,
     lacks. ``score`` is the head's 1 / (1 + d) with d the distance of unit embeddings, so
@@ -302,32 +311,30 @@ def loss_for(config: ModelConfig):
 
 
 def _initialisers(init: str):
+    """Conv kernels, dense kernels and biases: Koch et al.'s normals, or Keras' default."""
     if init == "glorot":
         return "glorot_uniform", "glorot_uniform", "zeros"
-    return (
-        keras.initializers.RandomNormal(0.0, 1e-2),
-        keras.initializers.RandomNormal(0.0, 2e-1),
-        keras.initializers.RandomNormal(0.5, 1e-2),
-    )
+    normal = keras.initializers.RandomNormal
+    return normal(0.0, 1e-2), normal(0.0, 2e-1), normal(0.5, 1e-2)
 
 
 def receptive_field(config: ModelConfig) -> list[dict]:
-    """Output side, parameters and receptive field of each layer, for notebook 02's table."""
-    rows, side, field, jump, channels = [], config.image_size, 1, 1, 1
-    for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
-        out = max(1, round(filters * config.width))
-        side, field = side - kernel + 1, field + (kernel - 1) * jump
-        params = kernel * kernel * channels * out + (0 if config.batch_norm else out)
-        rows.append({"layer": f"conv{block}", "output": f"{side}x{side}x{out}",
+    """Output shape, parameters and receptive field of each layer, for notebook 02's table."""
+    rows, field, jump, channels = [], 1, 1, 1
+    for layer in tower_shapes(config):
+        # A window of k pixels widens the field by (k - 1) steps of the layer's input; a pool
+        # also doubles the step (its stride), a conv keeps it.
+        field += (layer.kernel - 1) * jump
+        if layer.name.startswith("pool"):
+            jump, params = jump * layer.kernel, 0
+        else:
+            params = layer.kernel**2 * channels * layer.channels + (
+                0 if config.batch_norm else layer.channels)
+        rows.append({"layer": layer.name, "output": f"{layer.side}x{layer.side}x{layer.channels}",
                      "parameters": params, "receptive_field": field})
-        channels = out
-        if block < len(config.filters):
-            side, field, jump = side // 2, field + jump, jump * 2
-            rows.append({"layer": f"pool{block}", "output": f"{side}x{side}x{out}",
-                         "parameters": 0, "receptive_field": field})
-    flat = side * side * channels
+        channels = layer.channels
+    flat = layer.side**2 * channels
     rows.append({"layer": "embedding", "output": str(config.dense_units),
                  "parameters": flat * config.dense_units + config.dense_units,
                  "receptive_field": config.image_size})
     return rows
-

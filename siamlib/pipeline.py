@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -64,15 +65,9 @@ class Augment:
     contrast: float = 0.2
 
 
-def pair_dataset(
-    store: ImageStore,
-    pairs: pd.DataFrame,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    augment: Augment | None = None,
-    repeat: bool = False,
-) -> tf.data.Dataset:
+def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffle: bool = False,
+                 seed: int = 0, augment: Augment | None = None,
+                 repeat: bool = False) -> tf.data.Dataset:
     """The given pairs, optionally shuffled (anew each epoch, seeded) and augmented."""
     rows_a = store.rows(pairs["path_a"])
     rows_b = store.rows(pairs["path_b"])
@@ -85,13 +80,8 @@ def pair_dataset(
     return _pair_batches(dataset, store, batch_size, seed, augment)
 
 
-def sampled_pair_dataset(
-    store: ImageStore,
-    people: set[str] | list[str],
-    batch_size: int,
-    seed: int = 0,
-    augment: Augment | None = None,
-) -> tf.data.Dataset:
+def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_size: int,
+                         seed: int = 0, augment: Augment | None = None) -> tf.data.Dataset:
     """An endless stream of balanced pairs sampled from all images of ``people``.
 
     Elements alternate same/different. A same pair is an image (chosen uniformly among
@@ -114,14 +104,9 @@ def sampled_pair_dataset(
     return _pair_batches(dataset, store, batch_size, seed, augment)
 
 
-def identity_batch_dataset(
-    store: ImageStore,
-    people: set[str] | list[str],
-    people_per_batch: int,
-    images_per_person: int,
-    seed: int = 0,
-    augment: Augment | None = None,
-) -> tf.data.Dataset:
+def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], people_per_batch: int,
+                           images_per_person: int, seed: int = 0,
+                           augment: Augment | None = None) -> tf.data.Dataset:
     """An endless stream of batches of ``people_per_batch`` distinct people x ``images_per_person``.
 
     Only people with at least two images are drawn (the others cannot form a same pair).
@@ -249,35 +234,17 @@ def _augment_image(image, augment: Augment, key):
     draws = tf.random.stateless_uniform([7], seed=key, minval=-1.0, maxval=1.0)
     if augment.flip:
         image = tf.where(draws[0] > 0, tf.image.flip_left_right(image), image)
+    # Rotate and zoom about the centre, then shift. An affine transform maps each *output*
+    # pixel to the input pixel it samples, so its matrix is the inverse of that motion.
     size = tf.cast(tf.shape(image)[0], tf.float32)
     angle = draws[1] * augment.max_rotation * math.pi / 180.0
     zoom = 1.0 + draws[2] * augment.max_zoom
-    shift = draws[3:5] * augment.max_shift * size
-    image = _affine(image, angle, zoom, shift, size)
+    dx, dy = draws[3] * augment.max_shift * size, draws[4] * augment.max_shift * size
+    cos, sin, centre = tf.cos(angle) / zoom, tf.sin(angle) / zoom, (size - 1.0) / 2.0
+    transform = tf.stack([cos, sin, centre - cos * (centre + dx) - sin * (centre + dy),
+                          -sin, cos, centre + sin * (centre + dx) - cos * (centre + dy), 0.0, 0.0])
+    image = keras.ops.image.affine_transform(image, transform, fill_mode="reflect")
     image = image + draws[5] * augment.brightness
     mean = tf.reduce_mean(image)
     image = (image - mean) * (1.0 + draws[6] * augment.contrast) + mean
     return tf.clip_by_value(image, 0.0, 1.0)
-
-
-def _affine(image, angle, zoom, shift, size):
-    """Rotate by ``angle`` and scale by ``zoom`` about the centre, then translate by ``shift``.
-
-    ImageProjectiveTransformV3 maps each *output* pixel to the input pixel it samples, so the
-    matrix is the inverse of the forward transform.
-    """
-    centre = (size - 1.0) / 2.0
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
-    dx, dy = shift[0], shift[1]
-    a0, a1, b0, b1 = cos, sin, -sin, cos
-    a2 = centre - a0 * (centre + dx) - a1 * (centre + dy)
-    b2 = centre - b0 * (centre + dx) - b1 * (centre + dy)
-    transform = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])[tf.newaxis]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[tf.newaxis],
-        transforms=transform,
-        output_shape=tf.shape(image)[:2],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="REFLECT",
-    )[0]

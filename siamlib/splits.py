@@ -20,17 +20,25 @@ any of them) plus the validation and test pairs' images, decoded once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from siamlib import data, pairs
-from siamlib.images import ImageStore, Preprocess
+from siamlib.images import CENTRE_HALF, FACE_CROPS, WHOLE, ImageStore, Preprocess
 
 LFW = "lfw-a"
 VIEW2_FOLDS = 10
+AUTO = "auto"
+
+
+class _ChosenCrop(str):
+    """A face crop that "auto" chose: equal to the crop it names, so equality and the run key
+    see only the crop, yet known to be chosen, so a copy for another source
+    (``dataclasses.replace(config, source=...)``, what ``RunConfig.replace`` does) chooses
+    again instead of carrying LFW-a's centre half over to a folder of ORL photos."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,12 @@ class DataConfig:
 
     Arguments:
         source: "lfw-a" (View 1 pair files) or the path of a ``<identity>/<image>`` folder.
-        preprocess: crop and input size.
+        face_crop: which part of each photo is the face: "centre-half" (the centre square of
+            half the shorter side: LFW-a's alignment puts the face there, in the middle 125 px
+            of its 250 px frame), "whole" (a face set whose photos are the face, such as ORL),
+            or "auto": "centre-half" for LFW-a, "whole" for an identity folder. "auto" is
+            replaced by what it chose, so the run key and ``load_splits``' report name the crop.
+        preprocess: the network's input size.
         val_fraction: share of DevTrain's pairs (whole person groups) held out for validation.
         split_seed: seed of that split.
         max_train_pairs, max_eval_pairs: balanced subsets for quick runs (None = all pairs).
@@ -48,6 +61,7 @@ class DataConfig:
     """
 
     source: str = LFW
+    face_crop: str = AUTO
     preprocess: Preprocess = field(default_factory=Preprocess)
     val_fraction: float = 0.2
     split_seed: int = 0
@@ -60,6 +74,12 @@ class DataConfig:
         if not str(self.source).strip():
             raise ValueError(f"DataConfig.source is empty: give {LFW!r} or the path of a folder "
                              "of identity folders")
+        if self.face_crop == AUTO or isinstance(self.face_crop, _ChosenCrop):
+            chosen = _ChosenCrop(CENTRE_HALF if self.source == LFW else WHOLE)
+            object.__setattr__(self, "face_crop", chosen)
+        elif self.face_crop not in FACE_CROPS:
+            raise ValueError(f"DataConfig.face_crop must be one of {(AUTO, *FACE_CROPS)}, "
+                             f"got {self.face_crop!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"DataConfig.val_fraction must lie strictly between 0 and 1, "
                              f"got {self.val_fraction!r}")
@@ -104,7 +124,9 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     needed = set(all_images.loc[all_images["name"].isin(train_people), "path"])
     for frame in (train, val, test):
         needed |= set(frame["path_a"]) | set(frame["path_b"])
-    store = ImageStore.load(needed, config.preprocess, progress=progress)
+    store = _decode(all_images, needed, config)
+    print(f"{config.source}: face crop {config.face_crop}, {len(train)} training, {len(val)} "
+          f"validation and {len(test)} test pairs, {len(store)} images")
     return Splits(train, val, test, store, train_people)
 
 
@@ -141,11 +163,14 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
     return tuple(view2[part].reset_index(drop=True) for part in parts)
 
 
-def photos_of(people, preprocess: Preprocess, source: str = LFW) -> ImageStore:
-    """Every photo of ``people`` in ``source``, decoded: the gallery for one-shot tasks."""
-    photos = all_images(source)
-    return ImageStore.load(photos.loc[photos["name"].isin(set(people)), "path"], preprocess,
-                           progress=False)
+def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
+    """Every photo of ``people`` in ``config``'s source, decoded with its face crop and
+    ``preprocess`` (default: ``config``'s): the gallery for one-shot tasks."""
+    photos = all_images(config.source)
+    if preprocess is not None:
+        config = replace(config, preprocess=preprocess)
+    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"], config,
+                   progress=False)
 
 
 def all_images(source: str = LFW) -> pd.DataFrame:
@@ -153,13 +178,21 @@ def all_images(source: str = LFW) -> pd.DataFrame:
     return pairs.identity_images(_images_dir(source, progress=False))
 
 
+def _decode(all_images: pd.DataFrame, image_paths, config: DataConfig,
+            progress: bool = False) -> ImageStore:
+    """The images among ``image_paths``, each named by its person in the ``all_images`` table
+    (a photo in a subfolder of a person folder is that person's)."""
+    names = dict(zip(all_images["path"].astype(str), all_images["name"]))
+    return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=progress,
+                           names=names)
+
+
 def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
     """Stop with one clear error, before any training, if ``config`` cannot run on its data.
 
     An identity folder is listed (no image is decoded): it needs enough people for the
-    60/20/20 split (``MIN_PEOPLE``), ``people_per_batch`` training people with two or more
-    photos (identity batches), and, for a crop given in pixels, images at least that large.
-    LFW-a is checked by ``siamlib.data`` when it is fetched.
+    60/20/20 split (``MIN_PEOPLE``) and ``people_per_batch`` training people with two or more
+    photos (identity batches). LFW-a is checked by ``siamlib.data`` when it is fetched.
     """
     if config.source == LFW:
         return
@@ -172,22 +205,6 @@ def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
                          f"{people_per_batch} training people with two or more photos; the "
                          f"60% training share of its {len(photos)} people has {with_two}. Use "
                          "a smaller batch_size or more people.")
-    crop = config.preprocess.crop
-    if crop is not None and crop > 1:
-        smallest = min(_image_sides(images["path"]))
-        if smallest < crop:
-            raise ValueError(f"{config.source}: crop {crop} px is larger than its smallest "
-                             f"image side ({smallest} px); give the crop as a fraction "
-                             "(e.g. crop=0.6)")
-
-
-def _image_sides(image_paths):
-    """The shorter side of each image, read from its header (no decoding)."""
-    from PIL import Image
-
-    for path in image_paths:
-        with Image.open(path) as image:
-            yield min(image.size)
 
 
 def _images_dir(source: str, progress: bool) -> Path:

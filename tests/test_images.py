@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import cv2
@@ -13,13 +15,23 @@ import numpy as np
 import pytest
 
 import siamlib.images
-from siamlib.images import ImageDecodeError, ImageStore, Preprocess, decode_gray
+from siamlib.images import (
+    CENTRE_HALF,
+    MIN_FACE_SIDE,
+    WHOLE,
+    ImageDecodeError,
+    ImageStore,
+    Preprocess,
+    decode_gray,
+)
 
 DEFAULT = Preprocess()
 
 
-def load(paths, cache_dir: Path, preprocess: Preprocess = DEFAULT) -> ImageStore:
-    return ImageStore.load(paths, preprocess, cache_dir=cache_dir, progress=False)
+def load(paths, cache_dir: Path, preprocess: Preprocess = DEFAULT, face_crop: str = WHOLE,
+         **options) -> ImageStore:
+    return ImageStore.load(paths, preprocess, face_crop, cache_dir=cache_dir, progress=False,
+                           **options)
 
 
 def load_quietly(paths, cache_dir: Path, preprocess: Preprocess = DEFAULT) -> ImageStore:
@@ -27,6 +39,12 @@ def load_quietly(paths, cache_dir: Path, preprocess: Preprocess = DEFAULT) -> Im
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return load(paths, cache_dir, preprocess)
+
+
+def write_png(path: Path, pixels: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), pixels)
+    return path
 
 
 def closest_truth(pixels: np.ndarray, truth: dict[str, np.ndarray]) -> tuple[str, float]:
@@ -46,9 +64,9 @@ def closest_truth(pixels: np.ndarray, truth: dict[str, np.ndarray]) -> tuple[str
 def test_load_decodes_each_unique_path_once(face_set, tmp_path, monkeypatch):
     decoded = []
 
-    def counting_decode(path, preprocess):
+    def counting_decode(path, preprocess, face_crop):
         decoded.append(str(path))
-        return decode_gray(path, preprocess)
+        return decode_gray(path, preprocess, face_crop)
 
     monkeypatch.setattr(siamlib.images, "decode_gray", counting_decode)
     paths = face_set.readable
@@ -78,19 +96,28 @@ def test_names_are_the_identity_folders(face_set, tmp_path):
     assert set(store.names) == set(face_set.counts)
 
 
+def test_names_given_for_photos_in_subfolders_are_kept(face_set, tmp_path):
+    """A photo in ``<Person>/<sub>/`` is that person's, as ``pairs.identity_images`` says."""
+    nested = write_png(tmp_path / "Gus_G" / "2019" / "a.png", face_set.truth[face_set.readable[0]])
+    store = load([nested, *face_set.readable[:2]], tmp_path / "cache",
+                 names={str(nested): "Gus_G"})
+    assert store.names[store.rows([nested])[0]] == "Gus_G"
+    assert set(store.names) == {"Gus_G", "Ann_A"}
+
+
 @pytest.mark.parametrize(
-    "preprocess",
+    ("preprocess", "face_crop"),
     [
-        Preprocess(),
-        Preprocess(image_size=64),
-        Preprocess(image_size=105, crop=150),
-        Preprocess(image_size=250),
-        Preprocess(image_size=120, crop=120),
+        (Preprocess(), WHOLE),
+        (Preprocess(image_size=64), WHOLE),
+        (Preprocess(image_size=105), CENTRE_HALF),
+        (Preprocess(image_size=250), WHOLE),
+        (Preprocess(image_size=125), CENTRE_HALF),
     ],
     ids=str,
 )
-def test_pixels_are_uint8_squares_of_the_asked_size(face_set, tmp_path, preprocess):
-    store = load(face_set.readable, tmp_path, preprocess)
+def test_pixels_are_uint8_squares_of_the_asked_size(face_set, tmp_path, preprocess, face_crop):
+    store = load(face_set.readable, tmp_path, preprocess, face_crop)
     size = preprocess.image_size
     assert store.pixels.dtype == np.uint8
     assert store.pixels.shape == (len(face_set.readable), size, size)
@@ -119,28 +146,36 @@ def test_colour_images_are_read_as_grey(tmp_path):
     np.testing.assert_array_equal(pixels, grey)
 
 
-def test_crop_keeps_the_centre_of_the_frame(tmp_path):
+def test_centre_half_keeps_the_centre_square_of_half_the_shorter_side(tmp_path):
     """A 250x250 frame: border 40, a centre square [75, 175) of 200, and a corner mark of 255.
-    Cropping 150 keeps [50, 200): the whole square, with 25 pixels of border around it."""
+    The centre half is [62, 187): the square with 13 pixels of border around it."""
     frame = np.full((250, 250), 40, np.uint8)
     frame[75:175, 75:175] = 200
-    frame[:40, :40] = 255  # outside every centre crop below
-    path = tmp_path / "framed.png"
-    cv2.imwrite(str(path), frame)
+    frame[:40, :40] = 255  # outside the centre half
+    path = write_png(tmp_path / "framed.png", frame)
 
-    cropped = decode_gray(path, Preprocess(image_size=150, crop=150))
-    np.testing.assert_array_equal(cropped, frame[50:200, 50:200])
+    centre_half = decode_gray(path, Preprocess(image_size=125), CENTRE_HALF)
+    np.testing.assert_array_equal(centre_half, frame[62:187, 62:187])
 
-    only_centre = decode_gray(path, Preprocess(image_size=50, crop=100))
-    np.testing.assert_array_equal(only_centre, np.full((50, 50), 200, np.uint8))
-
-    whole = decode_gray(path, Preprocess(image_size=50))
+    whole = decode_gray(path, Preprocess(image_size=50), WHOLE)
     assert whole[0, 0] == 255 and whole[-1, -1] == 40 and whole[25, 25] == 200
+    assert decode_gray(path, Preprocess(image_size=50))[0, 0] == 255  # whole by default
 
 
-def test_crop_larger_than_the_frame_is_an_error(face_set):
-    with pytest.raises(ValueError, match="crop 300"):
-        decode_gray(face_set.readable[0], Preprocess(crop=300))
+def test_centre_half_of_a_portrait_photo_is_half_its_width(tmp_path):
+    """An ORL-sized 92x112 photo: the centre half is 46 px, 23 in from the sides, 33 from the
+    top (the named model's crop, if it were given to such a face set: hence "auto")."""
+    photo = np.random.default_rng(0).integers(0, 256, (112, 92), dtype=np.uint8)
+    path = write_png(tmp_path / "s1" / "1.png", photo)
+    np.testing.assert_array_equal(decode_gray(path, Preprocess(46), CENTRE_HALF),
+                                  photo[33:79, 23:69])
+    np.testing.assert_array_equal(decode_gray(path, Preprocess(46), WHOLE),
+                                  cv2.resize(photo, (46, 46), interpolation=cv2.INTER_AREA))
+
+
+def test_an_unknown_face_crop_is_an_error_naming_the_choices(face_set):
+    with pytest.raises(ValueError, match="centre-half.*whole.*got 'centre'"):
+        decode_gray(face_set.readable[0], Preprocess(), "centre")
 
 
 # --- truncated JPEGs and unreadable files -------------------------------------------------------
@@ -208,6 +243,48 @@ def test_stderr_is_given_back_after_a_failed_load(tmp_path, capfd):
     assert "still here" in capfd.readouterr().err
 
 
+def test_a_one_pixel_image_is_a_decode_error_naming_it(face_set, tmp_path):
+    """Issue 22, 7: a 1x1 placeholder was blown up to a flat square (or, face-cropped, stopped
+    on an OpenCV assertion naming no file)."""
+    dot = write_png(tmp_path / "Zed_Z" / "Zed_Z_0001.png", np.zeros((1, 1), np.uint8))
+    for face_crop in (WHOLE, CENTRE_HALF):
+        with pytest.raises(ImageDecodeError, match=r"(?s)Zed_Z_0001.png: 1x1 px is too small "
+                                                   r"for a face.*Remove them from the data"):
+            load([*face_set.readable, dot], tmp_path / "cache", face_crop=face_crop)
+
+
+def test_a_face_crop_too_small_for_a_face_is_a_decode_error_naming_the_crop(tmp_path):
+    side = 2 * MIN_FACE_SIDE - 2  # its centre half is just under the minimum
+    small = write_png(tmp_path / "small.png", np.full((side, side), 99, np.uint8))
+    assert decode_gray(small, Preprocess(32), WHOLE).shape == (32, 32)
+    with pytest.raises(ImageDecodeError, match=rf"small.png: {side}x{side} px .*its 'centre-half' "
+                                               rf"face crop keeps {MIN_FACE_SIDE - 1} px"):
+        decode_gray(small, Preprocess(32), CENTRE_HALF)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` grey pixels, with a few bytes of data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_a_decode_error_naming_it(face_set, tmp_path, capfd):
+    """Issue 22, 7: a header claiming 10^10 pixels stopped on an OpenCV assertion naming no
+    file. OpenCV refuses it before allocating anything (CV_IO_MAX_IMAGE_PIXELS)."""
+    bomb = tmp_path / "Zed_Z" / "Zed_Z_0001.png"
+    bomb.parent.mkdir()
+    bomb.write_bytes(png_header_only(100_000, 100_000))
+    with pytest.raises(ImageDecodeError, match=r"(?s)Zed_Z_0001.png: OpenCV refuses to decode it "
+                                               r"\(pixels <= CV_IO_MAX_IMAGE_PIXELS\).*bomb"):
+        load([*face_set.readable, bomb], tmp_path / "cache")
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_an_empty_file_is_a_decode_error_naming_it(face_set, tmp_path):
     empty = tmp_path / "Zed_Z" / "Zed_Z_0001.jpg"
     empty.parent.mkdir()
@@ -220,7 +297,7 @@ def test_an_empty_file_is_a_decode_error_naming_it(face_set, tmp_path):
 
 
 def refuse_to_decode(monkeypatch):
-    def fail(path, preprocess):
+    def fail(path, *settings):
         raise AssertionError(f"decoded {path} again instead of using the cache")
 
     monkeypatch.setattr(siamlib.images, "decode_gray", fail)
@@ -239,10 +316,10 @@ def test_second_load_comes_from_the_cache(face_set, tmp_path, monkeypatch):
     assert second.truncated == first.truncated == [face_set.truncated]
 
 
-def test_other_preprocessing_or_other_paths_make_a_new_cache_file(face_set, tmp_path):
+def test_another_face_crop_or_other_paths_make_a_new_cache_file(face_set, tmp_path):
     paths = face_set.readable
     default = load(paths, tmp_path)
-    cropped = load(paths, tmp_path, Preprocess(crop=150))
+    cropped = load(paths, tmp_path, face_crop=CENTRE_HALF)
     fewer = load(paths[1:], tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 3
     assert not np.array_equal(default.pixels, cropped.pixels)

@@ -12,11 +12,12 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from siamlib import DIFFERENT, SAME
-from siamlib.images import ImageStore
+from siamlib.images import ImageStore, Preprocess
 from siamlib.pairs import (
     PAIR_COLUMNS,
     identity_images,
@@ -26,6 +27,7 @@ from siamlib.pairs import (
     read_pairs,
 )
 from siamlib.pipeline import pair_dataset, sampled_pair_dataset
+from siamlib.splits import DataConfig
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +147,21 @@ def test_store_of_all_images_reports_exactly_the_truncated_jpegs(
     assert [Path(p).name for p in truncated] == ["Franz_Muentefering_0001.jpg"]
     assert len(user_warnings) == 1
     assert "truncated" in str(user_warnings[0].message)
+
+
+def test_lfw_a_is_decoded_on_the_centre_half_of_its_250px_frames(dev_test, cache_dir):
+    """Issue 22, 10: LFW-a's alignment puts the face in the centre half of the frame, so the
+    data source's "auto" face crop keeps [62, 187) of each 250x250 frame."""
+    face_crop = DataConfig().face_crop
+    assert face_crop == "centre-half"
+    paths = sorted(set(dev_test.path_a))[:5]
+    store = ImageStore.load(paths, Preprocess(105), face_crop, cache_dir=cache_dir,
+                            progress=False)
+    for path, pixels in zip(store.paths, store.pixels):
+        frame = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        assert frame.shape == (250, 250)
+        expected = cv2.resize(frame[62:187, 62:187], (105, 105), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(pixels, expected)
 
 
 # --- pipeline -----------------------------------------------------------------------------------

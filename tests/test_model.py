@@ -25,6 +25,7 @@ from siamlib.model import (
     pair_multi_similarity_loss,
     receptive_field,
     tower_of,
+    tower_shapes,
 )
 
 # Small enough to build and run in milliseconds; paper initialisation, no weight penalty.
@@ -52,6 +53,18 @@ def test_koch_network_has_the_papers_38951745_parameters(koch):
     assert koch.count_params() == 38_951_745
 
 
+def test_koch_tower_shapes_by_hand():
+    # Valid convs take k - 1 off the side, pools halve it: 105 -> 96 -> 48 -> 42 -> 21 -> 18 -> 9
+    # -> 6, so 6 x 6 x 256 = 9,216 features reach the embedding.
+    shapes = [(layer.name, layer.kernel, layer.side, layer.channels)
+              for layer in tower_shapes(ModelConfig())]
+    assert shapes == [("conv1", 10, 96, 64), ("pool1", 2, 48, 64), ("conv2", 7, 42, 128),
+                      ("pool2", 2, 21, 128), ("conv3", 4, 18, 128), ("pool3", 2, 9, 128),
+                      ("conv4", 4, 6, 256)]
+    narrow = tower_shapes(ModelConfig(width=0.25, filters=(2, 128), kernels=(3, 3)))
+    assert [layer.channels for layer in narrow] == [1, 1, 32]  # width rounds, at least 1
+
+
 def test_koch_receptive_fields_by_hand():
     # Each k x k conv widens the field by (k - 1) x jump, each 2x2 pool by jump, then jump doubles:
     # 1+9=10 | +1=11 (jump 2) | +6*2=23 | +2=25 (jump 4) | +3*4=37 | +4=41 (jump 8) | +3*8=65.
@@ -77,6 +90,9 @@ def test_receptive_field_table_matches_the_built_layers(config, koch):
         shape = layer.output.shape[1:]
         assert "x".join(str(side) for side in shape) == row["output"], row["layer"]
         assert layer.count_params() == row["parameters"], row["layer"]
+    for layer in tower_shapes(config):  # Keras' own shapes, not ours
+        assert tower.get_layer(layer.name).output.shape[1:] == (layer.side, layer.side,
+                                                                layer.channels)
 
 
 # --- variants ---------------------------------------------------------------------------------
@@ -382,9 +398,9 @@ def test_on_a_gpu_the_tower_computes_in_float16_and_the_head_outputs_float32(mon
 
 def test_on_a_gpu_the_optimizer_scales_the_loss(monkeypatch):
     monkeypatch.setattr(device, "has_gpu", lambda: True)
-    optimizer = training._optimizer(training.TrainConfig(), device.compute_policy(), 1)
+    optimizer = training.optimizer_for(training.TrainConfig(), device.compute_policy(), 1)
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    plain = training._optimizer(training.TrainConfig(), device.compute_policy(gpu=False), 1)
+    plain = training.optimizer_for(training.TrainConfig(), device.compute_policy(gpu=False), 1)
     assert not isinstance(plain, keras.optimizers.LossScaleOptimizer)
 
 

@@ -1,9 +1,10 @@
 """Any folder of identity folders, not only LFW-a: an ORL/AT&T-shaped set through every step.
 
 ORL (AT&T) is 40 people x 10 grayscale 92x112 PGM photos, ``s1/1.pgm`` ... ``s40/10.pgm``. Its
-frames are smaller than LFW-a's 125-pixel face crop, which is why crops are fractions of the
-image; these tests check that, the checks that run before any training, the run key's manifest
-of the folder, and notebooks 02-05 end to end on such a set.
+photos are the face already, so an identity folder keeps the whole frame where LFW-a keeps the
+centre half of its aligned frames (the crop belongs to the face set); these tests check that,
+the checks that run before any training, the run key's manifest of the folder, and notebooks
+02-05 end to end on such a set.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pytest
 
 from siamlib import paths, profiles
 from siamlib.images import Preprocess, decode_gray
-from siamlib.splits import MIN_PEOPLE, DataConfig, check_data, load_splits
+from siamlib.metrics import person_clusters
+from siamlib.splits import MIN_PEOPLE, DataConfig, check_data, load_splits, split_pairs
 from siamlib.training import RunConfig
 
 ORL_WIDTH, ORL_HEIGHT = 92, 112
@@ -57,20 +59,12 @@ def test_every_named_model_and_ablation_decodes_an_orl_image(orl):
     smoke = profiles.resolve("smoke")
     configs = {"koch": smoke.koch, "all_pairs": smoke.all_pairs, **smoke.ablations()}
     for what, config in configs.items():
+        config = config.replace(data={"source": str(orl)})
+        assert config.data.face_crop == "whole", what  # ORL photos are the face
         size = config.data.preprocess.image_size
-        pixels = decode_gray(orl / "s1" / "1.pgm", config.data.preprocess)
+        pixels = decode_gray(orl / "s1" / "1.pgm", config.data.preprocess, config.data.face_crop)
         assert pixels.shape == (size, size), what
-    # 0.6 of ORL's shorter side (92) is the centre 55 pixels.
-    assert Preprocess(crop=0.6).crop_side(ORL_WIDTH, ORL_HEIGHT) == 55
-
-
-def test_a_pixel_crop_too_large_for_the_images_is_caught_before_training(orl):
-    config = profiles.resolve("smoke").all_pairs.replace(
-        data={"source": str(orl), "preprocess": Preprocess(105, crop=150)})
-    with pytest.raises(ValueError, match=r"crop 150 px is larger than its smallest image side "
-                                         r"\(92 px\)"):
         config.check_data()
-    profiles.resolve("smoke").all_pairs.replace(data={"source": str(orl)}).check_data()
 
 
 def test_too_few_people_for_the_split_names_the_minimum(tmp_path):
@@ -83,6 +77,26 @@ def test_too_few_people_for_the_split_names_the_minimum(tmp_path):
     six = write_orl_folder(tmp_path / "six", people=MIN_PEOPLE, photos=2)
     splits = load_splits(DataConfig(source=str(six), preprocess=Preprocess(32)), progress=False)
     assert len(splits.train_people) == 2 and len(splits.val) > 0 and len(splits.test) > 0
+
+
+def test_generated_pairs_name_the_people_in_their_photos(orl):
+    """Issue 22, item 1: person clusters of generated pairs follow the people in the photos.
+
+    The 500 test pairs of 40 people x 10 photos are one cluster, and rightly so: the test group
+    holds 8 people, and 250 random different-person pairs link all of them. With the real names
+    in name_a/name_b that is what the graph says (a cluster bootstrap must say it has too few).
+    """
+    train, val, test = split_pairs(DataConfig(source=str(orl)))
+    people = {f"s{k}" for k in range(1, 41)}
+    for pairs in (train, val, test):
+        for side in "ab":
+            assert (pairs[f"name_{side}"] == pairs[f"path_{side}"].map(
+                lambda path: Path(path).parent.name)).all()
+        assert set(pairs["name_a"]) | set(pairs["name_b"]) <= people
+    clusters = person_clusters(test["name_a"], test["name_b"])
+    assert len(set(clusters)) <= len(set(test["name_a"]) | set(test["name_b"])) == 8
+    same = test[test["label"] == 1]  # pairs of one person, alone, are one cluster per person
+    assert len(set(person_clusters(same["name_a"], same["name_b"]))) == same["name_a"].nunique()
 
 
 def test_identity_batches_need_enough_training_people(tmp_path):
@@ -169,19 +183,3 @@ def test_notebooks_02_to_05_run_end_to_end_on_an_orl_shaped_set(orl, tmp_path, m
 def test_data_config_values_are_checked_and_the_field_named(field, value):
     with pytest.raises(ValueError, match=f"DataConfig.{field}"):
         DataConfig(**{field: value})
-
-
-def test_lfw_a_pixels_are_unchanged_by_the_relative_crop(lfw_dataset):
-    """crop=0.6 of a 250x250 frame is the centre 150 pixels that crop=150 kept, resized the
-    same way: the same uint8 input, bit for bit; and a fraction keys a run as the pixels it
-    keeps (all_pairs' crop=0.5 as crop=125), so runs keep their keys."""
-    image_paths = sorted((lfw_dataset / "images").glob("A*/*.jpg"))[:20]
-    for path in image_paths:
-        frame = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        assert frame.shape == (250, 250)
-        expected = cv2.resize(frame[50:200, 50:200], (105, 105), interpolation=cv2.INTER_AREA)
-        np.testing.assert_array_equal(decode_gray(path, Preprocess(105, crop=0.6)), expected)
-    all_pairs = profiles.resolve("cpu").all_pairs
-    assert all_pairs.data.preprocess.crop == 0.5
-    as_pixels = all_pairs.replace(data={"preprocess": Preprocess(105, crop=125)})
-    assert all_pairs.key(policy="float32") == as_pixels.key(policy="float32")
