@@ -1,7 +1,8 @@
 """nbval runs the notebooks under the smoke profile, away from the user's runs and figures.
 
-Kernels inherit this process's environment, so setting it here (at collection, before any
-kernel starts) is what makes every notebook pick the smoke profile through ``profile="auto"``.
+nbval cannot pass notebook parameters, so ``$SIAMLIB_PROFILE`` is how it picks the smoke profile:
+kernels inherit this process's environment, so setting it here (at collection, before any
+kernel starts) makes every notebook's ``profile="auto"`` resolve to smoke.
 Trained runs and figures go to a temporary folder: a test run must neither reuse a stale run
 nor overwrite the committed figures.
 """

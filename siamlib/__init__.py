@@ -1,10 +1,13 @@
 """siamlib: the thin library behind the Siamese one-shot face-verification workbook.
 
 The notebooks tell the story; siamlib holds what more than one notebook or a test needs.
-One module per idea: ``paths`` (where things live), ``data`` (getting and verifying LFW-a),
-``pairs`` (pair files, identity folders, splits), ``images`` (decoding and the uint8 cache),
-``pipeline`` (tf.data pair pipelines), ``model`` (Koch's network and its variants),
-``training`` (fit and the run cache), ``scoring`` (embedding-cached scoring, N-way tasks).
+One module per idea: ``paths`` (where things live), ``files`` (checksums, locks, building
+aside), ``data`` (getting and verifying LFW-a), ``pairs`` and ``splits`` (pair files, identity
+folders, splits), ``images`` (decoding and the uint8 cache), ``pipeline`` (tf.data pipelines),
+``model`` (Koch's network and its variants), ``training`` (fit and the run cache),
+``profiles`` (every named run of every machine, and each notebook's set-up), ``budget`` (time
+before training), ``scoring``, ``metrics``, ``plots``; ``search``, ``view2``, ``baseline``,
+``runs`` and ``widgets`` serve one notebook or task each; ``runner`` runs the notebooks.
 
 The pair-label convention, stated once for the whole workbook: **1 = same person,
 0 = different people**, and every score is "higher means more likely the same person".

@@ -1,28 +1,18 @@
 """Before a notebook trains: what it will train, what is cached, and how long the rest may take.
 
-A notebook lists the runs it is about to train; ``plan`` turns the list into a table, one row
-per run: cached (it loads in a second, and costs nothing) or to train, its most epochs, the
-images per epoch (tower passes: two per pair, one per image of an identity batch), the
-training speed, and the minutes it may take. ``check_budget`` then stops the notebook with one
-clear message when the total is over the notebook's ``max_minutes``, until the student raises it.
+``plan`` turns the runs a notebook is about to train into a table, one row per run: cached (it
+loads in a second) or to train, its most epochs, images per epoch (tower passes), the training
+speed and the minutes it may take; ``check_budget`` stops the notebook with one clear message
+when the total is over its ``max_minutes``. The minutes are an upper bound: every run at its
+epoch cap (early stopping and pruning usually end sooner), plus the validation pairs scored
+each epoch (a forward pass: a third of a training pass, whose backward pass costs twice the
+forward one). The speed is **measured** by default: a few real training steps of each network
+to train, fed by siamlib's own pipeline over random pixels, the first step (tracing, XLA) left
+out; or **estimated** for a device not at hand (``rate=COLAB_T4``): FLOPs per image at a stated
+FLOP rate, capped by what the input pipeline delivers, and labelled so.
 
-The minutes are an upper bound: every run is priced at its epoch cap, and early stopping, like
-the pruning of a study's trials, usually ends runs sooner. An epoch costs its training images
-plus the validation pairs, scored once an epoch (a forward pass, counted as a third of a
-training pass: the backward pass costs about twice the forward one).
-
-Where the speed comes from, printed with the table:
-
-- **measured** (the default): a few real training steps of each distinct network on this
-  device, fed by siamlib's own pipeline (augmentation included) over random pixels, the first
-  step (tracing, XLA compilation) left out. Seconds per network, and only for runs to train.
-- **estimated** (``rate=COLAB_T4``, for a device we cannot measure now): the network's FLOPs
-  per image (``flops_per_image``) at a stated sustained FLOP rate, capped by what the input
-  pipeline delivers on Colab's two CPU cores. An estimate, and labelled so.
-
-Entries of a plan are ``RunConfig``s, or ``Trials`` for runs not known before they start: an
-Optuna study's trials (notebook 03: trials x at most ``search_epochs`` epochs) and the seeds of
-the configuration it will pick (``search_runs`` builds both).
+Entries are ``RunConfig``s, or ``Trials`` for runs not known before they start: a study's trials
+and the seeds of the configuration it will pick (``search_runs`` builds both).
 """
 
 from __future__ import annotations
@@ -37,11 +27,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from siamlib import training
+from siamlib import splits, training
 from siamlib.device import device_report
 from siamlib.images import ImageStore
-from siamlib.model import ModelConfig
-from siamlib.splits import DataConfig, Splits
+from siamlib.model import ModelConfig, tower_shapes
+from siamlib.splits import DataConfig
 from siamlib.training import RunConfig
 
 EVAL_COST = 1 / 3  # a scored image (forward pass) costs about a third of a trained one
@@ -54,16 +44,9 @@ class BudgetExceeded(RuntimeError):
 
 @dataclass(frozen=True)
 class Rate:
-    """What a device that cannot be measured now is assumed to sustain (an estimate).
-
-    Arguments:
-        device: its name, for the printed table.
-        flops_per_s: training FLOP/s sustained by the network's layers.
-        augmented_images_per_s: the most images per second the input pipeline delivers with
-            augmentation (it runs on the CPU, beside the GPU).
-        images_per_s: ... without augmentation.
-        note: where the numbers come from.
-    """
+    """What a device that cannot be measured now is assumed to sustain: training FLOP/s of the
+    network's layers, and the input pipeline's images/s (on the CPU beside the GPU) with and
+    without augmentation; ``note`` says where the numbers come from."""
 
     device: str
     flops_per_s: float
@@ -72,22 +55,17 @@ class Rate:
     note: str = ""
 
 
-# A T4's tensor cores peak at 65 TFLOP/s in float16; a small convolutional network trained
-# from Keras reaches a small fraction of that, so the estimate assumes 4 TFLOP/s. The input
-# pipeline with augmentation gave 1,620 images/s on two CPU cores (bench_pipeline.md, 810
-# pairs/s), 15,000 without; Colab lends two vCPUs.
-COLAB_T4 = Rate(
-    "a Colab T4 GPU", flops_per_s=4e12, augmented_images_per_s=1500, images_per_s=10000,
-    note="4 TFLOP/s sustained in mixed float16; the input pipeline on 2 CPU cores: 1,500 "
-         "images/s augmented, 10,000 plain",
-)
+# A T4's tensor cores peak at 65 TFLOP/s in float16; a small convolutional network trained from
+# Keras reaches a small fraction of that. The pipeline with augmentation gave 1,620 images/s on
+# two CPU cores (bench_pipeline.md), 15,000 without; Colab lends two vCPUs.
+COLAB_T4 = Rate("a Colab T4 GPU", flops_per_s=4e12, augmented_images_per_s=1500,
+                images_per_s=10000, note="4 TFLOP/s sustained in mixed float16; the input "
+                "pipeline on 2 CPU cores: 1,500 images/s augmented, 10,000 plain")
 
 
 @dataclass(frozen=True)
 class Trials:
-    """``count`` runs whose configurations are not known before they start, each priced as
-    ``like`` (its network, images per epoch and epochs): a study's trials, or the seeds of the
-    configuration a study will choose."""
+    """``count`` runs not known before they start, each priced as ``like``."""
 
     name: str
     like: RunConfig
@@ -95,28 +73,22 @@ class Trials:
 
 
 def flops_per_image(model: ModelConfig) -> int:
-    """Forward FLOPs of one image through the tower: convolutions and the embedding layer,
-    two FLOPs (a multiply and an add) per weight use. Pooling, batch norm, ReLU and the head
-    add a few percent at most and are left out. Shapes follow ``model.build_tower``: valid
-    convolutions, 2x2 max-pool after every block but the last."""
-    side, channels, flops = model.image_size, 1, 0
-    for block, (filters, kernel) in enumerate(zip(model.filters, model.kernels), start=1):
-        out = max(1, round(filters * model.width))
-        side -= kernel - 1
-        flops += 2 * side * side * out * kernel * kernel * channels
-        channels = out
-        if block < len(model.filters):
-            side //= 2
-    return flops + 2 * side * side * channels * model.dense_units
+    """Forward FLOPs of one image through the tower's convolutions and embedding layer, two (a
+    multiply and an add) per weight use; pooling, batch norm, ReLU and the head add a few
+    percent at most and are left out."""
+    flops, channels = 0, 1
+    for layer in tower_shapes(model):
+        if layer.name.startswith("conv"):
+            flops += 2 * layer.side**2 * layer.channels * layer.kernel**2 * channels
+        channels = layer.channels
+    return flops + 2 * layer.side**2 * channels * model.dense_units
 
 
 def search_runs(base: RunConfig, trials: int, epochs: int, seeds: int,
                 storage: str | None = None, seed: int = 0) -> list:
-    """Notebook 03's search, as plan entries: the study's trials still to run (each at most
-    ``epochs`` epochs, priced as ``base``'s network, though a trial's may be half to twice as
-    wide), then the chosen configuration trained with ``seeds`` seeds at ``base``'s budget:
-    exact runs once the study is finished, else ``Trials`` priced as ``base``. Opens (or
-    creates) the study as ``search.optimize`` will."""
+    """Notebook 03's search as plan entries: the study's trials still to run (at most ``epochs``
+    epochs each, priced as ``base``), then the chosen configuration with ``seeds`` seeds: exact
+    runs once the study is finished, else ``Trials`` priced as ``base``."""
     import optuna  # here: Optuna only when a notebook searches
 
     from siamlib import search
@@ -139,34 +111,26 @@ def search_runs(base: RunConfig, trials: int, epochs: int, seeds: int,
 
 
 def plan(runs, rate: Rate | None = None, runs_root=None, progress: bool = True) -> pd.DataFrame:
-    """The table of ``runs`` (``RunConfig``s and ``Trials``): cached or to train, at most how
-    many epochs of how many images, at what speed, and at most how many minutes.
-
-    A config listed twice (same cache key) is one run. ``rate`` None measures this device's
-    speed, network by network, for the runs to train; a ``Rate`` estimates it from FLOPs.
-    ``df.attrs["speed"]`` says which.
-    """
-    rows, seen, speeds = [], set(), {}
+    """The table of ``runs``; a config listed twice (same key) is one run. ``rate`` None
+    measures this device network by network, for the runs to train; ``df.attrs["speed"]``
+    says where the speed came from."""
+    rows, keys = [], set()
     for entry in runs:
         if isinstance(entry, Trials):
             config, count, cached = entry.like, entry.count, entry.count == 0
-            name = entry.name
+        elif entry.key() not in keys:
+            keys.add(entry.key())
+            config, count = entry, 1
+            cached = training.finished(training.run_dir(entry, runs_root))  # as train decides
         else:
-            key = entry.key()
-            if key in seen:
-                continue
-            seen.add(key)
-            config, count, name = entry, 1, entry.name
-            target = training.run_dir(entry, runs_root)
-            # As training.train decides: a finished, undamaged run folder is loaded, not trained.
-            cached = (target / training.COMPLETE).is_file() and not training.run_problems(target)
-        rows.append({"run": name, "status": "cached" if cached else "to train", "runs": count,
-                     "epochs": config.train.epochs, "images/epoch": images_per_epoch(config),
-                     "config": config})
-    to_measure = {_network(r["config"]): r["config"] for r in rows if r["status"] == "to train"}
-    for network, config in tqdm(to_measure.items(), desc="measuring speed", unit="network",
-                                disable=not progress or rate is not None or not to_measure):
-        speeds[network] = measure(config) if rate is None else estimate(config, rate)
+            continue
+        rows.append({"run": entry.name, "status": "cached" if cached else "to train",
+                     "runs": count, "epochs": config.train.epochs,
+                     "images/epoch": images_per_epoch(config), "config": config})
+    to_train = {_network(r["config"]): r["config"] for r in rows if r["status"] == "to train"}
+    speeds = {network: measure(config) if rate is None else estimate(config, rate)
+              for network, config in tqdm(to_train.items(), desc="measuring speed",
+                                          disable=not progress or rate is not None or not to_train)}
     for row in rows:
         config = row.pop("config")
         speed = speeds.get(_network(config)) if row["status"] == "to train" else None
@@ -190,10 +154,10 @@ def show(table: pd.DataFrame) -> None:
     to_train = table["status"] == "to train"
     print(f"Speed {table.attrs.get('speed', '')}.")
     print(table.round({"minutes": 1}).to_string(index=False))
-    print(f"{int(table.loc[to_train, 'runs'].sum())} runs to train "
-          f"({int((~to_train).sum())} cached): at most {_minutes(total_minutes(table))} minutes of "
-          "training (an upper bound: every run at its epoch cap; early stopping and pruning "
-          "usually end sooner).")
+    print(f"{int(table.loc[to_train, 'runs'].sum())} runs to train ({int((~to_train).sum())} "
+          f"cached): at most {total_minutes(table):.{_digits(table)}f} minutes of training (an "
+          "upper bound: every run at its epoch cap; early stopping and pruning usually end "
+          "sooner).")
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
@@ -203,33 +167,27 @@ def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
         return
     enough = 10 * math.ceil(total * 1.1 / 10)
     raise BudgetExceeded(
-        f"training would take up to {_minutes(total)} minutes, more than max_minutes = "
+        f"training would take up to {total:.{_digits(table)}f} minutes, more than max_minutes = "
         f"{max_minutes:g} (speed {table.attrs.get('speed', 'unknown')}). Nothing was trained. "
         f"To go ahead, raise the limit: set max_minutes = {enough} (0: no limit) in the "
         f"parameters cell, or run python -m siamlib.runner -p max_minutes {enough}; or pick a "
         "smaller profile (the profile parameter).")
 
 
-def _minutes(minutes: float) -> str:
-    return f"{minutes:.0f}" if minutes >= 10 else f"{minutes:.1f}"
+def _digits(table: pd.DataFrame) -> int:
+    return 0 if total_minutes(table) >= 10 else 1
 
 
 def images_per_epoch(config: RunConfig) -> int:
-    """Tower passes in one training epoch, as ``training.fit`` counts its steps."""
-    settings, (train_pairs, _, _) = config.train, pair_counts(config.data)
-    if settings.sampling == "identities":
-        images = settings.images_per_epoch or 2 * train_pairs
-        return max(1, images // settings.batch_size) * settings.batch_size
-    if settings.sampling == "restricted" and settings.pairs_per_epoch is None:
-        steps = math.ceil(train_pairs / settings.batch_size)
-    else:
-        steps = max(1, (settings.pairs_per_epoch or train_pairs) // settings.batch_size)
-    return 2 * steps * settings.batch_size
+    """Tower passes in one training epoch: a step's batch of images, or two per pair."""
+    settings = config.train
+    per_step = settings.batch_size * (1 if settings.sampling == "identities" else 2)
+    return training.steps_per_epoch(settings, pair_counts(config.data)[0]) * per_step
 
 
 def run_seconds(config: RunConfig, images_per_s: float) -> float:
-    """At most how long ``config`` trains at ``images_per_s`` training images a second: every
-    epoch with its validation pairs, then validation and test scored once."""
+    """At most how long ``config`` trains at ``images_per_s``: every epoch with its validation
+    pairs, then validation and test scored once."""
     _, val, test = pair_counts(config.data)
     epoch = images_per_epoch(config) + EVAL_COST * 2 * val
     return (config.train.epochs * epoch + EVAL_COST * 2 * (val + test)) / images_per_s
@@ -237,67 +195,51 @@ def run_seconds(config: RunConfig, images_per_s: float) -> float:
 
 @lru_cache(maxsize=64)
 def pair_counts(data: DataConfig) -> tuple[int, int, int]:
-    """Training, validation and test pairs of ``data``, as ``splits.load_splits`` chooses them,
-    without decoding an image."""
-    from siamlib import splits
-
+    """Training, validation and test pairs of ``data``, as ``load_splits`` chooses them, without
+    decoding an image."""
     return tuple(len(frame) for frame in splits.split_pairs(data))
 
 
 def estimate(config: RunConfig, rate: Rate) -> float:
-    """Training images per second of ``config`` on ``rate``'s device: its FLOPs at the stated
-    FLOP rate, or the input pipeline's ceiling if that is lower."""
+    """Training images per second on ``rate``'s device: the FLOPs at its FLOP rate, or the input
+    pipeline's ceiling if that is lower."""
     compute = rate.flops_per_s / (TRAIN_COST * flops_per_image(config.model))
-    feed = rate.augmented_images_per_s if config.train.augment else rate.images_per_s
-    return min(compute, feed)
+    return min(compute, rate.augmented_images_per_s if config.train.augment else rate.images_per_s)
 
 
-def measure(config: RunConfig, warmup: int = 1, seconds: float = 0.5, most: int = 6) -> float:
-    """Training images per second of ``config`` on this device, from real training steps.
+def measure(config: RunConfig, seconds: float = 0.5, most: int = 6) -> float:
+    """Training images per second of ``config`` on this device: the network compiled as ``fit``
+    compiles it, fed by its training stream over random pixels; after a first step (tracing,
+    compilation), steps are timed until ``seconds`` have passed (at least two, at most ``most``)."""
+    ends = []
 
-    The network is built and compiled as ``training.fit`` does and fed by the same pipeline
-    (sampling, augmentation) over random pixels; the first ``warmup`` steps are left out, then
-    steps are timed until ``seconds`` have passed (at least two, at most ``most``).
-    """
-    settings = config.train
-    identities = settings.sampling == "identities"
-    model = training.compiled_model(config)
-    dataset, _ = training._training_stream(config, _random_splits(config))
-    timer = _StepTimer(warmup, seconds, most)
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + most, callbacks=[timer], verbose=0,
-              shuffle=False)  # the pipeline shuffles, as in training.fit
-    images = settings.batch_size * (1 if identities else 2)
-    return images * (len(timer.ends) - warmup) / (timer.ends[-1] - timer.ends[warmup - 1])
+    class StepTimer(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])  # waits for the step's result (a GPU runs ahead)
+            ends.append(time.perf_counter())
+            if len(ends) > 2 and ends[-1] - ends[0] >= seconds:
+                self.model.stop_training = True
 
-
-class _StepTimer(keras.callbacks.Callback):
-    """When each training step ended; stops training once enough steps are timed."""
-
-    def __init__(self, warmup: int, seconds: float, most: int):
-        super().__init__()
-        self.warmup, self.seconds, self.most, self.ends = warmup, seconds, most, []
-
-    def on_train_batch_end(self, batch, logs=None):
-        float((logs or {}).get("loss", 0.0))  # waits for the step's result (a GPU runs ahead)
-        self.ends.append(time.perf_counter())
-        timed = len(self.ends) - self.warmup
-        if timed >= 2 and self.ends[-1] - self.ends[self.warmup - 1] >= self.seconds:
-            self.model.stop_training = True
+    dataset, _ = training.training_stream(config, _random_splits(config))
+    training.compiled_model(config).fit(dataset, epochs=1, steps_per_epoch=1 + most, verbose=0,
+                                        callbacks=[StepTimer()], shuffle=False)
+    images = config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
+    return images * (len(ends) - 1) / (ends[-1] - ends[0])
 
 
-def _random_splits(config: RunConfig, people: int = 64, photos: int = 4) -> Splits:
+def _random_splits(config: RunConfig, people: int = 64, photos: int = 4) -> splits.Splits:
     """A face set of random pixels shaped for ``config``: enough people for its batches."""
     people = max(people, 2 * config.train.batch_size // config.train.images_per_person)
     size = config.data.preprocess.image_size
-    paths = [f"p{person:04d}/p{person:04d}_{photo:04d}.jpg"
+    names = [f"p{person:04d}/p{person:04d}_{photo:04d}.jpg"
              for person in range(people) for photo in range(1, photos + 1)]
     rng = np.random.default_rng(0)
-    store = ImageStore(paths, rng.integers(0, 256, (len(paths), size, size), np.uint8), [])
-    rows = rng.integers(0, len(paths), (512, 2))
-    frame = pd.DataFrame({"path_a": [paths[i] for i in rows[:, 0]],
-                          "path_b": [paths[i] for i in rows[:, 1]],
+    store = ImageStore(names, rng.integers(0, 256, (len(names), size, size), np.uint8), [])
+    rows = rng.integers(0, len(names), (512, 2))
+    frame = pd.DataFrame({"path_a": [names[i] for i in rows[:, 0]],
+                          "path_b": [names[i] for i in rows[:, 1]],
                           "label": np.arange(len(rows)) % 2})
-    return Splits(frame, frame, frame, store, set(store.names))
+    return splits.Splits(frame, frame, frame, store, set(store.names))
 
 
 def _network(config: RunConfig) -> tuple:

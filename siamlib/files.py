@@ -2,8 +2,8 @@
 
 Data sets, trained runs, imported runs and image caches are all made the same way: built in a
 temporary sibling, checksummed, marked complete, and only then moved into place with one
-rename. A killed process therefore leaves a temporary folder (removed on the next try), never a
-folder that looks finished. Two processes building the same thing take turns behind a lock
+rename. A killed process therefore leaves a hidden temporary folder (which the next builder,
+holding the lock, removes), never a folder that looks finished. Two processes building the same thing take turns behind a lock
 file; the second waits and then finds the first one's result.
 """
 

@@ -3,6 +3,11 @@
 Paths are anchored at the project root (the folder holding ``pyproject.toml`` and ``siamlib/``),
 never at the current directory: papermill, pytest and Colab all start from different folders.
 Each location can be moved with an environment variable.
+
+A smoke run's figures mean nothing, so they never replace the committed ones in ``figures/``:
+``profiles.resolve`` sets ``smoke_run`` when it picks the smoke profile (however it was chosen:
+a notebook parameter, the runner, or ``$SIAMLIB_PROFILE``), and its figures then go to a scratch
+folder under the data folder.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 DATA_DIR_ENV = "SIAMLIB_DATA_DIR"
 RUNS_DIR_ENV = "SIAMLIB_RUNS_DIR"
 FIGURES_DIR_ENV = "SIAMLIB_FIGURES_DIR"
+smoke_run = False  # set by profiles.resolve: figures go to <data dir>/smoke-figures
 
 
 def project_root() -> Path:
@@ -40,5 +46,8 @@ def runs_dir() -> Path:
 
 
 def figures_dir() -> Path:
-    """Where notebooks save their figures (``figures/``; ``$SIAMLIB_FIGURES_DIR`` overrides)."""
+    """Where notebooks save their figures (``figures/``, or ``<data dir>/smoke-figures`` in a
+    smoke run; ``$SIAMLIB_FIGURES_DIR`` overrides both)."""
+    if smoke_run and not os.environ.get(FIGURES_DIR_ENV):
+        return data_dir() / "smoke-figures"
     return _dir_from_env(FIGURES_DIR_ENV, "figures")

@@ -6,23 +6,24 @@ A run is fully described by a ``RunConfig`` (data, model, training, seed). Its f
 - re-running a notebook with the same config loads the finished run in a second;
 - changing any field trains a new run (nothing stale is ever loaded);
 - a run is trained in a temporary folder and moved into place only after its completion
-  marker is written, so an interrupted run is never mistaken for a finished one.
+  marker, with the checksum of every file, is written (``files.staged``), so an interrupted run
+  is never mistaken for a finished one, and a file lost or changed later is noticed.
 
 A finished run folder holds what later notebooks need: ``config.json``, ``history.csv``,
 ``model.weights.h5``, ``scores.csv`` (validation and test pair scores) and ``COMPLETE``
-(versions, device, wall time).
+(versions, device, wall time, checksums).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import math
 import os
 import platform
 import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -34,12 +35,17 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
-from siamlib import locks, metrics, paths
-from siamlib.data import sha256_of
+from siamlib import files, metrics, paths
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
-from siamlib.model import (ModelConfig, build_siamese, head_of, loss_for, multi_similarity_loss,
-                           tower_of)
+from siamlib.model import (
+    ModelConfig,
+    build_siamese,
+    head_of,
+    loss_for,
+    multi_similarity_loss,
+    tower_of,
+)
 from siamlib.pairs import identity_images
 from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset, sampled_pair_dataset
 from siamlib.scoring import score_pairs
@@ -55,10 +61,15 @@ EXPONENTIAL_SCHEDULE = {"schedule": "exponential", "warmup_epochs": 0}
 # L2 penalty the loss is mostly the penalty, and would stop training on the penalty's minimum.
 AUC_METRIC = "auc"
 MONITOR = f"val_{AUC_METRIC}"
-_CACHE_FORMAT = 2  # 2: identity batches leave out pairs of a photo with itself; AUC stopping
-# Fields added since cache format 2, with the value every earlier run had: at that value a field
-# is left out of the key, so the runs trained before it existed keep their keys (and caches).
-_ADDED_FIELDS = {("train", "schedule"): "exponential", ("train", "warmup_epochs"): 0}
+
+
+class DamagedRunError(ValueError):
+    """A run folder with a COMPLETE marker whose files are lost, changed or unrecorded;
+    ``train`` sets such a folder aside and trains the run again."""
+
+
+class RunsFolderError(OSError):
+    """The runs folder cannot be written: one line naming it and the fix."""
 
 
 @dataclass(frozen=True)
@@ -66,35 +77,27 @@ class TrainConfig:
     """How a network is trained. Defaults suit Adam on a GPU; profiles adjust them.
 
     Arguments:
-        optimizer: "adam" or "sgd" (SGD with momentum, as Koch et al.).
-        learning_rate: initial learning rate.
-        momentum: SGD momentum.
-        lr_decay: learning rate multiplied by this after every epoch (Koch et al.: 0.99);
-            "exponential" schedule only.
-        schedule: "exponential" (``lr_decay`` per epoch) or "cosine": a linear warm-up from 0
-            over ``warmup_epochs``, then a cosine decay to 0 at ``epochs``, step by step
-            (Keras' ``CosineDecay``). A fresh network's first steps are its least informed;
-            the cosine tail lets the last epochs settle instead of stopping at full speed.
-        warmup_epochs: cosine schedule: epochs of linear warm-up, at most all but the last
-            (a short run, such as ``epochs=1`` from a notebook override, warms up less).
+        optimizer: "adam" or "sgd" (SGD with ``momentum``, as Koch et al.).
+        lr_decay: "exponential" schedule: the learning rate is multiplied by this after every
+            epoch (Koch et al.: 0.99).
+        schedule: "exponential" or "cosine": a linear warm-up from 0 over ``warmup_epochs`` (at
+            most all but the last), then a cosine decay to 0 at ``epochs``, step by step. A fresh
+            network's first steps are its least informed; the cosine tail lets the last epochs
+            settle instead of stopping at full speed.
         batch_size: pairs per batch; under "identities", images per batch (a multiple of
             ``images_per_person``), which hold ``batch_size * (batch_size - 1) / 2`` pairs.
-        epochs: the most epochs to train.
-        patience: stop after this many epochs without a higher validation AUC, and restore
-            the weights of the best epoch. AUC, not validation loss: Koch's large L2 penalty
-            makes up most of the loss, so the loss would mostly track the penalty.
-        sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced
-            pairs sampled from every image of the training people, each epoch) or
-            "identities" (batches of ``batch_size / images_per_person`` people, trained on
-            every pair of distinct photos inside the batch, same and different pairs
-            weighted equally).
-        pairs_per_epoch: restricted and unrestricted: pairs per epoch; None = one pass over
-            the restricted training pairs. Not for "identities", which counts images.
-        images_per_epoch: identities: images per epoch; None = as many as one pass over the
-            restricted training pairs shows (two per pair). Only for "identities".
-        images_per_person: identities: images of each person in a batch (K of P x K); a
-            person with fewer photos repeats some. 4 give 6 same pairs per person: 32 people
-            x 4 = 128 images hold 192 same and 7,936 different pairs.
+        patience: stop after this many epochs without a higher validation AUC, and restore the
+            best epoch's weights. AUC, not validation loss: Koch's large L2 penalty makes up most
+            of the loss, so the loss would mostly track the penalty.
+        sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced pairs
+            of the training people's images, each epoch) or "identities" (batches of P people x
+            K = ``images_per_person`` photos, trained on every pair of distinct photos inside the
+            batch, same and different pairs weighted equally). K = 4 gives 6 same pairs a
+            person: 32 people x 4 = 128 images hold 192 same and 7,936 different pairs; a person
+            with fewer photos repeats some.
+        pairs_per_epoch: pair samplings' epoch; None = one pass over the restricted pairs.
+        images_per_epoch: identity batches' epoch; None = the images of one such pass (two a
+            pair).
         augment: training-time jitter, or None.
         xla: compile with XLA; None = on a GPU only.
         seed: seeds weights, shuffling, sampling and augmentation.
@@ -150,6 +153,7 @@ class TrainConfig:
                              f">= {2 * k}; got {self.batch_size}")
 
 
+
 @dataclass(frozen=True)
 class RunConfig:
     """A complete, hashable description of one training run."""
@@ -173,26 +177,15 @@ class RunConfig:
                              f"sampling='identities', not {self.train.sampling!r}")
 
     def key(self, policy: str | None = None) -> str:
-        """Hash of every field that changes the trained weights (the name is only a label).
-
-        For an identity folder that includes the folder's content (``data_manifest``): adding,
-        removing or renaming people, or replacing a photo, trains a new run. LFW-a's content is
-        fixed (``siamlib.data`` verifies it), and its crop is hashed as the pixels it keeps of
-        a 250x250 frame, so ``crop=0.6`` names the runs trained with ``crop=150`` before.
-        """
-        content = asdict(self)
-        content.pop("name")
-        if self.data.source == LFW:
-            content["data"]["preprocess"]["crop"] = self.data.preprocess.crop_side(250, 250)
-        else:
+        """Hash of every field and the numeric policy (the name is only a label; it names the
+        folder beside the key). For an identity folder the folder's content is hashed too
+        (``data_manifest``): adding, removing or renaming people, or replacing a photo, trains
+        a new run; LFW-a's content is fixed (``siamlib.data`` verifies it)."""
+        content = {**asdict(self), "policy": policy or compute_policy()}
+        del content["name"]
+        if self.data.source != LFW:
             content["data"]["manifest"] = self.data_manifest
-        for (part, name), default in _ADDED_FIELDS.items():
-            if content[part][name] == default:
-                del content[part][name]
-        content["policy"] = policy or compute_policy()
-        content["format"] = _CACHE_FORMAT
-        encoded = json.dumps(content, sort_keys=True, default=str).encode()
-        return hashlib.sha256(encoded).hexdigest()[:12]
+        return files.short_hash(content)
 
     @cached_property  # listed once per config: a run's key is asked for several times
     def data_manifest(self) -> str | None:
@@ -200,10 +193,9 @@ class RunConfig:
         if self.data.source == LFW:
             return None
         root = Path(self.data.source).expanduser()
-        files = sorted(identity_images(root)["path"])
         stamps = [(str(Path(f).relative_to(root)), os.stat(f).st_size, os.stat(f).st_mtime_ns)
-                  for f in files]
-        return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
+                  for f in sorted(identity_images(root)["path"])]
+        return files.short_hash(stamps)
 
     def check_data(self) -> None:
         """Stop with one clear error if this run cannot train on its data (before training)."""
@@ -214,12 +206,8 @@ class RunConfig:
 
     def replace(self, **changes) -> RunConfig:
         """A copy with fields changed, e.g. ``config.replace(train={"epochs": 5})``."""
-        updates = {}
-        for part, value in changes.items():
-            current = getattr(self, part)
-            updates[part] = (
-                dataclasses.replace(current, **value) if isinstance(value, dict) else value
-            )
+        updates = {part: dataclasses.replace(getattr(self, part), **value)
+                   if isinstance(value, dict) else value for part, value in changes.items()}
         return dataclasses.replace(self, **updates)
 
     @classmethod
@@ -270,6 +258,11 @@ def run_dir(config: RunConfig, runs_root: str | Path | None = None) -> Path:
     return root / f"{config.name}-{config.key()}"
 
 
+def finished(folder: Path) -> bool:
+    """Whether ``folder`` is a finished, undamaged run: what ``train`` loads instead of training."""
+    return (folder / COMPLETE).is_file() and not run_problems(folder)
+
+
 def train(
     config: RunConfig,
     splits: Splits | None = None,
@@ -284,79 +277,68 @@ def train(
     cache key; a cached run trains nothing, so they are not called).
     """
     target = run_dir(config, runs_root)
-    if (target / COMPLETE).is_file() and not run_problems(target):
+    if finished(target):
         return load_run(target, check=False)
+    _check_writable(target.parent)
     # One process at a time trains a config; a second one waits here, then loads that run.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with locks.waiting_lock(target.with_name(f".{target.name}.lock"), f"training {target.name}"):
-        return _train_locked(config, target, splits, progress, callbacks)
-
-
-def _train_locked(config: RunConfig, target: Path, splits: Splits | None, progress: bool,
-                  callbacks: list[keras.callbacks.Callback] | None) -> Run:
-    """The work of ``train``, by the process holding the run's lock."""
-    if (target / COMPLETE).is_file():
-        problems = run_problems(target)
-        if not problems:  # finished, perhaps by the process we waited for
+    with files.waiting_lock(target.with_name(f".{target.name}.lock"), f"training {target.name}"):
+        if finished(target):  # perhaps by the process we waited for
             return load_run(target, check=False)
-        damaged = target.with_name(f"{target.name}.damaged-{int(time.time())}")
-        warnings.warn(f"{target} is damaged ({'; '.join(problems)}); moved to {damaged.name} "
-                      "and training anew", stacklevel=3)
-        target.rename(damaged)
-    if target.exists():
-        stale = target.with_name(f"{target.name}.incomplete-{int(time.time())}")
-        warnings.warn(f"{target} has no {COMPLETE} marker (interrupted?); moved to {stale.name} "
-                      "and training anew", stacklevel=3)
-        target.rename(stale)
-    splits = splits or load_splits(config.data, progress=progress)
-    _remove_dead_partials(target)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        started = time.perf_counter()
-        model, history = fit(config, splits, partial, progress, callbacks)
-        scores = _score_splits(model, splits)
-        scores.to_csv(partial / "scores.csv", index=False)
-        info = {
-            "name": config.name,
-            "key": config.key(),
-            "wall_time_s": round(time.perf_counter() - started, 1),
-            "epochs_run": len(history),
-            "best_epoch": int(history[MONITOR].idxmax()) + 1,
-            "device": device_report(),
-            "machine": platform.processor() or platform.machine(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-            # Checked before the run is trusted: a lost or truncated file means retraining.
-            "files": {path.name: sha256_of(path) for path in sorted(partial.iterdir())},
-        }
-        (partial / COMPLETE).write_text(json.dumps(info, indent=2))
-        partial.rename(target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        if (why := set_aside(target)) is not None:
+            warnings.warn(f"{target} {why}; training anew", stacklevel=2)
+        # Holding the lock, no one else builds this run: a temporary folder is a killed one's.
+        for stale in target.parent.glob(f".tmp-{target.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        splits = splits or load_splits(config.data, progress=progress)
+        with files.staged(target) as folder:
+            started = time.perf_counter()
+            model, history = fit(config, splits, folder, progress, callbacks)
+            _score_splits(model, splits).to_csv(folder / "scores.csv", index=False)
+            info = {
+                "name": config.name,
+                "key": config.key(),
+                "wall_time_s": round(time.perf_counter() - started, 1),
+                "epochs_run": len(history),
+                "best_epoch": int(history[MONITOR].idxmax()) + 1,
+                "device": device_report(),
+                "machine": platform.processor() or platform.machine(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                # Checked before the run is trusted: a lost or truncated file means retraining.
+                "files": files.checksums(folder),
+            }
+            (folder / COMPLETE).write_text(json.dumps(info, indent=2))
     return load_run(target)
 
 
-def _remove_dead_partials(target: Path) -> None:
-    """Delete this run's hidden ``.partial`` folders whose training process no longer runs
-    (killed with SIGKILL, say); a live process's folder is left alone."""
-    for partial in target.parent.glob(f".{target.name}.*.partial"):
-        pid = partial.name[len(target.name) + 2 : -len(".partial")]
-        if pid.isdigit() and not _process_runs(int(pid)):
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _process_runs(pid: int) -> bool:
+def _check_writable(root: Path) -> None:
+    """Refuse, in one line, a runs folder that cannot be written (read-only, or a file), before
+    any data is decoded or trained."""
     try:
-        os.kill(pid, 0)  # signal 0: no signal is sent, only whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise RunsFolderError(
+            f"cannot write trained runs into {root} ({error.strerror or error}); set "
+            f"{paths.RUNS_DIR_ENV} to a writable folder, or make this one writable") from None
+
+
+def set_aside(target: Path) -> str | None:
+    """Move an unfinished or damaged run folder out of the way, kept for a look; returns what was
+    wrong with it (None when there was no folder). Training and ``siamlib.runs`` import alike
+    replace such a folder, never a sound finished run."""
+    if not target.exists():
+        return None
+    if (target / COMPLETE).is_file():
+        aside = target.with_name(f"{target.name}.damaged-{int(time.time())}")
+        why = f"is damaged ({'; '.join(run_problems(target))}); moved to {aside.name}"
+    else:
+        aside = target.with_name(f"{target.name}.incomplete-{int(time.time())}")
+        why = f"has no {COMPLETE} marker (interrupted?); moved to {aside.name}"
+    target.rename(aside)
+    return why
 
 
 def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
@@ -371,7 +353,7 @@ def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
     else:
         model = siamese
     model.compile(
-        optimizer=_optimizer(settings, policy, steps_per_epoch),
+        optimizer=optimizer_for(settings, policy, steps_per_epoch),
         loss=loss_for(config.model),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),
                  keras.metrics.AUC(name=AUC_METRIC)],
@@ -382,20 +364,17 @@ def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
 
 def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         callbacks: list[keras.callbacks.Callback] | None = None):
-    """Train a fresh network on ``splits``; writes config, weights and history into ``folder``.
-
-    Returns the model (the weights of the epoch with the best validation AUC restored) and its
-    history DataFrame.
-    """
+    """Train a fresh network on ``splits``, writing config, weights and history into ``folder``;
+    returns the network (the best validation epoch's weights) and its history."""
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
-    train_ds, steps = _training_stream(config, splits)
+    train_ds, steps = training_stream(config, splits)
     model = compiled_model(config, steps)
     siamese = model.siamese if isinstance(model, AllPairsTrainer) else model
     val_ds = pair_dataset(splits.store, splits.val, settings.batch_size)
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     callbacks = [
-        *(callbacks or []),  # e.g. search.PruneOnValAuc, which may stop training
+        *(callbacks or []),  # e.g. Optuna's pruning callback, which may stop training
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=settings.patience, restore_best_weights=True
         ),
@@ -406,15 +385,9 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
             lambda epoch: settings.learning_rate * settings.lr_decay**epoch))
     if progress:
         callbacks.append(TqdmCallback(epochs=settings.epochs, verbose=0, desc=config.name))
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=settings.epochs,
-        steps_per_epoch=steps,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles (seeded); Keras cannot shuffle a Dataset
-        verbose=0,
-    )
+    # shuffle=False: the pipeline shuffles (seeded); Keras cannot shuffle a Dataset.
+    model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, steps_per_epoch=steps,
+              callbacks=callbacks, shuffle=False, verbose=0)
     _ensure_room_for(siamese, folder)
     siamese.save_weights(folder / "model.weights.h5")
     return siamese, pd.read_csv(folder / "history.csv")
@@ -503,31 +476,21 @@ def _pair_indices(n):
     return tf.boolean_mask(i, upper), tf.boolean_mask(j, upper)
 
 
-class DamagedRunError(ValueError):
-    """A run folder with a COMPLETE marker whose files are lost or changed; train() retrains."""
-
-
 def run_problems(folder: str | Path) -> list[str]:
-    """What is wrong with a finished run folder: files missing or unlike their checksums.
+    """What is wrong with a finished run folder: files missing or unlike their checksums; an
+    empty list means the run can be loaded.
 
-    Markers written before siamlib recorded checksums (no ``files``) are trusted as they are,
-    as they always were; an empty list means the run can be loaded.
+    A marker without checksums (``files``) cannot be verified, so it counts as damaged: ``train``
+    sets the folder aside and trains the run again rather than trust weights nobody checked.
     """
     folder = Path(folder)
     try:
-        info = json.loads((folder / COMPLETE).read_text())
-        recorded = info.get("files") or {}
-    except (OSError, ValueError, AttributeError) as error:
+        recorded = json.loads((folder / COMPLETE).read_text())["files"]
+    except KeyError:
+        return [f"its {COMPLETE} marker records no checksums, so its files cannot be verified"]
+    except (OSError, ValueError, TypeError) as error:
         return [f"its {COMPLETE} marker cannot be read ({error})"]
-    problems = []
-    for name, digest in recorded.items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"{name} is missing")
-        elif sha256_of(path) != digest:
-            problems.append(f"{name} is not the file saved at training time (truncated or "
-                            "changed)")
-    return problems
+    return files.damaged(folder, recorded)
 
 
 def load_run(folder: str | Path, check: bool = True) -> Run:
@@ -545,14 +508,20 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
                               "config moves it aside and trains it again.")
     info = json.loads((folder / COMPLETE).read_text())
     config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    if info.get("keras") != keras.__version__:
-        warnings.warn(f"run {folder.name} was trained with Keras {info.get('keras')}, this is "
-                      f"Keras {keras.__version__}: scores may differ slightly", stacklevel=2)
+    warn_if_other_keras(folder.name, info)
     model = build_siamese(config.model)
     model.load_weights(folder / "model.weights.h5")
     history = pd.read_csv(folder / "history.csv")
     scores = pd.read_csv(folder / "scores.csv")
     return Run(config, folder, model, history, scores, info)
+
+
+def warn_if_other_keras(name: str, info: dict) -> None:
+    """Warn that run ``name`` (its ``COMPLETE`` ``info``) was trained under another Keras: the
+    one place this is said, whether the run is loaded here or imported (``siamlib.runs``)."""
+    if info.get("keras") != keras.__version__:
+        warnings.warn(f"run {name} was trained with Keras {info.get('keras')}, this is Keras "
+                      f"{keras.__version__}: scores may differ slightly", stacklevel=3)
 
 
 def learning_rate(settings: TrainConfig, steps_per_epoch: int):
@@ -566,7 +535,8 @@ def learning_rate(settings: TrainConfig, steps_per_epoch: int):
         warmup_target=settings.learning_rate, warmup_steps=warmup)
 
 
-def _optimizer(settings: TrainConfig, policy: str, steps_per_epoch: int):
+def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
+    """Adam, or SGD with momentum, at ``learning_rate``; loss-scaled under mixed float16."""
     rate = learning_rate(settings, steps_per_epoch)
     if settings.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(rate, momentum=settings.momentum)
@@ -579,7 +549,19 @@ def _optimizer(settings: TrainConfig, policy: str, steps_per_epoch: int):
     return optimizer
 
 
-def _training_stream(config: RunConfig, splits: Splits):
+def steps_per_epoch(settings: TrainConfig, train_pairs: int) -> int:
+    """Training steps in one epoch, given the restricted training pairs: what ``fit`` trains and
+    ``budget`` prices. Identity batches count images (by default two per training pair)."""
+    if settings.sampling == "identities":
+        return max(1, (settings.images_per_epoch or 2 * train_pairs) // settings.batch_size)
+    if settings.sampling == "restricted" and settings.pairs_per_epoch is None:
+        return math.ceil(train_pairs / settings.batch_size)  # one pass, the last batch short
+    return max(1, (settings.pairs_per_epoch or train_pairs) // settings.batch_size)
+
+
+def training_stream(config: RunConfig, splits: Splits):
+    """The training batches of ``config`` (sampling, augmentation, seed) and the steps of one
+    epoch: what ``fit`` trains on and ``budget.measure`` times."""
     settings = config.train
     if settings.sampling == "identities":
         dataset = identity_batch_dataset(
@@ -587,29 +569,22 @@ def _training_stream(config: RunConfig, splits: Splits):
             settings.batch_size // settings.images_per_person, settings.images_per_person,
             seed=settings.seed, augment=settings.augment,
         )
-        images = settings.images_per_epoch or 2 * len(splits.train)
-        return dataset, max(1, images // settings.batch_size)
-    if settings.sampling == "restricted":
+    elif settings.sampling == "restricted":
         # Repeated, so one iterator spans all epochs: reshuffled every pass, and augmentation
         # keys keep counting instead of replaying the same jitter each epoch.
         dataset = pair_dataset(
             splits.store, splits.train, settings.batch_size,
             shuffle=True, seed=settings.seed, augment=settings.augment, repeat=True,
         )
-        if settings.pairs_per_epoch is None:
-            return dataset, math.ceil(len(splits.train) / settings.batch_size)
     else:
         dataset = sampled_pair_dataset(
             splits.store, splits.train_people, settings.batch_size,
             seed=settings.seed, augment=settings.augment,
         )
-    pairs = settings.pairs_per_epoch or len(splits.train)
-    return dataset, max(1, pairs // settings.batch_size)
+    return dataset, steps_per_epoch(settings, len(splits.train))
 
 
 def _score_splits(model: keras.Model, splits: Splits) -> pd.DataFrame:
-    frames = []
-    for split, frame in (("val", splits.val), ("test", splits.test)):
-        frame = frame.assign(split=split, score=score_pairs(model, splits.store, frame))
-        frames.append(frame)
+    frames = [frame.assign(split=split, score=score_pairs(model, splits.store, frame))
+              for split, frame in (("val", splits.val), ("test", splits.test))]
     return pd.concat(frames, ignore_index=True)

@@ -7,7 +7,6 @@ import math
 import shutil
 
 import numpy as np
-import optuna
 import pytest
 from synthetic_faces import IMAGE_SIZE, small_run_config, synthetic_workspace
 
@@ -71,7 +70,7 @@ def test_images_per_epoch_and_pair_counts_are_what_training_uses(workspace):
     assert budget.pair_counts(koch.data) == (len(splits.train), len(splits.val), len(splits.test))
     for config in (koch, workspace["all_pairs"], koch.replace(train={"pairs_per_epoch": 200}),
                    koch.replace(train={"sampling": "unrestricted", "pairs_per_epoch": 300})):
-        _, steps = training._training_stream(config, splits)
+        _, steps = training.training_stream(config, splits)
         per_step = config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
         assert budget.images_per_epoch(config) == steps * per_step, config.train.sampling
 
@@ -179,23 +178,10 @@ def test_search_runs_count_the_trials_left_then_the_chosen_seeds(tmp_path):
     assert (study_entry.count, study_entry.like.train.epochs) == (3, 2)
     assert (seeds_entry.count, seeds_entry.like) == (2, base)
     study = search.open_study(base, 2, storage=storage)
-    space = search.SPACE
-    params = {"crop": 0.6, "image_size": 80, "width_factor": 0.5, "depth": 3, "dropout": 0.1,
-              "learning_rate": 1e-3, "lr_decay": 1.0, "people_per_batch": 8,
-              "images_per_person": 4, "loss": "bce"}
-    categorical = optuna.distributions.CategoricalDistribution
-    distributions = {
-        "crop": categorical(space.crops), "image_size": categorical(space.image_sizes),
-        "width_factor": categorical(space.width_factors), "depth": categorical(space.depths),
-        "dropout": optuna.distributions.FloatDistribution(*space.dropout),
-        "learning_rate": optuna.distributions.FloatDistribution(*space.learning_rate, log=True),
-        "lr_decay": categorical(space.lr_decays),
-        "people_per_batch": categorical(space.people_per_batch),
-        "images_per_person": categorical(space.images_per_person),
-        "loss": categorical(space.losses)}
-    for value in (0.7, 0.8, 0.6):
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
-                                                  value=value))
+    for value in (0.7, 0.8, 0.6):  # three finished trials, drawn from the search space
+        trial = study.ask()
+        search.SPACE.suggest(trial)
+        study.tell(trial, value)
     study_entry, *seed_runs = budget.search_runs(base, 3, 2, seeds=2, storage=storage)
     assert study_entry.count == 0  # the study is finished
     best = search.best_config(study, base)

@@ -1,10 +1,15 @@
 import hashlib
+import uuid
 from dataclasses import replace
 
-import pytest
+import matplotlib
 
-from siamlib import profiles, view2
-from siamlib.model import ModelConfig
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from siamlib import paths, plots, profiles, view2  # noqa: E402
+from siamlib.model import ModelConfig  # noqa: E402
 
 
 def test_auto_follows_the_environment_then_the_hardware(monkeypatch):
@@ -35,7 +40,8 @@ def test_colab_sits_between_cpu_and_gpu():
 # Digests of every run the profiles name (koch, all_pairs, ablations, seeds, View 2 folds), keys
 # under both policies: trained runs are cached by these keys, so a change here retrains hours of
 # work. Change a digest only when retraining is what you mean.
-RUN_KEYS = {"smoke": "b55c5f7fc0d59db1", "cpu": "4b39d74a6b4e4b20", "gpu": "080c1d9ac73bb7a1"}
+# (Changed in issue 21: every field is in the key, the crop is the face set's.)
+RUN_KEYS = {"smoke": "17eb820245d7f7c0", "cpu": "7c0437cd45132407", "gpu": "4d2be670e02625bf"}
 
 
 @pytest.mark.parametrize("name", sorted(RUN_KEYS))
@@ -46,6 +52,51 @@ def test_the_trained_profiles_keep_their_run_keys(name):
     keys = [f"{c.name}-{c.key('float32')}-{c.key('mixed_float16')}" for c in configs]
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
     assert digest == RUN_KEYS[name], f"the {name} profile's runs have new keys: all retrain"
+
+
+@pytest.mark.parametrize("route", ["parameter", "environment", "start"])
+def test_a_smoke_run_never_writes_into_figures(route, tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(paths.FIGURES_DIR_ENV, raising=False)
+    monkeypatch.setattr(paths, "smoke_run", False)  # restored after the test
+    if route == "parameter":  # -p profile smoke, or --profile smoke: the notebook's parameter
+        profile = profiles.resolve("smoke")
+    elif route == "environment":  # SIAMLIB_PROFILE=smoke with profile "auto" (nbval)
+        monkeypatch.setenv(profiles.PROFILE_ENV, "smoke")
+        profile = profiles.resolve("auto")
+    else:
+        profile = profiles.start({"profile": "smoke"})
+    assert profile.name == "smoke"
+    name = f"smoke-{uuid.uuid4().hex}"
+    fig = plt.figure()
+    plots.save_fig(name, fig)
+    plt.close(fig)
+    assert not (paths.project_root() / "figures" / f"{name}.png").exists()
+    assert (tmp_path / "smoke-figures" / f"{name}.png").is_file()
+    assert profiles.resolve("cpu").name == "cpu"  # a real profile's figures go to figures/ again
+    assert paths.figures_dir() == paths.project_root() / "figures"
+
+
+def test_start_checks_the_parameters_then_prints_the_device_and_the_profile(capsys):
+    with pytest.raises(Exception, match="parameter 'epochs' must be int"):
+        profiles.start({"__annotations__": {"epochs": int}, "epochs": "five", "profile": "smoke"})
+    profile = profiles.start({"__annotations__": {"profile": str}, "profile": "smoke"})
+    printed = capsys.readouterr().out.splitlines()
+    assert profile is profiles.PROFILES["smoke"]
+    assert printed[0].startswith("TensorFlow ") and "policy" in printed[0]
+    assert printed[1] == f"profile: smoke ({profile.description})"
+    assert plt.rcParams["savefig.dpi"] == 200  # the workbook's style
+
+
+def test_the_face_crop_comes_from_the_face_set_not_the_model(tmp_path):
+    cpu = profiles.PROFILES["cpu"]
+    assert cpu.all_pairs.data.face_crop == "centre-half"  # LFW-a: the centre 125 of 250 px
+    assert cpu.koch.data.face_crop == "whole"  # Koch et al. fed the whole frame
+    orl = cpu.all_pairs.replace(data={"source": str(tmp_path)})
+    assert orl.data.face_crop == "whole"  # a folder of faces: the whole photo, not its centre
+    no_crop = cpu.ablations()["no face crop"]
+    assert no_crop.data == replace(cpu.all_pairs.data, face_crop="whole")
+    assert no_crop.replace(name="all_pairs") != cpu.all_pairs
 
 
 def test_unknown_profile_is_one_clear_error():

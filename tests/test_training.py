@@ -156,16 +156,37 @@ def test_interrupted_run_is_moved_aside_kept_and_retrained(quick, splits, tmp_pa
     assert (kept[0] / "history.csv").read_text() == "epoch,loss\n0,0.7\n"
 
 
-def test_leftover_partial_folder_is_never_loaded_and_left_alone(
+def test_a_killed_runs_temporary_folder_is_never_loaded_and_the_next_train_removes_it(
     run, quick, splits, tmp_path, fit_calls
 ):
-    # Another process's unfinished training folder, complete-looking but not moved into place.
+    # A killed process's unfinished folder, complete-looking but never moved into place; and
+    # another run's temporary folder, which is not this training's business.
     target = run_dir(quick, tmp_path)
-    leftover = shutil.copytree(run.path, tmp_path / f".{target.name}.1.partial")
+    leftover = shutil.copytree(run.path, tmp_path / f".tmp-{target.name}-1-0123abcd")
+    other = shutil.copytree(run.path, tmp_path / ".tmp-other-0123456789ab-1-0123abcd")
     fresh = train(quick, splits, runs_root=tmp_path, progress=False)
     assert fit_calls == ["quick"]
     assert fresh.path == target and len(fresh.history) == 1
-    assert sorted(p.name for p in leftover.iterdir()) == sorted(RUN_FILES)
+    assert not leftover.exists() and other.is_dir()
+
+
+def test_a_runs_folder_that_cannot_be_written_is_one_line_naming_it_and_the_fix(
+    quick, splits, tmp_path, monkeypatch, fit_calls
+):
+    a_file = tmp_path / "runs"
+    a_file.write_text("not a folder")
+    with pytest.raises(training.RunsFolderError,
+                       match=rf"cannot write trained runs into {a_file} .*SIAMLIB_RUNS_DIR"):
+        train(quick, splits, runs_root=a_file, progress=False)
+    read_only = tmp_path / "read-only"  # tests run as root, which chmod does not stop
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(training.tempfile, "TemporaryFile", refused)
+    with pytest.raises(training.RunsFolderError, match="Read-only file system.*SIAMLIB_RUNS_DIR"):
+        train(quick, splits, runs_root=read_only, progress=False)
+    assert fit_calls == []
 
 
 # --- the cache key ------------------------------------------------------------------------------
@@ -174,7 +195,8 @@ def test_leftover_partial_folder_is_never_loaded_and_left_alone(
 # fails test_key_changes_when_any_field_changes, so it cannot be left out of the key unnoticed.
 CHANGED = {
     (DataConfig, "source"): "/elsewhere/faces",  # made a real folder by the test
-    (DataConfig, "preprocess"): Preprocess(crop=150),
+    (DataConfig, "preprocess"): Preprocess(96),
+    (DataConfig, "face_crop"): "whole",
     (DataConfig, "val_fraction"): 0.3,
     (DataConfig, "split_seed"): 1,
     (DataConfig, "max_train_pairs"): 100,
@@ -182,7 +204,6 @@ CHANGED = {
     (DataConfig, "generated_pairs"): 1000,
     (DataConfig, "view2_fold"): 3,
     (Preprocess, "image_size"): 96,
-    (Preprocess, "crop"): 150,
     (ModelConfig, "image_size"): 96,
     (ModelConfig, "filters"): (64, 128, 128, 128),
     (ModelConfig, "kernels"): (10, 7, 4, 3),
@@ -234,7 +255,8 @@ BASE_FOR = {(TrainConfig, "images_per_epoch"): BASE.replace(train={"sampling": "
 
 # The input size is stated in two parts that must agree (RunConfig refuses a mismatch), so the
 # key test changes both together.
-SIZE_FIELDS = {(Preprocess, "image_size"), (ModelConfig, "image_size")}
+SIZE_FIELDS = {(DataConfig, "preprocess"), (Preprocess, "image_size"),
+               (ModelConfig, "image_size")}
 
 
 def with_field(config, path: tuple[str, ...], name: str, value):
@@ -259,21 +281,17 @@ def test_key_changes_when_any_field_changes(part, name, tmp_path, monkeypatch):
         original = getattr(original, step)
     assert getattr(original, name) != CHANGED[part, name], "CHANGED must really change it"
     if (part, name) in SIZE_FIELDS:
-        size = CHANGED[part, name]
+        size = 96
         changed = base.replace(data={"preprocess": Preprocess(size)}, model={"image_size": size})
     else:
         changed = with_field(base, path, name, CHANGED[part, name])
     assert changed.key() != base.key()
 
 
-def test_fields_added_since_format_2_leave_earlier_runs_keys_unchanged_at_their_defaults():
-    # The key of BASE as siamlib computed it before ``schedule`` and ``warmup_epochs`` existed:
-    # the same hash, over the same content without those fields.
-    content = dataclasses.asdict(BASE)
-    content.pop("name")
-    del content["train"]["schedule"], content["train"]["warmup_epochs"]
-    content["data"]["preprocess"]["crop"] = BASE.data.preprocess.crop_side(250, 250)
-    content.update(policy="float32", format=2)
+def test_the_key_is_a_hash_of_every_field_and_the_policy():
+    # No compatibility rules: the key is the hash of the whole config but its name.
+    content = {**dataclasses.asdict(BASE), "policy": "float32"}
+    del content["name"]
     encoded = json.dumps(content, sort_keys=True, default=str).encode()
     assert BASE.key("float32") == hashlib.sha256(encoded).hexdigest()[:12]
 
@@ -400,7 +418,7 @@ def test_optimizer_trains_with_the_learning_rate_decayed_every_epoch(
 def test_cosine_schedule_warms_up_then_decays_to_zero_step_by_step(quick, splits, tmp_path):
     config = quick.replace(name="cosine", train={"schedule": "cosine", "warmup_epochs": 1,
                                                  "learning_rate": 1e-2, "epochs": 3})
-    _, steps = training._training_stream(config, splits)
+    _, steps = training.training_stream(config, splits)
     schedule = training.learning_rate(config.train, steps)
     rates = np.array([float(schedule(step)) for step in range(3 * steps + 1)])
     assert rates[0] == 0.0
@@ -465,9 +483,9 @@ def test_restricted_sampling_trains_on_the_given_training_pairs(
 def test_restricted_sampling_cycles_the_given_pairs_to_fill_pairs_per_epoch(quick, splits):
     given, batch = len(splits.train), quick.train.batch_size
     one_pass = quick.replace(train={"sampling": "restricted", "pairs_per_epoch": None})
-    assert training._training_stream(one_pass, splits)[1] == math.ceil(given / batch)
+    assert training.training_stream(one_pass, splits)[1] == math.ceil(given / batch)
     budget = quick.replace(train={"sampling": "restricted", "pairs_per_epoch": 3 * given})
-    dataset, steps = training._training_stream(budget, splits)
+    dataset, steps = training.training_stream(budget, splits)
     assert steps == 3 * given // batch
     labels = [label for _, label in dataset.take(steps).as_numpy_iterator()]
     assert sum(map(len, labels)) == steps * batch > 2 * given  # the given pairs, cycled
@@ -555,24 +573,6 @@ def test_identity_sampling_trains_a_network_that_verifies_new_people(run, splits
     assert trained.history["loss"].iloc[-1] < trained.history["loss"].iloc[0]
 
 
-def test_stale_partial_folders_of_dead_processes_are_removed_by_the_next_train(tmp_path):
-    import subprocess
-    import sys
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead_pid = int(dead.stdout)  # finished (SIGKILL leaves the same: no process, a folder)
-    target = tmp_path / "quick-0123456789ab"
-    killed = tmp_path / f".{target.name}.{dead_pid}.partial"
-    running = tmp_path / f".{target.name}.{os.getpid()}.partial"
-    other_run = tmp_path / f".other-0123456789ab.{dead_pid}.partial"
-    for folder in (killed, running, other_run):
-        folder.mkdir()
-    training._remove_dead_partials(target)
-    assert not killed.exists()
-    assert running.is_dir() and other_run.is_dir()
-
-
 # --- damaged run folders, and two processes training one config ---------------------------------
 
 
@@ -604,20 +604,36 @@ def test_a_damaged_run_folder_is_moved_aside_and_retrained(quick, splits, tmp_pa
     assert len([p for p in tmp_path.iterdir() if ".damaged-" in p.name]) == 1
 
 
+def test_a_run_trained_under_another_keras_loads_with_a_warning(run, tmp_path):
+    copy = shutil.copytree(run.path, tmp_path / run.path.name)
+    info = json.loads((copy / COMPLETE).read_text())
+    info["keras"] = "3.0.0"
+    (copy / COMPLETE).write_text(json.dumps(info))
+    with pytest.warns(UserWarning, match="trained with Keras 3.0.0, this is Keras"):
+        assert load_run(copy, check=False).scores.equals(run.scores)
+
+
 def test_load_run_of_a_damaged_folder_names_the_file(run, tmp_path):
     copy = shutil.copytree(run.path, tmp_path / run.path.name)
     _damage_run(copy, "weights truncated")
-    with pytest.raises(DamagedRunError, match=r"model\.weights\.h5 is not the file saved"):
+    with pytest.raises(DamagedRunError, match=r"model\.weights\.h5 \(content changed"):
         load_run(copy)
 
 
-def test_a_run_whose_marker_has_no_checksums_is_trusted_as_before(run, tmp_path):
-    copy = shutil.copytree(run.path, tmp_path / run.path.name)
-    info = json.loads((copy / COMPLETE).read_text())
+def test_a_run_whose_marker_has_no_checksums_is_damaged_and_retrained(
+    quick, splits, tmp_path, fit_calls
+):
+    target = train(quick, splits, runs_root=tmp_path, progress=False).path
+    info = json.loads((target / COMPLETE).read_text())
     del info["files"]
-    (copy / COMPLETE).write_text(json.dumps(info))
-    assert run_problems(copy) == []
-    assert load_run(copy).scores.equals(run.scores)
+    (target / COMPLETE).write_text(json.dumps(info))
+    assert run_problems(target) == [
+        f"its {COMPLETE} marker records no checksums, so its files cannot be verified"]
+    with pytest.raises(DamagedRunError, match="records no checksums"):
+        load_run(target)
+    with pytest.warns(UserWarning, match="records no checksums.*; moved to .*damaged-"):
+        fresh = train(quick, splits, runs_root=tmp_path, progress=False)
+    assert fit_calls == ["quick", "quick"] and not run_problems(fresh.path)
 
 
 _TRAIN_IN_CHILD = """
@@ -664,7 +680,9 @@ def test_two_processes_training_one_config_train_it_once_and_both_get_it(tmp_pat
     ]
     results = [child.communicate(timeout=600) for child in children]
     assert [child.returncode for child in children] == [0, 0], [err[-2000:] for _, err in results]
-    (path_1, scores_1), (path_2, scores_2) = (json.loads(out) for out, _ in results)
+    # The last line: load_splits reports the data first.
+    (path_1, scores_1), (path_2, scores_2) = (json.loads(out.splitlines()[-1])
+                                              for out, _ in results)
     assert path_1 == path_2 and scores_1 == scores_2
     assert len(log.read_text().split()) == 1  # trained once; the other waited and loaded it
     assert [p.name for p in (tmp_path / "runs").iterdir() if not p.name.endswith(".lock")] == [
