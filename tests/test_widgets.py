@@ -293,16 +293,31 @@ def break_pairs(pairs, scores, store, what):
         return pairs.drop(columns="path_b"), scores, store, 0.5
     if what == "image not in store":
         return pairs.assign(path_a="lfw/Nobody/Nobody_0001.jpg"), scores, store, 0.5
+    if what == "one image of path_b not in store":
+        path_b = pairs["path_b"].where(pairs.index != 7, "lfw/Nobody/Nobody_0002.jpg")
+        return pairs.assign(path_b=path_b), scores, store, 0.5
+    if what == "missing image path":
+        return pairs.assign(path_a=pairs["path_a"].where(pairs.index != 2)), scores, store, 0.5
     if what == "bad label":
         return pairs.assign(label=2), scores, store, 0.5
     if what == "NaN score":
         return pairs, np.where(np.arange(len(scores)) == 3, np.nan, scores), store, 0.5
+    if what == "text scores":
+        return pairs, ["high"] * len(scores), store, 0.5
     if what == "NaN threshold":
         return pairs, scores, store, float("nan")
     if what == "infinite threshold":
         return pairs, scores, store, float("inf")
+    if what == "no threshold":
+        return pairs, scores, store, None
+    if what == "text threshold":
+        return pairs, scores, store, "half"
     if what == "no pairs":
         return pairs.iloc[:0], scores[:0], store, 0.5
+    if what == "no pairs, scores of another set":
+        return pairs.iloc[:0], scores, store, 0.5
+    if what == "empty table":
+        return pd.DataFrame(), [], store, 0.5
     raise AssertionError(what)
 
 
@@ -311,12 +326,19 @@ def break_pairs(pairs, scores, store, what):
     [
         ("short scores", "one value per pair: 12 pairs"),
         ("missing column", r"lack the column\(s\) \['path_b'\]"),
-        ("image not in store", "Nobody_0001.jpg is not in this ImageStore"),
+        ("image not in store", r"Nobody_0001.jpg \(path_a of pair 0, one of 12 missing\) is not"),
+        ("one image of path_b not in store", r"Nobody_0002.jpg \(path_b of pair 7, one of 1 "),
+        ("missing image path", r"nan \(path_a of pair 2, one of 1 missing\) is not in"),
         ("bad label", "labels must be 1 .same person. or 0"),
-        ("NaN score", "1 NaN/inf value"),
-        ("NaN threshold", "threshold must be a finite number"),
-        ("infinite threshold", "threshold_at_far gives"),
+        ("NaN score", r"1 NaN/inf/text value\(s\), the first at pair 3"),
+        ("text scores", "scores must be finite numbers: 12 NaN/inf/text"),
+        ("NaN threshold", "threshold must be a finite number, got nan"),
+        ("infinite threshold", "operating_point gives .inf"),
+        ("no threshold", "threshold must be a finite number, got None"),
+        ("text threshold", "threshold must be a finite number, got 'half'"),
         ("no pairs", "no pairs given"),
+        ("no pairs, scores of another set", "no pairs given"),
+        ("empty table", "no pairs given"),
     ],
 )
 def test_invalid_inputs_raise_value_error(fixture, what, message):
