@@ -44,7 +44,9 @@ case "$command" in
         profile=${1:-auto}
         shift || true
         "$venv/bin/python" -m siamlib.data fetch
-        "$venv/bin/python" -m siamlib.runner --profile "$profile" "$@"
+        # Whoever runs the whole workbook has chosen its length: no per-notebook time guard
+        # (a later -p max_minutes N wins).
+        "$venv/bin/python" -m siamlib.runner --profile "$profile" -p max_minutes 0 "$@"
         ;;
     test)
         setup
