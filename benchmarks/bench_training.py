@@ -91,7 +91,8 @@ def train_child(net: str, feed: str, steps: int, cache_dir: str) -> dict:
     from siamlib.model import loss_for
     from siamlib.pairs import pair_people
     from siamlib.pipeline import identity_batch_dataset, pair_dataset
-    from siamlib.training import AllPairsTrainer, TrainConfig
+    from siamlib.model import AllPairsTrainer
+    from siamlib.training import TrainConfig
 
     pairs, store = load_store("pairsDevTrain.txt", cache_dir)
     config, siamese = network(net)
