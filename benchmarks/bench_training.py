@@ -88,10 +88,10 @@ def train_child(net: str, feed: str, steps: int, cache_dir: str) -> dict:
     import keras
     import numpy as np
 
-    from siamlib.model import loss_for
+    from siamlib.model import AllPairsTrainer, loss_for
     from siamlib.pairs import pair_people
     from siamlib.pipeline import identity_batch_dataset, pair_dataset
-    from siamlib.training import AllPairsTrainer, TrainConfig
+    from siamlib.training import TrainConfig
 
     pairs, store = load_store("pairsDevTrain.txt", cache_dir)
     config, siamese = network(net)

@@ -12,7 +12,7 @@ out; or **estimated** for a device not at hand (``rate=COLAB_T4``): FLOPs per im
 FLOP rate, capped by what the input pipeline delivers, and labelled so.
 
 Entries are ``RunConfig``s, or ``Trials`` for runs not known before they start: a study's trials
-and the seeds of the configuration it will pick (``search_runs`` builds both).
+and the seeds of the configuration it will pick (``search.search_runs`` builds both).
 """
 
 from __future__ import annotations
@@ -84,33 +84,7 @@ def flops_per_image(model: ModelConfig) -> int:
     return flops + 2 * layer.side**2 * channels * model.dense_units
 
 
-def search_runs(base: RunConfig, trials: int, epochs: int, seeds: int,
-                storage: str | None = None, seed: int = 0) -> list:
-    """Notebook 03's search as plan entries: the study's trials still to run (at most ``epochs``
-    epochs each, priced as ``base``), then the chosen configuration with ``seeds`` seeds: exact
-    runs once the study is finished, else ``Trials`` priced as ``base``."""
-    import optuna  # here: Optuna only when a notebook searches
-
-    from siamlib import search
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line here
-    try:
-        study = search.open_study(base, epochs, storage=storage, seed=seed)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    left = max(0, trials - len(search.finished(study)))
-    entries = [Trials(f"Optuna study: {left} of {trials} trials left",
-                      base.replace(train={"epochs": epochs}), left)]
-    if left:
-        return entries + [Trials(f"search-best, {seeds} seeds (the network the study picks)",
-                                 base, seeds)]
-    best = search.best_config(study, base)
-    return entries + [best.replace(name=f"search-best-seed{s}", train={"seed": s})
-                      for s in range(seeds)]
-
-
-def plan(runs, rate: Rate | None = None, runs_root=None, progress: bool = True) -> pd.DataFrame:
+def plan(runs, rate: Rate | None = None) -> pd.DataFrame:
     """The table of ``runs``; a config listed twice (same key) is one run. ``rate`` None
     measures this device network by network, for the runs to train; ``df.attrs["speed"]``
     says where the speed came from."""
@@ -121,7 +95,7 @@ def plan(runs, rate: Rate | None = None, runs_root=None, progress: bool = True) 
         elif entry.key() not in keys:
             keys.add(entry.key())
             config, count = entry, 1
-            cached = training.finished(training.run_dir(entry, runs_root))  # as train decides
+            cached = training.finished(training.run_dir(entry))  # as train decides
         else:
             continue
         rows.append({"run": entry.name, "status": "cached" if cached else "to train",
@@ -130,7 +104,7 @@ def plan(runs, rate: Rate | None = None, runs_root=None, progress: bool = True) 
     to_train = {_network(r["config"]): r["config"] for r in rows if r["status"] == "to train"}
     speeds = {network: measure(config) if rate is None else estimate(config, rate)
               for network, config in tqdm(to_train.items(), desc="measuring speed",
-                                          disable=not progress or rate is not None or not to_train)}
+                                          disable=rate is not None or not to_train)}
     for row in rows:
         config = row.pop("config")
         speed = speeds.get(_network(config)) if row["status"] == "to train" else None
@@ -145,44 +119,44 @@ def plan(runs, rate: Rate | None = None, runs_root=None, progress: bool = True) 
     return table
 
 
-def total_minutes(table: pd.DataFrame) -> float:
-    return float(table["minutes"].sum())
-
-
 def show(table: pd.DataFrame) -> None:
     """Print the plan, where its speeds come from, and its total."""
     to_train = table["status"] == "to train"
     print(f"Speed {table.attrs.get('speed', '')}.")
     print(table.round({"minutes": 1}).to_string(index=False))
     print(f"{int(table.loc[to_train, 'runs'].sum())} runs to train ({int((~to_train).sum())} "
-          f"cached): at most {total_minutes(table):.{_digits(table)}f} minutes of training (an "
-          "upper bound: every run at its epoch cap; early stopping and pruning usually end "
-          "sooner).")
+          f"cached): at most {_total(table)} minutes of training (an upper bound: every run at "
+          "its epoch cap; early stopping and pruning usually end sooner).")
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
     """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit)."""
-    total = total_minutes(table)
+    total = table["minutes"].sum()
     if not max_minutes or total <= max_minutes:
         return
     enough = 10 * math.ceil(total * 1.1 / 10)
     raise BudgetExceeded(
-        f"training would take up to {total:.{_digits(table)}f} minutes, more than max_minutes = "
+        f"training would take up to {_total(table)} minutes, more than max_minutes = "
         f"{max_minutes:g} (speed {table.attrs.get('speed', 'unknown')}). Nothing was trained. "
         f"To go ahead, raise the limit: set max_minutes = {enough} (0: no limit) in the "
         f"parameters cell, or run python -m siamlib.runner -p max_minutes {enough}; or pick a "
         "smaller profile (the profile parameter).")
 
 
-def _digits(table: pd.DataFrame) -> int:
-    return 0 if total_minutes(table) >= 10 else 1
+def _total(table: pd.DataFrame) -> str:
+    """The plan's minutes in all, to a tenth below ten."""
+    total = table["minutes"].sum()
+    return f"{total:.{0 if total >= 10 else 1}f}"
 
 
 def images_per_epoch(config: RunConfig) -> int:
-    """Tower passes in one training epoch: a step's batch of images, or two per pair."""
-    settings = config.train
-    per_step = settings.batch_size * (1 if settings.sampling == "identities" else 2)
-    return training.steps_per_epoch(settings, pair_counts(config.data)[0]) * per_step
+    """Tower passes in one training epoch."""
+    return training.steps_per_epoch(config.train, pair_counts(config.data)[0]) * _per_step(config)
+
+
+def _per_step(config: RunConfig) -> int:
+    """Tower passes in one training step: the batch's images, or two per pair."""
+    return config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
 
 
 def run_seconds(config: RunConfig, images_per_s: float) -> float:
@@ -223,8 +197,7 @@ def measure(config: RunConfig, seconds: float = 0.5, most: int = 6) -> float:
     dataset, _ = training.training_stream(config, _random_splits(config))
     training.compiled_model(config).fit(dataset, epochs=1, steps_per_epoch=1 + most, verbose=0,
                                         callbacks=[StepTimer()], shuffle=False)
-    images = config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
-    return images * (len(ends) - 1) / (ends[-1] - ends[0])
+    return _per_step(config) * (len(ends) - 1) / (ends[-1] - ends[0])
 
 
 def _random_splits(config: RunConfig, people: int = 64, photos: int = 4) -> splits.Splits:

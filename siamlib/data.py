@@ -36,9 +36,9 @@ import uuid
 import zipfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pooch
 import requests
@@ -51,7 +51,6 @@ SOURCE_ENV = "SIAMLIB_LFW_SOURCE"
 IMAGES = "images"
 MARKER = ".complete"
 DOWNLOADS = "downloads"
-_SHOWN = 5
 
 
 class DataError(RuntimeError):
@@ -76,18 +75,21 @@ class RemoteFile:
 class DatasetSpec:
     """What a finished data set holds, so that "complete" means the same on every machine.
 
-    ``archive`` names the zip of person folders among ``files``. Counts left at None are not
-    checked, which suits any folder-per-identity face set; ``pair_files`` may then be empty.
-    A pair file listed in ``files`` must match its SHA-256 exactly, since it *is* the protocol
-    (which is why LFW run keys need not hash the pair files).
+    ``archive`` names the zip of person folders among ``files``; the other files are pair
+    files, which must match their SHA-256 exactly, since they *are* the protocol (which is why
+    LFW run keys need not hash them). Counts left at None are not checked, and ``files`` may be
+    empty, which suits any folder-per-identity face set.
     """
 
     name: str
     files: tuple[RemoteFile, ...] = ()
     archive: str | None = None
-    pair_files: tuple[str, ...] = ()
     num_people: int | None = None
     num_images: int | None = None
+
+    @property
+    def pair_files(self) -> tuple[str, ...]:
+        return tuple(remote.name for remote in self.files if remote.name != self.archive)
 
     def remote(self, name: str) -> RemoteFile | None:
         return next((remote for remote in self.files if remote.name == name), None)
@@ -112,7 +114,6 @@ LFW_A = DatasetSpec(
           for name, sha256 in _LFW_PAIR_FILES.items()),
     ),
     archive="lfw2.zip",
-    pair_files=tuple(_LFW_PAIR_FILES),
     num_people=5_749,
     num_images=13_233,
 )
@@ -124,9 +125,12 @@ def dataset_dir(data_dir: str | os.PathLike | None = None, spec: DatasetSpec = L
 
 
 def _some(names: list[str]) -> str:
-    """The first few of many names, so that one message stays readable."""
-    more = f" and {len(names) - _SHOWN:,} more" if len(names) > _SHOWN else ""
-    return "; ".join(names[:_SHOWN]) + more
+    """The first five of many names, so that one message stays readable."""
+    return "; ".join(names[:5]) + (f" and {len(names) - 5:,} more" if len(names) > 5 else "")
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
 
 
 # --- verify -------------------------------------------------------------------------------------
@@ -150,15 +154,10 @@ def verify(
         problems.append(f"{len(damage):,} file(s) differ from what fetch recorded in {MARKER}: "
                         + _some(damage))
     if problems:
-        raise DataError(
-            f"{folder} is not a complete copy of {spec.name}:\n" + _bullets(problems)
-            + f"\nTo repair it, run python -m siamlib.data fetch [--source PATH]"
-            f"{' --deep' if deep else ''}: it takes the data set again from its source.")
+        raise DataError(f"{folder} is not a complete copy of {spec.name}:\n{_bullets(problems)}\n"
+                        "To repair it, run python -m siamlib.data fetch [--source PATH]"
+                        f"{' --deep' * deep}: it takes the data set again from its source.")
     return counts
-
-
-def _bullets(lines: list[str]) -> str:
-    return "\n".join(f"  - {line}" for line in lines)
 
 
 def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]]:
@@ -190,18 +189,12 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
 
 def _pair_file_problem(path: Path, name: str, spec: DatasetSpec) -> str | None:
     """A pair file must be the registry's to the byte: another one is another protocol."""
-    remote = spec.remote(name)
     if not path.is_file():
         return f"{path} is missing"
-    if remote is not None and (found := files.sha256_of(path)) != remote.sha256:
+    if (found := files.sha256_of(path)) != (original := spec.remote(name).sha256):
         return (f"{path} is not the original {name} (sha256 {found[:12]}..., the registry's is "
-                f"{remote.sha256[:12]}...); an edited pair file changes the benchmark. Fetch "
-                "with the original, or without it (it is then downloaded).")
-    if remote is None:  # no original to compare with: at least its format must be right
-        try:
-            pairs.read_pairs(path, path.parent)
-        except ValueError as error:
-            return str(error)
+                f"{original[:12]}...); an edited pair file changes the benchmark. Fetch with the "
+                "original, or without it (it is then downloaded).")
     return None
 
 
@@ -254,16 +247,6 @@ def _write_marker(folder: Path, counts: dict[str, int], source: str, spec: Datas
 
 
 # --- fetch --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where each piece comes from: local paths where the source has them, else downloads."""
-
-    description: str
-    faces: Path | None = None  # a zip of person folders, or the folder that holds them
-    pair_files: dict[str, Path] = field(default_factory=dict)
-    mirrors: tuple[str, ...] = ()  # base URLs tried before the registry's own addresses
 
 
 def fetch(
@@ -323,21 +306,20 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool, deep: bool) 
     if target.exists() and recorded is None:
         counts, problems = _inspect(target, spec)  # a hand copy: check, never delete
         if problems:
-            raise DataError(
-                f"{target} exists but is not a finished {spec.name} (no {MARKER} marker: an "
-                "earlier fetch was interrupted, or it was copied by hand), and it is "
-                f"incomplete:\n{_bullets(problems)}\nNothing was deleted. Move or delete "
-                f"{target} yourself, then run python -m siamlib.data fetch --source PATH again.")
+            raise DataError(f"{target} has no {MARKER} marker (an earlier fetch was interrupted, "
+                            f"or it was copied by hand) and is incomplete:\n{_bullets(problems)}"
+                            f"\nNothing was deleted. Move or delete {target} yourself, then run "
+                            "python -m siamlib.data fetch --source PATH again.")
         return _write_marker(target, counts, "found in place", spec)
     repair = "" if recorded is None else _some(_damaged(target, deep)) or "a pair file"
-    made_from = str(read_marker(target).get("source")) if repair else ""
-    if source is None and made_from and Path(made_from).exists():
+    if repair and source is None and Path(made_from := str(read_marker(target)["source"])).exists():
         source = made_from
-    plan = _plan(source, spec)
-    try:  # every input first: a missing pair file fails fast, before a large zip is unpacked
-        pair_files = {name: _pair_file(name, plan, spec, target.parent, progress)
+    description, faces, local, mirrors = _plan(source, spec)
+    try:  # the pair files first: a missing one fails fast, before a large zip is unpacked
+        pair_files = {name: local[name] if name in local else
+                      _download(spec, name, target.parent, mirrors, progress)
                       for name in spec.pair_files}
-        faces = plan.faces or _download(spec, spec.archive, target.parent, plan.mirrors, progress)
+        faces = faces or _download(spec, spec.archive, target.parent, mirrors, progress)
     except DataError as error:
         raise DataError(f"{target} needs repair ({repair}) and cannot be rebuilt: {error}"
                         if repair else str(error)) from None
@@ -346,140 +328,129 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool, deep: bool) 
         if faces.is_dir():
             shutil.copytree(faces, staging / IMAGES, ignore=lambda _, names: filter(is_junk, names))
         else:
-            _extract_people(faces, staging / IMAGES, progress)
+            _unzip_people(faces, staging, progress)
         for name, path in pair_files.items():
             shutil.copyfile(path, staging / name)
         counts, problems = _inspect(staging, spec)
         if problems:
-            raise DataError(f"{plan.description} does not hold a complete copy of {spec.name}:\n"
-                            + _bullets(problems)
-                            + f"\nGet a fresh copy of {_file_list(spec)} and fetch again with it.")
+            raise DataError(f"{description} does not hold a complete copy of {spec.name}:\n"
+                            f"{_bullets(problems)}\nGet a fresh copy of {_file_list(spec)} and "
+                            "fetch again with it.")
         if repair and (still := files.damaged(staging, {
                 name: sha256 for name, (_, sha256) in recorded.items()})):
-            raise DataError(f"{target} needs repair ({repair}), but {plan.description} does not "
+            raise DataError(f"{target} needs repair ({repair}), but {description} does not "
                             f"hold the files it was made from: {_some(still)}.\nRun fetch "
                             f"--source with the copy it was made from, or move {target} aside.")
-        _write_marker(staging, counts, plan.description, spec)
+        _write_marker(staging, counts, description, spec)
         if repair:
             target.rename(trash)  # the rebuild takes its place as the block ends
     if repair:
         shutil.rmtree(trash, ignore_errors=True)
-        print(f"{target} rebuilt from {plan.description} ({repair})", file=sys.stderr)
-
-
-def _pair_file(name: str, plan: _Source, spec: DatasetSpec, root: Path, progress: bool) -> Path:
-    """The source's own copy when it has one (checked against the registry), else a download."""
-    if name in plan.pair_files:
-        if problem := _pair_file_problem(plan.pair_files[name], name, spec):
-            raise DataError(problem)
-        return plan.pair_files[name]
-    return _download(spec, name, root, plan.mirrors, progress)
+        print(f"{target} rebuilt from {description} ({repair})", file=sys.stderr)
 
 
 def _file_list(spec: DatasetSpec) -> str:
     return ", ".join([spec.archive, *spec.pair_files] if spec.archive else ["person folders"])
 
 
-def _plan(source, spec: DatasetSpec) -> _Source:
+def _plan(source, spec: DatasetSpec) -> tuple[str, Path | None, dict[str, Path], tuple]:
+    """Where each piece comes from: the source's name (for the marker), its faces (a zip, or
+    the folder of person folders) and the pair files it holds, each checked against the
+    registry, and the base URLs tried before the registry's own addresses."""
     if source is None:
-        return _Source(f"the download addresses of {spec.name}")
+        return f"the download addresses of {spec.name}", None, {}, ()
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
-        return _Source(text, mirrors=(text,))
+        return text, None, {}, (text,)
     path = Path(text).expanduser().resolve()
-    if path.is_file() or (spec.archive and (path / spec.archive).is_file()):
-        zip_path = path if path.is_file() else path / spec.archive
-        found = {name: zip_path.parent / name for name in spec.pair_files}
-        return _Source(str(zip_path), zip_path, {k: p for k, p in found.items() if p.is_file()})
-    if not path.is_dir():
+    zip_path = path / spec.archive if spec.archive and path.is_dir() else path
+    if zip_path.is_file():
+        path = faces = zip_path
+        found = [zip_path.parent / name for name in spec.pair_files]
+    elif not path.is_dir():
         raise DataError(f"The source {text} does not exist. Give a zip of {spec.name}, a folder "
                         f"holding {_file_list(spec)}, a folder of person folders, or an http(s) "
                         "URL of such a folder.")
-    found = [p.relative_to(path) for p in path.rglob("*") if p.is_file()]
-    people_root = _people_root(PurePosixPath(p.as_posix()) for p in found)
-    if people_root is None:
+    elif (faces := _people_folder(path)) is None:
         expected = f"{spec.archive} nor " if spec.archive else ""
         raise DataError(f"{path} holds neither {expected}person folders (<Name>/<Name>_0001.jpg, "
                         "at any depth). Point --source at the zip, the folder holding it, or the "
                         "folder of folders.")
-    pair_files = {}  # anywhere under the folder, the shallowest first
-    for relative in sorted(found, key=lambda p: len(p.parts)):
-        if relative.name in spec.pair_files and not any(map(is_junk, relative.parts)):
-            pair_files.setdefault(relative.name, path / relative)
-    return _Source(str(path), path / people_root, pair_files)
+    else:
+        found = _visible_files(path)  # a pair file may sit anywhere under the folder
+    # The shallowest copy comes first in ``found``, so last in reverse: it is the one kept.
+    pair_files = {file.name: file for file in reversed(found)
+                  if file.name in spec.pair_files and file.is_file()}
+    for name, file in pair_files.items():
+        if problem := _pair_file_problem(file, name, spec):
+            raise DataError(problem)
+    return str(path), faces, pair_files, ()
 
 
-def _people_root(names) -> PurePosixPath | None:
+def _visible_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` but hidden ones and macOS metadata, the shallowest first."""
+    return sorted((path for path in folder.rglob("*") if path.is_file()
+                   and not any(map(is_junk, path.relative_to(folder).parts))),
+                  key=lambda path: (len(path.parts), path))
+
+
+def _people_folder(folder: Path) -> Path | None:
     """The folder of person folders: the one holding the most images one level down.
 
     Counting beats taking the shallowest, so a stray picture near the top of a course copy
     (``lfw2/lfw2/<Name>/...`` beside ``cover.jpg``) cannot win.
     """
-    per_root = Counter(name.parent.parent for name in names if len(name.parts) >= 2
-                       and is_image(name) and not any(map(is_junk, name.parts)))
+    per_root = Counter(path.parent.parent for path in _visible_files(folder)
+                       if is_image(path) and path.parent != folder)
     return min(per_root, key=lambda root: (-per_root[root], len(root.parts))) if per_root else None
 
 
-def _extract_people(zip_path: Path, images: Path, progress: bool) -> None:
-    """Unzip only the person folders, wherever they sit in the zip, straight into ``images``.
-
-    pooch's Unzip would extract everything, names unchecked; a member named ``../x`` or ``/x``
-    would land outside the data folder (zip slip), so the zip is refused before anything is
-    written.
-    """
+def _unzip_people(zip_path: Path, staging: Path, progress: bool) -> None:
+    """Unzip into ``staging``, then keep the folder of person folders, wherever it sat in the
+    zip, as ``staging/images``. zipfile drops ``..`` and a leading ``/`` from member names, so
+    a member named to escape (zip slip) lands inside ``staging`` like any other."""
+    unzipped = staging / "unzipped"
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            members = [info for info in archive.infolist() if not info.is_dir()]
-            for info in members:
-                name = PurePosixPath(info.filename)
-                if name.is_absolute() or ".." in name.parts or ":" in name.parts[0]:
-                    raise DataError(f"The zip {zip_path} holds an unsafe path ({info.filename}) "
-                                    "that would be written outside the data folder; nothing was "
-                                    "extracted from it. Use a trusted copy.")
-            people_root = _people_root(PurePosixPath(info.filename) for info in members)
-            if people_root is None:
-                raise DataError(f"{zip_path} holds no person folders (<Name>/<Name>_0001.jpg).")
-            wanted = [(info, relative) for info in members
-                      if (relative := PurePosixPath(info.filename)).is_relative_to(people_root)
-                      and len(relative := relative.relative_to(people_root).parts) >= 2
-                      and not any(map(is_junk, relative))]
-            for info, relative in tqdm(wanted, desc=f"Extracting {zip_path.name}", unit="file",
-                                       disable=not progress):
-                destination = images.joinpath(*relative)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as member, open(destination, "wb") as out:
-                    shutil.copyfileobj(member, out, 1 << 20)
+            for member in tqdm(archive.infolist(), desc=f"Extracting {zip_path.name}",
+                               unit="file", disable=not progress):
+                archive.extract(member, unzipped)
     except (zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DataError(f"The zip {zip_path} is damaged or truncated ({error}). Download it again "
                         "and run fetch again with the new copy.") from None
+    if (people := _people_folder(unzipped)) is None:
+        raise DataError(f"{zip_path} holds no person folders (<Name>/<Name>_0001.jpg).")
+    people.rename(staging / IMAGES)
+    shutil.rmtree(unzipped, ignore_errors=True)  # the rest of the zip; gone already if it was all
 
 
 # --- download -----------------------------------------------------------------------------------
 
 
-def _download(spec: DatasetSpec, name: str, root: Path, mirrors, progress: bool) -> Path:
+def _download(spec: DatasetSpec, name: str | None, root: Path, mirrors, progress: bool) -> Path:
     """The file from the download cache or the first address that serves it intact (pooch
     checks the SHA-256 before moving a download into place)."""
     remote = spec.remote(name) if name else None
     if remote is None:
         raise DataError(f"{spec.name} lists no download address for {name or 'its images'}: put "
                         "it in the source folder and fetch again with --source.")
-    addresses = [f"{base.rstrip('/')}/{urllib.parse.quote(name)}" for base in mirrors]
     failures = []
-    for url in [*addresses, *remote.urls]:
+    for url in [*(f"{base.rstrip('/')}/{urllib.parse.quote(name)}" for base in mirrors),
+                *remote.urls]:
         try:
             return Path(pooch.retrieve(
                 url, f"sha256:{remote.sha256}", fname=name, path=root / DOWNLOADS,
                 downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60)))
-        except (OSError, ValueError) as error:  # requests' errors are OSErrors
-            if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        except requests.HTTPError as error:
+            failures.append(f"{url}: HTTP {error.response.status_code} {error.response.reason}")
+        except ValueError:  # pooch's SHA-256 check
+            failures.append(f"{url}: checksum mismatch (the wrong file, or a quota or sign-in "
+                            "page)")
+        except OSError as error:  # requests' connection errors are OSErrors too
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # no other address helps; fetch reports the full disk
-            if isinstance(error, requests.HTTPError):
-                error = f"HTTP {error.response.status_code} {error.response.reason}"
-            elif isinstance(error, ValueError):  # pooch's SHA-256 check
-                error = "checksum mismatch (the wrong file, or a quota or sign-in page)"
             failures.append(f"{url}: {error}")
-            print(f"{name}: {failures[-1]}", file=sys.stderr)
+        print(f"{name}: {failures[-1]}", file=sys.stderr)
     where = remote.browser_url or (remote.urls[0] if remote.urls else "wherever you got the rest")
     tried = f"every address failed:\n{_bullets(failures)}" if failures else "no address is known."
     raise DataError(

@@ -3,8 +3,9 @@
 Data sets, trained runs, imported runs and image caches are all made the same way: built in a
 temporary sibling, checksummed, marked complete, and only then moved into place with one
 rename. A killed process therefore leaves a hidden temporary folder (which the next builder,
-holding the lock, removes), never a folder that looks finished. Two processes building the same thing take turns behind a lock
-file; the second waits and then finds the first one's result.
+holding the lock, removes), never a folder that looks finished. Two processes building the
+same thing take turns behind a lock file; the second waits and then finds the first one's
+result.
 """
 
 from __future__ import annotations

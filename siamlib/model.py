@@ -7,7 +7,9 @@ The network has two parts that the rest of the workbook uses separately:
 - the **head** maps two embeddings to a score in [0, 1], higher = more likely the same person.
 
 Scoring a pair is ``head(tower(a), tower(b))``; that is what lets the workbook embed each
-unique image once and score thousands of pairs or one-shot tasks from the cache.
+unique image once and score thousands of pairs or one-shot tasks from the cache, and what lets
+``AllPairsTrainer`` train on every pair of a batch of people at the cost of one tower pass per
+image.
 
 Labels follow ``siamlib.SAME`` = 1. Every loss is written for that convention: binary
 cross-entropy pushes the score of same pairs to 1, the contrastive loss pulls same pairs'
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from siamlib.device import compute_policy
@@ -77,14 +80,12 @@ class ModelConfig:
 
     def __post_init__(self):
         for field, allowed in (("distance", DISTANCES), ("loss", LOSSES), ("init", INITS)):
-            if getattr(self, field) not in allowed:
-                raise ValueError(f"ModelConfig.{field} must be one of {allowed}, "
-                                 f"got {getattr(self, field)!r}")
+            if (value := getattr(self, field)) not in allowed:
+                raise ValueError(f"ModelConfig.{field} must be one of {allowed}, got {value!r}")
         if len(self.filters) != len(self.kernels):
             raise ValueError("ModelConfig.filters and .kernels need one entry per conv block")
         for field in ("width", "margin"):
-            value = getattr(self, field)
-            if value <= 0:
+            if (value := getattr(self, field)) <= 0:
                 raise ValueError(f"ModelConfig.{field} must be positive, got {value}")
 
 
@@ -173,10 +174,11 @@ def build_head(config: ModelConfig) -> keras.Model:
     emb_b = keras.Input((config.dense_units,), name="embedding_b")
     a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
     if config.loss in DISTANCE_LOSSES:
-        distance = pair_distance(_unit(a), _unit(b), config.distance)
+        distance = pair_distance(ops.normalize(a), ops.normalize(b), config.distance)
         score = ops.expand_dims(1.0 / (1.0 + distance), -1)
     elif config.distance == "cosine":
-        score = ScaledCosine(name="score")(ops.sum(_unit(a) * _unit(b), axis=-1, keepdims=True))
+        cosine = ops.sum(ops.normalize(a) * ops.normalize(b), axis=-1, keepdims=True)
+        score = ScaledCosine(dtype="float32", name="score")(cosine)
     else:
         # Koch et al.: component-wise L1 (or squared L2), weighted by a logistic dense layer.
         features = ops.square(a - b) if config.distance == "l2" else ops.abs(a - b)
@@ -200,9 +202,6 @@ class ScaledCosine(layers.Layer):
 
     INITIAL_SCALE = 10.0
 
-    def __init__(self, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
-
     def build(self, input_shape):
         self.log_scale = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(math.log(self.INITIAL_SCALE)),
@@ -216,16 +215,13 @@ class ScaledCosine(layers.Layer):
 
 
 def pair_distance(a, b, distance: str):
-    """Scalar distance per row: L1, Euclidean, or cosine distance (1 - cosine similarity)."""
+    """Scalar distance per row of unit vectors: L1, Euclidean, or cosine distance (1 - cosine
+    similarity)."""
     if distance == "l1":
         return ops.sum(ops.abs(a - b), axis=-1)
     if distance == "l2":
         return ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12)
-    return 1.0 - ops.sum(_unit(a) * _unit(b), axis=-1)
-
-
-def _unit(x):
-    return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + 1e-12)
+    return 1.0 - ops.sum(a * b, axis=-1)
 
 
 def contrastive_loss(margin: float = 1.0):
@@ -309,6 +305,65 @@ def loss_for(config: ModelConfig):
         return pair_multi_similarity_loss
     return keras.losses.BinaryCrossentropy()
 
+
+
+class AllPairsTrainer(keras.Model):
+    """Trains a Siamese network on every pair inside a batch of people's images.
+
+    Each image goes through the tower once; the head then scores all n(n-1)/2 pairs of the
+    n embeddings, so a batch of 128 images trains on up to 8,128 pairs, about 190 of them
+    same-person pairs. A pair of one photo with itself (a person with fewer photos than the
+    batch asks for repeats some) is left out: it is neither a same nor a different pair.
+    Same and different pairs each carry half the loss, as in a balanced pair stream; or, with
+    ``multi_similarity``, ``multi_similarity_loss`` of all the batch's pairs at once.
+    The network, its head and its loss are unchanged; evaluation (``test_step``) scores
+    ordinary ``(image_a, image_b)`` pairs with it, so validation loss and AUC mean the same as
+    for the other samplings.
+    """
+
+    def __init__(self, siamese: keras.Model, multi_similarity: bool = False):
+        super().__init__(name="all_pairs_trainer")
+        self.siamese, self.multi_similarity = siamese, multi_similarity
+
+    def call(self, inputs, training=False):
+        return self.siamese(inputs, training=training)
+
+    def train_step(self, data):
+        images, (person_ids, photo_rows), _ = keras.utils.unpack_x_y_sample_weight(data)
+        first, second, same, weight = pair_weights(person_ids, photo_rows)
+        with tf.GradientTape() as tape:
+            embeddings = tower_of(self.siamese)(images, training=True)
+            scores = head_of(self.siamese)(
+                [ops.take(embeddings, first, 0), ops.take(embeddings, second, 0)], training=True)
+            if self.multi_similarity:  # plus the weight penalties, as compute_loss adds them
+                loss = multi_similarity_loss(scores, same, ops.cast(weight > 0, "float32"), first,
+                                             second, tf.shape(person_ids)[0]) + sum(self.losses)
+            else:
+                loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
+            scaled = self.optimizer.scale_loss(loss)
+        self.optimizer.apply(tape.gradient(scaled, self.trainable_variables),
+                             self.trainable_variables)
+        for metric in self.metrics:  # Keras' own train_step updates the loss tracker this way
+            if metric.name == "loss":
+                metric.update_state(loss)
+        return self.compute_metrics(images, same, scores, sample_weight=weight)
+
+
+def pair_weights(person_ids, photo_rows):
+    """Every pair i < j of a batch: its two indices, its label (1 = same person) and its weight.
+
+    A pair of one photo with itself weighs 0. The others are weighted so that same pairs and
+    different pairs each carry half of the loss: Keras divides the weighted sum by the number
+    of pairs, all of them, so the weights of each kind add up to half that number.
+    """
+    n = tf.shape(person_ids)[0]
+    first, second = ops.nonzero(ops.triu(ops.ones((n, n)), k=1))  # the upper triangle
+    same = ops.cast(ops.take(person_ids, first) == ops.take(person_ids, second), "float32")
+    counted = ops.cast(ops.take(photo_rows, first) != ops.take(photo_rows, second), "float32")
+    half = ops.cast(ops.size(same), "float32") / 2.0
+    weight = counted * ops.where(same > 0, half / ops.maximum(ops.sum(same * counted), 1.0),
+                                 half / ops.maximum(ops.sum((1.0 - same) * counted), 1.0))
+    return first, second, same, weight
 
 def _initialisers(init: str):
     """Conv kernels, dense kernels and biases: Koch et al.'s normals, or Keras' default."""

@@ -53,63 +53,47 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     here rather than as a skewed label balance later.
     """
     pair_file = Path(pair_file)
-    lines = _text_of(pair_file).rstrip().splitlines()
+    data = pair_file.read_bytes()
+    fix = "LFW pair files are plain ASCII/UTF-8. Save it again as UTF-8 (or download the original)."
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise PairFileError(f"{pair_file}: the file is UTF-16 text; {fix}")
+    try:
+        lines = data.decode("utf-8-sig").rstrip().splitlines()  # -sig: Windows' byte-order mark
+    except UnicodeDecodeError as error:
+        raise PairFileError(f"{pair_file}: not a UTF-8 text file (byte {error.start} is "
+                            f"{data[error.start]:#04x}); {fix}") from None
     if not lines:
         raise PairFileError(f"{pair_file}: the file is empty")
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            raise PairFileError(f"{pair_file}, line {number}: a blank line among the pairs; "
-                                "delete it (only the end of the file may hold blank lines)")
+    if blank := next((n for n, line in enumerate(lines[1:], start=2) if not line.strip()), 0):
+        raise PairFileError(f"{pair_file}, line {blank}: a blank line among the pairs; delete it "
+                            "(only the end of the file may hold blank lines)")
     header = lines[0].split()
     if not 1 <= len(header) <= 2 or not all(h.isdigit() for h in header):
         raise PairFileError(f"{pair_file}, line 1: expected a header 'N' (View 1) or 'folds N' "
                             f"(View 2), got {lines[0]!r}")
     folds, per_class = (1, int(header[0])) if len(header) == 1 else map(int, header)
     if len(lines) - 1 != folds * 2 * per_class:
-        raise PairFileError(
-            f"{pair_file}: the header promises {folds * 2 * per_class} pairs ({folds} fold(s) x "
-            f"{per_class} same + {per_class} different) but the file has {len(lines) - 1} pair "
-            "lines")
+        raise PairFileError(f"{pair_file}: the header promises {folds * 2 * per_class} pairs "
+                            f"({folds} fold(s) x {per_class} same + {per_class} different) but "
+                            f"the file has {len(lines) - 1} pair lines")
     rows = []
-    for offset, line in enumerate(lines[1:]):
-        fold, position = divmod(offset, 2 * per_class)
-        label = SAME if position < per_class else DIFFERENT
-        fold = fold + 1 if folds > 1 else 0  # View 2's folds 1..10 as LFW numbers them
-        rows.append((*_parse_pair_line(line, label, pair_file, offset + 2), label, fold))
+    for number, line in enumerate(lines[1:], start=2):
+        fold, position = divmod(number - 2, 2 * per_class)
+        same, fields = position < per_class, line.split()
+        shape = "same-person line 'name i j'" if same else "different-person line 'name1 i name2 j'"
+        if len(fields) != (3 if same else 4) or not (fields[1] + fields[-1]).isdigit():
+            raise PairFileError(f"{pair_file}, line {number}: expected a {shape} with integer "
+                                f"image numbers, got {line!r}")
+        # A same-person line "name i j" reads as "name i name j".
+        name_a, index_a, name_b, index_b = [*fields[:2], *fields[::2]] if same else fields
+        rows.append((name_a, int(index_a), name_b, int(index_b), SAME if same else DIFFERENT,
+                     fold + 1 if folds > 1 else 0))  # View 2's folds 1..10 as LFW numbers them
     frame = pd.DataFrame(rows, columns=["name_a", "index_a", "name_b", "index_b", "label", "fold"])
     for side in "ab":  # LFW's naming scheme: <Name>/<Name>_<NNNN>.jpg
         images = zip(frame[f"name_{side}"], frame[f"index_{side}"])
         frame[f"path_{side}"] = [str(Path(images_dir, name, f"{name}_{index:04d}.jpg"))
                                  for name, index in images]
     return frame[PAIR_COLUMNS]
-
-
-def _text_of(pair_file: Path) -> str:
-    """The file as text: UTF-8, with or without the byte-order mark some Windows editors add."""
-    data = pair_file.read_bytes()
-    fix = "LFW pair files are plain ASCII/UTF-8. Save it again as UTF-8 (or download the original)."
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise PairFileError(f"{pair_file}: the file is UTF-16 text; {fix}")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise PairFileError(f"{pair_file}: not a UTF-8 text file (byte {error.start} is "
-                            f"{data[error.start]:#04x}); {fix}") from None
-
-
-def _parse_pair_line(line: str, label: int, pair_file: Path, line_number: int):
-    fields = line.split()
-    try:
-        if label == SAME and len(fields) == 3:
-            return fields[0], int(fields[1]), fields[0], int(fields[2])
-        if label == DIFFERENT and len(fields) == 4:
-            return fields[0], int(fields[1]), fields[2], int(fields[3])
-    except ValueError:
-        pass
-    expected = "same-person line 'name i j'" if label == SAME else \
-        "different-person line 'name1 i name2 j'"
-    raise PairFileError(f"{pair_file}, line {line_number}: expected a {expected} with integer "
-                        f"image numbers, got {line!r}")
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
@@ -128,9 +112,9 @@ def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
         clashes |= {f"{p} (folds {seen[p]} and {fold})" for p in people if p in seen}
         seen.update(dict.fromkeys(people, fold))
     if clashes:
-        raise PairFileError(
-            f"{pair_file}: {len(clashes)} people appear in more than one fold, so a fold's test "
-            f"people would be in its training folds: {', '.join(sorted(clashes)[:5])}")
+        raise PairFileError(f"{pair_file}: {len(clashes)} people appear in more than one fold, so "
+                            "a fold's test people would be in its training folds: "
+                            + ", ".join(sorted(clashes)[:5]))
     return frame
 
 
@@ -275,8 +259,7 @@ def person_disjoint_split(
     order = np.random.default_rng(seed).permutation(np.sort(sizes.index.to_numpy()))
     # The clusters whose running total first reaches the target, the one crossing it included.
     taken = np.cumsum(sizes.loc[order].to_numpy())
-    in_val = cluster.isin(order[: np.searchsorted(taken, val_fraction * len(pairs)) + 1])
-    in_val = in_val.to_numpy()
+    in_val = cluster.isin(order[: np.searchsorted(taken, val_fraction * len(pairs)) + 1]).to_numpy()
     if in_val.all() or not in_val.any():
         raise ValueError("these pairs form too few person groups to split by person")
     return pairs[~in_val].reset_index(drop=True), pairs[in_val].reset_index(drop=True)

@@ -92,15 +92,34 @@ def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_
     chosen, person_of, starts, counts = _rows_by_person(store, people)
     if counts.max() < 2 or len(counts) < 2:
         raise ValueError("sampling needs two people and someone with at least two images")
-    tables = {
-        "rows": tf.constant(chosen, tf.int32),
-        "start": tf.constant(starts[person_of], tf.int32),  # per position in `rows`
-        "count": tf.constant(counts[person_of], tf.int32),
-        "eligible": tf.constant(np.flatnonzero(counts[person_of] >= 2), tf.int32),
-    }
-    dataset = tf.data.Dataset.counter().map(
-        lambda k: _sample_pair(k, seed, tables), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    rows = tf.constant(chosen, tf.int32)
+    start = tf.constant(starts[person_of], tf.int32)  # per position in `rows`
+    count = tf.constant(counts[person_of], tf.int32)
+    eligible = tf.constant(np.flatnonzero(counts[person_of] >= 2), tf.int32)
+
+    def sample_pair(k):
+        """Pair number k of the stream: even k = same person, odd k = different people."""
+        u = tf.random.stateless_uniform([2], seed=_key(seed, _SAMPLING, k), dtype=tf.float32)
+
+        def draw(fraction, n):
+            return tf.minimum(tf.cast(fraction * tf.cast(n, tf.float32), tf.int32), n - 1)
+
+        def same():
+            anchor = tf.gather(eligible, draw(u[0], tf.size(eligible)))
+            other = start[anchor] + draw(u[1], count[anchor] - 1)  # one of the person's others
+            return anchor, tf.where(other >= anchor, other + 1, other)
+
+        def different():
+            anchor = draw(u[0], tf.size(rows))
+            first, n = start[anchor], count[anchor]
+            other = draw(u[1], tf.size(rows) - n)  # anyone outside the anchor person's block
+            return anchor, tf.where(other >= first, other + n, other)
+
+        is_same = tf.equal(k % 2, 0)
+        a, b = tf.cond(is_same, same, different)
+        return tf.gather(rows, a), tf.gather(rows, b), tf.cast(is_same, tf.float32)
+
+    dataset = tf.data.Dataset.counter().map(sample_pair, num_parallel_calls=tf.data.AUTOTUNE)
     return _pair_batches(dataset, store, batch_size, seed, augment)
 
 
@@ -164,36 +183,6 @@ def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
     return chosen, person_of, starts, counts
 
 
-def _sample_pair(k, seed, tables):
-    """Pair number k of the stream: even k = same person, odd k = different people."""
-    rows, start, count = tables["rows"], tables["start"], tables["count"]
-    u = tf.random.stateless_uniform([2], seed=_key(seed, _SAMPLING, k), dtype=tf.float32)
-
-    def draw(fraction, n):
-        return tf.minimum(tf.cast(fraction * tf.cast(n, tf.float32), tf.int32), n - 1)
-
-    def same():
-        eligible = tables["eligible"]
-        anchor = tf.gather(eligible, draw(u[0], tf.size(eligible)))
-        first, n = start[anchor], count[anchor]
-        other = first + draw(u[1], n - 1)  # one of the person's n - 1 other images
-        other = tf.where(other >= anchor, other + 1, other)
-        return anchor, other
-
-    def different():
-        total = tf.size(rows)
-        anchor = draw(u[0], total)
-        first, n = start[anchor], count[anchor]
-        other = draw(u[1], total - n)  # anyone outside the anchor person's block
-        other = tf.where(other >= first, other + n, other)
-        return anchor, other
-
-    is_same = tf.equal(k % 2, 0)
-    a, b = tf.cond(is_same, same, different)
-    label = tf.cast(is_same, tf.float32)
-    return tf.gather(rows, a), tf.gather(rows, b), label
-
-
 def _pair_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
     """Batches of ``((image_a, image_b), label)`` from a stream of ``(row_a, row_b, label)``."""
     load_image = _image_loader(store, seed, augment)
@@ -222,11 +211,8 @@ def _image_loader(store: ImageStore, seed: int, augment):
 def _to_batches(dataset, load, batch_size: int):
     """Number the elements (the numbers key their augmentation), load them in parallel, batch."""
     numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), dataset))
-    return (
-        numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    batches = numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _augment_image(image, augment: Augment, key):

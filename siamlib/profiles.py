@@ -8,10 +8,10 @@
 - ``gpu``: the paper's sizes for instructors with hours of GPU time (notebook 03 alone: about a
   day on a T4 by the same estimate); only when asked for by name.
 
-Every profile names the same two runs, each written out in full below, so notebooks 02-05 talk
-about the same models whatever the machine; only size and budget change. ``koch`` is Koch et
-al.'s network and training on the whole frame, the reference. ``all_pairs`` is the workbook's
-model: trial #14 of notebook 03's Optuna study on the cpu profile (View 1 validation,
+Every profile names the same two runs, built by ``koch_and_all_pairs`` below, so notebooks
+02-05 talk about the same models whatever the machine; only size and budget change. ``koch``
+is Koch et al.'s network and training on the whole frame, the reference. ``all_pairs`` is the
+workbook's model: trial #14 of notebook 03's Optuna study on the cpu profile (View 1 validation,
 2026-12-02), its schedule chosen on View 1 (README, "Development results"); notebook 03's
 ablations show what each of its parts is worth.
 """
@@ -103,7 +103,7 @@ def _slug(text: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
-# Each profile's runs are written out in full below, on these shared parts. Data: koch sees the
+# Each profile's runs are built by ``koch_and_all_pairs`` on these shared parts. Data: koch sees the
 # whole frame, as Koch et al.; all_pairs the face set's face crop ("auto": LFW-a's centre half,
 # 125 of 250 px; an identity folder's whole photo).
 # Koch et al.'s tower: four valid conv blocks, 2x2 max-pool between them, on 105 px images.
@@ -119,75 +119,61 @@ ALL_PAIRS_NETWORK = {**KOCH_LAYOUT, "batch_norm": True, "dropout": 0.0773, "init
                      "loss": "contrastive", "distance": "l2"}
 # all_pairs' training: Adam warmed up for an epoch, then a cosine decay, on every pair of
 # batches of 8 people x 4 photos, augmented. Learning rate and batch are the study's. Patience
-# (set per profile) is the whole run: early stopping keeps the best validation epoch but must not
-# cut the cosine schedule before it anneals (a View 2 experiment stopped at epoch 13 of 30 under
-# patience 8 did).
+# is the whole run: early stopping keeps the best validation epoch but must not cut the cosine
+# schedule before it anneals (a View 2 experiment stopped at epoch 13 of 30 under patience 8 did).
 ALL_PAIRS_TRAINING = {"optimizer": "adam", "learning_rate": 5.26e-4, "schedule": "cosine",
                       "warmup_epochs": 1, "sampling": "identities", "batch_size": 32,
                       "images_per_person": 4, "augment": Augment()}
 
 
+def koch_and_all_pairs(width: float, dense_units: int, koch: dict, epochs: int,
+                       images_per_epoch: int, **pair_limits) -> dict[str, RunConfig]:
+    """A profile's ``koch`` and ``all_pairs`` from what a machine changes: the nets' width and
+    embedding, koch's training (batch size, epochs, patience), all_pairs' epochs and images per
+    epoch, and the data's ``max_train_pairs``/``max_eval_pairs``."""
+    network = {"width": width, "dense_units": dense_units}
+    return {
+        "koch": RunConfig("koch", DataConfig(face_crop="whole", **pair_limits),
+                          ModelConfig(**KOCH_LAYOUT, **network), TrainConfig(**KOCH_SGD, **koch)),
+        "all_pairs": RunConfig("all_pairs", DataConfig(face_crop="auto", **pair_limits),
+                               ModelConfig(**ALL_PAIRS_NETWORK, **network),
+                               TrainConfig(**ALL_PAIRS_TRAINING, epochs=epochs,
+                                           images_per_epoch=images_per_epoch, patience=epochs)),
+    }
+
+
 PROFILES = {profile.name: profile for profile in [
-    Profile(
-        name="smoke",
-        description="CI smoke run: every code path in minutes on 2 CPU cores; numbers mean nothing",
-        koch=RunConfig("koch", DataConfig(face_crop="whole", max_train_pairs=256,
-                                          max_eval_pairs=200),
-                       ModelConfig(**KOCH_LAYOUT, width=0.125, dense_units=128),
-                       TrainConfig(**KOCH_SGD, batch_size=64, epochs=2, patience=2)),
-        all_pairs=RunConfig("all_pairs", DataConfig(face_crop="auto", max_train_pairs=256,
-                                                    max_eval_pairs=200),
-                            ModelConfig(**ALL_PAIRS_NETWORK, width=0.125, dense_units=128),
-                            TrainConfig(**ALL_PAIRS_TRAINING, epochs=2, images_per_epoch=256,
-                                        patience=2)),
-        search_trials=4, search_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
-        view2_folds=2, view2_epochs={},
-    ),
-    Profile(
-        name="cpu",
-        description="laptop CPU: all pairs, Koch's layout at quarter width (all_pairs: about "
-                    "350 images/s on 2 cores)",
-        koch=RunConfig("koch", DataConfig(face_crop="whole"),
-                       ModelConfig(**KOCH_LAYOUT, width=0.25, dense_units=512),
-                       TrainConfig(**KOCH_SGD, batch_size=64, epochs=20, patience=4)),
-        # 45 epochs: about 11 minutes a run on 2 cores, within issue 13's 12 minutes per View 2
-        # experiment (README, "The benchmark: View 2", has the measured times).
-        all_pairs=RunConfig("all_pairs", DataConfig(face_crop="auto"),
-                            ModelConfig(**ALL_PAIRS_NETWORK, width=0.25, dense_units=512),
-                            TrainConfig(**ALL_PAIRS_TRAINING, epochs=45, images_per_epoch=4096,
-                                        patience=45)),
-        search_trials=30, search_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
-        # View 2: koch at 6 epochs a fold, all_pairs at its 45 (README: measured times).
-        view2_folds=10, view2_epochs={"koch": 6},
-    ),
-    Profile(
-        name="colab",
-        description="Colab GPU: Koch's layout at half width, each notebook within about 30 "
-                    "minutes on a T4",
-        koch=RunConfig("koch", DataConfig(face_crop="whole"),
-                       ModelConfig(**KOCH_LAYOUT, width=0.5, dense_units=1024),
-                       TrainConfig(**KOCH_SGD, batch_size=128, epochs=40, patience=8)),
-        all_pairs=RunConfig("all_pairs", DataConfig(face_crop="auto"),
-                            ModelConfig(**ALL_PAIRS_NETWORK, width=0.5, dense_units=1024),
-                            TrainConfig(**ALL_PAIRS_TRAINING, epochs=15, images_per_epoch=6144,
-                                        patience=15)),
-        search_trials=12, search_epochs=3, one_shot_tasks=1000, bootstrap=1000, seeds=3,
-        view2_folds=10, view2_epochs={"koch": 10, "all_pairs": 12},
-    ),
-    Profile(
-        name="gpu",
-        description="instructors' GPU: Koch et al.'s full network and training (SGD, momentum, "
-                    "1%/epoch decay); hours per notebook, asked for by name",
-        koch=RunConfig("koch", DataConfig(face_crop="whole"),
-                       ModelConfig(**KOCH_LAYOUT, width=1.0, dense_units=4096),
-                       TrainConfig(**KOCH_SGD, batch_size=128, epochs=200, patience=20)),
-        all_pairs=RunConfig("all_pairs", DataConfig(face_crop="auto"),
-                            ModelConfig(**ALL_PAIRS_NETWORK, width=1.0, dense_units=4096),
-                            TrainConfig(**ALL_PAIRS_TRAINING, epochs=100, images_per_epoch=16384,
-                                        patience=100)),
-        search_trials=60, search_epochs=30, one_shot_tasks=2000, bootstrap=2000, seeds=3,
-        view2_folds=10, view2_epochs={},
-    ),
+    Profile("smoke", "CI smoke run: every code path in minutes on 2 CPU cores; numbers mean "
+                     "nothing",
+            **koch_and_all_pairs(width=0.125, dense_units=128,
+                                 koch={"batch_size": 64, "epochs": 2, "patience": 2},
+                                 epochs=2, images_per_epoch=256,
+                                 max_train_pairs=256, max_eval_pairs=200),
+            search_trials=4, search_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
+            view2_folds=2, view2_epochs={}),
+    # all_pairs' 45 epochs: about 11 minutes a run on 2 cores, within issue 13's 12 minutes per
+    # View 2 experiment; koch gets 6 epochs a fold there (README, "The benchmark: View 2").
+    Profile("cpu", "laptop CPU: all pairs, Koch's layout at quarter width (all_pairs: about "
+                   "350 images/s on 2 cores)",
+            **koch_and_all_pairs(width=0.25, dense_units=512,
+                                 koch={"batch_size": 64, "epochs": 20, "patience": 4},
+                                 epochs=45, images_per_epoch=4096),
+            search_trials=30, search_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
+            view2_folds=10, view2_epochs={"koch": 6}),
+    Profile("colab", "Colab GPU: Koch's layout at half width, each notebook within about 30 "
+                     "minutes on a T4",
+            **koch_and_all_pairs(width=0.5, dense_units=1024,
+                                 koch={"batch_size": 128, "epochs": 40, "patience": 8},
+                                 epochs=15, images_per_epoch=6144),
+            search_trials=12, search_epochs=3, one_shot_tasks=1000, bootstrap=1000, seeds=3,
+            view2_folds=10, view2_epochs={"koch": 10, "all_pairs": 12}),
+    Profile("gpu", "instructors' GPU: Koch et al.'s full network and training (SGD, momentum, "
+                   "1%/epoch decay); hours per notebook, asked for by name",
+            **koch_and_all_pairs(width=1.0, dense_units=4096,
+                                 koch={"batch_size": 128, "epochs": 200, "patience": 20},
+                                 epochs=100, images_per_epoch=16384),
+            search_trials=60, search_epochs=30, one_shot_tasks=2000, bootstrap=2000, seeds=3,
+            view2_folds=10, view2_epochs={}),
 ]}
 
 

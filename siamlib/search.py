@@ -28,6 +28,7 @@ import random
 import re
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
 from siamlib import metrics, paths, profiles, training
+from siamlib.budget import Trials
 from siamlib.files import short_hash
 from siamlib.images import FACE_CROPS, Preprocess
 from siamlib.splits import load_splits
@@ -232,28 +234,25 @@ def _fingerprint(base: RunConfig, epochs: int, space: SearchSpace) -> dict:
     return json.loads(json.dumps(content, sort_keys=True, default=str))
 
 
-def default_study_name(base: RunConfig, epochs: int, space: SearchSpace = SPACE) -> str:
-    """``search-<base name>-<hash of base, epochs and space>``: the same on every machine that
-    runs the same code and profile; another base model or budget starts another study."""
-    return f"search-{base.name}-{short_hash(_fingerprint(base, epochs, space))[:8]}"
-
-
 def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
                storage: str | Path | None = None, seed: int = 0, space: SearchSpace = SPACE,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    """The study ``study_name`` (default: ``default_study_name``) in ``storage`` (see
-    ``open_storage``), created on first use, else loaded as it is.
+    """The study ``study_name`` in ``storage`` (see ``open_storage``), created on first use,
+    else loaded as it is. The default name, ``search-<base name>-<hash of base, epochs and
+    space>``, is the same on every machine that runs the same code and profile; another base
+    model or budget starts another study.
 
     A study remembers the base model, epochs and space it was made for; opening it for others
     raises ``StorageError`` (it would compare trials that cannot be compared). ``pruner``
     defaults to a median pruner that starts after 5 finished trials.
     """
-    study_name = study_name or default_study_name(base, epochs, space)
+    wanted = _fingerprint(base, epochs, space)
+    study_name = study_name or f"search-{base.name}-{short_hash(wanted)[:8]}"
     study = optuna.create_study(
         storage=open_storage(storage, study_name), study_name=study_name, direction="maximize",
         sampler=TrialSeededTPE(seed), load_if_exists=True,
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
-    wanted, found = _fingerprint(base, epochs, space), study.user_attrs.get("search")
+    found = study.user_attrs.get("search")
     if found is None:
         try:
             study.set_user_attr("search", wanted)
@@ -267,6 +266,18 @@ def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
     return study
 
 
+@contextmanager
+def _quiet_optuna():
+    """Optuna's own log lines ("A new study created", one per trial) held back: siamlib prints
+    its own line per trial."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The study's complete and pruned trials."""
     return study.get_trials(deepcopy=False, states=FINISHED)
@@ -275,16 +286,12 @@ def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def run_trials(study: optuna.Study, objective, n_trials: int, progress: bool = True):
     """Run ``objective`` until ``study`` holds ``n_trials`` finished trials (all workers'); stop
     with one error after ``10 * n_trials`` failed ones (a space the data hardly fits)."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our line per trial replaces Optuna's
-    try:
-        if len(finished(study)) < n_trials:
+    if len(finished(study)) < n_trials:
+        with _quiet_optuna():
             study.optimize(objective, callbacks=[
                 MaxTrialsCallback(n_trials, states=FINISHED),
                 MaxTrialsCallback(10 * n_trials, states=(TrialState.FAIL,)),
                 *([_progress(n_trials)] if progress else [])])
-    finally:
-        optuna.logging.set_verbosity(verbosity)
     if len(finished(study)) < n_trials:
         failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         raise RuntimeError(f"study {study.study_name!r}: {len(failed)} trials could not run, "
@@ -353,11 +360,28 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None
     return run_trials(study, objective, n_trials, progress)
 
 
-def best_config(study: optuna.Study, base: RunConfig, epochs: int | None = None,
-                name: str = "search-best", space: SearchSpace = SPACE) -> RunConfig:
-    """The best trial's configuration, named ``name``; ``epochs`` (default: base's) to train it
-    for longer than a trial did."""
-    return space.config(base, study.best_trial.params, epochs or base.train.epochs, name)
+def best_config(study: optuna.Study, base: RunConfig, space: SearchSpace = SPACE) -> RunConfig:
+    """The best trial's configuration with ``base``'s epochs (longer than a trial's), named
+    "search-best"."""
+    return space.config(base, study.best_trial.params, base.train.epochs, "search-best")
+
+
+def search_runs(base: RunConfig, trials: int, epochs: int, seeds: int,
+                storage: str | Path | None = None, seed: int = 0) -> list:
+    """Notebook 03's search as ``budget.plan`` entries: the study's trials still to run (at
+    most ``epochs`` epochs each, priced as ``base``), then the chosen configuration with
+    ``seeds`` seeds: exact runs once the study is finished, else ``Trials`` priced as ``base``."""
+    with _quiet_optuna():
+        study = open_study(base, epochs, storage=storage, seed=seed)
+    left = max(0, trials - len(finished(study)))
+    entries = [Trials(f"Optuna study: {left} of {trials} trials left",
+                      base.replace(train={"epochs": epochs}), left)]
+    if left:
+        return entries + [Trials(f"search-best, {seeds} seeds (the network the study picks)",
+                                 base, seeds)]
+    best = best_config(study, base)
+    return entries + [best.replace(name=f"search-best-seed{s}", train={"seed": s})
+                      for s in range(seeds)]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -71,33 +71,29 @@ class DataConfig:
     view2_fold: int | None = None
 
     def __post_init__(self):
-        if not str(self.source).strip():
-            raise ValueError(f"DataConfig.source is empty: give {LFW!r} or the path of a folder "
-                             "of identity folders")
         if self.face_crop == AUTO or isinstance(self.face_crop, _ChosenCrop):
             chosen = _ChosenCrop(CENTRE_HALF if self.source == LFW else WHOLE)
             object.__setattr__(self, "face_crop", chosen)
-        elif self.face_crop not in FACE_CROPS:
-            raise ValueError(f"DataConfig.face_crop must be one of {(AUTO, *FACE_CROPS)}, "
-                             f"got {self.face_crop!r}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"DataConfig.val_fraction must lie strictly between 0 and 1, "
-                             f"got {self.val_fraction!r}")
-        for name in ("max_train_pairs", "max_eval_pairs"):
-            value = getattr(self, name)
-            if value is not None and value < 2:
-                raise ValueError(f"DataConfig.{name} must be None (all pairs) or at least 2 "
-                                 f"(one same and one different pair), got {value!r}")
-        if self.generated_pairs < 8:
-            raise ValueError(f"DataConfig.generated_pairs must be at least 8 (validation and "
-                             f"test get a quarter each), got {self.generated_pairs!r}")
-        if self.view2_fold is not None:
-            if self.source != LFW:
-                raise ValueError(f"DataConfig.view2_fold needs source={LFW!r} (View 2 is LFW's "
-                                 f"benchmark), got source={self.source!r}")
-            if not 1 <= self.view2_fold <= VIEW2_FOLDS:
-                raise ValueError(f"DataConfig.view2_fold must be 1-{VIEW2_FOLDS}, "
-                                 f"got {self.view2_fold}")
+        smallest_subset = "None (all pairs) or at least 2 (one same and one different pair)"
+        requirements = {  # field: (whether its value is wrong, what it must be)
+            "source": (not str(self.source).strip(),
+                       f"{LFW!r} or the path of a folder of identity folders"),
+            "face_crop": (self.face_crop not in FACE_CROPS, f"one of {(AUTO, *FACE_CROPS)}"),
+            "val_fraction": (not 0 < self.val_fraction < 1, "strictly between 0 and 1"),
+            "max_train_pairs": (self.max_train_pairs is not None and self.max_train_pairs < 2,
+                                smallest_subset),
+            "max_eval_pairs": (self.max_eval_pairs is not None and self.max_eval_pairs < 2,
+                               smallest_subset),
+            "generated_pairs": (self.generated_pairs < 8,
+                                "at least 8 (validation and test get a quarter each)"),
+            "view2_fold": (self.view2_fold is not None and (
+                self.source != LFW or not 1 <= self.view2_fold <= VIEW2_FOLDS),
+                f"None (View 1) or 1-{VIEW2_FOLDS}, with source={LFW!r} (View 2 is LFW's "
+                f"benchmark; source is {self.source!r})"),
+        }
+        for name, (wrong, wanted) in requirements.items():
+            if wrong:
+                raise ValueError(f"DataConfig.{name} must be {wanted}, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -117,37 +113,32 @@ class Splits:
 
 def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Splits:
     """Train/validation/test pairs and their decoded images, ready for the pipelines."""
-    images_dir = _images_dir(config.source, progress)
-    all_images = pairs.identity_images(images_dir)
-    train, val, test = split_pairs(config, images_dir, all_images)
+    images = pairs.identity_images(_images_dir(config.source, progress))  # fetched if need be
+    train, val, test = split_pairs(config)
     train_people = pairs.pair_people(train)
-    needed = set(all_images.loc[all_images["name"].isin(train_people), "path"])
+    needed = set(images.loc[images["name"].isin(train_people), "path"])
     for frame in (train, val, test):
         needed |= set(frame["path_a"]) | set(frame["path_b"])
-    store = _decode(all_images, needed, config)
+    store = _decode(images, needed, config)
     print(f"{config.source}: face crop {config.face_crop}, {len(train)} training, {len(val)} "
           f"validation and {len(test)} test pairs, {len(store)} images")
     return Splits(train, val, test, store, train_people)
 
 
-def split_pairs(config: DataConfig, images_dir: Path | None = None,
-                all_images: pd.DataFrame | None = None):
+def split_pairs(config: DataConfig):
     """The train, validation and test pairs of ``config`` (subsets drawn), without decoding an
     image: what ``load_splits`` trains and scores on, and what ``budget`` counts."""
-    images_dir = images_dir or _images_dir(config.source, progress=False)
+    images_dir = _images_dir(config.source, progress=False)
     if config.view2_fold is not None:
         train, val, test = view2_experiment(
             pairs.read_view2(images_dir.parent / "pairs.txt", images_dir), config.view2_fold)
     elif config.source == LFW:
         dev_train = pairs.read_pairs(images_dir.parent / "pairsDevTrain.txt", images_dir)
         test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
-        train, val = pairs.person_disjoint_split(
-            dev_train, config.val_fraction, seed=config.split_seed
-        )
+        train, val = pairs.person_disjoint_split(dev_train, config.val_fraction,
+                                                 seed=config.split_seed)
     else:
-        if all_images is None:
-            all_images = pairs.identity_images(images_dir)
-        train, val, test = _generated_splits(all_images, config)
+        train, val, test = _generated_splits(pairs.identity_images(images_dir), config)
     return (balanced_subset(train, config.max_train_pairs, config.split_seed),
             balanced_subset(val, config.max_eval_pairs, config.split_seed),
             balanced_subset(test, config.max_eval_pairs, config.split_seed))
@@ -169,8 +160,7 @@ def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) 
     photos = all_images(config.source)
     if preprocess is not None:
         config = replace(config, preprocess=preprocess)
-    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"], config,
-                   progress=False)
+    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"], config)
 
 
 def all_images(source: str = LFW) -> pd.DataFrame:
@@ -178,12 +168,11 @@ def all_images(source: str = LFW) -> pd.DataFrame:
     return pairs.identity_images(_images_dir(source, progress=False))
 
 
-def _decode(all_images: pd.DataFrame, image_paths, config: DataConfig,
-            progress: bool = False) -> ImageStore:
-    """The images among ``image_paths``, each named by its person in the ``all_images`` table
-    (a photo in a subfolder of a person folder is that person's)."""
-    names = dict(zip(all_images["path"].astype(str), all_images["name"]))
-    return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=progress,
+def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore:
+    """The images among ``image_paths``, each named by its person in the ``images`` table (a
+    photo in a subfolder of a person folder is that person's)."""
+    names = dict(zip(images["path"].astype(str), images["name"]))
+    return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=False,
                            names=names)
 
 
@@ -231,9 +220,9 @@ def balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd
 MIN_PEOPLE = 6
 
 
-def _person_groups(all_images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]:
+def _person_groups(images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]:
     """The training, validation and test people of an identity folder (60/20/20, seeded)."""
-    people = np.array(sorted(all_images["name"].unique()))
+    people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
         raise ValueError(f"{config.source} has {len(people)} people; the 60/20/20 person split "
                          f"needs at least {MIN_PEOPLE} (two per group, one of each two with "
@@ -242,7 +231,7 @@ def _person_groups(all_images: pd.DataFrame, config: DataConfig) -> list[np.ndar
     n_test = max(2, round(0.2 * len(people)))
     n_val = max(2, round(config.val_fraction * (len(people) - n_test)))
     groups = np.split(people, [len(people) - n_test - n_val, len(people) - n_test])
-    photos = all_images["name"].value_counts()
+    photos = images["name"].value_counts()
     for what, group in zip(("training", "validation", "test"), groups):
         if len(group) < 2 or photos.loc[list(group)].max() < 2:
             raise ValueError(f"{config.source}: the {what} people ({len(group)} of "
@@ -252,11 +241,11 @@ def _person_groups(all_images: pd.DataFrame, config: DataConfig) -> list[np.ndar
     return groups
 
 
-def _generated_splits(all_images: pd.DataFrame, config: DataConfig):
-    groups = _person_groups(all_images, config)
+def _generated_splits(images: pd.DataFrame, config: DataConfig):
+    groups = _person_groups(images, config)
     frames = []
     for offset, group in enumerate(groups):
-        group_images = all_images[all_images["name"].isin(set(group))]
+        group_images = images[images["name"].isin(set(group))]
         wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
         per_person = group_images["name"].value_counts()
         same_available = int((per_person * (per_person - 1) // 2).sum())

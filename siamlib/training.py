@@ -38,29 +38,19 @@ from tqdm.keras import TqdmCallback
 from siamlib import files, metrics, paths
 from siamlib.device import compute_policy, device_report, has_gpu
 from siamlib.images import Preprocess
-from siamlib.model import (
-    ModelConfig,
-    build_siamese,
-    head_of,
-    loss_for,
-    multi_similarity_loss,
-    tower_of,
-)
+from siamlib.model import AllPairsTrainer, ModelConfig, build_siamese, loss_for
 from siamlib.pairs import identity_images
 from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset, sampled_pair_dataset
 from siamlib.scoring import score_pairs
 from siamlib.splits import LFW, DataConfig, Splits, check_data, load_splits
 
 COMPLETE = "COMPLETE"
-SAMPLINGS = ("restricted", "unrestricted", "identities")
-SCHEDULES = ("exponential", "cosine")
 # The per-epoch decay by ``lr_decay`` (Koch et al.'s, and the search's), stated in full so that
 # a change of schedule also undoes a cosine recipe's warm-up.
 EXPONENTIAL_SCHEDULE = {"schedule": "exponential", "warmup_epochs": 0}
 # Early stopping and a run's best epoch follow validation AUC, not validation loss: with Koch's
 # L2 penalty the loss is mostly the penalty, and would stop training on the penalty's minimum.
-AUC_METRIC = "auc"
-MONITOR = f"val_{AUC_METRIC}"
+MONITOR = "val_auc"
 
 
 class DamagedRunError(ValueError):
@@ -86,15 +76,13 @@ class TrainConfig:
             settle instead of stopping at full speed.
         batch_size: pairs per batch; under "identities", images per batch (a multiple of
             ``images_per_person``), which hold ``batch_size * (batch_size - 1) / 2`` pairs.
-        patience: stop after this many epochs without a higher validation AUC, and restore the
-            best epoch's weights. AUC, not validation loss: Koch's large L2 penalty makes up most
-            of the loss, so the loss would mostly track the penalty.
+        patience: stop after this many epochs without a higher validation AUC (``MONITOR``),
+            and restore the best epoch's weights.
         sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced pairs
             of the training people's images, each epoch) or "identities" (batches of P people x
             K = ``images_per_person`` photos, trained on every pair of distinct photos inside the
-            batch, same and different pairs weighted equally). K = 4 gives 6 same pairs a
-            person: 32 people x 4 = 128 images hold 192 same and 7,936 different pairs; a person
-            with fewer photos repeats some.
+            batch by ``model.AllPairsTrainer``). K = 4 gives 6 same pairs a person: 32 people
+            x 4 = 128 images hold 192 same and 7,936 different pairs.
         pairs_per_epoch: pair samplings' epoch; None = one pass over the restricted pairs.
         images_per_epoch: identity batches' epoch; None = the images of one such pass (two a
             pair).
@@ -121,37 +109,31 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name, value, allowed in (
-            ("optimizer", self.optimizer, ("adam", "sgd")),
-            ("sampling", self.sampling, SAMPLINGS),
-            ("schedule", self.schedule, SCHEDULES),
-        ):
-            if value not in allowed:
+        choices = {"optimizer": ("adam", "sgd"), "schedule": ("exponential", "cosine"),
+                   "sampling": ("restricted", "unrestricted", "identities")}
+        for name, allowed in choices.items():
+            if (value := getattr(self, name)) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
         for name in ("learning_rate", "batch_size", "epochs", "pairs_per_epoch",
                      "images_per_epoch"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
+            if (value := getattr(self, name)) is not None and value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"TrainConfig.warmup_epochs must be 0 or more, got "
-                             f"{self.warmup_epochs}")
-        if self.images_per_person < 2:
-            raise ValueError("TrainConfig.images_per_person must be at least 2 (a same pair "
-                             f"needs two photos), got {self.images_per_person}")
-        identities = self.sampling == "identities"
-        if identities and self.pairs_per_epoch is not None:
-            raise ValueError("TrainConfig.pairs_per_epoch: identity batches count images; set "
-                             "images_per_epoch instead")
-        if not identities and self.images_per_epoch is not None:
-            raise ValueError(f"TrainConfig.images_per_epoch is for identity batches only; "
-                             f"{self.sampling!r} sampling counts pairs_per_epoch")
-        k = self.images_per_person
-        if identities and (self.batch_size < 2 * k or self.batch_size % k):
-            raise ValueError(f"TrainConfig.batch_size: identity batches hold {k} images of each "
-                             f"of at least two people, so batch_size is a multiple of {k} and "
-                             f">= {2 * k}; got {self.batch_size}")
-
+        k, identities = self.images_per_person, self.sampling == "identities"
+        for failed, problem in (
+            (self.warmup_epochs < 0, f"warmup_epochs must be 0 or more, got {self.warmup_epochs}"),
+            (k < 2, f"images_per_person must be at least 2 (a same pair needs two photos), "
+                    f"got {k}"),
+            (identities and self.pairs_per_epoch is not None,
+             "pairs_per_epoch: identity batches count images; set images_per_epoch instead"),
+            (not identities and self.images_per_epoch is not None,
+             f"images_per_epoch is for identity batches only; {self.sampling!r} sampling counts "
+             "pairs_per_epoch"),
+            (identities and k >= 2 and (self.batch_size < 2 * k or self.batch_size % k > 0),
+             f"batch_size: identity batches hold {k} images of each of at least two people, so "
+             f"batch_size is a multiple of {k} and >= {2 * k}; got {self.batch_size}"),
+        ):
+            if failed:
+                raise ValueError(f"TrainConfig.{problem}")
 
 
 @dataclass(frozen=True)
@@ -199,10 +181,9 @@ class RunConfig:
 
     def check_data(self) -> None:
         """Stop with one clear error if this run cannot train on its data (before training)."""
-        settings = self.train
-        identities = settings.sampling == "identities"
-        check_data(self.data, settings.batch_size // settings.images_per_person
-                   if identities else 2)
+        train = self.train  # an identity batch needs that many training people with 2+ photos
+        check_data(self.data, train.batch_size // train.images_per_person
+                   if train.sampling == "identities" else 2)
 
     def replace(self, **changes) -> RunConfig:
         """A copy with fields changed, e.g. ``config.replace(train={"epochs": 5})``."""
@@ -317,8 +298,7 @@ def _check_writable(root: Path) -> None:
     any data is decoded or trained."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
+        tempfile.TemporaryFile(dir=root).close()
     except OSError as error:
         raise RunsFolderError(
             f"cannot write trained runs into {root} ({error.strerror or error}); set "
@@ -332,13 +312,11 @@ def set_aside(target: Path) -> str | None:
     if not target.exists():
         return None
     if (target / COMPLETE).is_file():
-        aside = target.with_name(f"{target.name}.damaged-{int(time.time())}")
-        why = f"is damaged ({'; '.join(run_problems(target))}); moved to {aside.name}"
+        kind, why = "damaged", f"is damaged ({'; '.join(run_problems(target))})"
     else:
-        aside = target.with_name(f"{target.name}.incomplete-{int(time.time())}")
-        why = f"has no {COMPLETE} marker (interrupted?); moved to {aside.name}"
-    target.rename(aside)
-    return why
+        kind, why = "incomplete", f"has no {COMPLETE} marker (interrupted?)"
+    aside = target.rename(target.with_name(f"{target.name}.{kind}-{int(time.time())}"))
+    return f"{why}; moved to {aside.name}"
 
 
 def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
@@ -346,17 +324,13 @@ def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
     under identity sampling): what ``fit`` trains and ``budget.measure`` times.
     ``steps_per_epoch`` times the cosine schedule."""
     settings, policy = config.train, compute_policy()
-    siamese = build_siamese(config.model, policy)
+    model = build_siamese(config.model, policy)
     if settings.sampling == "identities":
-        batch_loss = multi_similarity_loss if config.model.loss == "multi_similarity" else None
-        model = AllPairsTrainer(siamese, batch_loss)
-    else:
-        model = siamese
+        model = AllPairsTrainer(model, multi_similarity=config.model.loss == "multi_similarity")
     model.compile(
         optimizer=optimizer_for(settings, policy, steps_per_epoch),
         loss=loss_for(config.model),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),
-                 keras.metrics.AUC(name=AUC_METRIC)],
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
         jit_compile=has_gpu() if settings.xla is None else settings.xla,
     )
     return model
@@ -378,13 +352,13 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=settings.patience, restore_best_weights=True
         ),
+        # The cosine schedule lives in the optimizer; this one logs the rate in the history.
+        *([keras.callbacks.LearningRateScheduler(
+            lambda epoch: settings.learning_rate * settings.lr_decay**epoch)]
+          if settings.schedule == "exponential" else []),
         keras.callbacks.CSVLogger(str(folder / "history.csv")),
+        *([TqdmCallback(epochs=settings.epochs, verbose=0, desc=config.name)] if progress else []),
     ]
-    if settings.schedule == "exponential":  # the cosine schedule lives in the optimizer
-        callbacks.insert(-1, keras.callbacks.LearningRateScheduler(
-            lambda epoch: settings.learning_rate * settings.lr_decay**epoch))
-    if progress:
-        callbacks.append(TqdmCallback(epochs=settings.epochs, verbose=0, desc=config.name))
     # shuffle=False: the pipeline shuffles (seeded); Keras cannot shuffle a Dataset.
     model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, steps_per_epoch=steps,
               callbacks=callbacks, shuffle=False, verbose=0)
@@ -397,83 +371,10 @@ def _ensure_room_for(model: keras.Model, folder: Path) -> None:
     """Refuse to save weights that the disk cannot hold: h5py writing onto a full disk can kill
     the process (a segmentation fault) instead of raising, which leaves nothing to clean up."""
     needed = 2 * sum(weight.numpy().nbytes for weight in model.weights) + (1 << 20)
-    free = shutil.disk_usage(folder).free
-    if free < needed:
+    if (free := shutil.disk_usage(folder).free) < needed:
         raise OSError(errno.ENOSPC, f"the disk holding {folder} is full: {free / 2**20:.0f} MB "
                       f"free, saving the weights needs about {needed / 2**20:.0f} MB; free some "
                       "space and train again", str(folder))
-
-
-class AllPairsTrainer(keras.Model):
-    """Trains a Siamese network on every pair inside a batch of people's images.
-
-    Each image goes through the tower once; the head then scores all n(n-1)/2 pairs of the
-    n embeddings, so a batch of 128 images trains on up to 8,128 pairs, about 190 of them
-    same-person pairs. A pair of one photo with itself (a person with fewer photos than the
-    batch asks for repeats some) is left out: it is neither a same nor a different pair.
-    Same and different pairs each carry half the loss, as in a balanced pair stream; or, with a
-    ``batch_loss`` (the multi-similarity loss), that loss of all the batch's pairs at once.
-    The network, its head and its loss are unchanged; evaluation (``test_step``) scores
-    ordinary ``(image_a, image_b)`` pairs with it, so validation loss and AUC mean the same as
-    for the other samplings.
-    """
-
-    def __init__(self, siamese: keras.Model, batch_loss=None):
-        super().__init__(name="all_pairs_trainer")
-        self.siamese = siamese
-        self.batch_loss = batch_loss
-
-    def call(self, inputs, training=False):
-        return self.siamese(inputs, training=training)
-
-    def train_step(self, data):
-        images, (person_ids, photo_rows), _ = keras.utils.unpack_x_y_sample_weight(data)
-        first, second, same, weight = pair_weights(person_ids, photo_rows)
-        with tf.GradientTape() as tape:
-            embeddings = tower_of(self.siamese)(images, training=True)
-            scores = head_of(self.siamese)(
-                [tf.gather(embeddings, first), tf.gather(embeddings, second)], training=True
-            )
-            if self.batch_loss is None:
-                loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
-            else:  # plus the weight penalties, which compute_loss would have added
-                loss = self.batch_loss(scores, same, tf.cast(weight > 0, tf.float32), first,
-                                       second, tf.shape(person_ids)[0]) + sum(self.losses)
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss)
-        return self.compute_metrics(images, same, scores, sample_weight=weight)
-
-
-def pair_weights(person_ids, photo_rows):
-    """Every pair i < j of a batch: its two indices, its label (1 = same person) and its weight.
-
-    A pair of one photo with itself weighs 0. The others are weighted so that same pairs and
-    different pairs each carry half of the loss: Keras divides the weighted sum by the number
-    of pairs, all of them, so the weights of each kind add up to half that number.
-    """
-    first, second = _pair_indices(tf.shape(person_ids)[0])
-    same = tf.cast(
-        tf.equal(tf.gather(person_ids, first), tf.gather(person_ids, second)), tf.float32
-    )
-    distinct = tf.not_equal(tf.gather(photo_rows, first), tf.gather(photo_rows, second))
-    counted = tf.cast(distinct, tf.float32)
-    pairs = tf.cast(tf.size(same), tf.float32)
-    n_same = tf.reduce_sum(same * counted)
-    n_different = tf.reduce_sum((1.0 - same) * counted)
-    weight = counted * tf.where(same > 0, pairs / (2.0 * tf.maximum(n_same, 1.0)),
-                                pairs / (2.0 * tf.maximum(n_different, 1.0)))
-    return first, second, same, weight
-
-
-def _pair_indices(n):
-    """Row and column of every pair i < j among n items (the upper triangle)."""
-    i, j = tf.meshgrid(tf.range(n), tf.range(n), indexing="ij")
-    upper = i < j
-    return tf.boolean_mask(i, upper), tf.boolean_mask(j, upper)
 
 
 def run_problems(folder: str | Path) -> list[str]:
@@ -502,8 +403,7 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
     folder = Path(folder)
     if not (folder / COMPLETE).is_file():
         raise FileNotFoundError(f"{folder} is not a finished run (no {COMPLETE} marker)")
-    problems = run_problems(folder) if check else []
-    if problems:
+    if check and (problems := run_problems(folder)):
         raise DamagedRunError(f"{folder} is damaged: {'; '.join(problems)}. train() with its "
                               "config moves it aside and trains it again.")
     info = json.loads((folder / COMPLETE).read_text())
@@ -511,9 +411,8 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
     warn_if_other_keras(folder.name, info)
     model = build_siamese(config.model)
     model.load_weights(folder / "model.weights.h5")
-    history = pd.read_csv(folder / "history.csv")
-    scores = pd.read_csv(folder / "scores.csv")
-    return Run(config, folder, model, history, scores, info)
+    return Run(config, folder, model, pd.read_csv(folder / "history.csv"),
+               pd.read_csv(folder / "scores.csv"), info)
 
 
 def warn_if_other_keras(name: str, info: dict) -> None:
@@ -538,10 +437,8 @@ def learning_rate(settings: TrainConfig, steps_per_epoch: int):
 def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
     """Adam, or SGD with momentum, at ``learning_rate``; loss-scaled under mixed float16."""
     rate = learning_rate(settings, steps_per_epoch)
-    if settings.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(rate, momentum=settings.momentum)
-    else:
-        optimizer = keras.optimizers.Adam(rate)
+    optimizer = (keras.optimizers.SGD(rate, momentum=settings.momentum)
+                 if settings.optimizer == "sgd" else keras.optimizers.Adam(rate))
     # The network's layers run in float16 but the outer model does not carry the policy, so
     # Keras would not add loss scaling by itself; without it small float16 gradients vanish.
     if policy == "mixed_float16":
@@ -563,24 +460,19 @@ def training_stream(config: RunConfig, splits: Splits):
     """The training batches of ``config`` (sampling, augmentation, seed) and the steps of one
     epoch: what ``fit`` trains on and ``budget.measure`` times."""
     settings = config.train
+    seeded = {"seed": settings.seed, "augment": settings.augment}
     if settings.sampling == "identities":
-        dataset = identity_batch_dataset(
-            splits.store, splits.train_people,
-            settings.batch_size // settings.images_per_person, settings.images_per_person,
-            seed=settings.seed, augment=settings.augment,
-        )
+        k = settings.images_per_person
+        dataset = identity_batch_dataset(splits.store, splits.train_people,
+                                         settings.batch_size // k, k, **seeded)
     elif settings.sampling == "restricted":
         # Repeated, so one iterator spans all epochs: reshuffled every pass, and augmentation
         # keys keep counting instead of replaying the same jitter each epoch.
-        dataset = pair_dataset(
-            splits.store, splits.train, settings.batch_size,
-            shuffle=True, seed=settings.seed, augment=settings.augment, repeat=True,
-        )
+        dataset = pair_dataset(splits.store, splits.train, settings.batch_size, shuffle=True,
+                               repeat=True, **seeded)
     else:
-        dataset = sampled_pair_dataset(
-            splits.store, splits.train_people, settings.batch_size,
-            seed=settings.seed, augment=settings.augment,
-        )
+        dataset = sampled_pair_dataset(splits.store, splits.train_people, settings.batch_size,
+                                       **seeded)
     return dataset, steps_per_epoch(settings, len(splits.train))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from synthetic_faces import IMAGE_SIZE, small_run_config, synthetic_workspace
 
-from siamlib import budget, paths, profiles, search, training, view2
+from siamlib import budget, paths, profiles, training, view2
 from siamlib.budget import COLAB_T4, BudgetExceeded, Trials
 from siamlib.model import ModelConfig, build_tower
 from siamlib.splits import load_splits
@@ -172,24 +172,6 @@ def test_show_prints_the_table_its_speed_and_an_upper_bound(workspace, capsys):
     assert "1 runs to train (0 cached)" in printed and "an upper bound" in printed
 
 
-def test_search_runs_count_the_trials_left_then_the_chosen_seeds(tmp_path):
-    base, storage = SMOKE.all_pairs, str(tmp_path / "study.log")
-    study_entry, seeds_entry = budget.search_runs(base, 3, 2, seeds=2, storage=storage)
-    assert (study_entry.count, study_entry.like.train.epochs) == (3, 2)
-    assert (seeds_entry.count, seeds_entry.like) == (2, base)
-    study = search.open_study(base, 2, storage=storage)
-    for value in (0.7, 0.8, 0.6):  # three finished trials, drawn from the search space
-        trial = study.ask()
-        search.SPACE.suggest(trial)
-        study.tell(trial, value)
-    study_entry, *seed_runs = budget.search_runs(base, 3, 2, seeds=2, storage=storage)
-    assert study_entry.count == 0  # the study is finished
-    best = search.best_config(study, base)
-    assert [run.key() for run in seed_runs] == [
-        best.replace(train={"seed": seed}).key() for seed in range(2)]
-    assert [run.name for run in seed_runs] == ["search-best-seed0", "search-best-seed1"]
-
-
 def test_each_colab_notebook_trains_within_half_an_hour_on_a_t4_by_the_estimate(
         lfw_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv(paths.RUNS_DIR_ENV, str(tmp_path))  # nothing cached: the worst case
@@ -202,7 +184,7 @@ def test_each_colab_notebook_trains_within_half_an_hour_on_a_t4_by_the_estimate(
     notebooks = {"02": [colab.koch, base], "03": notebook_03, "04": [base],
                  "06": [c for model in view2.MODELS for c in colab.view2_runs(model)]}
     for notebook, runs in notebooks.items():
-        minutes = budget.total_minutes(budget.plan(runs, rate=COLAB_T4))
+        minutes = budget.plan(runs, rate=COLAB_T4)["minutes"].sum()
         assert 0 < minutes <= 25, notebook  # 25 of the 30: setup, decoding and statistics
     gpu_03 = [profiles.PROFILES["gpu"].all_pairs, *profiles.PROFILES["gpu"].ablations().values()]
-    assert budget.total_minutes(budget.plan(gpu_03, rate=COLAB_T4)) > 120  # instructors' only
+    assert budget.plan(gpu_03, rate=COLAB_T4)["minutes"].sum() > 120  # instructors' only

@@ -562,11 +562,11 @@ def test_n_way_accuracy_perfect_random_and_constant(n_way):
     assert metrics.n_way_accuracy(np.ones((7, n_way))) == pytest.approx(1 / n_way)
 
 
-def test_n_way_ties_and_per_task_correct_column():
-    # Task 1: correct column 0 tied with one other at the top -> 1/2. Task 2: column 2 wins -> 1.
-    scores = np.array([[0.5, 0.5, 0.1], [0.2, 0.3, 0.9]])
-    assert metrics.n_way_accuracy(scores, correct_index=[0, 2]) == pytest.approx(0.75)
-    assert metrics.n_way_accuracy(scores, correct_index=1) == pytest.approx(0.25)
+def test_n_way_ties_count_in_expectation():
+    # The match is column 0. Task 1: tied with one other at the top -> 1/2. Task 2: it wins -> 1;
+    # beaten instead -> 0.
+    assert metrics.n_way_accuracy([[0.5, 0.5, 0.1], [0.9, 0.3, 0.2]]) == pytest.approx(0.75)
+    assert metrics.n_way_accuracy([[0.5, 0.5, 0.1], [0.3, 0.2, 0.9]]) == pytest.approx(0.25)
 
 
 def test_n_way_correct_without_ties_by_hand():
@@ -574,8 +574,6 @@ def test_n_way_correct_without_ties_by_hand():
     a = np.array([[0.9, 0.1, 0.2], [0.8, 0.9, 0.1], [0.7, 0.6, 0.5]])
     for seed in (0, 1, 2):
         assert metrics.n_way_correct(a, seed=seed).tolist() == [True, False, True]
-    # Per-task columns: the match is column 1, 1 and 2 -> wrong, right, wrong.
-    assert metrics.n_way_correct(a, correct_index=[1, 1, 2]).tolist() == [False, True, False]
 
 
 def test_n_way_correct_breaks_ties_by_a_seeded_draw():
@@ -744,19 +742,18 @@ def test_bad_arguments_are_rejected(call, message):
 
 
 @pytest.mark.parametrize(
-    "scores_matrix, correct_index, message",
+    "scores_matrix, message",
     [
-        (np.ones(5), 0, "shape"),
-        (np.ones((3, 1)), 0, "N >= 2"),
-        (np.array([[0.1, np.nan]]), 0, "NaN"),
-        (np.array([[0.1, -np.inf]]), 0, "infinite"),
-        (np.ones((3, 4)), 4, "correct_index"),
-        (np.ones((3, 4)), 0.5, "correct_index"),
+        (np.ones(5), "shape"),
+        (np.ones((3, 1)), "N >= 2"),
+        (np.zeros((0, 3)), "at least one task"),
+        (np.array([[0.1, np.nan]]), "1 NaN"),
+        (np.array([[0.1, -np.inf]]), "1 infinite"),
     ],
 )
-def test_n_way_rejects_bad_input(scores_matrix, correct_index, message):
+def test_n_way_rejects_bad_input(scores_matrix, message):
     with pytest.raises(ValueError, match=message):
-        metrics.n_way_accuracy(scores_matrix, correct_index)
+        metrics.n_way_accuracy(scores_matrix)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from siamlib import DIFFERENT, SAME, device, training
 from siamlib.model import (
     DISTANCES,
     LOSSES,
+    AllPairsTrainer,
     ModelConfig,
     build_siamese,
     contrastive_loss,
@@ -368,6 +369,34 @@ def test_tower_weights_are_shared_by_both_images():
     tower_weights = sum(w.numpy().size for w in tower_of(model).weights)
     head_weights = sum(w.numpy().size for w in head_of(model).weights)
     assert model.count_params() == tower_weights + head_weights
+
+
+# --- all pairs of a batch of people -------------------------------------------------------
+
+
+def test_all_pairs_trainer_minimises_the_balanced_loss_of_every_pair_in_the_batch():
+    """One train step's reported loss is the pair loss of all n(n-1)/2 pairs of the batch, same
+    and different pairs weighted half and half; and the step moves the weights downhill."""
+    keras.utils.set_random_seed(0)
+    siamese = build_siamese(TINY, "float32")
+    trainer = AllPairsTrainer(siamese)
+    trainer.compile(optimizer=keras.optimizers.SGD(1e-3), loss=loss_for(TINY))
+    batch = images(8, seed=0)
+    ids = np.array([0, 0, 0, 1, 1, 2, 2, 2], np.int32)  # 3 + 1 + 3 = 7 same pairs of 28
+    rows = np.arange(8, dtype=np.int32)  # eight distinct photos
+
+    first, second = np.triu_indices(8, k=1)
+    same = (ids[first] == ids[second]).astype(np.float32)
+    embeddings = siamese.get_layer("tower")(batch, training=True)
+    scores = siamese.get_layer("head")([np.take(embeddings, first, 0),
+                                        np.take(embeddings, second, 0)]).numpy().ravel()
+    bce = -(same * np.log(scores) + (1 - same) * np.log(1 - scores))
+    expected = 0.5 * bce[same == 1].mean() + 0.5 * bce[same == 0].mean()
+
+    logs = trainer.train_on_batch(batch, (ids, rows), return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    after = trainer.train_on_batch(batch, (ids, rows), return_dict=True)
+    assert after["loss"] < logs["loss"]
 
 
 # --- device and numeric policy (siamlib.device) ------------------------------------------------

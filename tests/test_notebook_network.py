@@ -22,8 +22,8 @@ loses its marker makes ``test_the_notebook_marks_its_network_cells`` fail.
 - the outputs: siamlib's network given random weights, the notebook's given the same ones,
   the same random faces give the same embeddings and scores;
 - the losses, against siamlib's and against values computed by hand, label 1 = same person;
-- the all-pairs step: the same pairs as ``training.pair_weights`` keeps (no photo paired with
-  itself), the same loss as ``training.AllPairsTrainer`` and the same weights after one step.
+- the all-pairs step: the same pairs as ``model.pair_weights`` keeps (no photo paired with
+  itself), the same loss as ``model.AllPairsTrainer`` and the same weights after one step.
 
 ``test_a_changed_notebook_cell_is_caught`` edits the cells (a kernel size, a missing ReLU, the
 head's distance, the contrastive labels, the self-pair rule, the pair weighting, the variables
@@ -39,13 +39,15 @@ import keras
 import numpy as np
 import pytest
 
-from siamlib import SAME, profiles, training
+from siamlib import SAME, profiles
 from siamlib.model import (
+    AllPairsTrainer,
     ModelConfig,
     build_siamese,
     contrastive_loss,
     head_of,
     loss_for,
+    pair_weights,
     tower_of,
 )
 
@@ -167,7 +169,7 @@ def check_losses(nb: dict) -> None:
 def check_pairs(nb: dict) -> None:
     first, second, same = (np.asarray(t) for t in nb["batch_pairs"](PERSON_IDS, PHOTO_ROWS))
     s_first, s_second, s_same, weight = (np.asarray(t)
-                                         for t in training.pair_weights(PERSON_IDS, PHOTO_ROWS))
+                                         for t in pair_weights(PERSON_IDS, PHOTO_ROWS))
     kept = weight > 0
     assert sorted(zip(first, second, same)) == sorted(zip(s_first[kept], s_second[kept],
                                                           s_same[kept]))
@@ -186,7 +188,7 @@ def check_step(nb: dict, config: ModelConfig = SMOKE) -> None:
     images = faces(len(PERSON_IDS), config, seed=4)
     before = siamese.get_weights()
 
-    trainer = training.AllPairsTrainer(siamese)
+    trainer = AllPairsTrainer(siamese)
     trainer.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5), loss=loss_for(config))
     logs = trainer.train_on_batch(images, (PERSON_IDS, PHOTO_ROWS), return_dict=True)
     loss = nb["all_pairs_step"](tower_of(ours), head_of(ours),

@@ -140,6 +140,28 @@ def test_a_study_opened_with_other_settings_is_refused(base, tmp_path):
         search.open_study(base, 3, "s", tmp_path / "s.log")
 
 
+# --- notebook 03's plan -----------------------------------------------------------------------
+
+def test_search_runs_count_the_trials_left_then_the_chosen_seeds(tmp_path):
+    base, storage = profiles.PROFILES["smoke"].all_pairs, str(tmp_path / "study.log")
+    study_entry, seeds_entry = search.search_runs(base, 3, 2, seeds=2, storage=storage)
+    assert (study_entry.count, study_entry.like.train.epochs) == (3, 2)
+    assert (seeds_entry.count, seeds_entry.like) == (2, base)
+    study = search.open_study(base, 2, storage=storage)  # the default name, as search_runs'
+    assert study.study_name.startswith("search-all_pairs-")
+    for value in (0.7, 0.8, 0.6):  # three finished trials, drawn from the search space
+        trial = study.ask()
+        search.SPACE.suggest(trial)
+        study.tell(trial, value)
+    study_entry, *seed_runs = search.search_runs(base, 3, 2, seeds=2, storage=storage)
+    assert study_entry.count == 0  # the study is finished
+    best = search.best_config(study, base)
+    assert [run.key() for run in seed_runs] == [
+        best.replace(train={"seed": seed}).key() for seed in range(2)]
+    assert [run.name for run in seed_runs] == ["search-best-seed0", "search-best-seed1"]
+
+
+
 # --- pruning ----------------------------------------------------------------------------------
 
 def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, capsys):

@@ -23,14 +23,21 @@ from synthetic_faces import (
 
 from siamlib import metrics, paths, training
 from siamlib.images import ImageStore, Preprocess
-from siamlib.model import ModelConfig, build_siamese, head_of, loss_for, tower_of
+from siamlib.model import (
+    AllPairsTrainer,
+    ModelConfig,
+    build_siamese,
+    head_of,
+    loss_for,
+    pair_weights,
+    tower_of,
+)
 from siamlib.pipeline import Augment, identity_batch_dataset, pair_dataset
 from siamlib.scoring import score_pairs
 from siamlib.splits import DataConfig, Splits, load_splits
 from siamlib.training import (
     COMPLETE,
     MONITOR,
-    AllPairsTrainer,
     DamagedRunError,
     RunConfig,
     TrainConfig,
@@ -494,34 +501,6 @@ def test_restricted_sampling_cycles_the_given_pairs_to_fill_pairs_per_epoch(quic
 # --- all pairs of identity batches --------------------------------------------------------------
 
 
-def test_all_pairs_trainer_minimises_the_balanced_loss_of_every_pair_in_the_batch(run):
-    """One train step's reported loss is the pair loss of all n(n-1)/2 pairs of the batch, same
-    and different pairs weighted half and half; and the step moves the weights downhill."""
-    config = run.config
-    keras.utils.set_random_seed(0)
-    siamese = build_siamese(config.model, "float32")
-    trainer = AllPairsTrainer(siamese)
-    trainer.compile(optimizer=keras.optimizers.SGD(1e-3), loss=loss_for(config.model))
-    rng = np.random.default_rng(0)
-    size = config.model.image_size
-    images = rng.random((8, size, size, 1)).astype(np.float32)
-    ids = np.array([0, 0, 0, 1, 1, 2, 2, 2], np.int32)  # 3 + 1 + 3 = 7 same pairs of 28
-    rows = np.arange(8, dtype=np.int32)  # eight distinct photos
-
-    first, second = np.triu_indices(8, k=1)
-    same = (ids[first] == ids[second]).astype(np.float32)
-    embeddings = siamese.get_layer("tower")(images, training=True)
-    scores = siamese.get_layer("head")([np.take(embeddings, first, 0),
-                                        np.take(embeddings, second, 0)]).numpy().ravel()
-    bce = -(same * np.log(scores) + (1 - same) * np.log(1 - scores))
-    expected = 0.5 * bce[same == 1].mean() + 0.5 * bce[same == 0].mean()
-
-    logs = trainer.train_on_batch(images, (ids, rows), return_dict=True)
-    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
-    after = trainer.train_on_batch(images, (ids, rows), return_dict=True)
-    assert after["loss"] < logs["loss"]
-
-
 def test_all_pairs_trainer_never_pairs_a_photo_with_itself(run, tmp_path):
     """People with 2 photos in batches of K = 4 images each: every photo is in the batch twice.
     Its pair with itself must count as no pair at all, and the loss is the balanced loss of the
@@ -533,7 +512,7 @@ def test_all_pairs_trainer_never_pairs_a_photo_with_itself(run, tmp_path):
     images, (ids, rows) = next(stream.as_numpy_iterator())
     assert len(rows) == 8 and len(set(rows)) == 4 and len(set(ids)) == 2  # each photo twice
 
-    first, second, same, weight = (np.asarray(t) for t in training.pair_weights(ids, rows))
+    first, second, same, weight = (np.asarray(t) for t in pair_weights(ids, rows))
     same, counted = same == 1, weight > 0
     self_pairs = rows[first] == rows[second]
     assert self_pairs.sum() == 4 and not counted[self_pairs].any()
