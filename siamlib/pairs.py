@@ -157,10 +157,11 @@ def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list
             continue
         for key in (unicodedata.normalize("NFC", person.name), person.resolve()):
             if key in people:
+                first, second = ascii(people[key].name), ascii(person.name)  # NFC/NFD differ
                 raise ValueError(
-                    f"{root}: the folders {people[key].name!r} and {person.name!r} are one "
-                    "person (the same name in other Unicode code points, or a link to the other "
-                    "folder); keep one of them, or both would count as different people")
+                    f"{root}: the folders {first} and {second} are one person (the same name in "
+                    "other Unicode code points, or a link to the other folder); keep one of them, "
+                    "or both would count as different people")
             people[key] = person
         photos = []
         for file in sorted(person.rglob("*")):
