@@ -31,6 +31,7 @@ from siamlib import splits, training
 from siamlib.device import device_report
 from siamlib.images import ImageStore
 from siamlib.model import ModelConfig, tower_shapes
+from siamlib.parameters import UserError
 from siamlib.splits import DataConfig
 from siamlib.training import RunConfig
 
@@ -38,8 +39,9 @@ EVAL_COST = 1 / 3  # a scored image (forward pass) costs about a third of a trai
 TRAIN_COST = 3  # training FLOPs per image: the forward pass, and twice that backward
 
 
-class BudgetExceeded(RuntimeError):
-    """The runs left to train would take longer than the notebook's ``max_minutes``."""
+class BudgetExceeded(UserError, RuntimeError):
+    """The runs left to train would take longer than the notebook's ``max_minutes``: a student's
+    notebook stops with one message naming the ways on, not a traceback."""
 
 
 @dataclass(frozen=True)
@@ -130,17 +132,27 @@ def show(table: pd.DataFrame) -> None:
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
-    """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit)."""
+    """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit). Its
+    message names the three ways on: a higher limit, less work (the share of this plan that
+    fits, and the parameters that scale it; minutes grow nearly in proportion to epochs and
+    runs), or runs trained elsewhere imported, which then load from the cache in seconds."""
     total = table["minutes"].sum()
     if not max_minutes or total <= max_minutes:
         return
     enough = 10 * math.ceil(total * 1.1 / 10)
+    largest = table.loc[table["minutes"].idxmax()]
     raise BudgetExceeded(
         f"training would take up to {_total(table)} minutes, more than max_minutes = "
         f"{max_minutes:g} (speed {table.attrs.get('speed', 'unknown')}). Nothing was trained. "
-        f"To go ahead, raise the limit: set max_minutes = {enough} (0: no limit) in the "
-        f"parameters cell, or run python -m siamlib.runner -p max_minutes {enough}; or pick a "
-        "smaller profile (the profile parameter).")
+        "Choose one:\n"
+        f"- raise the limit: set max_minutes = {enough} (0: no limit) in the parameters cell, or "
+        f"run python -m siamlib.runner -p max_minutes {enough};\n"
+        f"- train less: about {max_minutes / total:.0%} of this plan fits (its largest part: "
+        f"{largest['run']}, {largest['minutes']:.0f} minutes); lower the parameters that scale "
+        "the work where this notebook has them (epochs, trials, folds, models), or pick a "
+        "smaller profile;\n"
+        "- import runs finished elsewhere (they count as cached): python -m siamlib.runs "
+        "import ARCHIVE.")
 
 
 def _total(table: pd.DataFrame) -> str:

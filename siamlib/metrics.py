@@ -369,14 +369,16 @@ def mcnemar(correct_a, correct_b) -> McNemarResult:
 
 
 def paired_auc_difference(labels, scores_a, scores_b, groups=None, n_boot: int = 1000,
-                          alpha: float = 0.05, seed: int = 0) -> PairedDifference:
+                          alpha: float = 0.05, seed: int = 0,
+                          one_sided: bool = False) -> PairedDifference:
     """AUC(A) - AUC(B) on the same pairs, with a paired bootstrap interval and p-value.
 
     Each resample (of pairs, or of ``groups`` as in ``bootstrap_ci``; too few clusters give
     [-1, 1] and p = 1) scores BOTH methods, so what they share (the same hard pairs) cancels in
     the difference: tighter than two separate intervals. The two-sided p-value for "no
     difference" is ``2 (1 + k) / (n_boot + 1)``, capped at 1, with k the resampled differences on
-    the rarer side of 0; the one added keeps it from reading exactly 0.
+    the rarer side of 0; the one added keeps it from reading exactly 0. ``one_sided`` asks only
+    "is A better?": k counts the differences at or below 0, without the 2.
     """
     labels, scores_a = _checked(labels, scores_a)
     scores_b = _checked(labels, scores_b)[1]
@@ -389,8 +391,11 @@ def paired_auc_difference(labels, scores_a, scores_b, groups=None, n_boot: int =
     if differences is None:
         return PairedDifference(estimate, -1.0, 1.0, 1.0)
     low, high = np.quantile(differences, [alpha / 2, 1 - alpha / 2])
-    on_one_side = min(np.sum(differences <= 0), np.sum(differences >= 0))
-    p_value = min(1.0, 2 * (1 + on_one_side) / (n_boot + 1))
+    if one_sided:
+        p_value = (1 + np.sum(differences <= 0)) / (n_boot + 1)
+    else:
+        on_one_side = min(np.sum(differences <= 0), np.sum(differences >= 0))
+        p_value = min(1.0, 2 * (1 + on_one_side) / (n_boot + 1))
     return PairedDifference(estimate, float(low), float(high), float(p_value))
 
 

@@ -12,7 +12,17 @@ from __future__ import annotations
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
-class ParameterError(ValueError):
+class UserError(Exception):
+    """An expected mistake whose message already names the place and the fix: a notebook shows
+    that message alone, since a traceback through siamlib's frames would bury it. IPython (and
+    so Jupyter and papermill's kernel) asks an exception for ``_render_traceback_`` before
+    formatting one; the error classes of siamlib's modules derive from this one."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ParameterError(UserError, ValueError):
     """A notebook parameter of the wrong type or with an impossible value."""
 
 

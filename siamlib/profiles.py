@@ -22,7 +22,10 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-from siamlib import parameters, paths, plots, view2
+import numpy as np
+import pandas as pd
+
+from siamlib import metrics, parameters, paths, plots, view2
 from siamlib.device import device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig
@@ -212,19 +215,57 @@ def results_dir(profile: Profile):
     return folder
 
 
-def save_selected(profile: Profile, config: RunConfig) -> None:
-    """Record the model notebook 03 chose on validation: a result that notebooks 04 and 05 load
-    (``selected``) and print, never a setting applied behind their back."""
-    (results_dir(profile) / "selected_run.json").write_text(json.dumps(asdict(config), indent=2))
+def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0.05,
+                n_boot: int = 2000, seed: int = 0) -> tuple[str | None, pd.DataFrame]:
+    """Which of ``candidates`` (name -> scores on the same pairs) replaces the named model, by a
+    rule noise cannot fool; None keeps the named model.
+
+    The highest of fifteen validation AUCs is partly luck: among candidates no better than the
+    named model, one usually comes out ahead by a little. So a candidate replaces it only if it
+    is better (one-sided) by the paired bootstrap of ``metrics.paired_auc_difference``, resampling
+    ``groups`` (``metrics.person_clusters`` of the pairs), at the level ``alpha / len(candidates)``
+    (Bonferroni): then the chance that any candidate no better than the named model is chosen
+    stays below ``alpha``. Of those that pass, the highest AUC is chosen. The table has a row
+    per candidate, best AUC first.
+    """
+    level = alpha / max(len(candidates), 1)
+    if 1 / (n_boot + 1) >= level:  # the smallest p-value the bootstrap can give
+        raise ValueError(f"n_boot = {n_boot} resamples cannot give a p-value below the level "
+                         f"{level:.2g} (alpha {alpha} / {len(candidates)} candidates): use "
+                         f"n_boot of at least {int(np.ceil(4 / level))}")
+    named_auc = metrics.roc(labels, named_scores).auc
+    rows = []
+    for name, scores in candidates.items():
+        test = metrics.paired_auc_difference(labels, scores, named_scores, groups, n_boot, alpha,
+                                             seed, one_sided=True)
+        rows.append({"candidate": name, "val_auc": named_auc + test.estimate,
+                     "ΔAUC": test.estimate, "p (one-sided)": test.p_value, "level": level,
+                     "better": test.p_value < level})
+    table = pd.DataFrame(rows, columns=["candidate", "val_auc", "ΔAUC", "p (one-sided)", "level",
+                                        "better"])
+    table = table.sort_values("val_auc", ascending=False, kind="stable").set_index("candidate")
+    passed = table.index[table["better"]]
+    return (passed[0] if len(passed) else None), table
+
+
+def save_selected(profile: Profile, config: RunConfig, reason: str) -> None:
+    """Record the model notebook 03 chose on validation and ``reason``, why (the rule that chose
+    it): a result that notebooks 04 and 05 load (``selected``) and print, never a setting applied
+    behind their back. The reason sits beside the config's fields, which ``from_dict`` reads."""
+    (results_dir(profile) / "selected_run.json").write_text(
+        json.dumps({"reason": reason, **asdict(config)}, indent=2, ensure_ascii=False))
 
 
 def selected(profile: Profile) -> RunConfig:
-    """The model notebook 03 chose, or the profile's ``all_pairs`` model if 03 has not run."""
+    """The model notebook 03 chose, or the profile's ``all_pairs`` model if 03 has not run;
+    either way it prints which model and why."""
     chosen = results_dir(profile) / "selected_run.json"
     if chosen.is_file():
-        config = RunConfig.from_dict(json.loads(chosen.read_text()))
-        print(f"The model notebook 03 chose for profile {profile.name!r}: {config.name} "
-              f"(from {chosen})")
+        content = json.loads(chosen.read_text())
+        config = RunConfig.from_dict(content)
+        print(f"The model notebook 03 chose for profile {profile.name!r}: {config.name}, "
+              f"{content.get('reason', 'its reason not recorded')} (from {chosen})")
         return config
-    print(f"No selection from notebook 03 for profile {profile.name!r}: using 'all_pairs'.")
+    print(f"No selection from notebook 03 for profile {profile.name!r} (03 has not run): "
+          "using the named model 'all_pairs'.")
     return profile.all_pairs

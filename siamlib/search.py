@@ -44,6 +44,7 @@ from siamlib import metrics, paths, profiles, training
 from siamlib.budget import Trials
 from siamlib.files import short_hash
 from siamlib.images import FACE_CROPS, Preprocess
+from siamlib.parameters import UserError
 from siamlib.splits import load_splits
 from siamlib.training import RunConfig
 
@@ -144,11 +145,8 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         self.tpe.after_trial(*args)
 
 
-class StorageError(ValueError):
+class StorageError(UserError, ValueError):
     """A study storage that cannot be used; the message names it (password masked) and the fix."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython's hook: a notebook shows one line
-        return [f"{type(self).__name__}: {self}"]
 
 
 def default_storage(study_name: str) -> Path:

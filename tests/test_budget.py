@@ -150,14 +150,37 @@ def _plan_of(minutes: float):
     return table
 
 
-def test_the_guard_stops_with_the_estimate_the_limit_and_how_to_raise_it():
+def test_the_guard_stops_with_one_message_naming_every_way_on():
     with pytest.raises(BudgetExceeded) as stopped:
         budget.check_budget(_plan_of(95.2), max_minutes=30)
     message = str(stopped.value)
     assert "up to 95 minutes, more than max_minutes = 30" in message
-    assert "set max_minutes = 110" in message  # a limit that lets this plan through
-    assert "python -m siamlib.runner -p max_minutes 110" in message
     assert "ESTIMATED for a Colab T4 GPU" in message  # where the speed came from
+    # A limit that lets this plan through, where to set it, and "no limit".
+    assert "set max_minutes = 110 (0: no limit)" in message
+    assert "python -m siamlib.runner -p max_minutes 110" in message
+    # Less work: the share that fits, the largest part, the parameters that scale the work.
+    assert "about 32% of this plan fits (its largest part: koch, 95 minutes)" in message
+    assert "epochs, trials" in message and "smaller profile" in message
+    assert "python -m siamlib.runs import ARCHIVE" in message  # runs trained elsewhere
+    # A notebook (IPython's hook) shows that message alone, not a traceback.
+    assert stopped.value._render_traceback_() == [f"BudgetExceeded: {message}"]
+
+
+def test_a_notebook_shows_the_guard_as_its_message_alone(tmp_path, monkeypatch, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path))  # leave the user's IPython folder alone
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell(config=config)  # a kernel shows errors the same way
+    shell.run_cell("import pandas as pd\nfrom siamlib import budget\n"
+                   "budget.check_budget(pd.DataFrame({'run': ['koch'], 'minutes': [95.0]}), 30)")
+    shown = capsys.readouterr().out.strip()
+    assert shown.startswith("BudgetExceeded: training would take up to 95 minutes")
+    assert "Traceback" not in shown and "check_budget" not in shown
+    assert shown.endswith("python -m siamlib.runs import ARCHIVE.")
 
 
 @pytest.mark.parametrize(("minutes", "limit"), [(29.9, 30), (30.0, 30), (500.0, 0), (0.0, 0.5)])

@@ -498,6 +498,12 @@ def test_paired_auc_difference_is_paired():
     flipped = metrics.paired_auc_difference(labels, scores, -scores, n_boot=99)
     assert (flipped.estimate, flipped.low, flipped.high) == (1, 1, 1)
     assert flipped.p_value == pytest.approx(2 / 100)
+    # One-sided ("is A better?"): no resample at or below 0, p at its floor 1 / (n + 1); the
+    # reverse question gets every resample against it.
+    better = metrics.paired_auc_difference(labels, scores, -scores, n_boot=99, one_sided=True)
+    assert better.p_value == pytest.approx(1 / 100)
+    worse = metrics.paired_auc_difference(labels, -scores, scores, n_boot=99, one_sided=True)
+    assert worse.p_value == 1
 
 
 def test_paired_auc_difference_with_groups():

@@ -6,9 +6,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from siamlib import paths, plots, profiles, view2  # noqa: E402
+from siamlib import metrics, paths, plots, profiles, view2  # noqa: E402
 from siamlib.model import ModelConfig  # noqa: E402
 
 
@@ -163,13 +164,16 @@ def test_seed_runs_differ_only_in_the_seed():
         assert run.replace(name="all_pairs", train={"seed": 0}) == profile.all_pairs
 
 
-def test_selection_round_trip(tmp_path, monkeypatch):
+def test_selection_round_trip_says_which_model_and_why(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SIAMLIB_DATA_DIR", str(tmp_path))
     smoke = profiles.PROFILES["smoke"]
     assert profiles.selected(smoke) == smoke.all_pairs  # nothing chosen yet
+    assert "(03 has not run): using the named model 'all_pairs'" in capsys.readouterr().out
     chosen = smoke.koch.replace(name="selected", train={"epochs": 7})
-    profiles.save_selected(smoke, chosen)
+    why = "better than all_pairs by the paired bootstrap, p 0.001 < 0.05 / 15"
+    profiles.save_selected(smoke, chosen, why)
     assert profiles.selected(smoke) == chosen
+    assert f"for profile 'smoke': selected, {why} (from " in capsys.readouterr().out
     assert (tmp_path / "results" / "smoke" / "selected_run.json").is_file()
 
 
@@ -179,3 +183,67 @@ def test_early_stopping_never_cuts_the_cosine_schedule_of_all_pairs(name):
     for config in (profile.all_pairs, *profile.view2_runs("all_pairs"), *profile.seed_runs()):
         assert config.train.schedule == "cosine"
         assert config.train.patience >= config.train.epochs, config.name
+
+
+def validation_like(n_clusters: int = 150):
+    """600 pairs in ``n_clusters`` clusters of two people (two same-person pairs and two
+    different-person pairs each), with their ``person_clusters``, and a named model's scores:
+    the label plus noise of standard deviation 1 (AUC about 0.74)."""
+    name_a = [f"p{c}a" for c in range(n_clusters) for _ in range(4)]
+    name_b = [f"p{c}{'ab'[k % 2]}" for c in range(n_clusters) for k in range(4)]
+    labels = np.tile([1, 0, 1, 0], n_clusters)
+    groups = metrics.person_clusters(name_a, name_b)
+    assert len(np.unique(groups)) == n_clusters
+    return labels, groups, labels + np.random.default_rng(0).normal(0, 1, len(labels))
+
+
+@pytest.fixture(scope="module")
+def peers():
+    """Validation-like pairs and fourteen candidates exactly as good as the named model (the
+    same recipe, other noise): any lead one of them has is noise."""
+    labels, groups, named = validation_like()
+    rng = np.random.default_rng(1)
+    return labels, groups, named, {f"peer{i}": labels + rng.normal(0, 1, len(labels))
+                                   for i in range(14)}
+
+
+def test_select_over_keeps_the_named_model_against_a_lead_made_of_noise(peers):
+    labels, groups, named, candidates = peers
+    chosen, table = profiles.select_over(labels, named, candidates, groups, n_boot=1000)
+    assert chosen is None
+    # The highest validation AUC (the old rule) would have picked a peer, ahead by noise.
+    aucs = {name: metrics.roc(labels, scores).auc for name, scores in candidates.items()}
+    leader = max(aucs, key=aucs.get)
+    assert table.index[0] == leader and table.loc[leader, "ΔAUC"] > 0.03
+    assert table.loc[leader, "val_auc"] == pytest.approx(aucs[leader])
+    assert not table["better"].any()
+
+
+def test_select_over_chooses_a_clearly_better_candidate(peers):
+    labels, groups, named, candidates = peers
+    better = labels + np.random.default_rng(2).normal(0, 0.6, len(labels))
+    chosen, table = profiles.select_over(labels, named, {**candidates, "better": better}, groups,
+                                        n_boot=1000)
+    assert chosen == "better" and table.index[0] == "better"
+    assert table.loc["better", "p (one-sided)"] < table.loc["better", "level"]
+
+
+def test_select_over_divides_alpha_by_the_number_of_candidates(peers):
+    labels, groups, named, candidates = peers
+    _, table = profiles.select_over(labels, named, candidates, groups, n_boot=1000)
+    assert (table["level"] == 0.05 / 14).all()
+    # The leader's p-value is below 0.05: tested alone it is chosen, among fourteen it is not.
+    leader = table.index[0]
+    assert 0.05 / 14 < table.loc[leader, "p (one-sided)"] < 0.05
+    alone, _ = profiles.select_over(labels, named, {leader: candidates[leader]}, groups,
+                                    n_boot=1000)
+    assert alone == leader
+    with pytest.raises(ValueError, match="n_boot = 100 resamples cannot give a p-value below"):
+        profiles.select_over(labels, named, candidates, groups, n_boot=100)
+
+
+def test_select_over_refuses_scores_that_are_not_numbers(peers):
+    labels, groups, named, candidates = peers
+    broken = np.where(np.arange(len(labels)) == 3, np.nan, named)
+    with pytest.raises(ValueError, match="NaN"):
+        profiles.select_over(labels, named, {"broken": broken}, groups, n_boot=1000)
