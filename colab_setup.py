@@ -5,6 +5,10 @@ fight Colab's (a reinstall breaks its CUDA build or takes minutes), so siamlib i
 without dependencies, and only the packages this runtime lacks, or has in a version outside
 siamlib's range (pyproject.toml), are added, within that range. An unranged install once gave
 OpenCV 5, which has no Haar face detector.
+
+The same cell then calls ``place_data``: each notebook opened from its badge gets a runtime of its
+own, which forgets LFW-a and every trained run when it ends, so a student may keep them on Google
+Drive, where the next notebook finds notebook 03's selection and the runs of 02 and 03.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+DRIVE = Path("/content/drive")  # where Colab mounts Google Drive
+DRIVE_DATA = "MyDrive/siamese-workbook/data"  # siamlib's data folder (and so its runs) on Drive
+DATA_DIR_ENV = "SIAMLIB_DATA_DIR"  # siamlib.paths.DATA_DIR_ENV; siamlib is not imported here
 # import name -> pip name; TensorFlow and Keras are deliberately absent: the runtime's own are used.
 REQUIREMENTS = {
     "numpy": "numpy",
@@ -90,6 +98,35 @@ def install_commands(missing: list[str]) -> list[list[str]]:
     if missing:
         commands.append(pip + missing)
     return commands
+
+
+def place_data(on_drive: bool, root: Path = DRIVE) -> Path | None:
+    """Keep siamlib's data folder on Google Drive (``on_drive``) or in this runtime only.
+
+    Runs and results live under the data folder, so setting $SIAMLIB_DATA_DIR in the kernel moves
+    them too; siamlib reads it on every call, and the cell sets it before any lesson imports
+    siamlib. Drive is mounted only if it is not already (a rerun of the cell asks nothing).
+    Returns the folder on Drive, or None when the data stays in the runtime.
+    """
+    if not on_drive:
+        print("This runtime's data and trained runs are lost when it ends, so each notebook "
+              "downloads LFW-a and trains or loads what it needs (keep_on_drive = True keeps "
+              "them on your Google Drive).")
+        return None
+    if not (root / "MyDrive").is_dir():
+        from google.colab import drive
+
+        try:
+            drive.mount(str(root))
+        except Exception as error:  # access refused, or Drive unreachable
+            raise SystemExit(f"Google Drive was not mounted at {root} ({error}): run this cell "
+                             "again and allow access, or set keep_on_drive = False.") from None
+    folder = root / DRIVE_DATA
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[DATA_DIR_ENV] = str(folder)
+    print(f"LFW-a, trained runs and results now live on your Google Drive in {folder}, "
+          "where every notebook set up with keep_on_drive = True finds them.")
+    return folder
 
 
 def main() -> None:
