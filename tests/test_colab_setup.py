@@ -95,8 +95,12 @@ def google_drive(tmp_path, monkeypatch):
     colab = types.ModuleType("google.colab")
     colab.drive = types.SimpleNamespace(mount=mount)
     monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.delenv(paths.DATA_DIR_ENV, raising=False)
-    monkeypatch.delenv(paths.RUNS_DIR_ENV, raising=False)
+    # place_data sets $SIAMLIB_DATA_DIR in os.environ, as it must in a kernel. Setting each
+    # variable first makes monkeypatch restore this process's own value (or its absence) at the
+    # end: a value leaked from here once sent the notebooks run later by nbval to this folder.
+    for variable in (paths.DATA_DIR_ENV, paths.RUNS_DIR_ENV):
+        monkeypatch.setenv(variable, "unset by the google_drive fixture")
+        monkeypatch.delenv(variable)
     return cloud, mounts
 
 
