@@ -244,3 +244,22 @@ def refuse_writes(monkeypatch):
         guarded.append(Path(os.path.abspath(folder)))
 
     return make_read_only
+
+
+@pytest.fixture
+def notebook_shows(tmp_path, monkeypatch, capsys):
+    """What a notebook cell running ``code`` shows: an IPython shell, which displays errors as a
+    kernel does, with the user's IPython folder and history left alone."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path))
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell(config=config)
+
+    def shows(code: str) -> str:
+        shell.run_cell(code)
+        return capsys.readouterr().out.strip()
+
+    return shows

@@ -167,17 +167,10 @@ def test_the_guard_stops_with_one_message_naming_every_way_on():
     assert stopped.value._render_traceback_() == [f"BudgetExceeded: {message}"]
 
 
-def test_a_notebook_shows_the_guard_as_its_message_alone(tmp_path, monkeypatch, capsys):
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path))  # leave the user's IPython folder alone
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell(config=config)  # a kernel shows errors the same way
-    shell.run_cell("import pandas as pd\nfrom siamlib import budget\n"
-                   "budget.check_budget(pd.DataFrame({'run': ['koch'], 'minutes': [95.0]}), 30)")
-    shown = capsys.readouterr().out.strip()
+def test_a_notebook_shows_the_guard_as_its_message_alone(notebook_shows):
+    shown = notebook_shows(
+        "import pandas as pd\nfrom siamlib import budget\n"
+        "budget.check_budget(pd.DataFrame({'run': ['koch'], 'minutes': [95.0]}), 30)")
     assert shown.startswith("BudgetExceeded: training would take up to 95 minutes")
     assert "Traceback" not in shown and "check_budget" not in shown
     assert shown.endswith("python -m siamlib.runs import ARCHIVE.")

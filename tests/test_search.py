@@ -423,17 +423,9 @@ def test_the_command_line_shows_a_storage_error_as_one_line(capsys):
     assert "Traceback" not in error and "s3cret" not in error and error.count("\n") == 1
 
 
-def test_a_notebook_shows_a_storage_error_as_one_line(tmp_path, monkeypatch, capsys):
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
+def test_a_notebook_shows_a_storage_error_as_one_line(monkeypatch, notebook_shows):
     monkeypatch.delenv(URL_ENV, raising=False)
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path))  # leave the user's IPython folder alone
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell(config=config)  # a kernel shows errors the same way
-    shell.run_cell("from siamlib import search, training\n"
-                   "search.open_study(training.RunConfig('fake'), 1, 's', 'shared')")
-    shown = capsys.readouterr().out.strip()
+    shown = notebook_shows("from siamlib import search, training\n"
+                           "search.open_study(training.RunConfig('fake'), 1, 's', 'shared')")
     assert shown.startswith("StorageError: ") and URL_ENV in shown
     assert "\n" not in shown and "Traceback" not in shown
