@@ -12,7 +12,7 @@ out; or **estimated** for a device not at hand (``rate=COLAB_T4``): FLOPs per im
 FLOP rate, capped by what the input pipeline delivers, and labelled so.
 
 Entries are ``RunConfig``s, or ``Trials`` for runs not known before they start: a study's trials
-and the seeds of the configuration it will pick (``search.search_runs`` builds both).
+and the seeds of the configuration it will pick (``search.notebook_runs`` builds notebook 03's).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ W - 1 larger (each worker checks after each of its trials).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -41,11 +42,11 @@ from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
 from siamlib import metrics, paths, profiles, training
-from siamlib.budget import Trials
+from siamlib.budget import Trials, flops_per_image
 from siamlib.files import short_hash
 from siamlib.images import FACE_CROPS, Preprocess
 from siamlib.parameters import UserError
-from siamlib.splits import load_splits
+from siamlib.splits import LFW, load_splits
 from siamlib.training import RunConfig
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -111,6 +112,21 @@ class SearchSpace:
                    "learning_rate": params["learning_rate"], "lr_decay": params["lr_decay"],
                    **training.EXPONENTIAL_SCHEDULE, "epochs": epochs},  # the decay drawn
         )
+
+    def costliest(self, base: RunConfig, epochs: int) -> RunConfig:
+        """The slowest configuration the space allows around ``base``: the most FLOPs per image
+        (the widest, largest input; three blocks can cost more than four, as they leave a larger
+        map for the embedding layer) and the biggest batch. A study's trials are priced as this,
+        so the plan's minutes bound whatever the sampler draws."""
+        fixed = {"face_crop": self.face_crops[0], "dropout": 0.0,
+                 "learning_rate": self.learning_rate[0], "lr_decay": 1.0, "loss": "contrastive",
+                 "people_per_batch": max(self.people_per_batch),
+                 "images_per_person": max(self.images_per_person)}
+        shapes = itertools.product(self.image_sizes, self.width_factors, self.depths)
+        return max((self.config(base, {**fixed, "image_size": size, "width_factor": width,
+                                       "depth": depth}, epochs, "the costliest trial")
+                    for size, width, depth in shapes),
+                   key=lambda config: flops_per_image(config.model))
 
 
 SPACE = SearchSpace()
@@ -364,22 +380,33 @@ def best_config(study: optuna.Study, base: RunConfig, space: SearchSpace = SPACE
     return space.config(base, study.best_trial.params, base.train.epochs, "search-best")
 
 
-def search_runs(base: RunConfig, trials: int, epochs: int, seeds: int,
-                storage: str | Path | None = None, seed: int = 0) -> list:
-    """Notebook 03's search as ``budget.plan`` entries: the study's trials still to run (at
-    most ``epochs`` epochs each, priced as ``base``), then the chosen configuration with
-    ``seeds`` seeds: exact runs once the study is finished, else ``Trials`` priced as ``base``."""
+def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
+                  storage: str | Path | None = None, seed: int = 0, source: str = LFW) -> list:
+    """Everything notebook 03 may train on ``source``, as ``budget.plan`` entries: the named
+    models at their full budget; the ablations and seeds screened at ``epochs``; the study's
+    trials still to run and its best configuration with ``profile.seeds`` seeds (exact runs once
+    the study is finished, else ``Trials``); and a winner of the selection trained again at the
+    full budget. What is not known yet is priced as the space's costliest configuration, so the
+    plan's minutes bound what the sampler may draw."""
+    here = {"data": {"source": source}}
+    screened = profile.screening(profile.all_pairs, epochs).replace(**here)
     with _quiet_optuna():
-        study = open_study(base, epochs, storage=storage, seed=seed)
+        study = open_study(screened, epochs, storage=storage, seed=seed)
     left = max(0, trials - len(finished(study)))
-    entries = [Trials(f"Optuna study: {left} of {trials} trials left",
-                      base.replace(train={"epochs": epochs}), left)]
+    costliest = SPACE.costliest(screened, epochs)
+    entries = [config.replace(**here) for config in [
+        profile.all_pairs, profile.koch, *profile.ablations(epochs).values(),
+        *profile.seed_runs(epochs)]]
+    entries.append(Trials(f"Optuna study: {left} of {trials} trials left", costliest, left))
     if left:
-        return entries + [Trials(f"search-best, {seeds} seeds (the network the study picks)",
-                                 base, seeds)]
-    best = best_config(study, base)
-    return entries + [best.replace(name=f"search-best-seed{s}", train={"seed": s})
-                      for s in range(seeds)]
+        entries.append(Trials(f"search-best, {profile.seeds} seeds (the network the study "
+                              "picks)", costliest, profile.seeds))
+    else:
+        best = best_config(study, screened)
+        entries += [best.replace(name=f"search-best-seed{s}", train={"seed": s})
+                    for s in range(profile.seeds)]
+    return entries + [Trials("section 3's winner at the full budget (only if a candidate wins)",
+                             profile.full_budget(costliest), 1)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -387,16 +414,18 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="auto", help="smoke, cpu, colab, gpu or auto")
     parser.add_argument("--trials", type=int, default=0, help="study size (0: the profile's)")
-    parser.add_argument("--epochs", type=int, default=0, help="most epochs (0: the profile's)")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="most epochs of a trial (0: the profile's screening epochs)")
     parser.add_argument("--storage", default="journal", help=f"journal (data/optuna/), shared "
                         f"(the database at ${URL_ENV}) or a journal file")
     parser.add_argument("--study", default=None, help="study name (default: from the profile)")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     args = parser.parse_args(argv)
     profile = profiles.resolve(args.profile)
-    try:
-        study = optimize(profile.all_pairs, args.trials or profile.search_trials,
-                         args.epochs or profile.search_epochs,
+    epochs = args.epochs or profile.screening_epochs
+    try:  # notebook 03's base, the screened all_pairs: both join the same study
+        study = optimize(profile.screening(profile.all_pairs, epochs),
+                         args.trials or profile.search_trials, epochs,
                          study_name=args.study, storage=args.storage, seed=args.seed)
     except StorageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")

@@ -34,15 +34,18 @@ def test_the_full_gpu_profile_only_when_asked_for_by_name(monkeypatch):
 def test_colab_sits_between_cpu_and_gpu():
     cpu, colab, gpu = (profiles.PROFILES[name] for name in ("cpu", "colab", "gpu"))
     assert cpu.all_pairs.model.width < colab.all_pairs.model.width < gpu.all_pairs.model.width
-    assert colab.search_trials < cpu.search_trials and colab.view2_folds == 10
+    assert cpu.screening_epochs < colab.screening_epochs < gpu.screening_epochs
+    assert cpu.search_trials <= colab.search_trials < gpu.search_trials
+    assert colab.view2_folds == 10
     assert colab.koch.model == ModelConfig(width=0.5, dense_units=1024)
 
 
 # Digests of every run the profiles name (koch, all_pairs, ablations, seeds, View 2 folds), keys
 # under both policies: trained runs are cached by these keys, so a change here retrains hours of
 # work. Change a digest only when retraining is what you mean.
-# (Changed in issue 21: every field is in the key, the crop is the face set's.)
-RUN_KEYS = {"smoke": "17eb820245d7f7c0", "cpu": "7c0437cd45132407", "gpu": "4d2be670e02625bf"}
+# (Changed in issue 21: every field is in the key, the crop is the face set's; in issue 23
+# notebook 03's ablations and seeds became screened runs.)
+RUN_KEYS = {"smoke": "f30b53b5cc96281f", "cpu": "7236b46a6e17f97e", "gpu": "a47b21ebf7293e8a"}
 
 
 @pytest.mark.parametrize("name", sorted(RUN_KEYS))
@@ -134,8 +137,9 @@ def test_every_profile_names_the_same_runs_on_the_same_people():
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
 def test_each_ablation_changes_one_thing_of_the_all_pairs_model(name):
     profile = profiles.PROFILES[name]
-    base = profile.all_pairs
+    base = profile.screening(profile.all_pairs)  # compared at one (screening) budget
     ablations = profile.ablations()
+    assert {config.train.epochs for config in ablations.values()} == {profile.screening_epochs}
     assert len({config.name for config in ablations.values()}) == len(ablations)
     assert len({config.key() for config in [base, *ablations.values()]}) == len(ablations) + 1
     for what, config in ablations.items():
@@ -155,13 +159,26 @@ def test_each_ablation_changes_one_thing_of_the_all_pairs_model(name):
     assert ablations["given DevTrain pairs"].train.sampling == "restricted"
 
 
-def test_seed_runs_differ_only_in_the_seed():
+def test_seed_runs_differ_only_in_the_seed_at_the_screening_budget():
     profile = profiles.PROFILES["cpu"]
     runs = profile.seed_runs()
-    assert runs[0] == profile.all_pairs and len(runs) == profile.seeds >= 3
+    assert len(runs) == profile.seeds >= 3
     assert [run.train.seed for run in runs] == list(range(profile.seeds))
-    for run in runs[1:]:
-        assert run.replace(name="all_pairs", train={"seed": 0}) == profile.all_pairs
+    for run in runs:
+        assert run.replace(name="all_pairs", train={"seed": 0}) == profile.screening(
+            profile.all_pairs)
+
+
+def test_one_parameter_scales_the_screening_and_the_named_model_keeps_its_budget():
+    cpu = profiles.PROFILES["cpu"]
+    full = cpu.all_pairs.train
+    assert cpu.screening_epochs < full.epochs
+    for epochs in (2, 9):
+        screened = [*cpu.ablations(epochs).values(), *cpu.seed_runs(epochs)]
+        assert {(c.train.epochs, c.train.patience) for c in screened} == {(epochs, epochs)}
+    winner = cpu.ablations()["no batch norm"]
+    assert cpu.full_budget(winner).train.epochs == full.epochs
+    assert cpu.full_budget(winner).replace(train={"epochs": 4, "patience": 4}) == winner
 
 
 def test_selection_round_trip_says_which_model_and_why(tmp_path, monkeypatch, capsys):

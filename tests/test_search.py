@@ -26,7 +26,7 @@ from required import unavailable
 from sqlalchemy.engine import make_url
 from synthetic_faces import small_run_config, synthetic_workspace
 
-from siamlib import paths, profiles, search
+from siamlib import budget, paths, profiles, search
 from siamlib.model import build_siamese
 
 POSTGRES_ENV = "SIAMLIB_TEST_POSTGRES_URL"
@@ -142,24 +142,40 @@ def test_a_study_opened_with_other_settings_is_refused(base, tmp_path):
 
 # --- notebook 03's plan -----------------------------------------------------------------------
 
-def test_search_runs_count_the_trials_left_then_the_chosen_seeds(tmp_path):
-    base, storage = profiles.PROFILES["smoke"].all_pairs, str(tmp_path / "study.log")
-    study_entry, seeds_entry = search.search_runs(base, 3, 2, seeds=2, storage=storage)
-    assert (study_entry.count, study_entry.like.train.epochs) == (3, 2)
-    assert (seeds_entry.count, seeds_entry.like) == (2, base)
-    study = search.open_study(base, 2, storage=storage)  # the default name, as search_runs'
+def test_notebook_03_plan_bounds_what_is_unknown_then_lists_the_chosen_seeds(tmp_path):
+    smoke, storage = profiles.PROFILES["smoke"], str(tmp_path / "study.log")
+    screened = smoke.screening(smoke.all_pairs, 1)
+    *known, study_entry, seeds_entry, winner = search.notebook_runs(smoke, 1, 3, storage)
+    assert [c.name for c in known[:2]] == ["all_pairs", "koch"]
+    assert known[0].key() == smoke.all_pairs.key()  # the named model keeps its full budget
+    assert {c.train.epochs for c in known[2:]} == {1}  # ablations and seeds are screened
+    costliest = search.SPACE.costliest(screened, 1)
+    assert (study_entry.count, study_entry.like) == (3, costliest)
+    assert (seeds_entry.count, seeds_entry.like) == (smoke.seeds, costliest)
+    assert winner.count == 1 and winner.like.train.epochs == smoke.all_pairs.train.epochs
+    study = search.open_study(screened, 1, storage=storage)  # the default name, as the plan's
     assert study.study_name.startswith("search-all_pairs-")
     for value in (0.7, 0.8, 0.6):  # three finished trials, drawn from the search space
         trial = study.ask()
         search.SPACE.suggest(trial)
         study.tell(trial, value)
-    study_entry, *seed_runs = search.search_runs(base, 3, 2, seeds=2, storage=storage)
+    *_, study_entry, seed0, seed1, _ = search.notebook_runs(smoke, 1, 3, storage)
     assert study_entry.count == 0  # the study is finished
-    best = search.best_config(study, base)
-    assert [run.key() for run in seed_runs] == [
-        best.replace(train={"seed": seed}).key() for seed in range(2)]
-    assert [run.name for run in seed_runs] == ["search-best-seed0", "search-best-seed1"]
+    best = search.best_config(study, screened)
+    assert [seed0.key(), seed1.key()] == [best.replace(train={"seed": s}).key() for s in (0, 1)]
+    assert [seed0.name, seed1.name] == ["search-best-seed0", "search-best-seed1"]
 
+
+def test_no_point_of_the_space_costs_more_than_the_costliest():
+    base = profiles.PROFILES["cpu"].all_pairs
+    costliest = search.SPACE.costliest(base, 4)
+    assert costliest.model.width == 2 * base.model.width  # the widest the space allows
+    assert costliest.model.image_size == 105
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(200):
+        config = search.SPACE.config(base, search.SPACE.suggest(study.ask()), 4, "t")
+        assert budget.flops_per_image(config.model) <= budget.flops_per_image(costliest.model)
+        assert config.train.batch_size <= costliest.train.batch_size
 
 
 # --- pruning ----------------------------------------------------------------------------------
