@@ -62,7 +62,8 @@ class Profile:
         each difference is measured at one budget; the named model keeps its full one.
         """
         epochs = epochs or self.screening_epochs
-        return config.replace(train={"epochs": epochs, "patience": epochs})
+        return config.replace(name=f"{config.name}-screened",
+                              train={"epochs": epochs, "patience": epochs})
 
     def full_budget(self, config: RunConfig) -> RunConfig:
         """``config`` trained as long as ``all_pairs`` (a screened winner, for notebooks 04-05)."""
@@ -108,9 +109,9 @@ class Profile:
     def seed_runs(self, epochs: int | None = None) -> list[RunConfig]:
         """Screened ``all_pairs`` trained with ``seeds`` different seeds (the first is the
         ablations' base): the spread any screened difference must beat."""
-        base = self.screening(self.all_pairs, epochs)
-        return [base.replace(name=f"all_pairs-screened-seed{seed}", train={"seed": seed})
-                for seed in range(self.seeds)]
+        base = self.screening(self.all_pairs, epochs)  # seed 0: the ablations' base, one run
+        return [base] + [base.replace(name=f"{base.name}-seed{seed}", train={"seed": seed})
+                         for seed in range(1, self.seeds)]
 
 
 def _slug(text: str) -> str:

@@ -149,6 +149,8 @@ def test_notebook_03_plan_bounds_what_is_unknown_then_lists_the_chosen_seeds(tmp
     assert [c.name for c in known[:2]] == ["all_pairs", "koch"]
     assert known[0].key() == smoke.all_pairs.key()  # the named model keeps its full budget
     assert {c.train.epochs for c in known[2:]} == {1}  # ablations and seeds are screened
+    # a config under two names would train twice (the run folder is name-key)
+    assert len({c.key() for c in known}) == len({f"{c.name}-{c.key()}" for c in known})
     costliest = search.SPACE.costliest(screened, 1)
     assert (study_entry.count, study_entry.like) == (3, costliest)
     assert (seeds_entry.count, seeds_entry.like) == (smoke.seeds, costliest)
