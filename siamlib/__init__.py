@@ -6,7 +6,8 @@ aside), ``data`` (getting and verifying LFW-a), ``pairs`` and ``splits`` (pair f
 folders, splits), ``images`` (decoding and the uint8 cache), ``pipeline`` (tf.data pipelines),
 ``model`` (Koch's network and its variants), ``training`` (fit and the run cache),
 ``profiles`` (every named run of every machine, and each notebook's set-up), ``budget`` (time
-before training), ``scoring``, ``metrics``, ``plots``; ``search``, ``view2``, ``baseline``,
+before training), ``scoring``, ``metrics`` (rates), ``stats`` (intervals and paired tests that
+resample people), ``plots``; ``search``, ``view2``, ``baseline``,
 ``runs`` and ``widgets`` serve one notebook or task each; ``runner`` runs the notebooks.
 
 The pair-label convention, stated once for the whole workbook: **1 = same person,

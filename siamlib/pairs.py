@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from siamlib import DIFFERENT, SAME
-from siamlib.metrics import person_clusters
+from siamlib.stats import person_clusters
 
 PAIR_COLUMNS = ["name_a", "index_a", "name_b", "index_b", "path_a", "path_b", "label", "fold"]
 # Every still-image format OpenCV's decoder reads (GIF too, since OpenCV 4.11; OpenEXR is off by
@@ -249,7 +249,7 @@ def person_disjoint_split(
     """Split pairs into train/validation so that no person is on both sides, losing no pair.
 
     People linked by a pair must stay together, so the unit of the split is a cluster of the
-    "appear in a pair together" graph (``metrics.person_clusters``; DevTrain has 1,032 of them,
+    "appear in a pair together" graph (``stats.person_clusters``; DevTrain has 1,032 of them,
     the largest with 18 people). Clusters are shuffled with the seed and moved to validation
     until it holds ``val_fraction`` of the pairs; each side keeps its pairs as they were.
     """

@@ -2,8 +2,8 @@
 
 - ``smoke``: every code path in minutes on 2 CPU cores (CI); its numbers mean nothing.
 - ``cpu``: a laptop CPU: all pairs, quarter-width nets.
-- ``colab``: a student's Colab T4: each notebook's training within about 30 minutes (at most 23
-  for notebook 03, 27 for 06, 5 for the others, by ``siamlib.budget``'s FLOPs estimate, every
+- ``colab``: a student's Colab T4: each notebook's training within about 30 minutes (at most 24
+  for notebook 03, 26 for 06, 5 for the others, by ``siamlib.budget``'s FLOPs estimate, every
   run at its epoch cap), leaving time for setup, decoding and the statistics.
 - ``gpu``: the paper's sizes for instructors with hours of GPU time (notebook 03 alone: about a
   day on a T4 by the same estimate); only when asked for by name.
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from siamlib import metrics, parameters, paths, plots, view2
+from siamlib import metrics, parameters, paths, plots, stats, view2
 from siamlib.device import device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig
@@ -240,8 +240,8 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
 
     The highest of fifteen validation AUCs is partly luck: among candidates no better than the
     named model, one usually comes out ahead by a little. So a candidate replaces it only if it
-    is better (one-sided) by the paired bootstrap of ``metrics.paired_auc_difference``, resampling
-    ``groups`` (``metrics.person_clusters`` of the pairs), at the level ``alpha / len(candidates)``
+    is better (one-sided) by the paired bootstrap of ``stats.paired_auc_difference``, resampling
+    ``groups`` (``stats.person_clusters`` of the pairs), at the level ``alpha / len(candidates)``
     (Bonferroni): then the chance that any candidate no better than the named model is chosen
     stays below ``alpha``. Of those that pass, the highest AUC is chosen. The table has a row
     per candidate, best AUC first.
@@ -254,7 +254,7 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
     named_auc = metrics.roc(labels, named_scores).auc
     rows = []
     for name, scores in candidates.items():
-        test = metrics.paired_auc_difference(labels, scores, named_scores, groups, n_boot, alpha,
+        test = stats.paired_auc_difference(labels, scores, named_scores, groups, n_boot, alpha,
                                              seed, one_sided=True)
         rows.append({"candidate": name, "val_auc": named_auc + test.estimate,
                      "ΔAUC": test.estimate, "p (one-sided)": test.p_value, "level": level,

@@ -374,10 +374,16 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None
     return run_trials(study, objective, n_trials, progress)
 
 
-def best_config(study: optuna.Study, base: RunConfig, space: SearchSpace = SPACE) -> RunConfig:
-    """The best trial's configuration with ``base``'s epochs (longer than a trial's), named
-    "search-best"."""
-    return space.config(base, study.best_trial.params, base.train.epochs, "search-best")
+def best_runs(study: optuna.Study, base: RunConfig, seeds: int,
+              space: SearchSpace = SPACE) -> list[RunConfig]:
+    """The best trial's configuration at ``base``'s budget with seeds 0 .. ``seeds`` - 1. Seed
+    0 keeps the trial's own name: at the trial's epochs it is the trial's run, loaded, not
+    trained twice; the others are named "search-best-seed<k>"."""
+    trial = study.best_trial
+    best = space.config(base, trial.params, base.train.epochs,
+                        f"{study.study_name}-{trial.number:03d}")
+    return [best] + [best.replace(name=f"search-best-seed{seed}", train={"seed": seed})
+                     for seed in range(1, seeds)]
 
 
 def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
@@ -402,9 +408,7 @@ def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
         entries.append(Trials(f"search-best, {profile.seeds} seeds (the network the study "
                               "picks)", costliest, profile.seeds))
     else:
-        best = best_config(study, screened)
-        entries += [best.replace(name=f"search-best-seed{s}", train={"seed": s})
-                    for s in range(profile.seeds)]
+        entries += best_runs(study, screened, profile.seeds)
     return entries + [Trials("section 3's winner at the full budget (only if a candidate wins)",
                              profile.full_budget(costliest), 1)]
 

@@ -25,31 +25,28 @@ LFW also sorts results into categories that say what a method was allowed to use
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from siamlib import metrics
+from siamlib import metrics, stats
 from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
 
-# Published View 2 results (mean accuracy ± SE over the ten folds) as listed on LFW's results
-# page, with the category each is listed under.
-PUBLISHED = pd.DataFrame(
-    [
-        ("V1-like/MKL (Pinto et al. 2009)", 0.7935, 0.0055,
-         "image-restricted", "no outside data"),
-        ("Combined b/g samples, aligned (Wolf, Hassner & Taigman 2009; LFW-a)", 0.8683, 0.0034,
-         "image-restricted", "label-free outside data"),
-        ("Fisher vector faces (Simonyan et al. 2013)", 0.8747, 0.0149,
-         "image-restricted", "no outside data"),
-        ("CSML + SVM, aligned (Nguyen & Bai 2010)", 0.8800, 0.0037,
-         "image-restricted", "label-free outside data"),
-        ("DDML, combined (Hu, Lu & Tan 2014)", 0.9068, 0.0141,
-         "image-restricted", "label-free outside data"),
-    ],
-    columns=["method", "accuracy", "se", "setting", "outside data"],
-)
+# Equivalence with a published result is claimed only within this margin of accuracy, fixed
+# before any View 2 run was compared (issue 24): one percentage point.
+EQUIVALENCE_MARGIN = 0.01
+# Every View 2 run of a named model, declared before it ran (see ``looks``).
+DECLARATIONS = Path(__file__).with_name("view2_declarations.json")
+
+
+def published() -> pd.DataFrame:
+    """LFW's results page, View 2 (``lfw_results.csv``, its source in the file's header): one
+    row per listed result, with its category, mean accuracy and SE, in the page's order."""
+    return pd.read_csv(Path(__file__).with_name("lfw_results.csv"), comment="#")
 
 
 def chosen_models(names: str) -> list[str]:
@@ -65,6 +62,13 @@ def chosen_models(names: str) -> list[str]:
 def setting(config: RunConfig) -> str:
     """LFW's name for what a run learned from: the given pairs' labels only, or identities."""
     return "image-restricted" if config.train.sampling == "restricted" else "unrestricted"
+
+
+def category(config: RunConfig) -> str:
+    """The run's category as LFW's results page names it. On LFW-a every method uses
+    label-free outside data: LFW-a's alignment was made with a detector trained elsewhere."""
+    restricted = setting(config) == "image-restricted"
+    return f"{'Image-Restricted' if restricted else 'Unrestricted'}, Label-Free Outside Data"
 
 
 def fold_config(base: RunConfig, fold: int) -> RunConfig:
@@ -97,70 +101,198 @@ def fold_table(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("fold")
 
 
-def paired_comparison(runs_a: list[Run], runs_b: list[Run]) -> dict:
-    """Two models on the same test pairs of every experiment, each at its own validation
-    threshold: the fold accuracy differences (a - b, mean ± SE) and McNemar's test on all the
-    pooled pairs."""
-    correct = {"a": [], "b": []}
-    for run_a, run_b in zip(runs_a, runs_b, strict=True):
-        test_a, test_b = run_a.scores_of("test"), run_b.scores_of("test")
+def fold_scores(runs: list[Run]) -> dict[int, pd.DataFrame]:
+    """Each experiment's scored pairs (validation and test, ``Run.scores``), keyed by test fold:
+    what the comparisons below take, so a baseline's scores (``rescored``) compare alike."""
+    return {run.config.data.view2_fold: run.scores for run in runs}
+
+
+def rescored(scores: dict[int, pd.DataFrame], scorer) -> dict[int, pd.DataFrame]:
+    """The same pairs scored by ``scorer(frame) -> scores`` (a baseline such as
+    ``partial(baseline.lbp_scores, store)``), validation and test alike."""
+    return {fold: frame.assign(score=scorer(frame)) for fold, frame in scores.items()}
+
+
+def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    return frame[frame["split"] == split].reset_index(drop=True)
+
+
+def _correct(frame: pd.DataFrame) -> np.ndarray:
+    """Which test pairs are decided right at the threshold fitted on the validation pairs."""
+    val, test = _split(frame, "val"), _split(frame, "test")
+    threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
+    return np.isin(metrics.outcome(test["label"], test["score"], threshold), ["TP", "TN"])
+
+
+def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFrame],
+                n_boot: int = 2000, seed: int = 0) -> dict:
+    """Method a against method b on the same test pairs of the same folds, each at its own
+    validation threshold, by two tests that respect people: the fold accuracy differences
+    (a - b, mean ± SE, as LFW's SE: folds share no person) and a bootstrap of the pooled
+    difference that resamples clusters of people (``stats.person_clusters``). Pairs that share
+    a person are not independent evidence, so no test here counts pairs as if they were."""
+    if scores_a.keys() != scores_b.keys():
+        raise ValueError(f"the methods were run on other folds: {sorted(scores_a)} and "
+                         f"{sorted(scores_b)}")
+    differences, pooled = [], []
+    for fold in scores_a:
+        test_a, test_b = _split(scores_a[fold], "test"), _split(scores_b[fold], "test")
         if not test_a[["path_a", "path_b"]].equals(test_b[["path_a", "path_b"]]):
-            raise ValueError(f"{run_a.config.name} and {run_b.config.name} scored other pairs")
-        for side, run, test in (("a", run_a, test_a), ("b", run_b, test_b)):
-            outcomes = metrics.outcome(test["label"], test["score"], run.threshold)
-            correct[side].append(np.isin(outcomes, ["TP", "TN"]))
-    differences = fold_table(runs_a)["accuracy"] - fold_table(runs_b)["accuracy"]
+            raise ValueError(f"fold {fold}: the methods scored other test pairs")
+        correct_a, correct_b = _correct(scores_a[fold]), _correct(scores_b[fold])
+        differences.append(correct_a.mean() - correct_b.mean())
+        pooled.append(test_a.assign(a=correct_a, b=correct_b))
+    pooled = pd.concat(pooled, ignore_index=True)
     mean, se = mean_se(differences)
-    test = metrics.mcnemar(np.concatenate(correct["a"]), np.concatenate(correct["b"]))
-    return {"accuracy difference": mean, "se": se, "folds a better": int((differences > 0).sum()),
-            "folds": len(differences), "a right, b wrong": test.n10, "a wrong, b right": test.n01,
-            "McNemar p": test.p_value}
+    groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
+    test = stats.paired_accuracy_difference(pooled["label"], pooled["a"], pooled["b"], groups,
+                                              n_boot, seed=seed)
+    differences = np.asarray(differences)
+    return {"fold difference (mean)": mean, "fold difference (SE)": se,
+            "folds a better": int((differences > 0).sum()),
+            "folds b better": int((differences < 0).sum()), "folds": len(differences),
+            "pooled difference": test.estimate,
+            "95% CI (people resampled)": f"[{test.low:+.3f}, {test.high:+.3f}]",
+            "p (people resampled)": stats.p_text(test.p_value, n_boot),
+            "reading": stats.reading(test.p_value, test.estimate, "a", "b")}
 
 
-def averaged_roc(runs: list[Run], far_grid=None) -> pd.DataFrame:
+def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) -> pd.DataFrame:
+    """Per experiment: the threshold for ``target_far`` fitted on the validation fold, and the
+    TAR and FAR it gives on the test fold. Where the validation fold has too few impostor pairs
+    to show that rate (300 cannot show 0.1 %: ``metrics.operating_point``), TAR and FAR are
+    NaN, "not estimable", not a number read off the test pairs."""
+    rows = []
+    for fold, frame in scores.items():
+        val, test = _split(frame, "val"), _split(frame, "test")
+        point = metrics.operating_point(val["label"], val["score"], target_far, test["label"],
+                                        test["score"])
+        shown = point.estimable
+        rows.append({"fold": fold, "threshold": point.threshold if shown else np.nan,
+                     "TAR": point.tar if shown else np.nan, "FAR": point.far if shown else np.nan,
+                     "validation impostors": point.n_impostors, "estimable": shown})
+    return pd.DataFrame(rows).set_index("fold")
+
+
+def at_far(scores: dict[int, pd.DataFrame], target_far: float) -> str:
+    """``operating_points`` in one phrase: TAR and the FAR reached, mean ± SE over folds."""
+    table = operating_points(scores, target_far)
+    if not table["estimable"].all():
+        return (f"not estimable at FAR {target_far:.1%}: a validation fold holds "
+                f"{table['validation impostors'].min()} impostor pairs, fewer than "
+                f"{int(np.ceil(1 / target_far))}")
+    (tar, tar_se), (far, far_se) = mean_se(table["TAR"]), mean_se(table["FAR"])
+    return (f"TAR {tar:.3f} ± {tar_se:.3f} at a FAR of {far:.4f} ± {far_se:.4f} on the test "
+            f"folds (target {target_far:.1%}, thresholds fitted on validation)")
+
+
+def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame:
     """TAR of each fold's test ROC at fixed FARs (vertical averaging), with mean and SE.
 
     Each fold has its own model and score scale, so curves are averaged at equal FAR rather
-    than at equal threshold.
+    than at equal threshold. The default grid starts at one false accept among the fewest
+    impostor pairs of a test fold (1/300 on LFW): below that no fold supports the curve.
     """
-    far_grid = np.logspace(-3, 0, 200) if far_grid is None else np.asarray(far_grid)
+    tests = [_split(frame, "test") for frame in scores.values()]
+    if far_grid is None:
+        fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
+        far_grid = np.logspace(np.log10(1 / fewest), 0, 200)
+    far_grid = np.asarray(far_grid)
     tars = []
-    for run in runs:
-        curve = metrics.roc(run.scores_of("test")["label"], run.scores_of("test")["score"])
+    for test in tests:
+        curve = metrics.roc(test["label"], test["score"])
         # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
         tars.append(curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1])
     tars = np.array(tars)
-    se = tars.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.nan
+    se = tars.std(axis=0, ddof=1) / np.sqrt(len(tars)) if len(tars) > 1 else np.nan
     return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0), "tar_se": se})
 
 
-def pooled_scores(runs: list[Run]) -> pd.DataFrame:
-    """Every test fold's scored pairs in one frame (each scored by its own experiment's model)."""
-    return pd.concat([run.scores_of("test") for run in runs], ignore_index=True)
-
-
 def report(model: str, runs: list[Run]) -> dict:
-    """The workbook's row of the View 2 comparison, in the field's terms."""
+    """The workbook's row of the View 2 comparison, in the field's terms: every number a mean
+    ± SE over the folds, the TAR at FAR 1 % at thresholds fitted on each validation fold."""
     table = fold_table(runs)
-    pooled = pooled_scores(runs)
-    at_1 = metrics.operating_point(pooled["label"], pooled["score"], 0.01)
+    points = operating_points(fold_scores(runs), 0.01)
     accuracy, accuracy_se = mean_se(table["accuracy"])
     auc, auc_se = mean_se(table["auc"])
     eer, eer_se = mean_se(table["eer"])
+    tar, tar_se = mean_se(points["TAR"])
     return {
-        "method": f"{model} (this workbook)",
-        "accuracy": accuracy, "se": accuracy_se,
-        "setting": setting(runs[0].config), "outside data": "label-free outside data",
-        "folds": len(table), "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
-        "tar_at_far_1pc": at_1.tar if at_1.estimable else float("nan"),
-        "impostor_pairs": at_1.n_impostors,
+        "method": f"{model} (this workbook)", "accuracy": accuracy, "se": accuracy_se,
+        "category": category(runs[0].config), "folds": len(table),
+        "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
+        "tar_at_far_1pc": tar, "tar_se": tar_se, "far_reached": points["FAR"].mean(),
         "train_minutes": table["train_s"].sum() / 60,
     }
 
 
-def comparison(workbook_rows: list[dict]) -> pd.DataFrame:
-    """Published results and the workbook's, sorted by accuracy, each with its LFW category."""
-    columns = list(PUBLISHED.columns)
-    ours = pd.DataFrame(workbook_rows)[columns]
-    return pd.concat([PUBLISHED, ours], ignore_index=True).sort_values("accuracy",
-                                                                       ignore_index=True)
+def comparison(ours: dict, others: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The published rows of ``ours``' category with the workbook's row among them, best first,
+    each ranked within the category; then the rows of ``others`` categories, ranked in theirs."""
+    table = pd.concat([published(), pd.DataFrame([ours])[["category", "method", "accuracy",
+                                                          "se"]]], ignore_index=True)
+    shown = table[table["category"].isin([ours["category"], *others])].copy()
+    shown["rank in category"] = shown.groupby("category")["accuracy"].rank(
+        ascending=False, method="min").astype(int)
+    order = {name: i for i, name in enumerate([ours["category"], *others])}
+    return shown.sort_values(["category", "accuracy"], key=lambda column: column.map(order)
+                             if column.name == "category" else -column, ignore_index=True)
+
+
+def headline(ours: dict) -> str:
+    """The sentence that reports the workbook's row: its category and its rank there."""
+    table = comparison(ours)
+    rank = int(table.loc[table["method"] == ours["method"], "rank in category"].iloc[0])
+    return (f"{ours['method']}: {ours['accuracy']:.4f} ± {ours['se']:.4f} on View 2 "
+            f"({ours['folds']} folds), category \"{ours['category']}\": rank {rank} of "
+            f"{len(table)} in that category on LFW's results page.")
+
+
+def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
+    """What the numbers let one say about ``ours`` against a published ``row``.
+
+    Only means and SEs are published, not fold accuracies, so the difference is tested as two
+    independent means: SE = sqrt(SE_ours² + SE_theirs²), its 95 % interval by the normal
+    approximation. "Equivalent" only when the two one-sided tests (``stats.equivalence``)
+    put the difference inside ±``margin``; a difference whose interval holds 0 is "no measured
+    difference", which is not equivalence."""
+    difference = ours["accuracy"] - row["accuracy"]
+    se = float(np.hypot(ours["se"], row["se"]))
+    low, high = difference - 1.96 * se, difference + 1.96 * se
+    interval = f"{difference:+.4f} [{low:+.4f}, {high:+.4f}]"
+    versus = f"{ours['method']} vs {row['method']} ({row['category']})"
+    p_equivalent = stats.equivalence(difference, se, margin)
+    if p_equivalent < 0.05:
+        return (f"{versus}: equivalent within ±{margin:.3f} (TOST p {p_equivalent:.3f}); "
+                f"difference {interval}")
+    if low > 0 or high < 0:
+        return (f"{versus}: {'higher' if low > 0 else 'lower'} by {abs(difference):.4f} "
+                f"(difference {interval})")
+    return (f"{versus}: no measured difference, {interval}; not shown equivalent within "
+            f"±{margin:.3f} (TOST p {p_equivalent:.2f})")
+
+
+# --- looks at View 2 ---------------------------------------------------------------------------
+
+def looks() -> pd.DataFrame:
+    """Every View 2 run of the named models, from ``view2_declarations.json``: one row per
+    declaration, oldest first, with what it showed once it ran (NaN until then).
+
+    A look is declared before it runs (date, profile, model, recipe, run keys, and why the
+    candidate was chosen on View 1 alone); the result is added after, whatever it shows, and
+    the headline is the latest declared look that ran. Looks made before this file existed are
+    listed too, marked ``declared_before_run: false``."""
+    rows = json.loads(DECLARATIONS.read_text())
+    table = pd.DataFrame(rows)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="look")
+    return table
+
+
+def declared_look(configs: list[RunConfig], policy: str) -> int | None:
+    """The number of the look whose run keys are exactly ``configs``' (the fold runs about to
+    train or load, under numeric ``policy``), or None when no declaration names them."""
+    keys = [config.key(policy) for config in configs]
+    for number, row in looks().iterrows():
+        if row.get("run_keys") == keys:
+            return int(number)
+    return None

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from siamlib import metrics, paths, plots, profiles, view2  # noqa: E402
+from siamlib import metrics, paths, plots, profiles, stats, view2  # noqa: E402
 from siamlib.model import ModelConfig  # noqa: E402
 
 
@@ -210,7 +210,7 @@ def validation_like(n_clusters: int = 150):
     name_a = [f"p{c}a" for c in range(n_clusters) for _ in range(4)]
     name_b = [f"p{c}{'ab'[k % 2]}" for c in range(n_clusters) for k in range(4)]
     labels = np.tile([1, 0, 1, 0], n_clusters)
-    groups = metrics.person_clusters(name_a, name_b)
+    groups = stats.person_clusters(name_a, name_b)
     assert len(np.unique(groups)) == n_clusters
     return labels, groups, labels + np.random.default_rng(0).normal(0, 1, len(labels))
 

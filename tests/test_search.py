@@ -163,9 +163,14 @@ def test_notebook_03_plan_bounds_what_is_unknown_then_lists_the_chosen_seeds(tmp
         study.tell(trial, value)
     *_, study_entry, seed0, seed1, _ = search.notebook_runs(smoke, 1, 3, storage)
     assert study_entry.count == 0  # the study is finished
-    best = search.best_config(study, screened)
-    assert [seed0.key(), seed1.key()] == [best.replace(train={"seed": s}).key() for s in (0, 1)]
-    assert [seed0.name, seed1.name] == ["search-best-seed0", "search-best-seed1"]
+    best, other_seed = search.best_runs(study, screened, 2)
+    assert [seed0.key(), seed1.key()] == [best.key(), other_seed.key()]
+    assert other_seed.replace(name=best.name, train={"seed": 0}) == best
+    # seed 0 is the best trial's own run (its name and key), loaded, not trained again
+    trial = study.best_trial
+    assert seed0.name == f"{study.study_name}-{trial.number:03d}"
+    assert seed1.name == "search-best-seed1"
+    assert seed0 == search.SPACE.config(screened, trial.params, 1, seed0.name)
 
 
 def test_no_point_of_the_space_costs_more_than_the_costliest():

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siamlib import metrics, pairs, profiles, view2
+from siamlib import pairs, profiles, stats, view2
 from siamlib.pipeline import identity_batch_dataset
 from siamlib.splits import DataConfig, load_splits, view2_experiment
 from siamlib.training import Run, RunConfig, TrainConfig
@@ -72,9 +72,12 @@ def test_mean_se_is_lfws_formula():
 
 
 def _run(fold: int, val_scores, test_scores, labels=(1, 1, 0, 0)) -> Run:
-    """A finished run as train() would return it, without a network."""
+    """A finished run as train() would return it, without a network; pair i is of person
+    f<fold>p<i> (and a second person for a different pair), so no two pairs share anyone."""
+    people = [f"f{fold}p{i}" for i in range(len(labels))]
     pair_paths = {"path_a": [f"a{i}" for i in range(len(labels))],
-                  "path_b": [f"b{i}" for i in range(len(labels))]}
+                  "path_b": [f"b{i}" for i in range(len(labels))], "name_a": people,
+                  "name_b": [p if same else f"{p}x" for p, same in zip(people, labels)]}
     scores = pd.concat([
         pd.DataFrame({"label": labels, "score": val_scores, "split": "val", **pair_paths}),
         pd.DataFrame({"label": labels, "score": test_scores, "split": "test", **pair_paths}),
@@ -96,36 +99,116 @@ def test_fold_table_decides_each_test_fold_at_its_validation_threshold():
     assert table["train_s"].tolist() == [60.0, 120.0]
 
 
-def test_report_gives_mean_se_the_category_and_pooled_tar_with_its_impostors():
-    rng = np.random.default_rng(0)
-    labels = np.repeat([1, 0], 150)
-    runs = [_run(fold, rng.random(300) + labels, rng.random(300) + labels * 0.8, labels)
-            for fold in (1, 2, 3)]
+def _noisy_runs(folds=(1, 2, 3), n: int = 300, shift: float = 1.0, seed: int = 0):
+    """Runs whose val and test scores are the label times ``shift`` plus standard normal noise,
+    ``n`` pairs a fold, half of them same-person."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([1, 0], n // 2)
+    return [_run(fold, rng.normal(size=n) + shift * labels, rng.normal(size=n) + shift * labels,
+                 labels) for fold in folds]
+
+
+def test_report_gives_mean_se_the_category_and_the_validation_fitted_tar():
+    runs = _noisy_runs()
     row = view2.report("koch", runs)
     accuracies = view2.fold_table(runs)["accuracy"]
     assert row["accuracy"] == pytest.approx(accuracies.mean())
     assert row["se"] == pytest.approx(accuracies.std(ddof=1) / np.sqrt(3))
-    assert (row["method"], row["setting"]) == ("koch (this workbook)", "image-restricted")
-    assert (row["folds"], row["impostor_pairs"]) == (3, 450)
-    pooled = view2.pooled_scores(runs)
-    # The pooled ROC's highest point at FAR <= 1% (450 impostors: 4 false accepts at most).
-    curve = metrics.roc(pooled["label"], pooled["score"])
-    assert row["tar_at_far_1pc"] == pytest.approx(curve.tar[curve.far <= 0.01].max())
+    assert (row["method"], row["category"]) == ("koch (this workbook)",
+                                                "Image-Restricted, Label-Free Outside Data")
+    points = view2.operating_points(view2.fold_scores(runs), 0.01)
+    assert row["tar_at_far_1pc"] == pytest.approx(points["TAR"].mean())
     assert row["train_minutes"] == pytest.approx(6.0)
 
 
-def test_paired_comparison_counts_the_pairs_the_models_disagree_on():
+def test_the_operating_point_is_fitted_on_validation_and_counted_on_test():
+    # Validation: impostor scores 0..299 (each once), genuine scores 1000: the FAR-1% threshold
+    # lets in at most 3 impostors (297, 298, 299), so it sits above 296. Test: impostors
+    # 290..589 and genuines 0..299: 293 impostors (297..589) pass, and 3 genuines.
+    val_labels = np.r_[np.ones(300), np.zeros(300)].astype(int)
+    val = np.r_[np.full(300, 1000.0), np.arange(300.0)]
+    test = np.r_[np.arange(300.0), np.arange(290.0, 590.0)]
+    run = _run(1, val, test, val_labels)
+    table = view2.operating_points(view2.fold_scores([run]), 0.01)
+    assert 296 < table.loc[1, "threshold"] <= 297
+    assert table.loc[1, "FAR"] == pytest.approx(293 / 300)  # far off the target: shown, honest
+    assert table.loc[1, "TAR"] == pytest.approx(3 / 300)
+    assert table.loc[1, "validation impostors"] == 300
+    rare = view2.operating_points(view2.fold_scores([run]), 0.001)  # 300 cannot show 0.1 %
+    assert not rare.loc[1, "estimable"] and np.isnan(rare.loc[1, "TAR"])
+    assert "not estimable at FAR 0.1%" in view2.at_far(view2.fold_scores([run]), 0.001)
+
+
+def test_on_known_distributions_the_fitted_operating_point_lands_near_its_target():
+    runs = _noisy_runs(folds=range(1, 11), n=2000, shift=2.0, seed=3)
+    table = view2.operating_points(view2.fold_scores(runs), 0.01)
+    # Normal scores: the threshold for FAR 1% is z = 2.326; TAR = P(N(2, 1) > 2.326) = 0.372.
+    assert table["FAR"].mean() == pytest.approx(0.01, abs=0.004)
+    assert table["TAR"].mean() == pytest.approx(0.372, abs=0.04)
+
+
+def test_fold_paired_tests_respect_folds_and_people():
     # Fold 1: a gets 4 of 4, b 3 of 4 (its test pair 2 scores 0.45 < 0.5); fold 2: both 4 of 4.
     a = [_run(1, [0.9, 0.6, 0.4, 0.1], [0.9, 0.8, 0.2, 0.1]),
          _run(2, [0.9, 0.6, 0.4, 0.1], [0.8, 0.7, 0.3, 0.2])]
     b = [_run(1, [0.9, 0.6, 0.4, 0.1], [0.9, 0.45, 0.2, 0.1]),
          _run(2, [0.9, 0.6, 0.4, 0.1], [0.8, 0.7, 0.3, 0.2])]
-    result = view2.paired_comparison(a, b)
-    assert result["accuracy difference"] == pytest.approx(0.125)
-    assert result["se"] == pytest.approx(np.std([0.25, 0.0], ddof=1) / np.sqrt(2))
-    assert (result["folds a better"], result["a right, b wrong"], result["a wrong, b right"]) \
-        == (1, 1, 0)
-    assert result["McNemar p"] == pytest.approx(1.0)  # one discordant pair proves nothing
+    with pytest.warns(UserWarning, match="fewer than the 20 a cluster bootstrap needs"):
+        result = view2.fold_paired(view2.fold_scores(a), view2.fold_scores(b), n_boot=200)
+    assert result["fold difference (mean)"] == pytest.approx(0.125)
+    assert result["fold difference (SE)"] == pytest.approx(np.std([0.25, 0.0], ddof=1) / np.sqrt(2))
+    assert (result["folds a better"], result["folds b better"]) == (1, 0)
+    assert result["pooled difference"] == pytest.approx(1 / 8)
+    other = view2.fold_scores(b)
+    other[1] = other[1].assign(path_a="elsewhere")
+    with pytest.raises(ValueError, match="fold 1: the methods scored other test pairs"):
+        view2.fold_paired(view2.fold_scores(a), other)
+
+
+def test_a_clearly_better_method_is_measured_and_noise_is_not():
+    better = view2.fold_scores(_noisy_runs(range(1, 11), shift=2.0, seed=1))
+    worse = view2.rescored(better, lambda frame: frame["score"] * 0.2
+                           + np.random.default_rng(0).normal(size=len(frame)))
+    result = view2.fold_paired(better, worse, n_boot=400)
+    assert result["folds a better"] >= 9 and result["reading"] == "a better"
+    assert result["p (people resampled)"] == "≤ 0.005"  # no resample on the far side: the floor
+    same = view2.fold_paired(better, better, n_boot=400)
+    assert same["reading"] == "no measured difference" and same["pooled difference"] == 0
+
+
+def test_the_cluster_bootstrap_widens_when_pairs_share_people():
+    rng = np.random.default_rng(0)
+    labels = np.tile([1, 0], 200)
+    correct_a, correct_b = rng.random(400) < 0.8, rng.random(400) < 0.75
+    alone = stats.paired_accuracy_difference(labels, correct_a, correct_b, n_boot=500)
+    # 400 pairs in 20 clusters of 20 whose pairs are all right or all wrong together.
+    clusters = np.repeat(np.arange(20), 20)
+    tied_a, tied_b = correct_a[clusters * 20], correct_b[clusters * 20]
+    shared = stats.paired_accuracy_difference(labels, tied_a, tied_b, groups=clusters,
+                                                n_boot=500)
+    assert (shared.high - shared.low) > 2 * (alone.high - alone.low)
+
+
+@pytest.mark.parametrize("difference, se, equivalent", [
+    (0.000, 0.002, True),  # tight, centred: inside ±0.01
+    (0.000, 0.008, False),  # centred but noisy: not shown equivalent
+    (0.008, 0.002, False),  # tight but near the margin: the upper test fails
+])
+def test_tost_claims_equivalence_only_inside_the_margin(difference, se, equivalent):
+    assert (stats.equivalence(difference, se, 0.01) < 0.05) == equivalent
+
+
+def test_claims_are_computed_from_the_numbers():
+    ours = {"method": "ours", "accuracy": 0.8725, "se": 0.0061}
+    row = pd.Series({"method": "them", "category": "c", "accuracy": 0.8950, "se": 0.0051})
+    assert "lower by 0.0225" in view2.claim(ours, row)
+    level = row.copy()
+    level["accuracy"], level["se"] = 0.8733, 0.0055
+    assert "no measured difference" in view2.claim(ours, level)
+    assert "not shown equivalent" in view2.claim(ours, level)
+    tight = {"method": "ours", "accuracy": 0.8735, "se": 0.001}
+    level["se"] = 0.001
+    assert "equivalent within ±0.010" in view2.claim(tight, level)
 
 
 def test_averaged_roc_averages_each_folds_tar_at_equal_far():
@@ -133,9 +216,12 @@ def test_averaged_roc_averages_each_folds_tar_at_equal_far():
     # Test scores 0.9 (same), 0.8 (different), 0.7 (same), 0.1 (different): at FAR < 0.5 only
     # the first same pair is accepted, TAR 0.5.
     mixed = _run(2, [0.9, 0.8, 0.2, 0.1], [0.9, 0.7, 0.8, 0.1])
-    curve = view2.averaged_roc([perfect, mixed], far_grid=[0.0, 0.25, 0.5, 1.0])
+    scores = view2.fold_scores([perfect, mixed])
+    curve = view2.averaged_roc(scores, far_grid=[0.0, 0.25, 0.5, 1.0])
     assert curve["tar"].tolist() == pytest.approx([0.75, 0.75, 1.0, 1.0])
     assert curve["tar_se"].iloc[0] == pytest.approx(np.std([1.0, 0.5], ddof=1) / np.sqrt(2))
+    # By default the curve starts where each fold has one impostor to support it: 1/2 here.
+    assert view2.averaged_roc(scores)["far"].min() == pytest.approx(0.5)
 
 
 def test_setting_is_lfws_name_for_what_training_learned_from():
@@ -145,15 +231,53 @@ def test_setting_is_lfws_name_for_what_training_learned_from():
         "unrestricted"
 
 
-def test_comparison_labels_every_row_with_its_category():
-    row = {"method": "all_pairs (this workbook)", "accuracy": 0.8, "se": 0.01,
-           "setting": "unrestricted", "outside data": "label-free outside data"}
-    table = view2.comparison([row])
-    assert len(table) == len(view2.PUBLISHED) + 1
-    assert table["accuracy"].is_monotonic_increasing
-    assert table[["setting", "outside data"]].notna().all().all()
-    wolf = table[table["method"].str.contains("Wolf")].iloc[0]
-    assert (wolf["accuracy"], wolf["se"]) == (0.8683, 0.0034)
+def test_published_rows_are_lfws_as_issue_24_checked_them():
+    table = view2.published().set_index(["category", "method"])
+    label_free = "Unrestricted, Label-Free Outside Data"
+    for category, method, accuracy, se in [
+        (label_free, "Combined multishot, aligned", 0.8950, 0.0051),
+        (label_free, "combined PLDA, funneled & aligned", 0.9007, 0.0051),
+        (label_free, "ConvNet-RBM", 0.9175, 0.0048),
+        (label_free, "high-dim LBP", 0.9318, 0.0107),
+        (label_free, "MDML-DCPs", 0.9558, 0.0034),
+        (label_free, "LDML-MkNN, funneled", 0.8750, 0.0040),
+        (label_free, "LBP PLDA, aligned", 0.8733, 0.0055),
+        ("Image-Restricted, Label-Free Outside Data",
+         "Combined b/g samples based methods, aligned", 0.8683, 0.0034),
+        ("Image-Restricted, No Outside Data", "V1-like/MKL, funneled", 0.7935, 0.0055),
+    ]:
+        assert tuple(table.loc[(category, method)]) == (accuracy, se), method
+    assert table.groupby(level="category").size().to_dict() == {
+        "Image-Restricted, No Outside Data": 15, "Image-Restricted, Label-Free Outside Data": 28,
+        label_free: 21, "Unrestricted, Labeled Outside Data": 80}
+
+
+def test_the_comparison_ranks_the_workbook_within_its_own_category():
+    ours = {"method": "all_pairs (this workbook)", "accuracy": 0.8725, "se": 0.0061,
+            "category": view2.category(profiles.PROFILES["cpu"].all_pairs), "folds": 10}
+    table = view2.comparison(ours, ("Image-Restricted, Label-Free Outside Data",))
+    assert list(dict.fromkeys(table["category"])) == [
+        "Unrestricted, Label-Free Outside Data", "Image-Restricted, Label-Free Outside Data"]
+    mine = table[table["method"] == ours["method"]].iloc[0]
+    assert mine["rank in category"] == 20  # below LDML-MkNN's 0.8750 and LBP PLDA's 0.8733
+    assert 'category "Unrestricted, Label-Free Outside Data": rank 20 of 22' in \
+        view2.headline(ours)
+
+
+def test_every_declared_look_is_complete_and_the_current_runs_are_declared():
+    looks = view2.looks()
+    assert looks["date"].is_monotonic_increasing
+    ran = looks[looks["accuracy"].notna()]
+    assert ran["se"].notna().all()
+    declared = looks[looks["declared_before_run"]]
+    assert declared["run_keys"].map(len).eq(10).all()  # the ten experiments' keys
+    cpu = profiles.PROFILES["cpu"]
+    for model in view2.MODELS:  # the named models' View 2 runs today are a declared look
+        look = view2.declared_look(cpu.view2_runs(model), "float32")
+        assert look is not None, f"declare {model}'s View 2 runs before running them"
+        assert looks.loc[look, "model"] == model and looks.loc[look, "profile"] == "cpu"
+    assert view2.declared_look(profiles.PROFILES["smoke"].view2_runs("all_pairs"), "float32") \
+        is None
 
 
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))

@@ -1,0 +1,238 @@
+"""How sure a number is, and which of two methods is better: statistics that respect people.
+
+LFW's test pairs are not independent draws: a person appears in many pairs, and a model that
+fails on one photo of them fails on all its pairs. So intervals here resample whole clusters of
+people (``person_clusters``), two methods are compared pair by pair on the same pairs (paired
+bootstraps, McNemar's test), a p-value at the resampling floor is written "≤" that floor
+(``p_text``), and "equivalent" needs its own test (``equivalence``): a difference the data could
+not measure is not shown to be zero. The rates themselves are ``siamlib.metrics``'.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import namedtuple
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import binomtest, norm
+
+from siamlib import DIFFERENT, SAME, metrics
+
+BOOTSTRAP_METRICS = ("accuracy", "auc", "eer")
+# Fewest independent clusters a cluster bootstrap may rest on; see ``bootstrap_ci``.
+MIN_CLUSTERS = 20
+
+ConfidenceInterval = namedtuple("ConfidenceInterval", "estimate low high")
+McNemarResult = namedtuple("McNemarResult", "n01 n10 p_value accuracy_difference")
+PairedDifference = namedtuple("PairedDifference", "estimate low high p_value")
+
+
+def person_clusters(name_a, name_b) -> np.ndarray:
+    """One cluster id per pair (0, 1, ... in order of first appearance): the connected component
+    of the people in it. Two pairs share a cluster when a chain of shared people joins them, so
+    pairs in different clusters share no one, and resampling whole clusters (``groups=``)
+    treats only those as independent. LFW-a's pairsDevTest: 463 clusters of at most 25 pairs."""
+    name_a, name_b = np.asarray(name_a), np.asarray(name_b)
+    if name_a.ndim != 1 or name_a.shape != name_b.shape:
+        raise ValueError(f"name_a and name_b must be one-dimensional and of the same length, "
+                         f"got shapes {name_a.shape} and {name_b.shape}")
+    person, people = pd.factorize(np.concatenate([name_a, name_b]))
+    first, second = person[: len(name_a)], person[len(name_a) :]
+    links = coo_matrix((np.ones(len(first)), (first, second)), shape=(len(people),) * 2)
+    component = connected_components(links, directed=False)[1]
+    return pd.factorize(component[first])[0]
+
+
+def _resampled(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float, seed: int):
+    """``statistic(index)`` on ``n_boot`` resamples of pair indices, or None (with a warning)
+    when ``groups`` are too few clusters (see ``bootstrap_ci``). Without groups, pairs are drawn
+    within each class, keeping the balance; with groups, whole clusters are drawn and the
+    balance varies as with another draw of people (a draw missing a class is drawn again)."""
+    if int(n_boot) < 1 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"n_boot must be at least 1 and alpha between 0 and 1, got n_boot "
+                         f"{n_boot} and alpha {alpha}")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        same, different = np.flatnonzero(labels == SAME), np.flatnonzero(labels == DIFFERENT)
+        return np.array([statistic(np.r_[rng.choice(same, len(same)),
+                                          rng.choice(different, len(different))])
+                         for _ in range(int(n_boot))])
+    groups = np.asarray(groups)
+    if groups.shape != labels.shape:
+        raise ValueError(f"groups must hold one cluster id per pair ({len(labels)}), got shape "
+                         f"{groups.shape}")
+    if pd.isna(groups).any():
+        raise ValueError(f"groups contain {int(pd.isna(groups).sum())} missing (NaN) cluster "
+                         "id(s): give every pair its cluster, e.g. person_clusters(name_a, name_b)")
+    clusters = pd.factorize(groups)[0]
+    sizes = np.bincount(clusters)
+    effective = sizes.sum() ** 2 / np.sum(sizes**2)
+    if effective < MIN_CLUSTERS:
+        warnings.warn(
+            f"the {len(clusters)} pairs fall into {len(sizes)} cluster(s) of people, the largest "
+            f"holding {sizes.max() / len(clusters):.0%} of them: about {effective:.1f} "
+            f"independent clusters, fewer than the {MIN_CLUSTERS} a cluster bootstrap needs. The "
+            "interval spans every possible value; test on more people to measure it.",
+            UserWarning, stacklevel=3)
+        return None
+    values = []
+    while len(values) < n_boot:
+        # Each pair comes as often as its cluster was drawn.
+        times = np.bincount(rng.integers(0, len(sizes), len(sizes)), minlength=len(sizes))
+        index = np.repeat(np.arange(len(labels)), times[clusters])
+        if len(np.unique(labels[index])) == 2:
+            values.append(statistic(index))
+    return np.array(values)
+
+
+def bootstrap_ci(labels, scores, metric: str, n_boot: int = 1000, alpha: float = 0.05,
+                 seed: int = 0, threshold: float | None = None,
+                 groups=None) -> ConfidenceInterval:
+    """How much a metric could move with a different draw of test pairs (or of people): the
+    resamples' percentile interval.
+
+    Without ``groups``, pairs are resampled as if independent, which LFW test pairs are not: a
+    model that fails on one person fails on all of that person's pairs, so the interval is too
+    narrow. ``groups`` (e.g. ``person_clusters``) resamples whole clusters. Those learn the
+    spread only from which clusters a resample holds: one cluster gives zero width, a few far
+    too little. Cluster-robust statistics calls fewer than about 20-50 clusters "few" (Cameron &
+    Miller, 2015); below ``MIN_CLUSTERS`` = 20, counted as (sum of sizes)² / (sum of squared
+    sizes) (k for k equal clusters, near 1 when one holds most pairs), a warning says so and the
+    interval is [0, 1], every value the metric can take: a small face set runs to the end and
+    says the truth. ``accuracy`` uses the fixed ``threshold`` chosen on VALIDATION: refitting it
+    per resample would measure a different procedure.
+    """
+    labels, scores = metrics.checked(labels, scores)
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
+    if metric == "accuracy" and threshold is None:
+        raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
+
+    def value(index) -> float:
+        if metric == "accuracy":
+            return metrics.accuracy_at(labels[index], scores[index], threshold)
+        if metric == "auc":
+            return metrics.roc(labels[index], scores[index]).auc
+        return metrics.eer(labels[index], scores[index]).eer
+
+    estimate, values = value(slice(None)), _resampled(value, labels, groups, n_boot, alpha, seed)
+    if values is None:
+        return ConfidenceInterval(estimate, 0.0, 1.0)
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return ConfidenceInterval(estimate, float(low), float(high))
+
+
+# --- two methods on the same pairs ----------------------------------------------------------
+def mcnemar(correct_a, correct_b) -> McNemarResult:
+    """Exact two-sided McNemar test: is method A right more often than B on the SAME items?
+
+    Two accuracies on the same test pairs are not independent, so overlapping intervals do not
+    mean "no difference". Only items where the methods disagree say which is better: ``n10`` (A
+    right, B wrong) and ``n01`` (A wrong, B right). If neither is better each is a fair coin, so
+    ``n10`` is Binomial(n01 + n10, 1/2): scipy's exact test (p = 1 if they never disagree).
+    ``accuracy_difference`` is (n10 - n01) / items. Any per-item correctness works: pairs decided
+    at a validation threshold, or N-way one-shot tasks (``n_way_correct``).
+    """
+    correct_a, correct_b = np.asarray(correct_a), np.asarray(correct_b)
+    if (correct_a.ndim != 1 or correct_a.shape != correct_b.shape or len(correct_a) == 0
+            or not np.isin(np.r_[correct_a, correct_b], (0, 1)).all()):
+        raise ValueError(f"correct_a and correct_b must be non-empty True/False (or 1/0) arrays "
+                         f"over the same items, got shapes {correct_a.shape} and "
+                         f"{correct_b.shape}")
+    correct_a, correct_b = correct_a.astype(bool), correct_b.astype(bool)
+    n10, n01 = int(np.sum(correct_a & ~correct_b)), int(np.sum(~correct_a & correct_b))
+    p_value = 1.0 if n01 + n10 == 0 else float(binomtest(n10, n01 + n10, 0.5).pvalue)
+    return McNemarResult(n01, n10, p_value, (n10 - n01) / len(correct_a))
+
+
+def paired_auc_difference(labels, scores_a, scores_b, groups=None, n_boot: int = 1000,
+                          alpha: float = 0.05, seed: int = 0,
+                          one_sided: bool = False) -> PairedDifference:
+    """AUC(A) - AUC(B) on the same pairs, with a paired bootstrap interval and p-value.
+
+    Each resample (of pairs, or of ``groups`` as in ``bootstrap_ci``; too few clusters give
+    [-1, 1] and p = 1) scores BOTH methods, so what they share (the same hard pairs) cancels in
+    the difference: tighter than two separate intervals. The two-sided p-value for "no
+    difference" is ``2 (1 + k) / (n_boot + 1)``, capped at 1, with k the resampled differences on
+    the rarer side of 0; the one added keeps it from reading exactly 0 (``p_text`` writes that
+    floor as "≤"). ``one_sided`` asks only "is A better?": k counts the differences at or below
+    0, without the 2.
+    """
+    labels, scores_a = metrics.checked(labels, scores_a)
+    scores_b = metrics.checked(labels, scores_b)[1]
+
+    def difference(index) -> float:
+        return (metrics.roc(labels[index], scores_a[index]).auc
+                - metrics.roc(labels[index], scores_b[index]).auc)
+
+    return _paired(difference, labels, groups, n_boot, alpha, seed, one_sided)
+
+
+def paired_accuracy_difference(labels, correct_a, correct_b, groups=None, n_boot: int = 1000,
+                               alpha: float = 0.05, seed: int = 0) -> PairedDifference:
+    """Accuracy(A) - accuracy(B) on the same pairs, each already decided (``correct_a``: True
+    where A was right, at a threshold fitted on validation), by the paired bootstrap of
+    ``paired_auc_difference``. McNemar's test treats pairs as independent; with ``groups`` this
+    resamples whole clusters of people instead."""
+    labels = metrics.checked(labels, np.zeros(len(labels)))[0]
+    correct_a, correct_b = (np.asarray(c, dtype=float) for c in (correct_a, correct_b))
+    if correct_a.shape != labels.shape or correct_b.shape != labels.shape:
+        raise ValueError(f"correct_a and correct_b need one entry per pair ({len(labels)}), got "
+                         f"shapes {correct_a.shape} and {correct_b.shape}")
+
+    def difference(index) -> float:
+        return float(np.mean(correct_a[index]) - np.mean(correct_b[index]))
+
+    return _paired(difference, labels, groups, n_boot, alpha, seed, one_sided=False)
+
+
+def _paired(difference, labels, groups, n_boot: int, alpha: float, seed: int,
+            one_sided: bool) -> PairedDifference:
+    """``difference`` on all pairs, its bootstrap interval and p-value (see
+    ``paired_auc_difference``)."""
+    estimate = difference(slice(None))
+    differences = _resampled(difference, labels, groups, n_boot, alpha, seed)
+    if differences is None:
+        return PairedDifference(estimate, -1.0, 1.0, 1.0)
+    low, high = np.quantile(differences, [alpha / 2, 1 - alpha / 2])
+    if one_sided:
+        p_value = (1 + np.sum(differences <= 0)) / (n_boot + 1)
+    else:
+        on_one_side = min(np.sum(differences <= 0), np.sum(differences >= 0))
+        p_value = min(1.0, 2 * (1 + on_one_side) / (n_boot + 1))
+    return PairedDifference(estimate, float(low), float(high), float(p_value))
+
+
+def p_text(p_value: float, n_boot: int, one_sided: bool = False) -> str:
+    """A bootstrap p-value as it may be read: at the smallest value ``n_boot`` resamples can
+    give (no resample on the far side of 0), only "≤" that floor is known."""
+    floor = (1 if one_sided else 2) / (n_boot + 1)
+    return f"≤ {floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
+
+
+def equivalence(difference: float, se: float, margin: float, alpha: float = 0.05) -> float:
+    """The p-value of two one-sided tests (TOST) that ``difference`` (normally distributed with
+    standard error ``se``) lies within ±``margin``: below ``alpha`` the two are equivalent
+    within the margin. "No measured difference" is not equivalence: a small, noisy difference
+    has neither. The margin must be fixed before looking at the data."""
+    if not se > 0 or not margin > 0:
+        raise ValueError(f"se and margin must be positive, got se {se} and margin {margin}")
+    below = norm.sf((difference + margin) / se)  # H0: difference <= -margin
+    above = norm.cdf((difference - margin) / se)  # H0: difference >= +margin
+    return float(max(below, above))
+
+
+def reading(p_value: float, difference: float, first: str, second: str, alpha: float = 0.05) -> str:
+    """What a paired test of ``first`` against ``second`` lets us say at the ``alpha`` level;
+    ``difference`` is first minus second. "No measured difference" (``p_value >= alpha``): the
+    test set could not tell the two apart, which does not make them equal."""
+    if not 0.0 < alpha < 1.0 or not 0.0 <= p_value <= 1.0 or np.isnan(difference):
+        raise ValueError(f"an alpha and a p-value between 0 and 1 and a difference are needed, "
+                         f"got alpha {alpha}, p_value {p_value} and difference {difference} "
+                         "(a NaN means the test did not compute)")
+    if p_value >= alpha:
+        return "no measured difference"
+    return f"{first} better" if difference > 0 else f"{second} better"
