@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 from siamlib import metrics, paths
 from siamlib.images import ImageStore
@@ -91,6 +92,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
         auc_ax.axvline(int(history["val_auc"].idxmax()) + 1, color=colour, ls=":", lw=1)
     # Log scale: losses include each net's L2 penalty, which differs by an order of magnitude.
     loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss", yscale="log")
+    for set_formatter in (loss_ax.yaxis.set_major_formatter, loss_ax.yaxis.set_minor_formatter):
+        set_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))  # 10.2, not 1.016x10^1
     auc_ax.set(xlabel="epoch", ylabel="AUC", title="AUC (dotted: best validation epoch)")
     auc_ax.legend(fontsize=8)
     fig.suptitle(title)
