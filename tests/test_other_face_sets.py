@@ -20,7 +20,7 @@ import pytest
 
 from siamlib import paths, profiles
 from siamlib.images import Preprocess, decode_gray
-from siamlib.metrics import person_clusters
+from siamlib.stats import person_clusters
 from siamlib.splits import MIN_PEOPLE, DataConfig, check_data, load_splits, split_pairs
 from siamlib.training import RunConfig
 
