@@ -20,8 +20,8 @@ import pytest
 
 from siamlib import paths, profiles
 from siamlib.images import Preprocess, decode_gray
-from siamlib.stats import person_clusters
 from siamlib.splits import MIN_PEOPLE, DataConfig, check_data, load_splits, split_pairs
+from siamlib.stats import person_clusters
 from siamlib.training import RunConfig
 
 ORL_WIDTH, ORL_HEIGHT = 92, 112
