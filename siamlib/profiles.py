@@ -166,8 +166,8 @@ PROFILES = {profile.name: profile for profile in [
                                  max_train_pairs=256, max_eval_pairs=200),
             search_trials=4, screening_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
             view2_folds=2, view2_epochs={}),
-    # all_pairs' 45 epochs: about 11 minutes a run on 2 cores, within issue 13's 12 minutes per
-    # View 2 experiment; koch gets 6 epochs a fold there (README, "The benchmark: View 2").
+    # all_pairs' 45 epochs: 748 s of training on 2 AMD EPYC cores (2026-12-04), a little over
+    # issue 13's 12 minutes per View 2 experiment; koch gets 6 epochs a fold there.
     # Notebook 03 screens at 4 epochs (a ninth of the budget): its 14 screened runs, the
     # study's 10 trials and the study's best with 3 seeds fit beside the named models in an
     # hour on 2 cores.
