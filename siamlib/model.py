@@ -48,6 +48,8 @@ class ModelConfig:
         image_size: input side in pixels (105 in the paper).
         filters: conv filters per block, before ``width`` scaling.
         kernels: conv kernel sides per block. Every block but the last is followed by 2x2 max-pool.
+        strided_stem: the first conv strides 2 and has no max-pool after it: the same map size
+            after the first block for a quarter of its multiply-adds (Koch et al.: stride 1).
         width: multiplies every block's filters (0.25 gives a narrow net that trains ~8x faster).
         dense_units: embedding size (a sigmoid dense layer after the flattened features).
         batch_norm: batch normalisation after each conv (before ReLU).
@@ -68,6 +70,7 @@ class ModelConfig:
     image_size: int = 105
     filters: tuple[int, ...] = (64, 128, 128, 256)
     kernels: tuple[int, ...] = (10, 7, 4, 4)
+    strided_stem: bool = False
     width: float = 1.0
     dense_units: int = 4096
     batch_norm: bool = False
@@ -128,7 +131,8 @@ def build_tower(config: ModelConfig, policy: str = "float32") -> keras.Model:
             x = layers.MaxPooling2D(layer.kernel, dtype=policy, name=layer.name)(x)
             continue
         block = layer.name.removeprefix("conv")
-        x = layers.Conv2D(layer.channels, layer.kernel, use_bias=not config.batch_norm,
+        x = layers.Conv2D(layer.channels, layer.kernel, layer.stride,
+                          use_bias=not config.batch_norm,
                           kernel_initializer=conv_init, name=layer.name, **weights)(x)
         if config.batch_norm:
             x = layers.BatchNormalization(dtype=policy, name=f"bn{block}")(x)
@@ -145,7 +149,8 @@ class LayerShape(NamedTuple):
     """One conv or pooling layer of the tower: its window and what it outputs."""
 
     name: str  # "conv1", "pool1", "conv2", ...
-    kernel: int  # side of its window: the conv's kernel, 2 for a pool (which also strides 2)
+    kernel: int  # side of its window: the conv's kernel, 2 for a pool
+    stride: int  # 2 for a pool and a strided stem, else 1
     side: int  # output side in pixels
     channels: int  # output channels
 
@@ -155,16 +160,17 @@ def tower_shapes(config: ModelConfig) -> list[LayerShape]:
 
     The one place the tower's layout is worked out: ``build_tower`` builds these layers,
     ``receptive_field`` tabulates them, ``budget`` counts their multiply-adds. Convs are
-    "valid" (a k x k kernel takes k - 1 pixels off the side), pools floor odd sides.
+    "valid" (a k x k kernel takes k - 1 pixels off the side), strides and pools floor odd sides.
     """
     shapes, side = [], config.image_size
     for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
         channels = max(1, round(filters * config.width))
-        side -= kernel - 1
-        shapes.append(LayerShape(f"conv{block}", kernel, side, channels))
-        if block < len(config.filters):
+        stride = 2 if block == 1 and config.strided_stem else 1
+        side = (side - kernel) // stride + 1
+        shapes.append(LayerShape(f"conv{block}", kernel, stride, side, channels))
+        if block < len(config.filters) and stride == 1:
             side //= 2
-            shapes.append(LayerShape(f"pool{block}", 2, side, channels))
+            shapes.append(LayerShape(f"pool{block}", 2, 2, side, channels))
     return shapes
 
 
@@ -377,11 +383,12 @@ def receptive_field(config: ModelConfig) -> list[dict]:
     """Output shape, parameters and receptive field of each layer, for notebook 02's table."""
     rows, field, jump, channels = [], 1, 1, 1
     for layer in tower_shapes(config):
-        # A window of k pixels widens the field by (k - 1) steps of the layer's input; a pool
-        # also doubles the step (its stride), a conv keeps it.
+        # A window of k pixels widens the field by (k - 1) steps of the layer's input; a
+        # stride multiplies the step.
         field += (layer.kernel - 1) * jump
+        jump *= layer.stride
         if layer.name.startswith("pool"):
-            jump, params = jump * layer.kernel, 0
+            params = 0
         else:
             params = layer.kernel**2 * channels * layer.channels + (
                 0 if config.batch_norm else layer.channels)

@@ -12,7 +12,7 @@ Every profile names the same two runs, built by ``koch_and_all_pairs`` below, so
 02-05 talk about the same models whatever the machine; only size and budget change. ``koch``
 is Koch et al.'s network and training on the whole frame, the reference. ``all_pairs`` is the
 workbook's model: trial #14 of notebook 03's Optuna study on the cpu profile (View 1 validation,
-2026-12-02), its schedule chosen on View 1 (README, "Development results"); notebook 03's
+2026-12-02), its schedule and its strided stem chosen on View 1 (CHANGELOG.md); notebook 03's
 ablations show what each of its parts is worth.
 """
 
@@ -94,6 +94,13 @@ class Profile:
             "BCE on the L1 head (Koch's)": {"model": {"loss": "bce", "distance": "l1"}},
             "multi-similarity loss": {"model": {"loss": "multi_similarity"}},
             "SGD with momentum, decay": {"train": KOCH_SGD},
+            # Issue 25's levers: the stem, and where else the same FLOPs could go.
+            "Koch's stem (stride 1, then max-pool)": {"model": {"strided_stem": False}},
+            "3x3 blocks, 1.75x width (about equal FLOPs)": {"model": {"kernels": (10, 3, 3, 3),
+                                                               "width": model.width * 1.75}},
+            "input 80 px, 1.4x width (about equal FLOPs)": {"data": {"preprocess": Preprocess(80)},
+                                                      "model": {"image_size": 80,
+                                                                "width": model.width * 1.4}},
         }
         return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
                 for what, change in changes.items()}
@@ -109,9 +116,13 @@ class Profile:
     def seed_runs(self, epochs: int | None = None) -> list[RunConfig]:
         """Screened ``all_pairs`` trained with ``seeds`` different seeds (the first is the
         ablations' base): the spread any screened difference must beat."""
-        base = self.screening(self.all_pairs, epochs)  # seed 0: the ablations' base, one run
-        return [base] + [base.replace(name=f"{base.name}-seed{seed}", train={"seed": seed})
-                         for seed in range(1, self.seeds)]
+        return self.screening(self.all_pairs, epochs).with_seeds(self.seeds)
+
+
+# Changes adopted into all_pairs since notebook 03's study, named by the ablation that undoes
+# them: notebook 03 trains those rows with every seed, as a change is kept only on evidence
+# that holds in each (``RunConfig.with_seeds``).
+ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 
 
 def _slug(text: str) -> str:
@@ -130,8 +141,10 @@ KOCH_LAYOUT = {"image_size": 105, "filters": (64, 128, 128, 256), "kernels": (10
 KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99,
             **EXPONENTIAL_SCHEDULE}
 # all_pairs' network: Koch's layout with what a small face set needs. Dropout is the study's.
-ALL_PAIRS_NETWORK = {**KOCH_LAYOUT, "batch_norm": True, "dropout": 0.0773, "init": "glorot",
-                     "loss": "contrastive", "distance": "l2"}
+# The strided stem (issue 25) keeps the first block's 48 x 48 output for a quarter of its
+# multiply-adds; notebook 03's "Koch's stem" row measures what it changes, over every seed.
+ALL_PAIRS_NETWORK = {**KOCH_LAYOUT, "strided_stem": True, "batch_norm": True, "dropout": 0.0773,
+                     "init": "glorot", "loss": "contrastive", "distance": "l2"}
 # all_pairs' training: Adam warmed up for an epoch, then a cosine decay, on every pair of
 # batches of 8 people x 4 photos, augmented. Learning rate and batch are the study's. Patience
 # is the whole run: early stopping keeps the best validation epoch but must not cut the cosine
@@ -166,13 +179,13 @@ PROFILES = {profile.name: profile for profile in [
                                  max_train_pairs=256, max_eval_pairs=200),
             search_trials=4, screening_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
             view2_folds=2, view2_epochs={}),
-    # all_pairs' 45 epochs: 748 s of training on 2 AMD EPYC cores (2026-12-04), a little over
-    # issue 13's 12 minutes per View 2 experiment; koch gets 6 epochs a fold there.
+    # all_pairs' 45 epochs: under 10 minutes of training on 2 AMD EPYC cores with the strided
+    # stem (Koch's stem: about 12.5), inside 12 minutes per View 2 experiment (issue 25);
+    # koch gets 6 epochs a fold there.
     # Notebook 03 screens at 4 epochs (a ninth of the budget): its 14 screened runs, the
     # study's 10 trials and the study's best with 3 seeds fit beside the named models in an
     # hour on 2 cores.
-    Profile("cpu", "laptop CPU: all pairs, Koch's layout at quarter width (all_pairs: about "
-                   "350 images/s on 2 cores)",
+    Profile("cpu", "laptop CPU: all pairs, Koch's layout at quarter width",
             **koch_and_all_pairs(width=0.25, dense_units=512,
                                  koch={"batch_size": 64, "epochs": 20, "patience": 4},
                                  epochs=45, images_per_epoch=4096),

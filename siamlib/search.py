@@ -377,19 +377,17 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None
 def best_runs(study: optuna.Study, base: RunConfig, seeds: int,
               space: SearchSpace = SPACE) -> list[RunConfig]:
     """The best trial's configuration at ``base``'s budget with seeds 0 .. ``seeds`` - 1. Seed
-    0 keeps the trial's own name: at the trial's epochs it is the trial's run, loaded, not
-    trained twice; the others are named "search-best-seed<k>"."""
+    0 is the trial's own run (at the trial's epochs, loaded, not trained twice)."""
     trial = study.best_trial
-    best = space.config(base, trial.params, base.train.epochs,
-                        f"{study.study_name}-{trial.number:03d}")
-    return [best] + [best.replace(name=f"search-best-seed{seed}", train={"seed": seed})
-                     for seed in range(1, seeds)]
+    return space.config(base, trial.params, base.train.epochs,
+                        f"{study.study_name}-{trial.number:03d}").with_seeds(seeds)
 
 
 def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
                   storage: str | Path | None = None, seed: int = 0, source: str = LFW) -> list:
     """Everything notebook 03 may train on ``source``, as ``budget.plan`` entries: the named
-    models at their full budget; the ablations and seeds screened at ``epochs``; the study's
+    models at their full budget; the ablations and seeds screened at ``epochs`` (the ablations
+    that undo an adopted change with every seed, ``profiles.ADOPTED``); the study's
     trials still to run and its best configuration with ``profile.seeds`` seeds (exact runs once
     the study is finished, else ``Trials``); and a winner of the selection trained again at the
     full budget. What is not known yet is priced as the space's costliest configuration, so the
@@ -400,9 +398,12 @@ def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
         study = open_study(screened, epochs, storage=storage, seed=seed)
     left = max(0, trials - len(finished(study)))
     costliest = SPACE.costliest(screened, epochs)
+    ablations = profile.ablations(epochs)
+    adopted = [config for what in profiles.ADOPTED for config in
+               ablations[what].with_seeds(profile.seeds)]
     entries = [config.replace(**here) for config in [
-        profile.all_pairs, profile.koch, *profile.ablations(epochs).values(),
-        *profile.seed_runs(epochs)]]
+        profile.all_pairs, profile.koch, *ablations.values(), *profile.seed_runs(epochs),
+        *adopted]]
     entries.append(Trials(f"Optuna study: {left} of {trials} trials left", costliest, left))
     if left:
         entries.append(Trials(f"search-best, {profile.seeds} seeds (the network the study "

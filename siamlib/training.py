@@ -191,6 +191,13 @@ class RunConfig:
                    if isinstance(value, dict) else value for part, value in changes.items()}
         return dataclasses.replace(self, **updates)
 
+    def with_seeds(self, count: int) -> list[RunConfig]:
+        """This run and the same recipe with seeds 1 .. ``count`` - 1 ("<name>-seed<k>"): what a
+        difference must hold across before it counts as measured. The first is this config
+        itself, so a run already trained is loaded, not trained again under another name."""
+        return [self] + [self.replace(name=f"{self.name}-seed{seed}", train={"seed": seed})
+                         for seed in range(1, count)]
+
     @classmethod
     def from_dict(cls, content: dict) -> RunConfig:
         data = dict(content["data"])

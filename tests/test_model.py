@@ -66,6 +66,18 @@ def test_koch_tower_shapes_by_hand():
     assert [layer.channels for layer in narrow] == [1, 1, 32]  # width rounds, at least 1
 
 
+def test_a_strided_stem_replaces_the_first_conv_and_pool():
+    # (105 - 10) // 2 + 1 = 48: the map Koch's stride-1 conv and 2x2 pool leave, with no pool1.
+    shapes = [(layer.name, layer.stride, layer.side)
+              for layer in tower_shapes(ModelConfig(strided_stem=True, kernels=(10, 3, 3, 3)))]
+    assert shapes == [("conv1", 2, 48), ("conv2", 1, 46), ("pool2", 2, 23), ("conv3", 1, 21),
+                      ("pool3", 2, 10), ("conv4", 1, 8)]
+    # 1+9=10 (jump 2) | +2*2=14 | +2=16 (jump 4) | +2*4=24 | +4=28 (jump 8) | +2*8=44.
+    fields = [row["receptive_field"]
+              for row in receptive_field(ModelConfig(strided_stem=True, kernels=(10, 3, 3, 3)))]
+    assert fields == [10, 14, 16, 24, 28, 44, 105]
+
+
 def test_koch_receptive_fields_by_hand():
     # Each k x k conv widens the field by (k - 1) x jump, each 2x2 pool by jump, then jump doubles:
     # 1+9=10 | +1=11 (jump 2) | +6*2=23 | +2=25 (jump 4) | +3*4=37 | +4=41 (jump 8) | +3*8=65.
@@ -80,8 +92,11 @@ def test_koch_receptive_fields_by_hand():
         ModelConfig(width=0.25, dense_units=512),
         # Odd sides (43, 19) check that pooling floors them as Keras does.
         ModelConfig(image_size=47, filters=(8, 16, 16), kernels=(5, 3, 3), batch_norm=True),
+        # An odd side after the strided stem: (47 - 6) // 2 + 1 = 21.
+        ModelConfig(image_size=47, filters=(8, 16), kernels=(6, 3), strided_stem=True,
+                    width=0.5, dense_units=8),
     ],
-    ids=["koch", "narrow", "batch-norm-odd-sides"],
+    ids=["koch", "narrow", "batch-norm-odd-sides", "strided-stem"],
 )
 def test_receptive_field_table_matches_the_built_layers(config, koch):
     model = koch if config == ModelConfig() else build_siamese(config, policy="float32")

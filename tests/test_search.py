@@ -169,7 +169,7 @@ def test_notebook_03_plan_bounds_what_is_unknown_then_lists_the_chosen_seeds(tmp
     # seed 0 is the best trial's own run (its name and key), loaded, not trained again
     trial = study.best_trial
     assert seed0.name == f"{study.study_name}-{trial.number:03d}"
-    assert seed1.name == "search-best-seed1"
+    assert seed1.name == f"{seed0.name}-seed1"
     assert seed0 == search.SPACE.config(screened, trial.params, 1, seed0.name)
 
 
