@@ -1,9 +1,10 @@
 """Notebook 02's Keras cells are siamlib's network, losses and all-pairs step: built and compared.
 
 Notebook 02 writes Koch et al.'s network out for the student: the tower, the weighted-L1 head,
-the two losses and the all-pairs training step. siamlib.model and siamlib.training hold the
-code the workbook trains with. Neither is generated from the other; this module proves they
-are the same thing instead.
+the two losses and the all-pairs training step; and the named all_pairs model's tower (Koch's
+blocks with batch norm and a strided stem) and its distance head. siamlib.model and
+siamlib.training hold the code the workbook trains with. Neither is generated from the other;
+this module proves they are the same thing instead.
 
 **Which cells.** Every code cell of the notebook whose first line starts with ``MARKER``
 (``# Network, as siamlib builds it``). They are run here, in notebook order, in one fresh
@@ -12,7 +13,8 @@ read notebook variables (``koch_config`` and the like). ``DEFINED`` lists the na
 must define. Mark a new cell the same way to bring it under this test; a marked cell that
 loses its marker makes ``test_the_notebook_marks_its_network_cells`` fail.
 
-**What is compared**, for the Koch config of every profile and the paper's own:
+**What is compared**, for the Koch config of every profile and the paper's own (and the
+all_pairs config of every profile, for the tower, head and outputs):
 
 - the tower, head and whole network, operation by operation: the same layer classes, names
   and full Keras configs (filters, kernel sizes, activations, initialisers, L2 penalties) in
@@ -32,6 +34,7 @@ a step trains) and checks that each edit fails the comparison: these tests can f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -54,13 +57,15 @@ from siamlib.model import (
 NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "02_architecture.ipynb"
 MARKER = "# Network, as siamlib builds it"
 DEFINED = ("koch_tower", "weighted_l1_head", "siamese_network", "binary_cross_entropy",
-           "contrastive_loss", "batch_pairs", "all_pairs_loss", "all_pairs_step")
+           "contrastive_loss", "batch_pairs", "all_pairs_loss", "all_pairs_step",
+           "all_pairs_tower", "distance_head")
 PAPER = ModelConfig()
 SMOKE = profiles.PROFILES["smoke"].koch.model  # width 1/8, 128 units: milliseconds per pass
 # The paper's network, and Koch's network as each profile trains it ("gpu" trains the paper's).
 KOCH_CONFIGS = {"paper": PAPER} | {name: profile.koch.model
                                    for name, profile in profiles.PROFILES.items()
                                    if profile.koch.model != PAPER}
+ALL_PAIRS_CONFIGS = {name: profile.all_pairs.model for name, profile in profiles.PROFILES.items()}
 # A batch of P = 3 people x K = 4 photos; person 2 has 3 photos, person 1 only 2, so rows repeat.
 PERSON_IDS = np.repeat(np.array([0, 1, 2], np.int32), 4)
 PHOTO_ROWS = np.array([0, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 6], np.int32)
@@ -115,10 +120,12 @@ def operations(network: keras.Model) -> list:
 
 def random_weights(network: keras.Model, seed: int) -> list[np.ndarray]:
     """Weights of the network's shapes, He-scaled so activations neither die nor saturate:
-    outputs that spread out, so any difference in the computation shows."""
+    outputs that spread out, so any difference in the computation shows. Vectors (biases,
+    batch norm's scales, shifts, means and variances) are drawn positive: a variance must be."""
     rng = np.random.default_rng(seed)
-    return [rng.normal(0.0, np.sqrt(2.0 / np.prod(w.shape[:-1])) if len(w.shape) > 1 else 0.1,
-                       w.shape).astype(np.float32) for w in network.get_weights()]
+    return [(rng.normal(0.0, np.sqrt(2.0 / np.prod(w.shape[:-1])), w.shape) if len(w.shape) > 1
+             else rng.uniform(0.05, 0.3, w.shape)).astype(np.float32)
+            for w in network.get_weights()]
 
 
 def faces(n: int, config: ModelConfig, seed: int) -> np.ndarray:
@@ -130,19 +137,28 @@ def faces(n: int, config: ModelConfig, seed: int) -> np.ndarray:
     return np.repeat(np.repeat(coarse, tile, axis=1), tile, axis=2)[:, :size, :size]
 
 
+def network(nb: dict, config: ModelConfig) -> keras.Model:
+    """The notebook's network for ``config``: Koch's, or all_pairs' for a contrastive config."""
+    if config.loss == "contrastive":
+        return nb["siamese_network"](config, nb["all_pairs_tower"], nb["distance_head"])
+    return nb["siamese_network"](config)
+
+
 def check_layers(nb: dict, config: ModelConfig) -> None:
-    ours, siamlibs = nb["siamese_network"](config), build_siamese(config, policy="float32")
+    ours, siamlibs = network(nb, config), build_siamese(config, policy="float32")
     assert operations(ours) == operations(siamlibs)
     assert ours.count_params() == siamlibs.count_params()
 
 
 def check_outputs(nb: dict, config: ModelConfig) -> None:
-    ours, siamlibs = nb["siamese_network"](config), build_siamese(config, policy="float32")
+    ours, siamlibs = network(nb, config), build_siamese(config, policy="float32")
     siamlibs.set_weights(random_weights(siamlibs, seed=0))
     ours.set_weights(siamlibs.get_weights())  # raises if the weight shapes differ
     a, b = faces(6, config, seed=1), faces(6, config, seed=2)
     ours_scores, siamlib_scores = np.asarray(ours([a, b])), np.asarray(siamlibs([a, b]))
-    assert siamlib_scores.std() > 5e-3, "scores do not spread: the comparison would not tell"
+    # Scores that differ from pair to pair by far more than the tolerance below: a change in
+    # the computation would show (the distance head's random-weight scores sit close to 1).
+    assert siamlib_scores.std() > 5e-4, "scores do not spread: the comparison would not tell"
     np.testing.assert_allclose(np.asarray(tower_of(ours)(a)), np.asarray(tower_of(siamlibs)(a)),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours_scores, siamlib_scores, rtol=1e-5, atol=1e-6)
@@ -228,10 +244,24 @@ def test_same_outputs_as_siamlib_with_the_same_weights(notebook, config):
     check_outputs(notebook, config)
 
 
-def test_the_notebooks_tower_refuses_configs_it_does_not_write_out(notebook):
+@pytest.mark.parametrize("config", ALL_PAIRS_CONFIGS.values(), ids=ALL_PAIRS_CONFIGS.keys())
+def test_the_all_pairs_network_has_siamlibs_layers(notebook, config):
+    check_layers(notebook, config)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_the_all_pairs_network_gives_siamlibs_outputs(notebook, profile):
+    check_outputs(notebook, ALL_PAIRS_CONFIGS[profile])
+
+
+def test_the_notebooks_towers_refuse_configs_they_do_not_write_out(notebook):
     for variant in (profiles.PROFILES["smoke"].all_pairs.model, ModelConfig(kernels=(9, 7, 4, 4))):
         with pytest.raises(ValueError, match="Koch's layout"):
             notebook["koch_tower"](variant)
+    all_pairs = profiles.PROFILES["smoke"].all_pairs.model
+    for variant in (PAPER, dataclasses.replace(all_pairs, strided_stem=False)):
+        with pytest.raises(ValueError, match="all_pairs layout"):
+            notebook["all_pairs_tower"](variant)
 
 
 def test_same_losses_as_siamlib_label_1_is_same_person(notebook):
@@ -260,6 +290,11 @@ def check_scores(nb: dict) -> None:
     check_outputs(nb, SMOKE)
 
 
+def check_all_pairs(nb: dict) -> None:
+    check_layers(nb, ALL_PAIRS_CONFIGS["smoke"])
+    check_outputs(nb, ALL_PAIRS_CONFIGS["smoke"])
+
+
 # (what changes, the text in the marked cells, what it becomes, the check that must fail)
 EDITS = [
     ("first kernel 10 -> 9", "conv_relu(image, 64, 10, 1", "conv_relu(image, 64, 9, 1",
@@ -272,6 +307,12 @@ EDITS = [
      "ops.square(embedding_a - embedding_b)", check_scores),
     ("contrastive labels flipped", "return same * distance**2 + (1 - same)",
      "return (1 - same) * distance**2 + same", check_losses),
+    ("stem at stride 1", "conv_bn_relu(image, 64, 10, 1, config, stride=2)",
+     "conv_bn_relu(image, 64, 10, 1, config, stride=1)", check_all_pairs),
+    ("no batch norm in a block", "x = layers.BatchNormalization(name=f\"bn{block}\")(x)",
+     "x = x", check_all_pairs),
+    ("embeddings not normalised", "a, b = ops.normalize(embedding_a), ops.normalize(embedding_b)",
+     "a, b = embedding_a, embedding_b", check_all_pairs),
     ("self pairs kept", "first, second = first[distinct], second[distinct]", "pass",
      check_pairs),
     ("plain mean over all pairs",
