@@ -3,8 +3,11 @@
     python -m siamlib.runner --profile smoke                  # CI: all notebooks in minutes
     python -m siamlib.runner --profile cpu -p epochs 5        # an instructor's override
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
+    python -m siamlib.runner --profile cpu --reference        # the committed reference run
 
 Executed notebooks go to ``outputs/<profile>/`` (``--output``), wall times to ``timings.csv``;
+with ``--reference`` to ``notebooks/reference/``, photos removed, with a manifest
+(``siamlib.reference``);
 the notebooks' own defaults hold unless overridden. Bad input stops the run before any kernel
 starts, with one line and exit status 2: an unknown profile, notebook or parameter, a value the
 notebook's ``parameters`` cell does not allow (as papermill reads it), or a URL with a password
@@ -23,8 +26,8 @@ from pathlib import Path
 
 import papermill
 
-from siamlib import parameters, paths
-from siamlib.profiles import PROFILES
+from siamlib import parameters, paths, reference, runs
+from siamlib.profiles import PROFILES, results_dir
 
 # A password between "//" and the last "@" (it may hold ":", "/" or "@"), or in the query string.
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][\w+.-]*://(.*:.*@|.*[?&]password=)", re.IGNORECASE)
@@ -75,8 +78,10 @@ def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
 
 
 def run(profile: str, overrides: dict | None = None, output: Path | None = None,
-        only: list[str] | None = None, folder: Path | None = None) -> list[tuple[str, float]]:
-    """Execute the notebooks in order; returns (notebook, seconds) per notebook."""
+        only: list[str] | None = None, folder: Path | None = None,
+        as_reference: bool = False) -> list[tuple[str, float]]:
+    """Execute the notebooks in order; returns (notebook, seconds) per notebook. As the
+    reference run: into ``notebooks/reference/``, each notebook recorded as it finishes."""
     overrides = dict(overrides or {})
     profile = overrides.pop("profile", profile)  # -p profile is --profile, said another way
     if profile not in (*PROFILES, "auto"):
@@ -86,6 +91,14 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
         # The kernels run in notebooks/: a relative path means the caller's current folder.
         overrides["source"] = str(Path(source).expanduser().resolve())
     per_notebook = check_parameters(selected, overrides)
+    if as_reference:
+        if overrides or profile == "auto":
+            raise RunnerError("the reference run uses a named profile and the notebooks' "
+                              "defaults: drop -p and give --profile")
+        output, version = reference.folder(), reference.code_version(notebooks(folder))
+    elif stale := reference.stale(selected) if reference.folder().is_dir() else []:
+        print(f"note: notebooks/reference/ was executed from other code for "
+              f"{', '.join(stale)}; rerun it with --reference before quoting it", flush=True)
     output = Path(output) if output else paths.project_root() / "outputs" / profile
     for what, place in (("--output", output), (paths.DATA_DIR_ENV, paths.data_dir()),
                         (paths.RUNS_DIR_ENV, paths.runs_dir())):
@@ -95,6 +108,7 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
     try:
         output.mkdir(parents=True, exist_ok=True)
         for nb in selected:
+            trained_before = set(runs.finished_runs())
             started = time.perf_counter()
             print(f"▶ {nb.name} (profile {profile})", flush=True)
             try:
@@ -108,6 +122,11 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
                     f"{error.ename}: {error.evalue}") from None
             timings.append((nb.name, time.perf_counter() - started))
             print(f"  done in {timings[-1][1]:.0f} s", flush=True)
+            if as_reference:
+                trained = set(runs.finished_runs()) - trained_before
+                reference.without_faces(output / nb.name)
+                reference.record(nb, profile, timings[-1][1], reference.training_s(trained),
+                                 version, results_dir(PROFILES[profile]))
         lines = [f"{name},{seconds:.1f}" for name, seconds in timings]
         (output / "timings.csv").write_text("\n".join(["notebook,seconds", *lines, ""]))
     except OSError as error:  # read-only, full, or someone else's
@@ -126,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("NAME", "VALUE"), help="override a notebook parameter")
     parser.add_argument("--output", type=Path, help="folder for executed notebooks")
     parser.add_argument("--only", nargs="+", help="notebook numbers or names, e.g. 01 03")
+    parser.add_argument("--reference", action="store_true",
+                        help="execute into notebooks/reference/ (committed), photos removed, "
+                        "with a manifest")
     args = parser.parse_args(argv)
     try:
         run(args.profile, {name: parse_value(value) for name, value in args.parameter},
-            args.output, args.only)
+            args.output, args.only, as_reference=args.reference)
     except (RunnerError, NotebookFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, RunnerError) else 1

@@ -1,0 +1,90 @@
+"""The reference run's parts: photos stay out, one code version per manifest, staleness shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from siamlib import reference, runner
+
+PNG = "iVBORw0KGgo="  # the first bytes of a PNG: what matters is the key, not the picture
+
+
+def notebook(path: Path, code: list[str], markdown: str = "A lesson.") -> Path:
+    cells = [nbformat.v4.new_markdown_cell(markdown)]
+    for source in code:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="printed\n"),
+                        nbformat.v4.new_output("display_data", data={"image/png": PNG,
+                                                                     "text/plain": "<Figure>"})]
+        cells.append(cell)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def reference_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    monkeypatch.setattr(reference, "folder", lambda: folder)
+    return folder
+
+
+def test_photos_and_widget_state_leave_the_executed_copy(tmp_path):
+    path = notebook(tmp_path / "04_x.ipynb", ['plots.save_fig("04_false_accepts", faces=True)',
+                                               "inspector = widgets.PairInspector(test)",
+                                               'plots.save_fig("04_confusion_matrix")'])
+    reference.without_faces(path)
+    cells = nbformat.read(path, as_version=4).cells
+    for cell in cells[1:3]:  # photos: text kept, images replaced by a note
+        assert cell.outputs[0]["text"] == "printed\n"
+        assert cell.outputs[1]["text"] == reference.FACES_REMOVED
+    assert "image/png" in cells[3].outputs[1]["data"]  # a chart of numbers stays
+    assert "widgets" not in nbformat.read(path, as_version=4).metadata
+
+
+def test_the_manifest_holds_one_code_version(reference_dir, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "view2_summary.csv").write_text("method,accuracy\nall_pairs,0.87\n")
+    first, second = (notebook(tmp_path / f"0{n}_x.ipynb", ["x = 1"]) for n in (1, 2))
+    reference.record(first, "cpu", 20.0, 0.0, "v1", results)
+    reference.record(second, "cpu", 900.5, 840.25, "v1", results)
+    manifest = json.loads((reference_dir / reference.MANIFEST).read_text())
+    assert (manifest["profile"], manifest["code_version"]) == ("cpu", "v1")
+    assert manifest["notebooks"]["02_x.ipynb"]["wall_s"] == 900.5
+    assert manifest["notebooks"]["02_x.ipynb"]["training_s"] == 840.2  # rounded to 0.1 s
+    assert "cores" in manifest["hardware"]
+    assert (reference_dir / "results" / "view2_summary.csv").is_file()
+    with pytest.raises(ValueError, match="code version v1"):
+        reference.record(first, "cpu", 20.0, 0.0, "v2", results)
+    assert json.loads((reference_dir / reference.MANIFEST).read_text()) == manifest
+
+
+def test_an_edited_code_cell_makes_the_reference_stale(reference_dir, tmp_path):
+    lessons = tmp_path / "notebooks"
+    lessons.mkdir()
+    original = notebook(lessons / "01_x.ipynb", ["x = 1", "y = 2"])
+    copy = nbformat.read(original, as_version=4)  # as papermill leaves it: parameters injected
+    copy.cells.insert(1, nbformat.v4.new_code_cell("profile = 'cpu'",
+                                                   metadata={"tags": ["injected-parameters"]}))
+    nbformat.write(copy, reference_dir / original.name)
+    version = reference.code_version([original])
+    assert reference.stale([original]) == []
+    notebook(original, ["x = 1", "y = 2"], markdown="Better prose.")  # prose is not code
+    assert reference.stale([original]) == [] and reference.code_version([original]) == version
+    notebook(original, ["x = 1", "y = 3"])
+    assert reference.stale([original]) == ["01_x.ipynb"]
+    assert reference.code_version([original]) != version
+    assert reference.stale([notebook(lessons / "02_y.ipynb", ["z = 0"])]) == ["02_y.ipynb"]
+
+
+def test_the_reference_run_takes_the_notebooks_defaults():
+    for overrides, profile in (({"epochs": 2}, "cpu"), ({}, "auto")):
+        with pytest.raises(runner.RunnerError, match="reference run"):
+            runner.run(profile, overrides, as_reference=True)
