@@ -1,6 +1,8 @@
 """The reference run: the six notebooks executed under one profile at one version of the code,
 committed in ``notebooks/reference/`` so that a reader sees every result without running
-anything, and the README's numbers have records to be checked against.
+anything, and the README's numbers have records to be checked against: the README's results
+tables are written from those records (``python -m siamlib.reference``), and a test fails when
+the two disagree.
 
 ``python -m siamlib.runner --profile cpu --reference`` writes it. Trained runs may come from the
 run cache of an earlier sitting, and notebooks may be executed in several sittings, as long as
@@ -16,14 +18,16 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 
-from siamlib import paths
+from siamlib import paths, view2
 from siamlib.training import COMPLETE
 
 MANIFEST = "manifest.json"
@@ -124,5 +128,65 @@ def _commit() -> str:
         return subprocess.run(["git", *args], cwd=paths.project_root(), capture_output=True,
                               text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + (" +changes" if git("status", "--porcelain", "--", "siamlib", "notebooks")
-                   else "")
+    changed = git("status", "--porcelain", "--", "siamlib", "notebooks",
+                  ":!notebooks/reference")  # the run's own output is not a change of code
+    return head + (" +changes" if changed else "")
+
+
+# The README's blocks written from the records: "<!-- reference:NAME -->" ... "<!-- /reference -->".
+BLOCK = re.compile(r"(<!-- reference:(\w+) -->\n)(.*?)(<!-- /reference -->)", re.DOTALL)
+NOT_YET = "(filled from the reference run's records: not run yet at this version)\n"
+
+
+def readme_blocks() -> dict[str, str]:
+    """Each README block as the reference run's records give it (``NOT_YET`` without them)."""
+    manifest_path = folder() / MANIFEST
+    if not manifest_path.is_file():
+        return {name: NOT_YET for name in ("times", "view2", "view1")}
+    manifest, results = json.loads(manifest_path.read_text()), folder() / "results"
+    entries = dict(sorted(manifest["notebooks"].items()))
+    entries["all of them"] = {"finished": "", **{key: sum(e[key] for e in entries.values())
+                                                 for key in ("wall_s", "training_s")}}
+    times = pd.DataFrame([{"notebook": name, "wall (min)": f"{entry['wall_s'] / 60:.1f}",
+                           "of it training (min)": f"{entry['training_s'] / 60:.1f}",
+                           "finished": entry["finished"]} for name, entry in entries.items()])
+    blocks = {"times": f"Reference run: profile `{manifest['profile']}`, commit "
+                       f"`{manifest['commit']}`, {manifest['hardware']}.\n\n"
+                       + _markdown(times)}
+    if (summary := results / "view2_summary.csv").is_file():
+        ours = pd.read_csv(summary).set_index("method")
+        named = {**ours.loc["all_pairs (this workbook)"].to_dict(),
+                 "method": "all_pairs (this workbook)"}
+        table = view2.comparison(named)
+        table["accuracy ± SE"] = [f"{a:.4f} ± {e:.4f}" for a, e in zip(table["accuracy"],
+                                                                      table["se"])]
+        blocks["view2"] = (view2.headline(named) + "\n\n"
+                           + _markdown(table[["rank in category", "method", "accuracy ± SE"]]))
+    if (final := results / "final.csv").is_file():
+        shown = {"val_auc": "validation AUC", "test_accuracy": "DevTest accuracy",
+                 "test_auc": "DevTest AUC", "test_eer": "DevTest EER",
+                 "test_n_way": "10-way one-shot"}
+        table = pd.read_csv(final, index_col=0)[[*shown, "train_s"]].rename(columns=shown)
+        blocks["view1"] = _markdown(table.round(3).reset_index(names="run"))
+    return {name: blocks.get(name, NOT_YET) for name in ("times", "view2", "view1")}
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    rows = [list(table.columns), ["---"] * len(table.columns), *table.astype(str).values.tolist()]
+    return "".join("| " + " | ".join(map(str, row)) + " |\n" for row in rows)
+
+
+def with_blocks(readme: str, blocks: dict[str, str]) -> str:
+    """``readme`` with each marked block's body replaced by ``blocks[name]``."""
+    return BLOCK.sub(lambda m: m[1] + blocks.get(m[2], m[3]) + m[4], readme)
+
+
+def main() -> None:
+    """Write the README's results blocks from the reference run's records."""
+    readme = paths.project_root() / "README.md"
+    readme.write_text(with_blocks(readme.read_text(), readme_blocks()))
+    print(f"{readme}: results blocks written from {folder() / MANIFEST}")
+
+
+if __name__ == "__main__":
+    main()

@@ -88,3 +88,32 @@ def test_the_reference_run_takes_the_notebooks_defaults():
     for overrides, profile in (({"epochs": 2}, "cpu"), ({}, "auto")):
         with pytest.raises(runner.RunnerError, match="reference run"):
             runner.run(profile, overrides, as_reference=True)
+
+
+def test_the_readme_blocks_are_written_from_the_records(reference_dir, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "final.csv").write_text(
+        ",run,val_auc,test_accuracy,test_auc,test_eer,test_n_way,train_s\n"
+        "koch,koch,0.7061,0.664,0.706,0.348,0.226,205.7\n"
+        "all_pairs,all_pairs,0.9571,0.863,0.9478,0.128,0.782,747.9\n")
+    (results / "view2_summary.csv").write_text(
+        "method,accuracy,se,category,folds\n"
+        "all_pairs (this workbook),0.8725,0.0061,\"Unrestricted, Label-Free Outside Data\",10\n")
+    readme = ("# Title\n<!-- reference:view2 -->\nold\n<!-- /reference -->\ntext 0.5\n"
+              "<!-- reference:view1 -->\n<!-- /reference -->\n")
+    assert reference.with_blocks(readme, reference.readme_blocks()).count(reference.NOT_YET) == 2
+    notebook_path = notebook(tmp_path / "03_x.ipynb", ["x = 1"])
+    reference.record(notebook_path, "cpu", 3593.0, 3084.0, "v1", results)
+    written = reference.with_blocks(readme, reference.readme_blocks())
+    assert "| all_pairs | 0.957 | 0.863 | 0.948 | 0.128 | 0.782 | 747.9 |" in written
+    assert "| 20 | all_pairs (this workbook) | 0.8725 ± 0.0061 |" in written
+    assert "rank 20 of 22" in written and "text 0.5\n" in written and "\nold\n" not in written
+    assert reference.with_blocks(written, reference.readme_blocks()) == written
+
+
+def test_the_readme_agrees_with_the_reference_run():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert reference.with_blocks(readme, reference.readme_blocks()) == readme, (
+        "the README's results differ from notebooks/reference/'s records: run "
+        "`python -m siamlib.reference` after the reference run")
