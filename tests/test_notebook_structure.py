@@ -38,4 +38,5 @@ def test_starts_with_title_badge_and_colab_setup(notebook):
     title, setup = "".join(cells[0]["source"]), "".join(cells[1]["source"])
     assert title.startswith("# ") and "colab.research.google.com" in title
     assert f"notebooks/{notebook.name}" in title
+    assert f"](reference/{notebook.name})" in title  # the reference run's executed copy
     assert 'if "google.colab" in sys.modules:' in setup and "colab_setup.py" in setup
