@@ -72,13 +72,9 @@ def load_average() -> str:
 
 def machine_lines() -> list[str]:
     """Versions, device, cores and memory: what a reader needs to compare the figures."""
-    from siamlib.device import device_report
+    from siamlib.device import cpu_model, device_report
 
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
+    cpu = cpu_model()
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     python = platform.python_version()

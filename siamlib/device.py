@@ -8,6 +8,8 @@ is slower, so it stays in float32. The choice is made here, once, from what Tens
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -38,3 +40,13 @@ def device_report() -> str:
         f"TensorFlow {tf.__version__} | Keras {keras.__version__} | {device} | "
         f"policy {compute_policy(bool(gpus))}"
     )
+
+
+def cpu_model() -> str:
+    """The CPU's model name: machines here differ, so every timing says which one it is."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:  # not Linux
+        lines = []
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("model name")), platform.processor() or platform.machine())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import nbformat
 import pandas as pd
 
 from siamlib import paths, view2
+from siamlib.device import cpu_model, device_report
 from siamlib.training import COMPLETE
 
 MANIFEST = "manifest.json"
@@ -112,14 +112,8 @@ def stale(notebooks: list[Path]) -> list[str]:
 
 def hardware() -> str:
     """CPU model and cores, memory and accelerator: machines here differ, so results say."""
-    from siamlib.device import device_report
-
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor() or platform.machine()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor() or platform.machine()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB; {device_report()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {memory:.0f} GiB; {device_report()}"
 
 
 def _commit() -> str:

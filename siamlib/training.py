@@ -21,7 +21,6 @@ import errno
 import json
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -36,7 +35,7 @@ import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
 from siamlib import files, metrics, paths
-from siamlib.device import compute_policy, device_report, has_gpu
+from siamlib.device import compute_policy, cpu_model, device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import AllPairsTrainer, ModelConfig, build_siamese, loss_for
 from siamlib.pairs import identity_images
@@ -289,7 +288,7 @@ def train(
                 "epochs_run": len(history),
                 "best_epoch": int(history[MONITOR].idxmax()) + 1,
                 "device": device_report(),
-                "machine": platform.processor() or platform.machine(),
+                "machine": cpu_model(),
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -214,6 +214,7 @@ CHANGED = {
     (ModelConfig, "image_size"): 96,
     (ModelConfig, "filters"): (64, 128, 128, 128),
     (ModelConfig, "kernels"): (10, 7, 4, 3),
+    (ModelConfig, "strided_stem"): True,
     (ModelConfig, "width"): 0.5,
     (ModelConfig, "dense_units"): 2048,
     (ModelConfig, "batch_norm"): True,
