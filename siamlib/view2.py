@@ -10,8 +10,8 @@ cached run with its fold in its key (``DataConfig.view2_fold``).
 The report follows LFW's README: mean accuracy over the ten test folds with the standard error
 SE = sample standard deviation / sqrt(10), each fold's accuracy at the threshold its own
 validation fold chose. Beside it: the ROC averaged over folds (TAR averaged at fixed FAR), AUC
-and EER as mean ± SE, and TAR at FAR 1 % over the pooled test scores with the number of
-impostor pairs behind it.
+and EER as mean ± SE, and TAR at FAR 1 % with the threshold fitted on each validation fold
+(``operating_points``), never on the test pairs.
 
 LFW also sorts results into categories that say what a method was allowed to use:
 
