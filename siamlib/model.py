@@ -1,21 +1,13 @@
 """Koch et al.'s Siamese network (2015) and its variants, built from one ModelConfig.
 
-The network has two parts that the rest of the workbook uses separately:
+A pair's score is ``head(tower(a), tower(b))``: the **tower** (one set of weights for both
+images) maps an image to an embedding, the **head** compares two embeddings to a score in
+[0, 1]. Keeping them apart lets the workbook embed each image once and score thousands of pairs
+from the cache, and lets ``AllPairsTrainer`` train on every pair of a batch of people for one
+tower pass per image.
 
-- the **tower** maps one image to an embedding; both images of a pair go through the same
-  tower (shared weights), so "same person" can only be judged by comparing the embeddings;
-- the **head** maps two embeddings to a score in [0, 1], higher = more likely the same person.
-
-Scoring a pair is ``head(tower(a), tower(b))``; that is what lets the workbook embed each
-unique image once and score thousands of pairs or one-shot tasks from the cache, and what lets
-``AllPairsTrainer`` train on every pair of a batch of people at the cost of one tower pass per
-image.
-
-Labels follow ``siamlib.SAME`` = 1. Every loss is written for that convention: binary
-cross-entropy pushes the score of same pairs to 1, the contrastive loss pulls same pairs'
-embeddings together (distance -> 0) and pushes different pairs apart to at least ``margin``,
-and the multi-similarity loss raises same pairs' similarity and lowers different pairs'.
-(Published Keras examples flip this for the contrastive loss; our tests pin it.)
+Labels follow ``siamlib.SAME`` = 1 in every loss: same pairs' scores go to 1, their distances
+to 0. (Published Keras examples flip this for the contrastive loss; our tests pin it.)
 """
 
 from __future__ import annotations
@@ -98,9 +90,7 @@ def build_siamese(config: ModelConfig = ModelConfig(), policy: str | None = None
     ``policy`` defaults to the device's (mixed float16 on a GPU); the head always computes in
     float32 so scores and losses keep their precision.
     """
-    policy = policy or compute_policy()
-    tower = build_tower(config, policy)
-    head = build_head(config)
+    tower, head = build_tower(config, policy or compute_policy()), build_head(config)
     shape = (config.image_size, config.image_size, 1)
     image_a = keras.Input(shape, name="image_a")
     image_b = keras.Input(shape, name="image_b")
@@ -179,11 +169,18 @@ def build_head(config: ModelConfig) -> keras.Model:
     emb_a = keras.Input((config.dense_units,), name="embedding_a")
     emb_b = keras.Input((config.dense_units,), name="embedding_b")
     a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
-    if config.loss in DISTANCE_LOSSES:
-        distance = pair_distance(ops.normalize(a), ops.normalize(b), config.distance)
+    if config.loss in DISTANCE_LOSSES or config.distance == "cosine":
+        a, b = ops.normalize(a), ops.normalize(b)  # unit length: only the direction counts
+    if config.loss in DISTANCE_LOSSES:  # a scalar distance d, scored 1 / (1 + d)
+        if config.distance == "l1":
+            distance = ops.sum(ops.abs(a - b), axis=-1)
+        elif config.distance == "l2":  # + 1e-12: a finite gradient at d = 0
+            distance = ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12)
+        else:
+            distance = 1.0 - ops.sum(a * b, axis=-1)
         score = ops.expand_dims(1.0 / (1.0 + distance), -1)
     elif config.distance == "cosine":
-        cosine = ops.sum(ops.normalize(a) * ops.normalize(b), axis=-1, keepdims=True)
+        cosine = ops.sum(a * b, axis=-1, keepdims=True)
         score = ScaledCosine(dtype="float32", name="score")(cosine)
     else:
         # Koch et al.: component-wise L1 (or squared L2), weighted by a logistic dense layer.
@@ -220,16 +217,6 @@ class ScaledCosine(layers.Layer):
         return ops.sigmoid(ops.exp(self.log_scale) * cosine + self.bias)
 
 
-def pair_distance(a, b, distance: str):
-    """Scalar distance per row of unit vectors: L1, Euclidean, or cosine distance (1 - cosine
-    similarity)."""
-    if distance == "l1":
-        return ops.sum(ops.abs(a - b), axis=-1)
-    if distance == "l2":
-        return ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12)
-    return 1.0 - ops.sum(a * b, axis=-1)
-
-
 def contrastive_loss(margin: float = 1.0):
     """Hadsell et al.'s contrastive loss for label 1 = same person, on a head's score.
 
@@ -245,7 +232,6 @@ def contrastive_loss(margin: float = 1.0):
         push = (1.0 - y) * ops.square(ops.maximum(margin - distance, 0.0))
         return ops.mean(pull + push)
 
-    loss.__name__ = "contrastive_loss"
     return loss
 
 
@@ -312,19 +298,14 @@ def loss_for(config: ModelConfig):
     return keras.losses.BinaryCrossentropy()
 
 
-
 class AllPairsTrainer(keras.Model):
     """Trains a Siamese network on every pair inside a batch of people's images.
 
     Each image goes through the tower once; the head then scores all n(n-1)/2 pairs of the
-    n embeddings, so a batch of 128 images trains on up to 8,128 pairs, about 190 of them
-    same-person pairs. A pair of one photo with itself (a person with fewer photos than the
-    batch asks for repeats some) is left out: it is neither a same nor a different pair.
-    Same and different pairs each carry half the loss, as in a balanced pair stream; or, with
-    ``multi_similarity``, ``multi_similarity_loss`` of all the batch's pairs at once.
-    The network, its head and its loss are unchanged; evaluation (``test_step``) scores
-    ordinary ``(image_a, image_b)`` pairs with it, so validation loss and AUC mean the same as
-    for the other samplings.
+    n embeddings (128 images: 8,128 pairs for 128 tower passes), weighted by ``pair_weights``
+    or, with ``multi_similarity``, mined by ``multi_similarity_loss``. Evaluation (Keras' own
+    ``test_step``) scores ordinary ``(image_a, image_b)`` pairs, so validation loss and AUC
+    mean the same as for the other samplings.
     """
 
     def __init__(self, siamese: keras.Model, multi_similarity: bool = False):
@@ -371,6 +352,7 @@ def pair_weights(person_ids, photo_rows):
                                  half / ops.maximum(ops.sum((1.0 - same) * counted), 1.0))
     return first, second, same, weight
 
+
 def _initialisers(init: str):
     """Conv kernels, dense kernels and biases: Koch et al.'s normals, or Keras' default."""
     if init == "glorot":
@@ -380,23 +362,18 @@ def _initialisers(init: str):
 
 
 def receptive_field(config: ModelConfig) -> list[dict]:
-    """Output shape, parameters and receptive field of each layer, for notebook 02's table."""
-    rows, field, jump, channels = [], 1, 1, 1
+    """Output shape, parameters (counted on the built tower) and receptive field of each layer,
+    for notebook 02's table."""
+    tower, rows, field, jump = build_tower(config), [], 1, 1
     for layer in tower_shapes(config):
         # A window of k pixels widens the field by (k - 1) steps of the layer's input; a
         # stride multiplies the step.
         field += (layer.kernel - 1) * jump
         jump *= layer.stride
-        if layer.name.startswith("pool"):
-            params = 0
-        else:
-            params = layer.kernel**2 * channels * layer.channels + (
-                0 if config.batch_norm else layer.channels)
         rows.append({"layer": layer.name, "output": f"{layer.side}x{layer.side}x{layer.channels}",
-                     "parameters": params, "receptive_field": field})
-        channels = layer.channels
-    flat = layer.side**2 * channels
+                     "parameters": tower.get_layer(layer.name).count_params(),
+                     "receptive_field": field})
     rows.append({"layer": "embedding", "output": str(config.dense_units),
-                 "parameters": flat * config.dense_units + config.dense_units,
+                 "parameters": tower.get_layer("embedding").count_params(),
                  "receptive_field": config.image_size})
     return rows

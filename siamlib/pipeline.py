@@ -1,26 +1,18 @@
-"""tf.data pipelines that turn an ImageStore and pair indices into training batches.
+"""tf.data pipelines that turn an ImageStore and pairs or people into training batches.
 
-Three ways to feed a Siamese network:
-
-- **restricted** (``pair_dataset``): exactly the given pairs, as LFW's restricted protocol
-  allows (DevTrain: 2,200 pairs);
-- **unrestricted** (``sampled_pair_dataset``): fresh balanced same/different pairs drawn
-  on line from every image of the training people (DevTrain's 2,132 people have 6,685 images),
-  so the network rarely sees one pair twice;
-- **identity batches** (``identity_batch_dataset``): batches of P people x K images each;
-  the trainer embeds each image once and scores *every* pair inside the batch
-  (128 images give 8,128 pairs for the price of 128 tower passes).
+Three ways to feed a Siamese network: the given pairs (``pair_dataset``, LFW's restricted
+protocol), fresh balanced pairs sampled from the training people's images
+(``sampled_pair_dataset``, so the network rarely sees one pair twice), and batches of P people
+x K images whose every pair the trainer scores (``identity_batch_dataset``).
 
 The pipelines carry int32 row numbers and gather uint8 pixels per batch, scaling to [0, 1]
-floats only then; memory grows with the number of unique images, never with pairs.
-Random choices use TensorFlow's *stateless* ops keyed by (seed, stream, element number), so a
-pipeline gives the same batches in the same order on every run, whatever the parallelism;
-sampling and augmentation draw from separate streams so their randomness is independent.
+floats only then: memory grows with the number of unique images, never with pairs. Random
+choices use TensorFlow's *stateless* ops keyed by (seed, stream, element number), so a pipeline
+gives the same batches in the same order on every run, whatever the parallelism; sampling and
+augmentation draw from separate streams, so their randomness is independent.
 
-Pair streams give ``((image_a, image_b), label)`` with images ``(batch, size, size, 1)``
-float32 and labels float32, 1 = same person; identity batches give
-``(images, (person_ids, photo_rows))``: the store row names the photo, so a trainer can tell
-a photo repeated within the batch from two photos of one person.
+Pair streams give ``((image_a, image_b), label)``, images ``(batch, size, size, 1)`` float32,
+labels float32 with 1 = same person.
 """
 
 from __future__ import annotations
@@ -77,7 +69,7 @@ def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffl
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    return _pair_batches(dataset, store, batch_size, seed, augment)
+    return _batches(dataset, store, batch_size, seed, augment)
 
 
 def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_size: int,
@@ -120,7 +112,7 @@ def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_
         return tf.gather(rows, a), tf.gather(rows, b), tf.cast(is_same, tf.float32)
 
     dataset = tf.data.Dataset.counter().map(sample_pair, num_parallel_calls=tf.data.AUTOTUNE)
-    return _pair_batches(dataset, store, batch_size, seed, augment)
+    return _batches(dataset, store, batch_size, seed, augment)
 
 
 def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], people_per_batch: int,
@@ -132,8 +124,7 @@ def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], peop
     A person with fewer images than ``images_per_person`` repeats some, each repeat jittered
     anew by ``augment``. Elements are ``(images, (person_ids, photo_rows))``: a repeated photo
     has its row twice, so the trainer can leave out the pair of a photo with itself, which
-    would teach nothing but "a photo matches its own jitter". Deterministic from ``seed`` like
-    the other streams.
+    would teach nothing but "a photo matches its own jitter".
     """
     rows, _, starts, counts = _rows_by_person(store, people)
     keep = np.flatnonzero(counts >= 2)
@@ -160,14 +151,8 @@ def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], peop
         ids = tf.repeat(chosen, images_per_person)
         return tf.data.Dataset.from_tensor_slices((tf.reshape(picked, [-1]), ids))
 
-    load_image = _image_loader(store, seed, augment)
-
-    def load(k, element):
-        row, person = element
-        return load_image(row, k), (person, row)
-
-    batches = tf.data.Dataset.counter().flat_map(draw_batch)
-    return _to_batches(batches, load, people_per_batch * images_per_person)
+    photos = tf.data.Dataset.counter().flat_map(draw_batch)
+    return _batches(photos, store, people_per_batch * images_per_person, seed, augment)
 
 
 def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
@@ -183,20 +168,12 @@ def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
     return chosen, person_of, starts, counts
 
 
-def _pair_batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
-    """Batches of ``((image_a, image_b), label)`` from a stream of ``(row_a, row_b, label)``."""
-    load_image = _image_loader(store, seed, augment)
+def _batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
+    """Batches of a stream of pairs ``(row_a, row_b, label)`` or of photos ``(row, person)``.
 
-    def load(k, rows):
-        row_a, row_b, label = rows
-        return (load_image(row_a, 2 * k), load_image(row_b, 2 * k + 1)), label
-
-    return _to_batches(dataset, load, batch_size)
-
-
-def _image_loader(store: ImageStore, seed: int, augment):
-    """``load_image(row, number)``: a stored image as a ``(size, size, 1)`` float in [0, 1],
-    jittered by ``augment`` with the random draws of image ``number`` of the stream."""
+    Each image is loaded as a ``(size, size, 1)`` float in [0, 1] and jittered by ``augment``
+    with the random draws of its number in the stream, so parallel loading changes nothing.
+    """
     pixels = tf.constant(store.pixels)  # (n, size, size) uint8: the only copy of the images
 
     def load_image(row, number):
@@ -205,11 +182,13 @@ def _image_loader(store: ImageStore, seed: int, augment):
             image = _augment_image(image, augment, _key(seed, _AUGMENTATION, number))
         return image
 
-    return load_image
+    def load(k, element):
+        if len(element) == 3:  # pair k: its images are numbers 2k and 2k + 1
+            row_a, row_b, label = element
+            return (load_image(row_a, 2 * k), load_image(row_b, 2 * k + 1)), label
+        row, person = element
+        return load_image(row, k), (person, row)
 
-
-def _to_batches(dataset, load, batch_size: int):
-    """Number the elements (the numbers key their augmentation), load them in parallel, batch."""
     numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), dataset))
     batches = numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     return batches.prefetch(tf.data.AUTOTUNE)

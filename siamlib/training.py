@@ -1,17 +1,12 @@
 """Training a Siamese network, and the run cache that makes every notebook re-run instant.
 
-A run is fully described by a ``RunConfig`` (data, model, training, seed). Its folder under
-``data/runs/`` is named by a hash of that config and the numeric policy, so:
-
-- re-running a notebook with the same config loads the finished run in a second;
-- changing any field trains a new run (nothing stale is ever loaded);
-- a run is trained in a temporary folder and moved into place only after its completion
-  marker, with the checksum of every file, is written (``files.staged``), so an interrupted run
-  is never mistaken for a finished one, and a file lost or changed later is noticed.
-
-A finished run folder holds what later notebooks need: ``config.json``, ``history.csv``,
-``model.weights.h5``, ``scores.csv`` (validation and test pair scores) and ``COMPLETE``
-(versions, device, wall time, checksums).
+A run's folder under ``data/runs/`` is named by a hash of its ``RunConfig`` and the numeric
+policy, so re-running a notebook loads the finished run in a second and changing any field
+trains a new one. A run is trained in a temporary folder and moved into place after its
+``COMPLETE`` marker, with every file's checksum, is written (``files.staged``): an interrupted
+run is never taken for a finished one, and a file lost or changed later is noticed. The folder
+holds ``config.json``, ``history.csv``, ``model.weights.h5``, ``scores.csv`` (validation and
+test pair scores) and ``COMPLETE`` (versions, device, wall time, checksums).
 """
 
 from __future__ import annotations
@@ -80,8 +75,7 @@ class TrainConfig:
         sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced pairs
             of the training people's images, each epoch) or "identities" (batches of P people x
             K = ``images_per_person`` photos, trained on every pair of distinct photos inside the
-            batch by ``model.AllPairsTrainer``). K = 4 gives 6 same pairs a person: 32 people
-            x 4 = 128 images hold 192 same and 7,936 different pairs.
+            batch by ``model.AllPairsTrainer``).
         pairs_per_epoch: pair samplings' epoch; None = one pass over the restricted pairs.
         images_per_epoch: identity batches' epoch; None = the images of one such pass (two a
             pair).
@@ -250,13 +244,8 @@ def finished(folder: Path) -> bool:
     return (folder / COMPLETE).is_file() and not run_problems(folder)
 
 
-def train(
-    config: RunConfig,
-    splits: Splits | None = None,
-    runs_root: str | Path | None = None,
-    progress: bool = True,
-    callbacks: list[keras.callbacks.Callback] | None = None,
-) -> Run:
+def train(config: RunConfig, splits: Splits | None = None, runs_root: str | Path | None = None,
+          progress: bool = True, callbacks: list[keras.callbacks.Callback] | None = None) -> Run:
     """The finished run for ``config``: loaded from the cache, or trained now and cached.
 
     ``splits`` may be passed to share decoded images between runs; it must come from
@@ -280,7 +269,9 @@ def train(
         with files.staged(target) as folder:
             started = time.perf_counter()
             model, history = fit(config, splits, folder, progress, callbacks)
-            _score_splits(model, splits).to_csv(folder / "scores.csv", index=False)
+            scores = [frame.assign(split=split, score=score_pairs(model, splits.store, frame))
+                      for split, frame in (("val", splits.val), ("test", splits.test))]
+            pd.concat(scores, ignore_index=True).to_csv(folder / "scores.csv", index=False)
             info = {
                 "name": config.name,
                 "key": config.key(),
@@ -355,9 +346,8 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     callbacks = [
         *(callbacks or []),  # e.g. Optuna's pruning callback, which may stop training
-        keras.callbacks.EarlyStopping(
-            monitor=MONITOR, mode="max", patience=settings.patience, restore_best_weights=True
-        ),
+        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=settings.patience,
+                                      restore_best_weights=True),
         # The cosine schedule lives in the optimizer; this one logs the rate in the history.
         *([keras.callbacks.LearningRateScheduler(
             lambda epoch: settings.learning_rate * settings.lr_decay**epoch)]
@@ -384,12 +374,8 @@ def _ensure_room_for(model: keras.Model, folder: Path) -> None:
 
 
 def run_problems(folder: str | Path) -> list[str]:
-    """What is wrong with a finished run folder: files missing or unlike their checksums; an
-    empty list means the run can be loaded.
-
-    A marker without checksums (``files``) cannot be verified, so it counts as damaged: ``train``
-    sets the folder aside and trains the run again rather than trust weights nobody checked.
-    """
+    """What is wrong with a finished run folder (empty: it can be loaded). A marker without
+    checksums counts as damaged: better to train again than trust weights nobody checked."""
     folder = Path(folder)
     try:
         recorded = json.loads((folder / COMPLETE).read_text())["files"]
@@ -480,9 +466,3 @@ def training_stream(config: RunConfig, splits: Splits):
         dataset = sampled_pair_dataset(splits.store, splits.train_people, settings.batch_size,
                                        **seeded)
     return dataset, steps_per_epoch(settings, len(splits.train))
-
-
-def _score_splits(model: keras.Model, splits: Splits) -> pd.DataFrame:
-    frames = [frame.assign(split=split, score=score_pairs(model, splits.store, frame))
-              for split, frame in (("val", splits.val), ("test", splits.test))]
-    return pd.concat(frames, ignore_index=True)
