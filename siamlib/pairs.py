@@ -87,14 +87,12 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
                                 f"image numbers, got {line!r}")
         # A same-person line "name i j" reads as "name i name j".
         name_a, index_a, name_b, index_b = [*fields[:2], *fields[::2]] if same else fields
-        rows.append((name_a, int(index_a), name_b, int(index_b), SAME if same else DIFFERENT,
+        a, b = (name_a, int(index_a)), (name_b, int(index_b))
+        # LFW's naming scheme: <Name>/<Name>_<NNNN>.jpg
+        paths = [str(Path(images_dir, name, f"{name}_{index:04d}.jpg")) for name, index in (a, b)]
+        rows.append((*a, *b, *paths, SAME if same else DIFFERENT,
                      fold + 1 if folds > 1 else 0))  # View 2's folds 1..10 as LFW numbers them
-    frame = pd.DataFrame(rows, columns=["name_a", "index_a", "name_b", "index_b", "label", "fold"])
-    for side in "ab":  # LFW's naming scheme: <Name>/<Name>_<NNNN>.jpg
-        images = zip(frame[f"name_{side}"], frame[f"index_{side}"])
-        frame[f"path_{side}"] = [str(Path(images_dir, name, f"{name}_{index:04d}.jpg"))
-                                 for name, index in images]
-    return frame[PAIR_COLUMNS]
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
