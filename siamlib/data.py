@@ -1,9 +1,9 @@
 """Getting LFW-a onto this machine, and knowing for sure that all of it arrived.
 
 Every notebook starts from the same question: is the data set here, complete? ``fetch`` answers
-it once and leaves a ``.complete`` marker, so later calls return at once. The data may come from
-a zip or folder a course hands out, a folder of person folders, a web mirror, or the registry's
-own addresses; whatever the source, the finished folder looks the same::
+it once and leaves a ``.complete`` marker, so later calls return at once. Whatever the source (a
+zip or folder a course hands out, a folder of person folders, a web mirror, the registry's own
+addresses), the finished folder looks the same::
 
     <data_dir>/lfw-a/
         .complete              JSON: counts, source, date, and each file's size and sha256;
@@ -16,11 +16,8 @@ own addresses; whatever the source, the finished folder looks the same::
 The folder is built aside and moved into place once checked (``files.staged``), so an
 interrupted run never passes for a finished one. Downloads are pooch's, checked against the
 registry's SHA-256. A damaged folder is rebuilt from its source and must come back exactly as
-recorded. The pair files *are* the protocol, so a copy that differs from the registry's SHA-256
-is refused wherever it comes from. Folders siamlib did not make are never deleted.
-
-Run ``python -m siamlib.data fetch --source PATH`` or ``python -m siamlib.data verify`` from a
-terminal; a failure prints what went wrong and what to do, and exits with status 2.
+recorded. Folders siamlib did not make are never deleted. From a terminal, ``python -m
+siamlib.data fetch|verify`` prints what went wrong and what to do, and exits with status 2.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import os
 import shutil
 import sys
 import urllib.parse
-import uuid
 import zipfile
 import zlib
 from collections import Counter
@@ -42,15 +38,12 @@ from pathlib import Path
 
 import pooch
 import requests
-from tqdm.auto import tqdm
 
 from siamlib import files, pairs, paths
-from siamlib.pairs import is_image, is_junk
 
 SOURCE_ENV = "SIAMLIB_LFW_SOURCE"
 IMAGES = "images"
 MARKER = ".complete"
-DOWNLOADS = "downloads"
 
 
 class DataError(RuntimeError):
@@ -67,32 +60,20 @@ class RemoteFile:
 
     name: str
     sha256: str
-    urls: tuple[str, ...]
+    urls: tuple[str, ...] = ()
     browser_url: str | None = None
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a finished data set holds, so that "complete" means the same on every machine.
-
-    ``archive`` names the zip of person folders among ``files``; the other files are pair
-    files, which must match their SHA-256 exactly, since they *are* the protocol (which is why
-    LFW run keys need not hash them). Counts left at None are not checked, and ``files`` may be
-    empty, which suits any folder-per-identity face set.
-    """
+    """What a finished data set holds (``archive``: the zip of person folders), so that
+    "complete" means the same on every machine."""
 
     name: str
-    files: tuple[RemoteFile, ...] = ()
-    archive: str | None = None
-    num_people: int | None = None
-    num_images: int | None = None
-
-    @property
-    def pair_files(self) -> tuple[str, ...]:
-        return tuple(remote.name for remote in self.files if remote.name != self.archive)
-
-    def remote(self, name: str) -> RemoteFile | None:
-        return next((remote for remote in self.files if remote.name == name), None)
+    archive: RemoteFile
+    pair_files: tuple[RemoteFile, ...]
+    num_people: int
+    num_images: int
 
 
 _LFW_A_DRIVE_ID = "1p1wjaqpTh_5RHfJu4vUh8JJCdKwYMHCP"
@@ -104,16 +85,15 @@ _LFW_PAIR_FILES = {  # View 1 (development), then View 2 (the ten-fold benchmark
 }
 LFW_A = DatasetSpec(
     name="lfw-a",
-    files=(
-        RemoteFile("lfw2.zip", "90d45fb01b4a2940d445974900eaa21d4bb302b20fbbb2353a5709d79db5d962",
-                   (f"https://drive.usercontent.google.com/download?id={_LFW_A_DRIVE_ID}"
-                    "&export=download&confirm=t",
-                    f"https://drive.google.com/uc?export=download&id={_LFW_A_DRIVE_ID}&confirm=t"),
-                   browser_url=f"https://drive.google.com/file/d/{_LFW_A_DRIVE_ID}/view"),
-        *(RemoteFile(name, sha256, (f"http://{_LFW_SITE}/{name}", f"https://{_LFW_SITE}/{name}"))
-          for name, sha256 in _LFW_PAIR_FILES.items()),
-    ),
-    archive="lfw2.zip",
+    archive=RemoteFile(
+        "lfw2.zip", "90d45fb01b4a2940d445974900eaa21d4bb302b20fbbb2353a5709d79db5d962",
+        (f"https://drive.usercontent.google.com/download?id={_LFW_A_DRIVE_ID}"
+         "&export=download&confirm=t",
+         f"https://drive.google.com/uc?export=download&id={_LFW_A_DRIVE_ID}&confirm=t"),
+        browser_url=f"https://drive.google.com/file/d/{_LFW_A_DRIVE_ID}/view"),
+    pair_files=tuple(RemoteFile(name, sha256, (f"http://{_LFW_SITE}/{name}",
+                                               f"https://{_LFW_SITE}/{name}"))
+                     for name, sha256 in _LFW_PAIR_FILES.items()),
     num_people=5_749,
     num_images=13_233,
 )
@@ -133,19 +113,16 @@ def _bullets(lines: list[str]) -> str:
     return "\n".join(f"  - {line}" for line in lines)
 
 
-# --- verify -------------------------------------------------------------------------------------
+def _file_list(spec: DatasetSpec) -> str:
+    return ", ".join(remote.name for remote in (spec.archive, *spec.pair_files))
 
 
 def verify(
     dataset_dir: str | os.PathLike, spec: DatasetSpec = LFW_A, deep: bool = False
 ) -> dict[str, int]:
-    """Check a data set folder, so a partial copy is caught before training on it.
-
-    Counts people and images, reads every pair file (which must be the registry's) and looks
-    for each image it names; every file the marker lists must be there at its recorded size,
-    and ``deep`` compares each one's SHA-256 too (reads every byte). Returns the counts:
-    ``people``, ``images``, ``other_files`` (skipped entries) and ``pairs``.
-    """
+    """Check a data set folder, so a partial copy is caught before training on it; ``deep``
+    compares every file's SHA-256 with the marker's (reads every byte). Returns the counts:
+    ``people``, ``images``, ``other_files`` (skipped entries) and ``pairs``."""
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist: run python -m siamlib.data fetch first.")
@@ -170,39 +147,53 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
               "other_files": sum(map(len, skipped.values())), "pairs": 0}
     problems = [f"expected {want:,} {what}, found {counts[what]:,}"
                 for what, want in (("people", spec.num_people), ("images", spec.num_images))
-                if want is not None and counts[what] != want]
-    for name in spec.pair_files:
+                if counts[what] != want]
+    for remote in spec.pair_files:
         try:
-            if problem := _pair_file_problem(folder / name, name, spec):
+            if problem := _pair_file_problem(folder / remote.name, remote):
                 raise DataError(problem)
-            wanted = pairs.read_pairs(folder / name, folder / IMAGES)
+            wanted = pairs.read_pairs(folder / remote.name, folder / IMAGES)
         except (OSError, ValueError, DataError) as error:
-            problems.append(f"pair file {name} cannot be used: {error}")
+            problems.append(f"pair file {remote.name} cannot be used: {error}")
             continue
         counts["pairs"] += len(wanted)
         named = set(wanted["path_a"]) | set(wanted["path_b"])
         missing = sorted(str(Path(p).relative_to(folder)) for p in named if not Path(p).is_file())
         if missing:
-            problems.append(f"{len(missing):,} image(s) named in {name} missing: {_some(missing)}")
+            problems.append(f"{len(missing):,} image(s) named in {remote.name} missing: "
+                            + _some(missing))
     return counts, problems
 
 
-def _pair_file_problem(path: Path, name: str, spec: DatasetSpec) -> str | None:
-    """A pair file must be the registry's to the byte: another one is another protocol."""
+def _pair_file_problem(path: Path, remote: RemoteFile) -> str | None:
+    """A pair file must be the registry's to the byte: the pair files *are* the protocol
+    (which is also why LFW run keys need not hash them)."""
     if not path.is_file():
         return f"{path} is missing"
-    if (found := files.sha256_of(path)) != (original := spec.remote(name).sha256):
-        return (f"{path} is not the original {name} (sha256 {found[:12]}..., the registry's is "
-                f"{original[:12]}...); an edited pair file changes the benchmark. Fetch with the "
-                "original, or without it (it is then downloaded).")
+    if (found := files.sha256_of(path)) != remote.sha256:
+        return (f"{path} is not the original {remote.name} (sha256 {found[:12]}..., the "
+                f"registry's is {remote.sha256[:12]}...); an edited pair file changes the "
+                "benchmark. Fetch with the original, or without it (it is then downloaded).")
     return None
+
+
+def read_marker(folder: str | os.PathLike) -> dict:
+    """The counts, source and date a finished data set was made with."""
+    marker = Path(folder) / MARKER
+    try:
+        content = json.loads(marker.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        content = None
+    if not isinstance(content, dict):
+        raise DataError(f"{marker} is damaged (not the JSON siamlib writes). Delete it and run "
+                        "python -m siamlib.data fetch again: the folder is then checked and "
+                        "adopted if complete; nothing else is deleted.")
+    return content
 
 
 def _recorded(folder: Path) -> dict[str, list] | None:
     """What the marker promises: relative path -> [size, sha256]; None without such a list."""
-    if not (folder / MARKER).is_file():
-        return None
-    recorded = read_marker(folder).get("files")
+    recorded = read_marker(folder).get("files") if (folder / MARKER).is_file() else None
     return recorded if isinstance(recorded, dict) else None
 
 
@@ -220,33 +211,16 @@ def _damaged(folder: Path, deep: bool) -> list[str]:
     return damage
 
 
-def read_marker(folder: str | os.PathLike) -> dict:
-    """The counts, source and date a finished data set was made with."""
-    marker = Path(folder) / MARKER
-    try:
-        content = json.loads(marker.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        content = None
-    if not isinstance(content, dict):
-        raise DataError(f"{marker} is damaged (not the JSON siamlib writes). Delete it and run "
-                        "python -m siamlib.data fetch again: the folder is then checked and "
-                        "adopted if complete; nothing else is deleted.")
-    return content
-
-
 def _write_marker(folder: Path, counts: dict[str, int], source: str, spec: DatasetSpec) -> None:
     """Records the images and pair files (stray files may come and go) with size and SHA-256."""
     images = pairs.scan_identity_folder(folder / IMAGES)[0]["path"]
-    kept = [*map(Path, images), *(folder / name for name in spec.pair_files)]
+    kept = [*map(Path, images), *(folder / remote.name for remote in spec.pair_files)]
     recorded = {name: [(folder / name).stat().st_size, sha256]
                 for name, sha256 in files.checksums(folder, kept).items()}
     marker = {**counts, "source": source,
               "completed": datetime.now(UTC).isoformat(timespec="seconds"), "files": recorded}
     with files.staged(folder / MARKER, folder=False) as part:
         part.write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
-
-
-# --- fetch --------------------------------------------------------------------------------------
 
 
 def fetch(
@@ -290,7 +264,7 @@ def fetch(
 def _finished(target: Path, spec: DatasetSpec, deep: bool) -> bool:
     """Whether the folder is done and intact; reads, never writes."""
     return not (_recorded(target) is None or _damaged(target, deep) or any(
-        _pair_file_problem(target / name, name, spec) for name in spec.pair_files))
+        _pair_file_problem(target / remote.name, remote) for remote in spec.pair_files))
 
 
 def _build(source, target: Path, spec: DatasetSpec, progress: bool, deep: bool) -> None:
@@ -314,21 +288,18 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool, deep: bool) 
     repair = "" if recorded is None else _some(_damaged(target, deep)) or "a pair file"
     if repair and source is None and Path(made_from := str(read_marker(target)["source"])).exists():
         source = made_from
-    description, faces, local, mirrors = _plan(source, spec)
-    try:  # the pair files first: a missing one fails fast, before a large zip is unpacked
-        pair_files = {name: local[name] if name in local else
-                      _download(spec, name, target.parent, mirrors, progress)
-                      for name in spec.pair_files}
-        faces = faces or _download(spec, spec.archive, target.parent, mirrors, progress)
+    try:
+        description, faces, pair_files = _gather(source, spec, target.parent, progress)
     except DataError as error:
         raise DataError(f"{target} needs repair ({repair}) and cannot be rebuilt: {error}"
                         if repair else str(error)) from None
-    trash = target.with_name(f".tmp-{target.name}-old-{uuid.uuid4().hex[:8]}")
+    old = target.with_name(f".tmp-{target.name}-old")
     with files.staged(target) as staging:
         if faces.is_dir():
-            shutil.copytree(faces, staging / IMAGES, ignore=lambda _, names: filter(is_junk, names))
+            shutil.copytree(faces, staging / IMAGES,
+                            ignore=lambda _, names: filter(pairs.is_junk, names))
         else:
-            _unzip_people(faces, staging, progress)
+            _unzip_people(faces, staging)
         for name, path in pair_files.items():
             shutil.copyfile(path, staging / name)
         counts, problems = _inspect(staging, spec)
@@ -343,54 +314,54 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool, deep: bool) 
                             f"--source with the copy it was made from, or move {target} aside.")
         _write_marker(staging, counts, description, spec)
         if repair:
-            target.rename(trash)  # the rebuild takes its place as the block ends
+            target.rename(old)  # the rebuild takes its place as the block ends
     if repair:
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
         print(f"{target} rebuilt from {description} ({repair})", file=sys.stderr)
 
 
-def _file_list(spec: DatasetSpec) -> str:
-    return ", ".join([spec.archive, *spec.pair_files] if spec.archive else ["person folders"])
-
-
-def _plan(source, spec: DatasetSpec) -> tuple[str, Path | None, dict[str, Path], tuple]:
-    """Where each piece comes from: the source's name (for the marker), its faces (a zip, or
-    the folder of person folders) and the pair files it holds, each checked against the
-    registry, and the base URLs tried before the registry's own addresses."""
-    if source is None:
-        return f"the download addresses of {spec.name}", None, {}, ()
-    text = os.fspath(source)
-    if text.startswith(("http://", "https://")):
-        return text, None, {}, (text,)
-    path = Path(text).expanduser().resolve()
-    zip_path = path / spec.archive if spec.archive and path.is_dir() else path
-    if zip_path.is_file():
-        path = faces = zip_path
-        found = [zip_path.parent / name for name in spec.pair_files]
-    elif not path.is_dir():
-        raise DataError(f"The source {text} does not exist. Give a zip of {spec.name}, a folder "
-                        f"holding {_file_list(spec)}, a folder of person folders, or an http(s) "
-                        "URL of such a folder.")
-    elif (faces := _people_folder(path)) is None:
-        expected = f"{spec.archive} nor " if spec.archive else ""
-        raise DataError(f"{path} holds neither {expected}person folders (<Name>/<Name>_0001.jpg, "
-                        "at any depth). Point --source at the zip, the folder holding it, or the "
-                        "folder of folders.")
-    else:
-        found = _visible_files(path)  # a pair file may sit anywhere under the folder
-    # The shallowest copy comes first in ``found``, so last in reverse: it is the one kept.
-    pair_files = {file.name: file for file in reversed(found)
-                  if file.name in spec.pair_files and file.is_file()}
-    for name, file in pair_files.items():
-        if problem := _pair_file_problem(file, name, spec):
+def _gather(source, spec: DatasetSpec, root: Path, progress: bool):
+    """The source's name (for the marker), its faces (a zip, or the folder of person folders)
+    and the pair files, each taken from a local source where it holds them (and checked
+    against the registry), else downloaded: from an http(s) source first, then the registry's
+    addresses. The pair files come first, so a missing one fails before a large download."""
+    text = os.fspath(source) if source is not None else ""
+    mirrors = (text,) if text.startswith(("http://", "https://")) else ()
+    description, faces, local = text or f"the download addresses of {spec.name}", None, []
+    if text and not mirrors:
+        path = Path(text).expanduser().resolve()
+        if (path / spec.archive.name).is_file():
+            path = path / spec.archive.name
+        if path.is_file():
+            faces, local = path, [path.parent / remote.name for remote in spec.pair_files]
+        elif not path.is_dir():
+            raise DataError(f"The source {text} does not exist. Give a zip of {spec.name}, a "
+                            f"folder holding {_file_list(spec)}, a folder of person folders, or "
+                            "an http(s) URL of such a folder.")
+        elif (faces := _people_folder(path)) is None:
+            raise DataError(f"{path} holds neither {spec.archive.name} nor person folders "
+                            "(<Name>/<Name>_0001.jpg, at any depth). Point --source at the zip, "
+                            "the folder holding it, or the folder of folders.")
+        else:
+            local = _visible_files(path)  # a pair file may sit anywhere under the folder
+        description = str(path)
+    # The shallowest copy comes first in ``local``, so last in reverse: it is the one kept.
+    found = {file.name: file for file in reversed(local) if file.is_file()}
+    pair_files = {}
+    for remote in spec.pair_files:
+        if remote.name not in found:
+            pair_files[remote.name] = _download(remote, spec, root, mirrors, progress)
+        elif problem := _pair_file_problem(found[remote.name], remote):
             raise DataError(problem)
-    return str(path), faces, pair_files, ()
+        else:
+            pair_files[remote.name] = found[remote.name]
+    return description, faces or _download(spec.archive, spec, root, mirrors, progress), pair_files
 
 
 def _visible_files(folder: Path) -> list[Path]:
     """Every file under ``folder`` but hidden ones and macOS metadata, the shallowest first."""
     return sorted((path for path in folder.rglob("*") if path.is_file()
-                   and not any(map(is_junk, path.relative_to(folder).parts))),
+                   and not any(map(pairs.is_junk, path.relative_to(folder).parts))),
                   key=lambda path: (len(path.parts), path))
 
 
@@ -401,20 +372,17 @@ def _people_folder(folder: Path) -> Path | None:
     (``lfw2/lfw2/<Name>/...`` beside ``cover.jpg``) cannot win.
     """
     per_root = Counter(path.parent.parent for path in _visible_files(folder)
-                       if is_image(path) and path.parent != folder)
+                       if pairs.is_image(path) and path.parent != folder)
     return min(per_root, key=lambda root: (-per_root[root], len(root.parts))) if per_root else None
 
 
-def _unzip_people(zip_path: Path, staging: Path, progress: bool) -> None:
+def _unzip_people(zip_path: Path, staging: Path) -> None:
     """Unzip into ``staging``, then keep the folder of person folders, wherever it sat in the
     zip, as ``staging/images``. zipfile drops ``..`` and a leading ``/`` from member names, so
     a member named to escape (zip slip) lands inside ``staging`` like any other."""
     unzipped = staging / "unzipped"
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            for member in tqdm(archive.infolist(), desc=f"Extracting {zip_path.name}",
-                               unit="file", disable=not progress):
-                archive.extract(member, unzipped)
+        pooch.Unzip(extract_dir=str(unzipped))(str(zip_path), "download", None)
     except (zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DataError(f"The zip {zip_path} is damaged or truncated ({error}). Download it again "
                         "and run fetch again with the new copy.") from None
@@ -424,22 +392,15 @@ def _unzip_people(zip_path: Path, staging: Path, progress: bool) -> None:
     shutil.rmtree(unzipped, ignore_errors=True)  # the rest of the zip; gone already if it was all
 
 
-# --- download -----------------------------------------------------------------------------------
-
-
-def _download(spec: DatasetSpec, name: str | None, root: Path, mirrors, progress: bool) -> Path:
+def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirrors, progress: bool) -> Path:
     """The file from the download cache or the first address that serves it intact (pooch
     checks the SHA-256 before moving a download into place)."""
-    remote = spec.remote(name) if name else None
-    if remote is None:
-        raise DataError(f"{spec.name} lists no download address for {name or 'its images'}: put "
-                        "it in the source folder and fetch again with --source.")
     failures = []
-    for url in [*(f"{base.rstrip('/')}/{urllib.parse.quote(name)}" for base in mirrors),
+    for url in [*(f"{base.rstrip('/')}/{urllib.parse.quote(remote.name)}" for base in mirrors),
                 *remote.urls]:
         try:
             return Path(pooch.retrieve(
-                url, f"sha256:{remote.sha256}", fname=name, path=root / DOWNLOADS,
+                url, f"sha256:{remote.sha256}", fname=remote.name, path=root / "downloads",
                 downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60)))
         except requests.HTTPError as error:
             failures.append(f"{url}: HTTP {error.response.status_code} {error.response.reason}")
@@ -450,17 +411,14 @@ def _download(spec: DatasetSpec, name: str | None, root: Path, mirrors, progress
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # no other address helps; fetch reports the full disk
             failures.append(f"{url}: {error}")
-        print(f"{name}: {failures[-1]}", file=sys.stderr)
-    where = remote.browser_url or (remote.urls[0] if remote.urls else "wherever you got the rest")
+        print(f"{remote.name}: {failures[-1]}", file=sys.stderr)
     tried = f"every address failed:\n{_bullets(failures)}" if failures else "no address is known."
     raise DataError(
-        f"Could not download {name}; {tried}\nWhat to do: download {name} by hand from {where}, "
-        f"put it in one folder with the other files of {spec.name} ({_file_list(spec)}), then "
-        f"run\n    python -m siamlib.data fetch --source FOLDER\nor set {SOURCE_ENV}=FOLDER "
-        "before running the notebooks.")
-
-
-# --- command line -------------------------------------------------------------------------------
+        f"Could not download {remote.name}; {tried}\nWhat to do: download {remote.name} by hand "
+        f"from {remote.browser_url or (remote.urls or ['wherever you got the rest'])[0]}, put it "
+        f"in one folder with the other files of {spec.name} ({_file_list(spec)}), then run\n"
+        f"    python -m siamlib.data fetch --source FOLDER\nor set {SOURCE_ENV}=FOLDER before "
+        "running the notebooks.")
 
 
 def main(argv=None) -> int:

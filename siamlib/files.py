@@ -22,16 +22,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-_CHUNK_BYTES = 1 << 20
-
 
 def sha256_of(path: str | os.PathLike) -> str:
-    """A file's SHA-256, read in chunks (data archives, pair files, run weights alike)."""
-    digest = hashlib.sha256()
+    """A file's SHA-256 (data archives, pair files, run weights alike)."""
     with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def short_hash(value) -> str:
@@ -50,10 +45,9 @@ def damaged(folder: Path, recorded: dict[str, str]) -> list[str]:
     """The recorded files that are missing or whose content changed, each with what is wrong."""
     problems = []
     for relative, digest in recorded.items():
-        path = folder / relative
-        if not path.is_file():
+        if not (folder / relative).is_file():
             problems.append(f"{relative} (missing)")
-        elif sha256_of(path) != digest:
+        elif sha256_of(folder / relative) != digest:
             problems.append(f"{relative} (content changed: sha256 differs)")
     return problems
 
@@ -65,17 +59,15 @@ def waiting_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
     The lock is the operating system's (``filelock``), dropped when its process dies, so a
     killed run never leaves the folder locked. ``what`` names the work in the message.
     """
-    lock = FileLock(Path(lock_file))
+    lock = FileLock(lock_file)
     try:
-        lock.acquire(timeout=0)
+        held = lock.acquire(timeout=0)
     except Timeout:
         print(f"Another process is {what}; waiting for it to finish (lock: {lock_file})",
               file=sys.stderr, flush=True)
-        lock.acquire()
-    try:
+        held = lock.acquire()
+    with held:  # released when the block ends
         yield
-    finally:
-        lock.release()
 
 
 @contextmanager

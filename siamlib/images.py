@@ -1,13 +1,11 @@
 """Decoding face images once into a compact uint8 store that every pipeline shares.
 
 A pair set names the same images many times (DevTrain's 2,200 pairs use 3,443 images), so
-images are decoded once, by path, and pairs refer to rows of one uint8 array. Scaling to
-[0, 1] floats happens per batch inside the tf.data pipeline: holding every pair as float64
-arrays (what the seed reports did) costs ~100x the memory for the same information.
+images are decoded once, by path, and pairs refer to rows of one uint8 array; scaling to [0, 1]
+floats happens per batch inside the tf.data pipeline, at a hundredth of the memory.
 
-Some LFW-a JPEGs are truncated: their coded data stops early (libjpeg says "Corrupt JPEG
-data: premature end of data segment") and the rest of the frame is filled in. They are
-decoded as far as their data goes, counted, and reported in one warning, not one per image.
+Some LFW-a JPEGs are truncated (libjpeg: "Corrupt JPEG data: premature end of data segment").
+They are decoded as far as their data goes, counted, and reported in one warning.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,7 +56,9 @@ class Preprocess:
 class ImageStore:
     """Decoded images as one ``(n, size, size)`` uint8 array, addressed by path.
 
-    Build it with ``ImageStore.load``; look rows up with ``rows(paths)``.
+    Build it with ``ImageStore.load``; look rows up with ``rows(paths)``. The person of each
+    row is ``names[path]`` where given (a photo in a subfolder of a person folder), else the
+    photo's folder (``<Name>/<Name>_0001.jpg``).
     """
 
     def __init__(self, image_paths: list[str], pixels: np.ndarray, truncated: list[str],
@@ -68,8 +67,6 @@ class ImageStore:
         self.pixels = pixels
         self.truncated = list(truncated)
         self._row = {p: i for i, p in enumerate(self.paths)}
-        # The person of each row: ``names[path]`` where given (a photo in a subfolder of a
-        # person folder), else the photo's folder (``<Name>/<Name>_0001.jpg``).
         names = names or {}
         self.names = np.array([names.get(p) or Path(p).parent.name for p in self.paths])
 
@@ -91,8 +88,7 @@ class ImageStore:
 
         The cache (``data/cache`` by default) is keyed by the exact paths, each file's size and
         modification time (a file replaced in place is decoded again), the face crop and the
-        preprocessing, so nothing stale is ever served. ``names`` gives the person of a path
-        whose folder is not the person's (a photo in a subfolder of a person folder).
+        preprocessing, so nothing stale is ever served.
         """
         unique = sorted({str(p) for p in image_paths})
         stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
@@ -100,9 +96,19 @@ class ImageStore:
         folder = Path(cache_dir) if cache_dir is not None else paths.data_dir() / "cache"
         size = preprocess.image_size
         cache_file = folder / f"images-{size}px-{digest}.npz"
-        cached = _read_cache(cache_file, (len(unique), size, size))
-        pixels, truncated = cached or _decode_all(unique, preprocess, face_crop, progress)
-        if cached is None:
+        try:
+            with np.load(cache_file) as cached:
+                pixels, truncated = cached["pixels"], list(cached["truncated"])
+            if pixels.shape != (len(unique), size, size) or pixels.dtype != np.uint8:
+                raise ValueError(f"it holds {pixels.shape} {pixels.dtype} pixels")
+        except FileNotFoundError:
+            pixels = None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            warnings.warn(f"the image cache {cache_file} is damaged ({error}); decoding the "
+                          "images again and rewriting it", stacklevel=2)
+            pixels = None
+        if pixels is None:
+            pixels, truncated = _decode_all(unique, preprocess, face_crop, progress)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with files.staged(cache_file, folder=False) as partial, open(partial, "wb") as out:
@@ -116,23 +122,6 @@ class ImageStore:
                           "were decoded as far as their data goes (see ImageStore.truncated)",
                           stacklevel=2)
         return cls(unique, pixels, truncated, names)
-
-
-def _read_cache(cache_file: Path, shape: tuple[int, int, int]):
-    """Pixels and truncated paths from the cache file; None (after a warning naming the file
-    when it is damaged) when they must be decoded."""
-    if not cache_file.is_file():
-        return None
-    try:
-        with np.load(cache_file) as cached:
-            pixels, truncated = cached["pixels"], list(cached["truncated"])
-        if pixels.shape != shape or pixels.dtype != np.uint8:
-            raise ValueError(f"it holds {pixels.shape} {pixels.dtype} pixels")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        warnings.warn(f"the image cache {cache_file} is damaged ({error}); decoding the images "
-                      "again and rewriting it", stacklevel=3)
-        return None
-    return pixels, truncated
 
 
 def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
@@ -165,54 +154,39 @@ def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-@contextmanager
-def quiet_decoder_warnings():
-    """Capture what C libraries write to the process's stderr; yields "text since last call".
-
-    libjpeg reports a damaged JPEG ("Corrupt JPEG data: premature end of data segment") only
-    as text on file descriptor 2, neither as an error nor as a flag any Python binding exposes.
-    Decoding one image at a time with fd 2 pointed at a temporary file lets us attribute each
-    message to its image, count them, and keep them out of the student's terminal.
-    """
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        seen = 0
-
-        def new_text() -> str:
-            nonlocal seen
-            size = os.fstat(sink.fileno()).st_size
-            text = os.pread(sink.fileno(), size - seen, seen).decode(errors="replace")
-            seen = size
-            return text
-
-        try:
-            yield new_text
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progress: bool):
+    """Decode every image with the process's stderr (fd 2) pointed at a temporary file.
+
+    libjpeg reports a truncated JPEG only as text on fd 2, neither as an error nor as a flag
+    any Python binding exposes; reading that file after each image attributes each message to
+    its image and keeps them out of the student's terminal.
+    """
     size = preprocess.image_size
     pixels = np.empty((len(unique), size, size), dtype=np.uint8)
     truncated, failures, other_messages = [], [], []
     # The bar goes to stdout: stderr is captured while decoding.
     bar = tqdm(unique, desc="decoding images", disable=not progress, file=sys.stdout)
-    with quiet_decoder_warnings() as new_text:
-        for row, path in enumerate(bar):
-            try:
-                pixels[row] = decode_gray(path, preprocess, face_crop)
-            except ImageDecodeError as error:
-                failures.append(str(error))
-            message = new_text()
-            if "Corrupt JPEG data" in message or "Premature end of JPEG" in message:
-                truncated.append(path)
-            elif message:
-                other_messages.append(message)
-    for message in other_messages:
-        sys.stderr.write(message)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            for row, path in enumerate(bar):
+                try:
+                    pixels[row] = decode_gray(path, preprocess, face_crop)
+                except ImageDecodeError as error:
+                    failures.append(str(error))
+                message = os.pread(2, os.fstat(2).st_size, 0).decode(errors="replace")
+                os.ftruncate(2, 0)
+                os.lseek(2, 0, os.SEEK_SET)  # the next image's message starts at 0 again
+                if "Corrupt JPEG data" in message or "Premature end of JPEG" in message:
+                    truncated.append(path)
+                elif message:
+                    other_messages.append(message)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    sys.stderr.write("".join(other_messages))
     if failures:
         raise ImageDecodeError(
             f"{len(failures)} file(s) among the images cannot be used, e.g.\n  "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 from collections import defaultdict
+from itertools import combinations
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -86,14 +87,12 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
                                 f"image numbers, got {line!r}")
         # A same-person line "name i j" reads as "name i name j".
         name_a, index_a, name_b, index_b = [*fields[:2], *fields[::2]] if same else fields
-        rows.append((name_a, int(index_a), name_b, int(index_b), SAME if same else DIFFERENT,
+        a, b = (name_a, int(index_a)), (name_b, int(index_b))
+        # LFW's naming scheme: <Name>/<Name>_<NNNN>.jpg
+        paths = [str(Path(images_dir, name, f"{name}_{index:04d}.jpg")) for name, index in (a, b)]
+        rows.append((*a, *b, *paths, SAME if same else DIFFERENT,
                      fold + 1 if folds > 1 else 0))  # View 2's folds 1..10 as LFW numbers them
-    frame = pd.DataFrame(rows, columns=["name_a", "index_a", "name_b", "index_b", "label", "fold"])
-    for side in "ab":  # LFW's naming scheme: <Name>/<Name>_<NNNN>.jpg
-        images = zip(frame[f"name_{side}"], frame[f"index_{side}"])
-        frame[f"path_{side}"] = [str(Path(images_dir, name, f"{name}_{index:04d}.jpg"))
-                                 for name, index in images]
-    return frame[PAIR_COLUMNS]
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
@@ -106,15 +105,13 @@ def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     frame = read_pairs(pair_file, images_dir)
     if frame["fold"].nunique() < 2:
         raise PairFileError(f"{pair_file}: a View 2 file has two or more folds (header 'folds N')")
-    seen: dict[str, int] = {}
-    clashes = set()
-    for fold, people in fold_people(frame).items():
-        clashes |= {f"{p} (folds {seen[p]} and {fold})" for p in people if p in seen}
-        seen.update(dict.fromkeys(people, fold))
+    people = fold_people(frame)
+    clashes = sorted(f"{person} (folds {a} and {b})" for a, b in combinations(people, 2)
+                     for person in people[a] & people[b])
     if clashes:
         raise PairFileError(f"{pair_file}: {len(clashes)} people appear in more than one fold, so "
                             "a fold's test people would be in its training folds: "
-                            + ", ".join(sorted(clashes)[:5]))
+                            + ", ".join(clashes[:5]))
     return frame
 
 
@@ -131,18 +128,13 @@ def fold_overlap(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Every image of a ``root/<identity>/...`` tree, one row each, and what was left out.
+    """Every image of a ``root/<identity>/...`` tree (``name, index, path``), and reason ->
+    the entries skipped (relative paths), so that nothing is lost unseen.
 
-    This is what lets the workbook run on another face set (ORL/Olivetti, CFPW, ...) by
-    changing one parameter: any folder-per-identity set becomes the same ``name, index, path``
-    table that LFW gives. A photo in a subfolder of a person folder is that person's; ``index``
-    is the 1-based position of the image within its identity (sorted by path). Two folders
-    that are one person (the same name spelt with other Unicode code points, or a link to
-    another person folder) would make one person two, so they are refused.
-
-    Returns:
-        The table, and reason -> the skipped entries (relative paths), so nothing is lost
-        unseen: ``identity_images`` prints them, ``siamlib.data`` counts them.
+    This is what lets the workbook run on another face set (ORL/Olivetti, CFPW, ...): any
+    folder-per-identity set becomes the table LFW gives. A photo in a subfolder of a person
+    folder is that person's. Two folders that are one person (the same name in other Unicode
+    code points, or a link to another person folder) would make one person two: refused.
     """
     root = Path(root)
     if not root.is_dir():

@@ -29,25 +29,23 @@ def project_root() -> Path:
     return Path.cwd()
 
 
-def _dir_from_env(env: str, default: str) -> Path:
+def _from_env(env: str, default: Path) -> Path:
     value = os.environ.get(env)
-    return Path(value).expanduser().resolve() if value else project_root() / default
+    return Path(value).expanduser().resolve() if value else default
 
 
 def data_dir() -> Path:
     """Where data sets are made ready (``data/``; ``$SIAMLIB_DATA_DIR`` overrides)."""
-    return _dir_from_env(DATA_DIR_ENV, "data")
+    return _from_env(DATA_DIR_ENV, project_root() / "data")
 
 
 def runs_dir() -> Path:
     """Where trained runs are cached (``data/runs``; ``$SIAMLIB_RUNS_DIR`` overrides)."""
-    value = os.environ.get(RUNS_DIR_ENV)
-    return Path(value).expanduser().resolve() if value else data_dir() / "runs"
+    return _from_env(RUNS_DIR_ENV, data_dir() / "runs")
 
 
 def figures_dir() -> Path:
     """Where notebooks save their figures (``figures/``, or ``<data dir>/smoke-figures`` in a
     smoke run; ``$SIAMLIB_FIGURES_DIR`` overrides both)."""
-    if smoke_run and not os.environ.get(FIGURES_DIR_ENV):
-        return data_dir() / "smoke-figures"
-    return _dir_from_env(FIGURES_DIR_ENV, "figures")
+    return _from_env(FIGURES_DIR_ENV,
+                     data_dir() / "smoke-figures" if smoke_run else project_root() / "figures")

@@ -95,10 +95,8 @@ def fake(tmp_path_factory) -> FakeLfw:
         (people / name).write_text(text)
     spec = DatasetSpec(
         name="fake-lfw",
-        files=tuple(
-            RemoteFile(name, _sha256(served / name), urls=()) for name in ("lfw2.zip", *PAIR_FILES)
-        ),
-        archive="lfw2.zip",
+        archive=RemoteFile("lfw2.zip", _sha256(served / "lfw2.zip")),
+        pair_files=tuple(RemoteFile(name, _sha256(served / name)) for name in PAIR_FILES),
         num_people=len(IMAGES_PER_PERSON),
         num_images=sum(IMAGES_PER_PERSON.values()),
     )
@@ -273,12 +271,6 @@ def test_a_source_that_does_not_exist_is_refused(tmp_path, fake):
         fetch(tmp_path / "nowhere", data_dir=tmp_path, spec=fake.spec, progress=False)
 
 
-def test_a_spec_without_counts_or_pairs_takes_any_identity_folders(tmp_path, fake):
-    faces = DatasetSpec(name="faces")
-    folder = fetch(fake.people, data_dir=tmp_path, spec=faces, progress=False)
-    assert verify(folder, faces) == {"people": 5, "images": 11, "other_files": 0, "pairs": 0}
-
-
 # --- verify -------------------------------------------------------------------------------------
 
 
@@ -350,11 +342,12 @@ class Mirror:
 
     def spec_with(self, spec: DatasetSpec, *kinds: str) -> DatasetSpec:
         """The spec with every file's addresses pointing at this server's ``kinds`` in turn."""
-        files = tuple(
-            dataclasses.replace(f, urls=tuple(f"{self.base}/{k}/{f.name}" for k in kinds))
-            for f in spec.files
-        )
-        return dataclasses.replace(spec, files=files)
+        def served(remote: RemoteFile) -> RemoteFile:
+            return dataclasses.replace(
+                remote, urls=tuple(f"{self.base}/{k}/{remote.name}" for k in kinds))
+
+        return dataclasses.replace(spec, archive=served(spec.archive),
+                                   pair_files=tuple(map(served, spec.pair_files)))
 
     def close(self):
         self.server.shutdown()
@@ -395,8 +388,8 @@ def test_wrong_bytes_and_html_pages_are_skipped(tmp_path, fake, mirror, capsys):
 def test_a_url_source_is_tried_before_the_registry(tmp_path, fake, mirror):
     spec = mirror.spec_with(fake.spec, "missing")
     fetch(f"{mirror.base}/good/", data_dir=tmp_path, spec=spec, progress=False)
-    assert mirror.requests[f"/good/{spec.archive}"] == 1
-    assert mirror.requests[f"/missing/{spec.archive}"] == 0
+    assert mirror.requests[f"/good/{spec.archive.name}"] == 1
+    assert mirror.requests[f"/missing/{spec.archive.name}"] == 0
 
 
 def test_when_no_mirror_works_one_error_lists_them_and_says_what_to_do(tmp_path, fake, mirror):
@@ -474,9 +467,9 @@ def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fak
     folder = fetch(data_dir=tmp_path, spec=old, progress=False)
     (fake.served / "pairs.txt").write_text(VIEW2)
     try:
-        view2 = RemoteFile("pairs.txt", hashlib.sha256(VIEW2.encode()).hexdigest(), urls=())
-        new = mirror.spec_with(dataclasses.replace(fake.spec, files=(*fake.spec.files, view2)),
-                               "good")
+        view2 = RemoteFile("pairs.txt", hashlib.sha256(VIEW2.encode()).hexdigest())
+        new = mirror.spec_with(
+            dataclasses.replace(fake.spec, pair_files=(*fake.spec.pair_files, view2)), "good")
         assert fetch(data_dir=tmp_path, spec=new, progress=False) == folder
     finally:
         (fake.served / "pairs.txt").unlink()
@@ -715,8 +708,8 @@ def test_an_edited_pair_file_in_the_data_set_is_refused_and_fetch_restores_the_o
 def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fake):
     text = (source_dir / "pairsDevTest.txt").read_bytes()
     (source_dir / "pairsDevTest.txt").write_bytes(b"\xef\xbb\xbf" + text)
-    spec = dataclasses.replace(fake.spec, files=tuple(
-        RemoteFile(f.name, _sha256(source_dir / f.name), ()) for f in fake.spec.files))
+    spec = dataclasses.replace(fake.spec, pair_files=tuple(
+        RemoteFile(f.name, _sha256(source_dir / f.name)) for f in fake.spec.pair_files))
     folder = fetch(source_dir, data_dir=tmp_path, spec=spec, progress=False)
     assert data.read_marker(folder)["pairs"] == NUM_PAIRS
 
