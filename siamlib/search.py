@@ -310,7 +310,7 @@ def _progress(n_trials: int):
 def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None = None,
              storage: str | Path | None = None, seed: int = 0, space: SearchSpace = SPACE,
              pruner: optuna.pruners.BasePruner | None = None,
-             runs_root: str | Path | None = None, progress: bool = True) -> optuna.Study:
+             runs_root: str | Path | None = None) -> optuna.Study:
     """Search around ``base`` until the study holds ``n_trials`` finished trials; returns it.
 
     Each trial trains ``space.config(base, params, epochs, name="<study>-<trial>")`` (cached
@@ -347,15 +347,14 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None
         val = run.scores_of("val")
         return metrics.roc(val["label"], val["score"]).auc
 
-    return run_trials(study, objective, n_trials, progress)
+    return run_trials(study, objective, n_trials)
 
 
-def best_runs(study: optuna.Study, base: RunConfig, seeds: int,
-              space: SearchSpace = SPACE) -> list[RunConfig]:
+def best_runs(study: optuna.Study, base: RunConfig, seeds: int) -> list[RunConfig]:
     """The best trial's configuration at ``base``'s budget with seeds 0 .. ``seeds`` - 1. Seed
     0 is the trial's own run (at the trial's epochs, loaded, not trained twice)."""
     trial = study.best_trial
-    return space.config(base, trial.params, base.train.epochs,
+    return SPACE.config(base, trial.params, base.train.epochs,
                         f"{study.study_name}-{trial.number:03d}").with_seeds(seeds)
 
 
