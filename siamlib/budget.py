@@ -1,18 +1,14 @@
 """Before a notebook trains: what it will train, what is cached, and how long the rest may take.
 
-``plan`` turns the runs a notebook is about to train into a table, one row per run: cached (it
-loads in a second) or to train, its most epochs, images per epoch (tower passes), the training
-speed and the minutes it may take; ``check_budget`` stops the notebook with one clear message
-when the total is over its ``max_minutes``. The minutes are an upper bound: every run at its
-epoch cap (early stopping and pruning usually end sooner), plus the validation pairs scored
-each epoch (a forward pass: a third of a training pass, whose backward pass costs twice the
-forward one). The speed is **measured** by default: a few real training steps of each network
-to train, fed by siamlib's own pipeline over random pixels, the first step (tracing, XLA) left
-out; or **estimated** for a device not at hand (``rate=COLAB_T4``): FLOPs per image at a stated
-FLOP rate, capped by what the input pipeline delivers, and labelled so.
+``plan`` lists the runs a notebook is about to train, cached or to train, with the minutes each
+may take; ``check_budget`` stops the notebook with one message when the total is over its
+``max_minutes``. The minutes are an upper bound: every run at its epoch cap (early stopping and
+pruning usually end sooner), plus the validation pairs scored each epoch. The speed is measured
+on this device: a few real training steps of each network, fed by siamlib's own pipeline over
+random pixels, the first step (tracing, XLA) left out.
 
 Entries are ``RunConfig``s, or ``Trials`` for runs not known before they start: a study's trials
-and the seeds of the configuration it will pick (``search.notebook_runs`` builds notebook 03's).
+and the seeds of the configuration it will pick (``search.notebook_runs``).
 """
 
 from __future__ import annotations
@@ -35,34 +31,13 @@ from siamlib.parameters import UserError
 from siamlib.splits import DataConfig
 from siamlib.training import RunConfig
 
-EVAL_COST = 1 / 3  # a scored image (forward pass) costs about a third of a trained one
-TRAIN_COST = 3  # training FLOPs per image: the forward pass, and twice that backward
+# A scored image is a forward pass: about a third of a trained one, whose backward pass costs
+# twice the forward one.
+EVAL_COST = 1 / 3
 
 
 class BudgetExceeded(UserError, RuntimeError):
-    """The runs left to train would take longer than the notebook's ``max_minutes``: a student's
-    notebook stops with one message naming the ways on, not a traceback."""
-
-
-@dataclass(frozen=True)
-class Rate:
-    """What a device that cannot be measured now is assumed to sustain: training FLOP/s of the
-    network's layers, and the input pipeline's images/s (on the CPU beside the GPU) with and
-    without augmentation; ``note`` says where the numbers come from."""
-
-    device: str
-    flops_per_s: float
-    augmented_images_per_s: float
-    images_per_s: float
-    note: str = ""
-
-
-# A T4's tensor cores peak at 65 TFLOP/s in float16; a small convolutional network trained from
-# Keras reaches a small fraction of that. The pipeline with augmentation gave 1,620 images/s on
-# two CPU cores (bench_pipeline.md), 15,000 without; Colab lends two vCPUs.
-COLAB_T4 = Rate("a Colab T4 GPU", flops_per_s=4e12, augmented_images_per_s=1500,
-                images_per_s=10000, note="4 TFLOP/s sustained in mixed float16; the input "
-                "pipeline on 2 CPU cores: 1,500 images/s augmented, 10,000 plain")
+    """The runs left to train would take longer than the notebook's ``max_minutes``."""
 
 
 @dataclass(frozen=True)
@@ -86,27 +61,25 @@ def flops_per_image(model: ModelConfig) -> int:
     return flops + 2 * layer.side**2 * channels * model.dense_units
 
 
-def plan(runs, rate: Rate | None = None) -> pd.DataFrame:
-    """The table of ``runs``; a config listed twice (same key) is one run. ``rate`` None
-    measures this device network by network, for the runs to train; ``df.attrs["speed"]``
-    says where the speed came from."""
+def plan(runs) -> pd.DataFrame:
+    """The table of ``runs``, one row per run (a config listed twice, same key, is one run);
+    each network to train is timed here (``measure``)."""
     rows, keys = [], set()
     for entry in runs:
         if isinstance(entry, Trials):
             config, count, cached = entry.like, entry.count, entry.count == 0
-        elif entry.key() not in keys:
+        elif entry.key() in keys:
+            continue
+        else:
             keys.add(entry.key())
             config, count = entry, 1
             cached = training.finished(training.run_dir(entry))  # as train decides
-        else:
-            continue
         rows.append({"run": entry.name, "status": "cached" if cached else "to train",
                      "runs": count, "epochs": config.train.epochs,
                      "images/epoch": images_per_epoch(config), "config": config})
     to_train = {_network(r["config"]): r["config"] for r in rows if r["status"] == "to train"}
-    speeds = {network: measure(config) if rate is None else estimate(config, rate)
-              for network, config in tqdm(to_train.items(), desc="measuring speed",
-                                          disable=rate is not None or not to_train)}
+    speeds = {network: measure(config) for network, config in
+              tqdm(to_train.items(), desc="measuring speed", disable=not to_train)}
     for row in rows:
         config = row.pop("config")
         speed = speeds.get(_network(config)) if row["status"] == "to train" else None
@@ -114,10 +87,7 @@ def plan(runs, rate: Rate | None = None) -> pd.DataFrame:
         row["minutes"] = row["runs"] * run_seconds(config, speed) / 60 if speed else 0.0
     table = pd.DataFrame(rows, columns=["run", "status", "runs", "epochs", "images/epoch",
                                         "images/s", "minutes"])
-    table.attrs["speed"] = (
-        f"measured on this device ({device_report()}): a few training steps of each network"
-        if rate is None else
-        f"ESTIMATED for {rate.device} from FLOPs per image, not measured ({rate.note})")
+    table.attrs["speed"] = f"measured on this device ({device_report()}): a few training steps"
     return table
 
 
@@ -132,10 +102,12 @@ def show(table: pd.DataFrame) -> None:
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
-    """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit). Its
-    message names the three ways on: a higher limit, less work (the share of this plan that
-    fits, and the parameters that scale it; minutes grow nearly in proportion to epochs and
-    runs), or runs trained elsewhere imported, which then load from the cache in seconds."""
+    """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit).
+
+    A student's notebook stops with one message (``UserError``: no traceback) naming the three
+    ways on: a higher limit, less work (the share of this plan that fits; minutes grow nearly in
+    proportion to epochs and runs), or runs trained elsewhere imported, which load in seconds.
+    """
     total = table["minutes"].sum()
     if not max_minutes or total <= max_minutes:
         return
@@ -186,13 +158,6 @@ def pair_counts(data: DataConfig) -> tuple[int, int, int]:
     return tuple(len(frame) for frame in splits.split_pairs(data))
 
 
-def estimate(config: RunConfig, rate: Rate) -> float:
-    """Training images per second on ``rate``'s device: the FLOPs at its FLOP rate, or the input
-    pipeline's ceiling if that is lower."""
-    compute = rate.flops_per_s / (TRAIN_COST * flops_per_image(config.model))
-    return min(compute, rate.augmented_images_per_s if config.train.augment else rate.images_per_s)
-
-
 def measure(config: RunConfig, seconds: float = 0.5, most: int = 6) -> float:
     """Training images per second of ``config`` on this device: the network compiled as ``fit``
     compiles it, fed by its training stream over random pixels; after a first step (tracing,
@@ -228,8 +193,7 @@ def _random_splits(config: RunConfig, people: int = 64, photos: int = 4) -> spli
 
 
 def _network(config: RunConfig) -> tuple:
-    """What sets a run's speed: the tower, and how it is fed (the head's cost is negligible)."""
-    model, train = config.model, config.train
-    return (model.image_size, model.filters, model.kernels, model.width, model.dense_units,
-            model.batch_norm, model.dropout, train.sampling, train.batch_size,
-            train.images_per_person, train.augment, train.xla)
+    """What sets a run's speed: the tower (the head's cost is negligible), and how it is fed."""
+    train = config.train
+    return (config.model, train.sampling, train.batch_size, train.images_per_person,
+            train.augment, train.xla)

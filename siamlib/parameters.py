@@ -27,16 +27,15 @@ class ParameterError(UserError, ValueError):
 
 
 def problem(value, type_name: str) -> str | None:
-    """What a parameter declared as ``type_name`` ("int", "float", ...) must be instead of
-    ``value``, or None if it is fine. No annotation (papermill says "None"), or one not
-    modelled here, leaves the judgement to the notebook."""
+    """What a parameter declared as ``type_name`` (papermill's name: "int", "float", ...) must
+    be instead of ``value``, or None if it is fine; a type not modelled here, or none ("None"),
+    leaves the judgement to the notebook."""
     expected = _TYPES.get(type_name)
-    if expected is None:
-        return None
     # True is an int in Python, but not a number of epochs.
-    if isinstance(value, bool) != (type_name == "bool") or not isinstance(value, expected):
+    if expected and (isinstance(value, bool) != (type_name == "bool")
+                     or not isinstance(value, expected)):
         return f"{type_name}, got {value!r} ({type(value).__name__})"
-    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+    if expected in (int, (int, float)) and value < 0:
         return f"0 or more, got {value!r}"
     return None
 

@@ -2,18 +2,15 @@
 
 - ``smoke``: every code path in minutes on 2 CPU cores (CI); its numbers mean nothing.
 - ``cpu``: a laptop CPU: all pairs, quarter-width nets.
-- ``colab``: a student's Colab T4: each notebook's training within about 30 minutes (at most 24
-  for notebook 03, 26 for 06, 5 for the others, by ``siamlib.budget``'s FLOPs estimate, every
-  run at its epoch cap), leaving time for setup, decoding and the statistics.
-- ``gpu``: the paper's sizes for instructors with hours of GPU time (notebook 03 alone: about a
-  day on a T4 by the same estimate); only when asked for by name.
+- ``colab``: a student's Colab T4: each notebook's training within about 30 minutes.
+- ``gpu``: the paper's sizes for instructors with hours of GPU time; only when asked for by name.
 
-Every profile names the same two runs, built by ``koch_and_all_pairs`` below, so notebooks
-02-05 talk about the same models whatever the machine; only size and budget change. ``koch``
-is Koch et al.'s network and training on the whole frame, the reference. ``all_pairs`` is the
-workbook's model: trial #14 of notebook 03's Optuna study on the cpu profile (View 1 validation,
-2026-12-02), its schedule and its strided stem chosen on View 1 (CHANGELOG.md); notebook 03's
-ablations show what each of its parts is worth.
+Every profile names the same two runs, so notebooks 02-05 talk about the same models whatever
+the machine; only size and budget change. ``koch`` is Koch et al.'s network and training on the
+whole frame, the reference. ``all_pairs`` is the workbook's model: trial #14 of notebook 03's
+Optuna study on the cpu profile, its schedule and strided stem chosen on View 1 (CHANGELOG.md);
+notebook 03's ablations show what each of its parts is worth. The cpu profile writes out every
+setting of both; the others change its sizes and budgets.
 """
 
 from __future__ import annotations
@@ -36,6 +33,7 @@ from siamlib.training import EXPONENTIAL_SCHEDULE, RunConfig, TrainConfig
 # nbval cannot pass notebook parameters, so the tests pick the smoke profile through this
 # variable (notebooks/conftest.py); it is read only where "auto" is resolved.
 PROFILE_ENV = "SIAMLIB_PROFILE"
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -71,8 +69,7 @@ class Profile:
                                      "patience": self.all_pairs.train.patience})
 
     def ablations(self, epochs: int | None = None) -> dict[str, RunConfig]:
-        """Screened ``all_pairs`` (see ``screening``) with one thing changed per entry, keyed by
-        what changed.
+        """Screened ``all_pairs`` with one thing changed per entry, keyed by what changed.
 
         Each variant sees as many images per epoch as ``all_pairs`` (a pair is two images; the
         given DevTrain pairs are cycled through to fill the budget), so the sampling rows compare
@@ -102,7 +99,9 @@ class Profile:
                                                       "model": {"image_size": 80,
                                                                 "width": model.width * 1.4}},
         }
-        return {what: base.replace(name=f"ablation-{_slug(what)}", **change)
+        slug = {what: "-".join("".join(c if c.isalnum() else " " for c in what.lower()).split())
+                for what in changes}
+        return {what: base.replace(name=f"ablation-{slug[what]}", **change)
                 for what, change in changes.items()}
 
     def view2_runs(self, model: str) -> list[RunConfig]:
@@ -124,91 +123,80 @@ class Profile:
 # that holds in each (``RunConfig.with_seeds``).
 ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 
-
-def _slug(text: str) -> str:
-    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
-
-
-# Each profile's runs are built by ``koch_and_all_pairs`` on these shared parts. Data: koch sees the
-# whole frame, as Koch et al.; all_pairs the face set's face crop ("auto": LFW-a's centre half,
-# 125 of 250 px; an identity folder's whole photo).
-# Koch et al.'s tower: four valid conv blocks, 2x2 max-pool between them, on 105 px images.
-KOCH_LAYOUT = {"image_size": 105, "filters": (64, 128, 128, 256), "kernels": (10, 7, 4, 4)}
 # Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch.
 # What still differs from the paper: it used a learning rate per layer, momentum per layer rising
 # linearly from 0.5 to a per-layer final value, and an L2 weight per layer chosen by Bayesian
 # optimisation; siamlib uses one global learning rate, a fixed momentum of 0.5 and one L2 weight.
 KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99,
             **EXPONENTIAL_SCHEDULE}
-# all_pairs' network: Koch's layout with what a small face set needs. Dropout is the study's.
-# The strided stem (issue 25) keeps the first block's 48 x 48 output for a quarter of its
-# multiply-adds; notebook 03's "Koch's stem" row measures what it changes, over every seed.
-ALL_PAIRS_NETWORK = {**KOCH_LAYOUT, "strided_stem": True, "batch_norm": True, "dropout": 0.0773,
-                     "init": "glorot", "loss": "contrastive", "distance": "l2"}
-# all_pairs' training: Adam warmed up for an epoch, then a cosine decay, on every pair of
-# batches of 8 people x 4 photos, augmented. Learning rate and batch are the study's. Patience
-# is the whole run: early stopping keeps the best validation epoch but must not cut the cosine
-# schedule before it anneals (a View 2 experiment stopped at epoch 13 of 30 under patience 8 did).
-ALL_PAIRS_TRAINING = {"optimizer": "adam", "learning_rate": 5.26e-4, "schedule": "cosine",
-                      "warmup_epochs": 1, "sampling": "identities", "batch_size": 32,
-                      "images_per_person": 4, "augment": Augment()}
 
+# cpu: all_pairs' 45 epochs are under 10 minutes of training on 2 AMD EPYC cores with the strided
+# stem (Koch's stem: about 12.5), inside 12 minutes per View 2 experiment (issue 25), where koch
+# gets 6 epochs. Notebook 03 screens at 4 epochs (a ninth of the budget): its 14 screened runs,
+# the study's 10 trials and the study's best with 3 seeds fit beside the named models in an hour.
+CPU = Profile(
+    "cpu", "laptop CPU: all pairs, Koch's layout at quarter width",
+    # Koch et al.'s network (ModelConfig's defaults: four valid conv blocks, 2x2 max-pool
+    # between them, on 105 px images) and training, on the whole frame as they fed it.
+    koch=RunConfig("koch", DataConfig(face_crop="whole"), ModelConfig(width=0.25, dense_units=512),
+                   TrainConfig(**KOCH_SGD, batch_size=64, epochs=20, patience=4)),
+    all_pairs=RunConfig(
+        "all_pairs",
+        # The face set's face crop: LFW-a's centre half (125 of 250 px), a folder's whole photo.
+        DataConfig(face_crop="auto"),
+        # Koch's layout with what a small face set needs: batch norm, and a strided stem (issue
+        # 25) that keeps the first block's 48 x 48 output for a quarter of its multiply-adds
+        # (notebook 03's "Koch's stem" row measures it over every seed). Dropout is the study's.
+        ModelConfig(image_size=105, filters=(64, 128, 128, 256), kernels=(10, 7, 4, 4),
+                    width=0.25, dense_units=512, strided_stem=True, batch_norm=True,
+                    dropout=0.0773, init="glorot", loss="contrastive", distance="l2"),
+        # Adam warmed up for an epoch, then a cosine decay, on every pair of batches of 8 people
+        # x 4 photos, augmented; learning rate and batch are the study's. Patience is the whole
+        # run: early stopping keeps the best validation epoch but must not cut the cosine
+        # schedule before it anneals (a View 2 experiment stopped at epoch 13 of 30 under
+        # patience 8 did).
+        TrainConfig(optimizer="adam", learning_rate=5.26e-4, schedule="cosine", warmup_epochs=1,
+                    sampling="identities", batch_size=32, images_per_person=4, augment=Augment(),
+                    epochs=45, images_per_epoch=4096, patience=45)),
+    search_trials=10, screening_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
+    view2_folds=10, view2_epochs={"koch": 6})
 
-def koch_and_all_pairs(width: float, dense_units: int, koch: dict, epochs: int,
-                       images_per_epoch: int, **pair_limits) -> dict[str, RunConfig]:
-    """A profile's ``koch`` and ``all_pairs`` from what a machine changes: the nets' width and
-    embedding, koch's training (batch size, epochs, patience), all_pairs' epochs and images per
-    epoch, and the data's ``max_train_pairs``/``max_eval_pairs``."""
-    network = {"width": width, "dense_units": dense_units}
-    return {
-        "koch": RunConfig("koch", DataConfig(face_crop="whole", **pair_limits),
-                          ModelConfig(**KOCH_LAYOUT, **network), TrainConfig(**KOCH_SGD, **koch)),
-        "all_pairs": RunConfig("all_pairs", DataConfig(face_crop="auto", **pair_limits),
-                               ModelConfig(**ALL_PAIRS_NETWORK, **network),
-                               TrainConfig(**ALL_PAIRS_TRAINING, epochs=epochs,
-                                           images_per_epoch=images_per_epoch, patience=epochs)),
-    }
+SMOKE_PAIRS = {"max_train_pairs": 256, "max_eval_pairs": 200}
+SMOKE = Profile(
+    "smoke", "CI smoke run: every code path in minutes on 2 CPU cores; numbers mean nothing",
+    koch=CPU.koch.replace(data=SMOKE_PAIRS, model={"width": 0.125, "dense_units": 128},
+                          train={"batch_size": 64, "epochs": 2, "patience": 2}),
+    all_pairs=CPU.all_pairs.replace(data=SMOKE_PAIRS, model={"width": 0.125, "dense_units": 128},
+                                    train={"epochs": 2, "images_per_epoch": 256, "patience": 2}),
+    search_trials=4, screening_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
+    view2_folds=2, view2_epochs={})
 
+# colab: the cpu recipe (45 epochs of 4,096 images) at twice the width, never a weaker one. A T4
+# is fed about 1,500 augmented images/s by Colab's two CPU cores: by the T4 estimate of
+# tests/test_budget.py (every run at its epoch cap) notebook 03 trains within 24 minutes, 06
+# within 26, the others within 5, leaving time for setup, decoding and the statistics.
+COLAB = Profile(
+    "colab", "Colab GPU: the cpu recipe at half Koch's width, each notebook within about 30 "
+             "minutes on a T4",
+    koch=CPU.koch.replace(model={"width": 0.5, "dense_units": 1024},
+                          train={"batch_size": 128, "epochs": 40, "patience": 8}),
+    all_pairs=CPU.all_pairs.replace(model={"width": 0.5, "dense_units": 1024}),
+    search_trials=10, screening_epochs=8, one_shot_tasks=1000, bootstrap=1000, seeds=3,
+    view2_folds=10, view2_epochs={"koch": 6})
 
-PROFILES = {profile.name: profile for profile in [
-    Profile("smoke", "CI smoke run: every code path in minutes on 2 CPU cores; numbers mean "
-                     "nothing",
-            **koch_and_all_pairs(width=0.125, dense_units=128,
-                                 koch={"batch_size": 64, "epochs": 2, "patience": 2},
-                                 epochs=2, images_per_epoch=256,
-                                 max_train_pairs=256, max_eval_pairs=200),
-            search_trials=4, screening_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
-            view2_folds=2, view2_epochs={}),
-    # all_pairs' 45 epochs: under 10 minutes of training on 2 AMD EPYC cores with the strided
-    # stem (Koch's stem: about 12.5), inside 12 minutes per View 2 experiment (issue 25);
-    # koch gets 6 epochs a fold there.
-    # Notebook 03 screens at 4 epochs (a ninth of the budget): its 14 screened runs, the
-    # study's 10 trials and the study's best with 3 seeds fit beside the named models in an
-    # hour on 2 cores.
-    Profile("cpu", "laptop CPU: all pairs, Koch's layout at quarter width",
-            **koch_and_all_pairs(width=0.25, dense_units=512,
-                                 koch={"batch_size": 64, "epochs": 20, "patience": 4},
-                                 epochs=45, images_per_epoch=4096),
-            search_trials=10, screening_epochs=4, one_shot_tasks=500, bootstrap=1000, seeds=3,
-            view2_folds=10, view2_epochs={"koch": 6}),
-    # Colab: the cpu recipe (45 epochs of 4,096 images) at twice the width, never a weaker one;
-    # a T4 is fed at about 1,500 augmented images/s by Colab's two CPU cores, so a run is
-    # estimated at about 2 minutes (budget.COLAB_T4).
-    Profile("colab", "Colab GPU: the cpu recipe at half Koch's width, each notebook within "
-                     "about 30 minutes on a T4",
-            **koch_and_all_pairs(width=0.5, dense_units=1024,
-                                 koch={"batch_size": 128, "epochs": 40, "patience": 8},
-                                 epochs=45, images_per_epoch=4096),
-            search_trials=10, screening_epochs=8, one_shot_tasks=1000, bootstrap=1000, seeds=3,
-            view2_folds=10, view2_epochs={"koch": 6}),
-    Profile("gpu", "instructors' GPU: Koch et al.'s full network and training (SGD, momentum, "
-                   "1%/epoch decay); hours per notebook, asked for by name",
-            **koch_and_all_pairs(width=1.0, dense_units=4096,
-                                 koch={"batch_size": 128, "epochs": 200, "patience": 20},
-                                 epochs=100, images_per_epoch=16384),
-            search_trials=60, screening_epochs=20, one_shot_tasks=2000, bootstrap=2000, seeds=3,
-            view2_folds=10, view2_epochs={}),
-]}
+# gpu: notebook 03 alone takes about a day on a T4 by the same estimate.
+GPU = Profile(
+    "gpu", "instructors' GPU: Koch et al.'s full network and training (SGD, momentum, "
+           "1%/epoch decay); hours per notebook, asked for by name",
+    koch=CPU.koch.replace(model={"width": 1.0, "dense_units": 4096},
+                          train={"batch_size": 128, "epochs": 200, "patience": 20}),
+    all_pairs=CPU.all_pairs.replace(model={"width": 1.0, "dense_units": 4096},
+                                    train={"epochs": 100, "images_per_epoch": 16384,
+                                           "patience": 100}),
+    search_trials=60, screening_epochs=20, one_shot_tasks=2000, bootstrap=2000, seeds=3,
+    view2_folds=10, view2_epochs={})
+
+PROFILES = {profile.name: profile for profile in (SMOKE, CPU, COLAB, GPU)}
 
 
 def resolve(name: str = "auto") -> Profile:

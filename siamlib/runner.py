@@ -7,19 +7,17 @@
 
 Executed notebooks go to ``outputs/<profile>/`` (``--output``), wall times to ``timings.csv``;
 with ``--reference`` to ``notebooks/reference/``, photos removed, with a manifest
-(``siamlib.reference``);
-the notebooks' own defaults hold unless overridden. Bad input stops the run before any kernel
-starts, with one line and exit status 2: an unknown profile, notebook or parameter, a value the
-notebook's ``parameters`` cell does not allow (as papermill reads it), or a URL with a password
-(the executed notebook would keep it). A folder that cannot be written also ends it with one
-line and status 2; a failing cell is named, with status 1.
+(``siamlib.reference``). The notebooks' own defaults hold unless overridden. Bad input stops the
+run before any kernel starts, with one line and exit status 2: an unknown profile, notebook or
+parameter, a value the notebook's ``parameters`` cell does not allow (as papermill reads it), a
+URL with a password (the executed notebook would keep it), or a folder that cannot be written.
+A failing cell is named, with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import re
 import sys
 import time
 from pathlib import Path
@@ -28,9 +26,7 @@ import papermill
 
 from siamlib import parameters, paths, reference, runs
 from siamlib.profiles import PROFILES, results_dir
-
-# A password between "//" and the last "@" (it may hold ":", "/" or "@"), or in the query string.
-_URL_WITH_PASSWORD = re.compile(r"^[a-z][\w+.-]*://(.*:.*@|.*[?&]password=)", re.IGNORECASE)
+from siamlib.search import URL_ENV, masked
 
 
 class RunnerError(ValueError):
@@ -64,9 +60,9 @@ def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
     type papermill infers there."""
     declared = {nb: papermill.inspect_notebook(str(nb)) for nb in selected}
     for name, value in overrides.items():
-        if isinstance(value, str) and _URL_WITH_PASSWORD.search(value):
+        if isinstance(value, str) and masked(value) != value:
             raise RunnerError(f"-p {name}: a URL with a password would be saved in the executed "
-                              "notebooks; put it in the environment (SIAMLIB_OPTUNA_URL) instead")
+                              f"notebooks; put it in the environment ({URL_ENV}) instead")
         if not (owners := [nb for nb in selected if name in declared[nb]]):
             raise RunnerError(f"no notebook has a parameter {name!r}")
         for nb in owners:

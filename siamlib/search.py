@@ -1,35 +1,28 @@
 """Hyperparameter search with Optuna: one search space, pruned trials, a study machines share.
 
-A study samples configurations around a base model (a profile's ``all_pairs``) with a seeded TPE
-sampler. Each trial is a cached run like any other (``training.train``), stopped by a median
-pruner after any epoch whose validation AUC is below the median of earlier trials at that epoch.
+A study samples configurations around a base model (a profile's screened ``all_pairs``) with a
+seeded TPE sampler. Each trial is a cached run (``training.train``), stopped by a median pruner
+after any epoch whose validation AUC is below the median of earlier trials at that epoch.
 
 The study lives in a storage, so a search can be interrupted and resumed, and several workers can
-add trials to it at once. ``storage`` is "journal" (the default: ``data/optuna/<study>.log``,
-Optuna's journal file, safe for several processes on one machine) or another journal file path,
-or "shared": the database whose URL is in ``$SIAMLIB_OPTUNA_URL`` (PostgreSQL needs
-``pip install "psycopg[binary]"``), which every machine running the same command joins. The URL
-is read from the environment only: as a notebook parameter or an argument it would be saved in
-the executed notebook or the shell history, password included.
+add trials to it at once: a journal file (the default, ``data/optuna/<study>.log``, safe for
+several processes on one machine), or "shared", the database at ``$SIAMLIB_OPTUNA_URL`` that
+every machine running the same command joins. The URL is read from the environment only: as a
+notebook parameter or an argument it would be saved in the executed notebook or the shell
+history, password included.
 
     python -m siamlib.search --profile cpu [--storage shared]
-
-``n_trials`` is the size of the whole study, not of one call: a call stops once the study holds
-that many finished (complete or pruned) trials, whoever ran them; with W workers it may end up to
-W - 1 larger (each worker checks after each of its trials).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
 import re
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,6 +45,8 @@ from siamlib.training import RunConfig
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 URL_ENV = "SIAMLIB_OPTUNA_URL"
 URL_FORM = "postgresql+psycopg://user:password@host:5432/database"
+# Optuna's own lines ("A new study created", one per trial) held back: siamlib prints its own.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -114,19 +109,18 @@ class SearchSpace:
         )
 
     def costliest(self, base: RunConfig, epochs: int) -> RunConfig:
-        """The slowest configuration the space allows around ``base``: the most FLOPs per image
-        (the widest, largest input; three blocks can cost more than four, as they leave a larger
-        map for the embedding layer) and the biggest batch. A study's trials are priced as this,
-        so the plan's minutes bound whatever the sampler draws."""
-        fixed = {"face_crop": self.face_crops[0], "dropout": 0.0,
+        """The slowest configuration the space allows around ``base``: the largest input, the
+        widest network, the biggest batch, and the depth with the most FLOPs per image (three
+        blocks can cost more than four, as they leave a larger map for the embedding layer). A
+        study's trials are priced as this, so the plan's minutes bound whatever the sampler
+        draws."""
+        fixed = {"face_crop": self.face_crops[0], "image_size": max(self.image_sizes),
+                 "width_factor": max(self.width_factors), "dropout": 0.0,
                  "learning_rate": self.learning_rate[0], "lr_decay": 1.0, "loss": "contrastive",
                  "people_per_batch": max(self.people_per_batch),
                  "images_per_person": max(self.images_per_person)}
-        shapes = itertools.product(self.image_sizes, self.width_factors, self.depths)
-        return max((self.config(base, {**fixed, "image_size": size, "width_factor": width,
-                                       "depth": depth}, epochs, "the costliest trial")
-                    for size, width, depth in shapes),
-                   key=lambda config: flops_per_image(config.model))
+        return max((self.config(base, {**fixed, "depth": depth}, epochs, "the costliest trial")
+                    for depth in self.depths), key=lambda config: flops_per_image(config.model))
 
 
 SPACE = SearchSpace()
@@ -166,7 +160,7 @@ class StorageError(UserError, ValueError):
 
 
 def default_storage(study_name: str) -> Path:
-    """The journal file of a study on this machine: ``data/optuna/<study>.log``."""
+    """The journal file of a study on this machine."""
     return paths.data_dir() / "optuna" / f"{study_name}.log"
 
 
@@ -180,7 +174,7 @@ def masked(text: str) -> str:
 
 def open_storage(storage: str | Path | None, study_name: str) -> optuna.storages.BaseStorage:
     """None or "journal": ``default_storage(study_name)``; "shared": the database at
-    ``$SIAMLIB_OPTUNA_URL``; else a journal file path. ``StorageError`` names what to fix."""
+    ``$SIAMLIB_OPTUNA_URL``; else a journal file path."""
     text = str(storage or "journal")
     if "://" in text:
         raise StorageError(f"storage {masked(text)!r} is a URL: export {URL_ENV}='{URL_FORM}' "
@@ -242,25 +236,19 @@ def _database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
                        f"{fix}")
 
 
-def _fingerprint(base: RunConfig, epochs: int, space: SearchSpace) -> dict:
-    """What a study is made for, as its JSON user attribute reads back."""
-    content = {"base": asdict(base), "epochs": epochs, "space": asdict(space)}
-    return json.loads(json.dumps(content, sort_keys=True, default=str))
-
-
 def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
                storage: str | Path | None = None, seed: int = 0, space: SearchSpace = SPACE,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    """The study ``study_name`` in ``storage`` (see ``open_storage``), created on first use,
-    else loaded as it is. The default name, ``search-<base name>-<hash of base, epochs and
-    space>``, is the same on every machine that runs the same code and profile; another base
-    model or budget starts another study.
+    """The study ``study_name`` in ``storage`` (``open_storage``), created on first use.
 
-    A study remembers the base model, epochs and space it was made for; opening it for others
-    raises ``StorageError`` (it would compare trials that cannot be compared). ``pruner``
-    defaults to a median pruner that starts after 5 finished trials.
+    The default name, ``search-<base name>-<hash of base, epochs and space>``, is the same on
+    every machine that runs the same code and profile, so they join one study. A study keeps
+    what it was made for: opening it for another base, epochs or space raises ``StorageError``
+    (its trials could not be compared). The default pruner starts after 5 finished trials.
     """
-    wanted = _fingerprint(base, epochs, space)
+    # What the study is made for, as its JSON user attribute reads back (lists, not tuples).
+    wanted = json.loads(json.dumps({"base": asdict(base), "epochs": epochs,
+                                    "space": asdict(space)}, sort_keys=True, default=str))
     study_name = study_name or f"search-{base.name}-{short_hash(wanted)[:8]}"
     study = optuna.create_study(
         storage=open_storage(storage, study_name), study_name=study_name, direction="maximize",
@@ -280,32 +268,20 @@ def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
     return study
 
 
-@contextmanager
-def _quiet_optuna():
-    """Optuna's own log lines ("A new study created", one per trial) held back: siamlib prints
-    its own line per trial."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-
-
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The study's complete and pruned trials."""
     return study.get_trials(deepcopy=False, states=FINISHED)
 
 
 def run_trials(study: optuna.Study, objective, n_trials: int, progress: bool = True):
-    """Run ``objective`` until ``study`` holds ``n_trials`` finished trials (all workers'); stop
+    """Run ``objective`` until ``study`` holds ``n_trials`` finished trials, whoever ran them
+    (each worker checks after each of its trials, so W workers may end up to W - 1 over); stop
     with one error after ``10 * n_trials`` failed ones (a space the data hardly fits)."""
     if len(finished(study)) < n_trials:
-        with _quiet_optuna():
-            study.optimize(objective, callbacks=[
-                MaxTrialsCallback(n_trials, states=FINISHED),
-                MaxTrialsCallback(10 * n_trials, states=(TrialState.FAIL,)),
-                *([_progress(n_trials)] if progress else [])])
+        study.optimize(objective, callbacks=[
+            MaxTrialsCallback(n_trials, states=FINISHED),
+            MaxTrialsCallback(10 * n_trials, states=(TrialState.FAIL,)),
+            *([_progress(n_trials)] if progress else [])])
     if len(finished(study)) < n_trials:
         failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         raise RuntimeError(f"study {study.study_name!r}: {len(failed)} trials could not run, "
@@ -334,13 +310,13 @@ def _progress(n_trials: int):
 def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None = None,
              storage: str | Path | None = None, seed: int = 0, space: SearchSpace = SPACE,
              pruner: optuna.pruners.BasePruner | None = None,
-             runs_root: str | Path | None = None, progress: bool = True) -> optuna.Study:
+             runs_root: str | Path | None = None) -> optuna.Study:
     """Search around ``base`` until the study holds ``n_trials`` finished trials; returns it.
 
-    Each trial trains ``space.config(base, params, epochs, name="<study>-<trial>")`` with
-    ``training.train`` (cached under ``runs_root``) and returns its validation AUC, computed from
-    the scores of its best epoch; test pairs are never looked at. Resuming, or joining a study
-    other machines work on, is calling this again with the same arguments.
+    Each trial trains ``space.config(base, params, epochs, name="<study>-<trial>")`` (cached
+    under ``runs_root``) and returns its validation AUC from its best epoch's scores; test pairs
+    are never looked at. Resuming, or joining a study other machines work on, is calling this
+    again with the same arguments.
     """
     study = open_study(base, epochs, study_name, storage, seed, space, pruner)
     splits_by_data = {}
@@ -371,31 +347,29 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None
         val = run.scores_of("val")
         return metrics.roc(val["label"], val["score"]).auc
 
-    return run_trials(study, objective, n_trials, progress)
+    return run_trials(study, objective, n_trials)
 
 
-def best_runs(study: optuna.Study, base: RunConfig, seeds: int,
-              space: SearchSpace = SPACE) -> list[RunConfig]:
+def best_runs(study: optuna.Study, base: RunConfig, seeds: int) -> list[RunConfig]:
     """The best trial's configuration at ``base``'s budget with seeds 0 .. ``seeds`` - 1. Seed
     0 is the trial's own run (at the trial's epochs, loaded, not trained twice)."""
     trial = study.best_trial
-    return space.config(base, trial.params, base.train.epochs,
+    return SPACE.config(base, trial.params, base.train.epochs,
                         f"{study.study_name}-{trial.number:03d}").with_seeds(seeds)
 
 
 def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
                   storage: str | Path | None = None, seed: int = 0, source: str = LFW) -> list:
     """Everything notebook 03 may train on ``source``, as ``budget.plan`` entries: the named
-    models at their full budget; the ablations and seeds screened at ``epochs`` (the ablations
-    that undo an adopted change with every seed, ``profiles.ADOPTED``); the study's
-    trials still to run and its best configuration with ``profile.seeds`` seeds (exact runs once
-    the study is finished, else ``Trials``); and a winner of the selection trained again at the
-    full budget. What is not known yet is priced as the space's costliest configuration, so the
-    plan's minutes bound what the sampler may draw."""
+    models at their full budget; the ablations and seeds screened at ``epochs`` (with every
+    seed, the ablations that undo an adopted change, ``profiles.ADOPTED``); the study's trials
+    still to run and its best configuration with ``profile.seeds`` seeds (exact runs once the
+    study is finished); and a winner of the selection trained again at the full budget. What
+    is not known yet is priced as the space's costliest configuration, so the plan's minutes
+    bound what the sampler may draw."""
     here = {"data": {"source": source}}
     screened = profile.screening(profile.all_pairs, epochs).replace(**here)
-    with _quiet_optuna():
-        study = open_study(screened, epochs, storage=storage, seed=seed)
+    study = open_study(screened, epochs, storage=storage, seed=seed)
     left = max(0, trials - len(finished(study)))
     costliest = SPACE.costliest(screened, epochs)
     ablations = profile.ablations(epochs)
