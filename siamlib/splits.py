@@ -195,19 +195,12 @@ def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
     decoded) has too few people for the 60/20/20 split or fewer than ``people_per_batch``
     training people with two or more photos (identity batches). LFW-a is checked by
     ``siamlib.data`` when it is fetched."""
-    if config.source == LFW:
-        return
-    images = all_images(config.source)
-    photos = images["name"].value_counts()
-    with_two = int((photos.loc[list(_person_groups(images, config)[0])] >= 2).sum())
-    if with_two < people_per_batch:
-        raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
-                         f"{people_per_batch} training people with two or more photos; the "
-                         f"60% training share of its {len(photos)} people has {with_two}. Use "
-                         "a smaller batch_size or more people.")
+    if config.source != LFW:
+        _person_groups(all_images(config.source), config, people_per_batch)
 
 
-def _person_groups(images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]:
+def _person_groups(images: pd.DataFrame, config: DataConfig,
+                   people_per_batch: int = 1) -> list[np.ndarray]:
     """The training, validation and test people of an identity folder (60/20/20, seeded)."""
     people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
@@ -225,6 +218,12 @@ def _person_groups(images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]
                              f"{len(people)}) need two people, one with two or more photos; "
                              f"add people with several photos (at least {MIN_PEOPLE} people "
                              "in all)")
+    with_two = int((photos.loc[list(groups[0])] >= 2).sum())
+    if with_two < people_per_batch:
+        raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
+                         f"{people_per_batch} training people with two or more photos; the "
+                         f"60% training share of its {len(people)} people has {with_two}. Use "
+                         "a smaller batch_size or more people.")
     return groups
 
 
