@@ -97,12 +97,9 @@ def lbp_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
 
 
 def pixel_vectors(pixels) -> np.ndarray:
-    """Each image as a unit-length, mean-subtracted vector (float32, ``(n, height * width)``).
-
-    Without subtracting the mean, any two photos (all pixels positive) have a cosine near 1
-    and the score mostly measures overall brightness. A flat image has no direction and
-    becomes the zero vector, which scores 0 against everything.
-    """
+    """Each image as a unit-length, mean-subtracted float32 vector. Without subtracting the
+    mean, any two photos (all pixels positive) have a cosine near 1 and the score measures
+    brightness; a flat image has no direction and scores 0 against everything."""
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[np.newaxis]

@@ -27,11 +27,9 @@ SCORER_BLOCK_ROWS = 4096
 
 
 def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
-    """Embeddings (float32) of ``(n, size, size)`` uint8 images through the model's tower.
-
-    ``flip=True`` averages each image's embedding with that of its mirror image (test-time
-    flip averaging: a face and its mirror show the same person).
-    """
+    """Embeddings (float32) of ``(n, size, size)`` uint8 images through the model's tower;
+    ``flip=True`` averages them with their mirror images' (a face and its mirror show the same
+    person)."""
     tower = tower_of(model)
     dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(batch_size)
     dataset = dataset.map(lambda x: tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0)
