@@ -1,20 +1,12 @@
 """Verification and identification metrics, computed from one scoring pass.
 
-A network scores each pair once; every metric here works on those ``labels`` and ``scores``
-arrays, so sweeping a threshold costs a sort and a binary search instead of re-running the
-network per threshold (a student's sweep that did took nine days). ``labels`` follow
-``siamlib``'s convention (1 = same person), scores are "higher = more likely the same person",
-and a pair counts as accepted ("same") when ``score >= threshold``.
-
-The words, once: TAR (true accept rate) is the share of same-person pairs accepted, FAR (false
-accept rate) the share of different-person pairs accepted, and FRR = 1 - TAR the share of
-same-person pairs rejected, which the EER and the DET plot need. Other texts say GAR for TAR;
-ISO/IEC 19795-1 and pyeer say FMR for FAR and FNMR for FRR ("FMR100" is the FRR at FAR 1%).
-Thresholds are chosen on *validation* scores and applied to *test* scores: a threshold tuned on
-the test set reports an accuracy no one could have had in advance. A rate one asks for is a
-*target* (``target_far``); ``far`` in a result is the rate actually reached.
-
-How sure a number is, and whether one model beats another, is ``siamlib.stats``.
+Every metric works on the ``labels`` (1 = same person) and ``scores`` (higher = more alike) of
+one pass of the network, so sweeping a threshold costs a sort, not a pass per threshold (a
+student's sweep that re-ran the network took nine days). A pair is accepted when ``score >=
+threshold``. TAR (true accept rate) is the share of same-person pairs accepted, FAR (false
+accept rate) the share of different-person pairs accepted, FRR = 1 - TAR (ISO/IEC 19795-1 and
+pyeer say FMR and FNMR). Thresholds are fitted on *validation* scores and applied to *test*
+scores: one tuned on the test set reports an accuracy no one could have had in advance.
 """
 
 from __future__ import annotations
@@ -24,21 +16,19 @@ from collections import namedtuple
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, norm
-from sklearn import metrics as sk_metrics
 
 from siamlib import DIFFERENT, SAME
 
-# Results are plain records. A ROC runs from the strictest threshold (+inf: accept nothing) to
-# the most lenient (the lowest score: accept everything), one point per distinct score.
+# A ROC runs from the strictest threshold (+inf: accept nothing) to the most lenient (the lowest
+# score: accept everything), one point per distinct score.
 Roc = namedtuple("Roc", "far tar thresholds auc")
 EerPoint = namedtuple("EerPoint", "eer threshold")
 OperatingPoint = namedtuple("OperatingPoint", "threshold tar far low high n_impostors estimable")
 
 
-# --- input checks ---------------------------------------------------------------------------
 def _finite(values, name: str) -> np.ndarray:
-    """Scores as floats; NaN or +-inf is refused, since neither ranks against other scores (the
-    mean of +inf and -inf templates is NaN, and a NaN compares as neither higher nor lower)."""
+    """NaN and +-inf rank against nothing (the mean of +inf and -inf templates is NaN, and a NaN
+    compares as neither higher nor lower), so they are refused."""
     values = np.asarray(values, dtype=float)
     if not np.isfinite(values).all():
         raise ValueError(f"{name} contain {np.isnan(values).sum()} NaN and "
@@ -47,10 +37,9 @@ def _finite(values, name: str) -> np.ndarray:
 
 
 def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as 0/1 ints and scores as floats, or a ValueError that says what is wrong (every
-    metric's and ``siamlib.stats``' one input check). ROC
-    metrics need both classes (FAR divides by the different-person pairs, TAR by the same-person
-    pairs); counting outcomes at a fixed threshold does not."""
+    """Labels as 0/1 ints and scores as floats, or one ValueError that says what is wrong. Rates
+    need both classes (FAR divides by the different-person pairs, TAR by the same-person ones);
+    counting outcomes does not."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     if labels.ndim != 1 or labels.shape != scores.shape or len(labels) == 0:
         raise ValueError(f"labels and scores must be non-empty, one-dimensional and of the same "
@@ -68,7 +57,7 @@ def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.n
 
 
 def _checked_threshold(threshold, name: str = "threshold") -> np.ndarray:
-    """Thresholds may be +-inf (accept nothing / everything) but not NaN."""
+    """+-inf is a threshold (accept nothing / everything); NaN would silently reject all."""
     threshold = np.asarray(threshold, dtype=float)
     if np.isnan(threshold).any():
         raise ValueError(f"{name} is NaN: fit it on validation scores "
@@ -76,12 +65,10 @@ def _checked_threshold(threshold, name: str = "threshold") -> np.ndarray:
     return threshold
 
 
-# --- ROC, error rates, EER ------------------------------------------------------------------
 def _roc_points(labels: np.ndarray, scores: np.ndarray):
     """FAR, TAR and threshold at +inf and at every distinct score, strictest first: sklearn's
-    ``roc_curve(..., drop_intermediate=False)`` (tested equal) without its input validation,
-    which costs ten times the work itself, and a bootstrap computes a thousand ROCs. No point is
-    dropped: the EER interpolates between neighbours."""
+    ``roc_curve(..., drop_intermediate=False)`` (tested equal) without its input checks, which
+    cost ten times the work itself, and a bootstrap computes thousands of ROCs."""
     order = np.argsort(-scores, kind="stable")
     ranked = scores[order]
     last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # last pair of each score
@@ -91,27 +78,19 @@ def _roc_points(labels: np.ndarray, scores: np.ndarray):
             np.r_[0.0, true_accepts / true_accepts[-1]], np.r_[np.inf, ranked[last]])
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The trapezoids under every ROC point: the chance a same-person pair outscores a
-    different-person pair, ties counting half (a tie across classes is a diagonal step)."""
-    far, tar, _ = _roc_points(labels, scores)
-    return float(np.diff(far) @ (tar[1:] + tar[:-1]) / 2)
-
-
 def roc(labels, scores) -> Roc:
-    """The ROC of one scoring pass; plot ``tar`` against ``far`` to compare models at a glance."""
-    labels, scores = checked(labels, scores)
-    return Roc(*_roc_points(labels, scores), _auc(labels, scores))
+    """The ROC and its area: the chance that a same-person pair outscores a different-person
+    pair, ties counting half (a tie across classes is a diagonal step)."""
+    far, tar, thresholds = _roc_points(*checked(labels, scores))
+    return Roc(far, tar, thresholds, float(np.diff(far) @ (tar[1:] + tar[:-1]) / 2))
 
 
 def error_rates(labels, scores, thresholds) -> pd.DataFrame:
-    """FAR, TAR, FRR and accuracy at many thresholds, one row per threshold in order. Each class
-    is sorted once and each threshold is a binary search into it, so 10^6 scores against 10^3
-    thresholds take well under a second."""
+    """FAR, TAR, FRR and accuracy, one row per threshold: a binary search per threshold into
+    each class sorted once, so 10^6 scores against 10^3 thresholds take under a second."""
     labels, scores = checked(labels, scores)
     thresholds = _checked_threshold(np.atleast_1d(thresholds), "thresholds")
     genuine, impostor = np.sort(scores[labels == SAME]), np.sort(scores[labels == DIFFERENT])
-    # Scores >= t are accepted: everything from the first position where t would go.
     genuine_accepted = len(genuine) - np.searchsorted(genuine, thresholds, side="left")
     impostor_accepted = len(impostor) - np.searchsorted(impostor, thresholds, side="left")
     tar, far = genuine_accepted / len(genuine), impostor_accepted / len(impostor)
@@ -120,24 +99,16 @@ def error_rates(labels, scores, thresholds) -> pd.DataFrame:
                          "accuracy": correct / len(scores)})
 
 
-def _eer(labels: np.ndarray, scores: np.ndarray) -> EerPoint:
-    far, tar, thresholds = _roc_points(labels, scores)
-    # FAR - FRR rises strictly (each ROC point accepts one more pair or more) from -1 (accept
-    # nothing) to 1 (accept everything), so np.interp finds where it crosses 0.
-    far_minus_frr = far - (1.0 - tar)
-    thresholds[0] = thresholds[1]  # +inf would make the first segment's threshold inf or NaN
+def eer(labels, scores) -> EerPoint:
+    """The equal error rate (FAR = FRR), a threshold-free number to rank models by. It usually
+    falls between two ROC points, so rate and threshold are interpolated along that segment."""
+    far, tar, thresholds = _roc_points(*checked(labels, scores))
+    far_minus_frr = far - (1.0 - tar)  # rises strictly from -1 to 1
+    thresholds[0] = thresholds[1]  # the first segment's (from +inf) is its lower end
     return EerPoint(float(np.interp(0.0, far_minus_frr, far)),
                     float(np.interp(0.0, far_minus_frr, thresholds)))
 
 
-def eer(labels, scores) -> EerPoint:
-    """The equal error rate, a single threshold-free number to rank models by. FAR = FRR
-    usually falls between two ROC points, so rate and threshold are interpolated linearly along
-    that segment; on the first one (from +inf, "accept nothing") the threshold is its lower end."""
-    return _eer(*checked(labels, scores))
-
-
-# --- thresholds fitted on validation ----------------------------------------------------------
 def _fitted(thresholds: np.ndarray) -> np.ndarray:
     """Each ROC threshold moved halfway to the next, more lenient, one: both accept the same
     fitting pairs, and the margin keeps a test score a hair below the lowest accepted
@@ -146,8 +117,7 @@ def _fitted(thresholds: np.ndarray) -> np.ndarray:
 
 
 def threshold_for_max_accuracy(labels, scores) -> float:
-    """The threshold with the highest accuracy, to fit on VALIDATION scores and apply to test.
-    Among equally accurate thresholds the strictest is taken (see ``_fitted``)."""
+    """The most accurate threshold (the strictest of equals), to fit on VALIDATION scores."""
     labels, scores = checked(labels, scores)
     far, tar, thresholds = _roc_points(labels, scores)
     n_same = int((labels == SAME).sum())
@@ -157,21 +127,17 @@ def threshold_for_max_accuracy(labels, scores) -> float:
 
 def operating_point(labels, scores, target_far: float, test_labels=None,
                     test_scores=None) -> OperatingPoint:
-    """The most accepting threshold whose FAR on ``labels, scores`` is at most ``target_far``,
-    and the TAR and FAR it gives.
+    """The most accepting threshold whose FAR on ``labels, scores`` is at most ``target_far``
+    (+inf when none is), and the TAR and FAR it gives.
 
-    Alone, it describes these pairs' own ROC: the "TAR at FAR 1%" papers quote, at a threshold
-    tuned on the pairs it is scored on. The honest number fits on VALIDATION and counts on TEST
-    (``test_labels, test_scores``); that the test FAR then misses the target is the honest part.
-    The threshold is +inf (TAR 0) when even the strictest finite one lets in too many impostors.
-    ``low, high`` is the TAR's Wilson 95% interval, which treats genuine pairs as independent:
-    LFW pairs share people, so read it as the least uncertainty there is. A FAR of
-    ``target_far`` is one false accept in ``1 / target_far`` impostor pairs; with fewer fitting
-    impostors (``n_impostors``) no threshold can show that rate, and the point is flagged
-    ``estimable=False`` (a target of 0 only needs one impostor pair).
+    Alone, it reads these pairs' own ROC: the "TAR at FAR 1%" papers quote, at a threshold tuned
+    on the pairs it is scored on. The honest number fits on VALIDATION and counts on TEST
+    (``test_labels, test_scores``), where the FAR reached misses the target. ``low, high`` is the
+    TAR's Wilson 95% interval, which treats pairs as independent (LFW's share people: read it as
+    the least uncertainty there is). Fewer than ``1 / target_far`` fitting impostors cannot show
+    that rate: the point is then ``estimable=False``.
     """
     labels, scores = checked(labels, scores)
-    target_far = float(target_far)
     if not 0.0 <= target_far <= 1.0:
         raise ValueError(f"target_far must be a rate between 0 and 1, got {target_far}")
     if (test_labels is None) != (test_scores is None):
@@ -193,10 +159,9 @@ def operating_point(labels, scores, target_far: float, test_labels=None,
 
 
 def decidability(labels, scores) -> float:
-    """Daugman's d' = |mu_genuine - mu_impostor| / sqrt((var_genuine + var_impostor) / 2): blind
-    to shifts and scales of the scores, and unlike AUC still growing once the classes stop
-    overlapping, so it ranks models whose AUC is 1. Population variances (``ddof=0``), as pyeer's.
-    Both classes constant: inf if they differ, else 0."""
+    """Daugman's d' = |mu_genuine - mu_impostor| / sqrt((var_genuine + var_impostor) / 2), with
+    pyeer's population variances: blind to shifts and scales of the scores and, unlike AUC,
+    still growing once the classes stop overlapping. Both classes constant: inf or 0."""
     labels, scores = checked(labels, scores)
     genuine, impostor = scores[labels == SAME], scores[labels == DIFFERENT]
     gap = abs(genuine.mean() - impostor.mean())
@@ -204,7 +169,6 @@ def decidability(labels, scores) -> float:
     return float(gap / spread) if spread else (np.inf if gap > 0 else 0.0)
 
 
-# --- outcomes at one threshold, DET -----------------------------------------------------------
 def outcome(labels, scores, threshold: float) -> np.ndarray:
     """Each pair's outcome as "TP", "FP", "FN" or "TN", to pick examples of each to look at."""
     labels, scores = checked(labels, scores, both_classes=False)
@@ -214,25 +178,18 @@ def outcome(labels, scores, threshold: float) -> np.ndarray:
 
 
 def confusion_at(labels, scores, threshold: float) -> dict[str, int]:
-    """Counts of true/false accepts and rejects: ``tp`` same accepted, ``fp`` false accepts,
-    ``fn`` false rejects, ``tn`` different rejected."""
+    """Counts of ``tp``, ``fp`` (false accepts), ``fn`` (false rejects) and ``tn``."""
     kinds = outcome(labels, scores, threshold)
     return {kind.lower(): int(np.sum(kinds == kind)) for kind in ("TP", "FP", "FN", "TN")}
 
 
 def accuracy_at(labels, scores, threshold: float) -> float:
-    """Share of pairs decided correctly at a threshold fitted on validation."""
     return float(np.isin(outcome(labels, scores, threshold), ("TP", "TN")).mean())
 
 
-def det_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
-    """FAR and FRR for a DET plot, where low error rates get the room an ROC squeezes out."""
-    return sk_metrics.det_curve(*checked(labels, scores))[:2]
-
-
 def normal_deviate(p, eps: float = 1e-6) -> np.ndarray:
-    """Probit of a rate, the DET plot's axis scale. Rates of exactly 0 or 1 would map to -inf or
-    +inf and vanish from the plot, so they are clipped to ``[eps, 1 - eps]`` first."""
+    """Probit of a rate, the DET plot's axis scale; 0 and 1 (at -inf and +inf, off the plot)
+    are clipped to ``[eps, 1 - eps]``."""
     return norm.ppf(np.clip(np.asarray(p, dtype=float), eps, 1.0 - eps))
 
 
@@ -244,8 +201,7 @@ def _above_and_tied(candidates: np.ndarray, correct: np.ndarray):
 
 def _credit(candidates: np.ndarray, correct: np.ndarray, k: int = 1) -> np.ndarray:
     """Per task, the chance the correct candidate lands in the top ``k`` when ties are broken at
-    random (it takes ranks above+1 .. above+tied equally often): a constant scorer earns k/N,
-    the chance level, not 0 (ties as wrong) or 1 (ties as right)."""
+    random: a constant scorer earns k/N, the chance level, not 0 (ties as wrong) or 1."""
     above, tied = _above_and_tied(candidates, correct)
     return np.clip((k - above) / tied, 0.0, 1.0)
 
@@ -259,18 +215,16 @@ def _checked_tasks(scores_matrix) -> np.ndarray:
 
 
 def n_way_accuracy(scores_matrix) -> float:
-    """Accuracy on N-way one-shot tasks (Koch et al.): pick the candidate that scores highest.
-    ``scores_matrix`` is (tasks, N) with the match first, as ``scoring.one_shot_scores`` gives
-    it. Ties count in expectation (``_credit``)."""
+    """Accuracy on N-way one-shot tasks (Koch et al.): how often the match, column 0 of
+    ``scoring.one_shot_scores``, scores highest, ties counting in expectation (``_credit``)."""
     scores_matrix = _checked_tasks(scores_matrix)
     return float(np.mean(_credit(scores_matrix, scores_matrix[:, 0])))
 
 
 def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
-    """Per task, whether the match (column 0) scored highest: what ``mcnemar`` compares. A
-    paired test needs a yes or no per task, so a tie is broken by a draw from
-    ``np.random.default_rng(seed)`` (an int or a Generator): two methods tying on a task get the
-    same draw with the same seed. Over many tasks the mean approaches ``n_way_accuracy``."""
+    """Per task, whether the match (column 0) scored highest, for ``stats.mcnemar``: a paired
+    test needs a yes or no, so a tie is broken by a draw from ``np.random.default_rng(seed)``,
+    the same for two methods tying on a task. The mean approaches ``n_way_accuracy``."""
     scores_matrix = _checked_tasks(scores_matrix)
     above, tied = _above_and_tied(scores_matrix, scores_matrix[:, 0])
     # Among the ``tied`` level candidates (the match included), the match wins one draw in tied.
@@ -280,13 +234,10 @@ def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
 
 def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
                             reduce: str = "max", k: int = 1) -> float:
-    """Rank-``k`` accuracy of closed-set identification against a gallery of templates.
-
-    ``probe_gallery_scores`` is (probes, templates), labelled by ``probe_labels`` and
-    ``gallery_labels``. An identity's templates are combined with ``reduce`` ("max": the best
-    image decides, forgiving one bad photo of the right person; "mean": all vote, forgiving one
-    lucky photo of the wrong one). Ties count in expectation, as in ``n_way_accuracy``.
-    """
+    """Rank-``k`` accuracy of closed-set identification, from (probes, templates) scores. An
+    identity's templates are combined with ``reduce``: "max" (the best image decides, forgiving
+    one bad photo of the right person) or "mean" (all vote, forgiving one lucky photo of the
+    wrong one). Ties count in expectation."""
     scores = _finite(probe_gallery_scores, "probe_gallery_scores")
     probe_labels, gallery_labels = np.asarray(probe_labels), np.asarray(gallery_labels)
     identities = np.unique(gallery_labels)
@@ -307,15 +258,13 @@ def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
     return float(np.mean(_credit(per_identity, correct, k)))
 
 
-# --- the notebooks' table row ---------------------------------------------------------------
 def summary(labels, scores, threshold: float) -> dict[str, float]:
     """The notebooks' results row for a test set: accuracy at the ``threshold`` fitted on
     VALIDATION; AUC, EER and TAR at FAR 1% / 0.1% describe the test ROC itself."""
-    labels, scores = checked(labels, scores)
     return {
         "accuracy": accuracy_at(labels, scores, threshold),
-        "auc": _auc(labels, scores),
-        "eer": _eer(labels, scores).eer,
+        "auc": roc(labels, scores).auc,
+        "eer": eer(labels, scores).eer,
         "tar_at_far_1pct": operating_point(labels, scores, 0.01).tar,
         "tar_at_far_0_1pct": operating_point(labels, scores, 0.001).tar,
         "threshold": float(threshold),

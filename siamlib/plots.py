@@ -143,6 +143,7 @@ def det_line(ax, labels, scores, **style):
     Points where FAR or FRR is 0 have no probit (it is minus infinity) and are left out: a rate
     below one pair of its class cannot be measured, so the curve stops there.
     """
-    far, frr = metrics.det_curve(labels, scores)
+    curve = metrics.roc(labels, scores)
+    far, frr = curve.far, 1.0 - curve.tar
     keep = (far > 0) & (frr > 0)
     return ax.plot(metrics.normal_deviate(far[keep]), metrics.normal_deviate(frr[keep]), **style)

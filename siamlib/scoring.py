@@ -1,14 +1,12 @@
 """Scoring pairs, one-shot tasks and galleries from cached embeddings.
 
 The tower is by far the expensive half of the network and the head is cheap, so each unique
-image is embedded once and the head is applied to the pairs' embeddings. 1,000 DevTest pairs
-name 1,700 images; 500 20-way one-shot tasks name 10,500 image slots but only the unique
-images are embedded. The result equals the two-tower forward pass (tested within 1e-5).
-
-Scores are all this module makes; ``siamlib.metrics`` turns them into numbers. Every function
-takes a *scorer*: the Siamese network (its head scores embeddings) or any function
-``(first, second) -> one score per row``, such as ``baseline.lbp_similarity`` on LBP
-descriptors, so the classical baselines meet the same pairs and tasks the same way.
+image is embedded once and the head is applied to the pairs' embeddings (equal to the two-tower
+forward pass within 1e-5): 500 20-way one-shot tasks name 10,500 image slots, but only the
+unique images are embedded. Every function takes a *scorer*: the Siamese network (its head
+scores embeddings) or any function ``(first, second) -> one score per row``, such as
+``baseline.lbp_similarity`` on LBP descriptors, so the classical baselines meet the same pairs
+and tasks the same way. ``siamlib.metrics`` turns the scores into numbers.
 """
 
 from __future__ import annotations
@@ -23,16 +21,15 @@ import tensorflow as tf
 from siamlib.images import ImageStore
 from siamlib.model import head_of, tower_of
 
-# Rows a scoring function gets per call: bounds memory (20,000 LBP descriptor pairs are 1 GB).
+# Rows a scorer gets per call: bounds memory (20,000 LBP descriptor pairs are 1 GB, a gallery's
+# probes x templates embedding pairs far more).
 SCORER_BLOCK_ROWS = 4096
 
 
 def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
-    """Embeddings (float32) of ``(n, size, size)`` uint8 images through the model's tower.
-
-    ``flip=True`` averages each image's embedding with that of its mirror image (test-time
-    flip averaging: a face and its mirror show the same person).
-    """
+    """Embeddings (float32) of ``(n, size, size)`` uint8 images through the model's tower;
+    ``flip=True`` averages them with their mirror images' (a face and its mirror show the same
+    person)."""
     tower = tower_of(model)
     dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(batch_size)
     dataset = dataset.map(lambda x: tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0)
@@ -43,17 +40,31 @@ def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) 
     return embeddings
 
 
-def head_scores(model, emb_a: np.ndarray, emb_b: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-    """The head applied to paired rows of two embedding arrays; one float per pair."""
-    scores = head_of(model).predict([emb_a, emb_b], batch_size=batch_size, verbose=0)
-    return scores.reshape(-1).astype(np.float64)
+def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
+    """Scores of ``features[rows_a[i]]`` against ``features[rows_b[i]]``, one float64 per i, in
+    blocks of ``SCORER_BLOCK_ROWS`` rows (which changes nothing: each row is scored alone)."""
+    head = head_of(scorer) if isinstance(scorer, keras.Model) else None
+    if head is None and not callable(scorer):
+        raise ValueError(f"scorer must be a Siamese network or a function (first, second) -> "
+                         f"scores, got {type(scorer).__name__}")
+    blocks = [np.empty(0)]
+    for start in range(0, len(rows_a), SCORER_BLOCK_ROWS):
+        block = slice(start, start + SCORER_BLOCK_ROWS)
+        pair = [features[rows_a[block]], features[rows_b[block]]]
+        if head is not None:
+            scores = head.predict(pair, batch_size=SCORER_BLOCK_ROWS, verbose=0).reshape(-1)
+        else:
+            scores = np.asarray(scorer(*pair))
+        if scores.shape != (len(pair[0]),):
+            raise ValueError(f"scorer must return one score per row, got shape {scores.shape}")
+        blocks.append(scores.astype(np.float64))
+    return np.concatenate(blocks)
 
 
 def pair_scores(scorer, describe: Callable[[np.ndarray], np.ndarray], store: ImageStore,
                 pairs: pd.DataFrame) -> np.ndarray:
     """One score per row of a pair frame: ``describe`` turns the pixels of each unique image
-    into features once (embeddings, LBP histograms), however many pairs name it, and
-    ``scorer`` scores the pairs' feature rows."""
+    into features once (embeddings, LBP histograms), however many pairs name it."""
     missing = [column for column in ("path_a", "path_b") if column not in pairs.columns]
     if missing:
         raise ValueError(f"pairs lack the column(s) {missing}")
@@ -72,7 +83,7 @@ def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0)
     """``(num_tasks, n_way + 1)`` row numbers: probe, its match, then n_way - 1 other people.
 
     Each task asks "which of these n_way faces is the probe's person?" with exactly one right
-    answer (column 1). The probe's person needs a second image; the distractors are one image
+    answer (column 1): the probe's person needs a second image, the distractors are one image
     each of n_way - 1 distinct other people. Seeded, so every model meets the same tasks.
     """
     names = np.asarray(names)
@@ -94,60 +105,26 @@ def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0)
     return tasks
 
 
-def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
-    """Scores of ``features[rows_a[i]]`` against ``features[rows_b[i]]``, one float64 per i.
-
-    A network's head gets all rows in one call (Keras batches them); a function gets blocks of
-    ``SCORER_BLOCK_ROWS``, which changes nothing as long as it scores each row on its own.
-    """
-    if isinstance(scorer, keras.Model):
-        return head_scores(scorer, features[rows_a], features[rows_b])
-    if not callable(scorer):
-        raise ValueError(f"scorer must be a Siamese network or a function (first, second) -> "
-                         f"scores, got {type(scorer).__name__}")
-    blocks = [np.empty(0)]
-    for start in range(0, len(rows_a), SCORER_BLOCK_ROWS):
-        block = slice(start, start + SCORER_BLOCK_ROWS)
-        scores = np.asarray(scorer(features[rows_a[block]], features[rows_b[block]]))
-        if scores.shape != (len(rows_a[block]),):
-            raise ValueError(f"scorer must return one score per row, got shape {scores.shape}")
-        blocks.append(scores.astype(np.float64))
-    return np.concatenate(blocks)
-
-
 def one_shot_scores(scorer, features: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     """``(num_tasks, n_way)`` scores of each task's probe against its candidates (match first),
-    for ``metrics.n_way_accuracy`` (Koch et al.'s N-way one-shot accuracy).
-
-    ``features`` holds one row per photo of the store the tasks index: the network's
-    embeddings (``embed(model, store.pixels)``, each photo embedded once) or a baseline's
-    descriptors; ``tasks`` comes from ``one_shot_tasks``.
+    for ``metrics.n_way_accuracy``. ``features`` holds one row per photo of the store the
+    ``one_shot_tasks`` index: the network's embeddings (``embed``) or a baseline's descriptors.
     """
     tasks = np.asarray(tasks)
     if tasks.ndim != 2 or tasks.shape[1] < 3:
         raise ValueError(f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape "
                          f"{tasks.shape}")
     probes = np.repeat(tasks[:, 0], tasks.shape[1] - 1)
-    scores = _row_scores(scorer, features, probes, tasks[:, 1:].reshape(-1))
-    return scores.reshape(len(tasks), -1)
+    return _row_scores(scorer, features, probes, tasks[:, 1:].reshape(-1)).reshape(len(tasks), -1)
 
 
-def gallery_scores(scorer, features: np.ndarray, probe_rows, gallery_rows,
-                   max_rows: int = 50_000) -> np.ndarray:
+def gallery_scores(scorer, features: np.ndarray, probe_rows, gallery_rows) -> np.ndarray:
     """``(probes, templates)`` scores of every probe against every gallery template, for
-    ``metrics.identification_accuracy``; ``scorer`` and ``features`` as in ``one_shot_scores``.
-
-    All probes x templates pairs would not fit in memory for a large gallery, so probes are
-    scored a block at a time, each block at most ``max_rows`` pairs (at least one probe).
-    """
+    ``metrics.identification_accuracy``; ``scorer`` and ``features`` as in ``one_shot_scores``."""
     probe_rows, gallery_rows = np.asarray(probe_rows), np.asarray(gallery_rows)
     if probe_rows.ndim != 1 or gallery_rows.ndim != 1 or 0 in (probe_rows.size, gallery_rows.size):
         raise ValueError(f"probe_rows and gallery_rows must be non-empty one-dimensional row "
                          f"numbers, got shapes {probe_rows.shape} and {gallery_rows.shape}")
-    per_block = max(1, max_rows // len(gallery_rows))
-    blocks = []
-    for start in range(0, len(probe_rows), per_block):
-        block = probe_rows[start : start + per_block]
-        first, second = np.repeat(block, len(gallery_rows)), np.tile(gallery_rows, len(block))
-        blocks.append(_row_scores(scorer, features, first, second).reshape(len(block), -1))
-    return np.vstack(blocks)
+    scores = _row_scores(scorer, features, np.repeat(probe_rows, len(gallery_rows)),
+                         np.tile(gallery_rows, len(probe_rows)))
+    return scores.reshape(len(probe_rows), -1)

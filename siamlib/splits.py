@@ -4,18 +4,12 @@
   validation is where every choice (epochs, hyperparameters, the decision threshold) is made;
 - **test**: DevTest, people never seen in training, scored once per final model.
 
-For one of LFW View 2's ten benchmark experiments (``DataConfig.view2_fold = k``) the three sets
-come from ``pairs.txt`` instead: **test** is fold k, **validation** the next fold (k + 1, fold 1
-after fold 10) and **train** the other eight folds. LFW made the folds person-disjoint (checked
-when the file is read), so no person of fold k is trained on, validated on or used to fit a
-threshold, and View 1 plays no part.
-
-For a folder-per-identity face set (``DataConfig.source`` = its path) the people are split
-60/20/20 first and balanced pairs are generated inside each group, so the same guarantee
-holds: no person is on two sides.
-
-The ImageStore holds every image of the training people (the unrestricted sampler may use
-any of them) plus the validation and test pairs' images, decoded once.
+For View 2 experiment k (``DataConfig.view2_fold = k``) the sets come from ``pairs.txt``: test
+is fold k, validation the next fold (fold 1 after fold 10), train the other eight. LFW made the
+folds person-disjoint (checked when the file is read), so no person of fold k is trained on,
+validated on or used to fit a threshold. A folder-per-identity face set (``DataConfig.source``)
+has its people split 60/20/20 before balanced pairs are generated in each group: no person is
+on two sides there either.
 """
 
 from __future__ import annotations
@@ -32,6 +26,9 @@ from siamlib.images import CENTRE_HALF, FACE_CROPS, WHOLE, ImageStore, Preproces
 LFW = "lfw-a"
 VIEW2_FOLDS = 10
 AUTO = "auto"
+# Each group of the 60/20/20 person split needs two people (a different pair), one of them with
+# two photos (a same pair): train, validation and test, so at least six people.
+MIN_PEOPLE = 6
 
 
 class _ChosenCrop(str):
@@ -47,14 +44,12 @@ class DataConfig:
 
     Arguments:
         source: "lfw-a" (View 1 pair files) or the path of a ``<identity>/<image>`` folder.
-        face_crop: which part of each photo is the face: "centre-half" (the centre square of
-            half the shorter side: LFW-a's alignment puts the face there, in the middle 125 px
-            of its 250 px frame), "whole" (a face set whose photos are the face, such as ORL),
-            or "auto": "centre-half" for LFW-a, "whole" for an identity folder. "auto" is
-            replaced by what it chose, so the run key and ``load_splits``' report name the crop.
+        face_crop: "centre-half" (LFW-a's alignment puts the face in the middle 125 px of its
+            250 px frame), "whole" (photos that are the face, such as ORL), or "auto", replaced
+            by the source's own, so that the run key and ``load_splits``' report name the crop.
         preprocess: the network's input size.
-        val_fraction: share of DevTrain's pairs (whole person groups) held out for validation.
-        split_seed: seed of that split.
+        val_fraction, split_seed: share of DevTrain's pairs (whole person groups) held out for
+            validation, and the seed of that split.
         max_train_pairs, max_eval_pairs: balanced subsets for quick runs (None = all pairs).
         generated_pairs: pairs per split generated for an identity-folder source.
         view2_fold: 1-10 for that View 2 experiment (test fold; LFW-a only), None for View 1.
@@ -98,6 +93,9 @@ class DataConfig:
 
 @dataclass
 class Splits:
+    """The pair sets and, decoded once, every image of the training people (the unrestricted
+    sampler may use any of them) and of the validation and test pairs."""
+
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
@@ -138,10 +136,10 @@ def split_pairs(config: DataConfig):
         train, val = pairs.person_disjoint_split(dev_train, config.val_fraction,
                                                  seed=config.split_seed)
     else:
-        train, val, test = _generated_splits(pairs.identity_images(images_dir), config)
-    return (balanced_subset(train, config.max_train_pairs, config.split_seed),
-            balanced_subset(val, config.max_eval_pairs, config.split_seed),
-            balanced_subset(test, config.max_eval_pairs, config.split_seed))
+        train, val, test = _generated_splits(all_images(config.source), config)
+    return (_balanced_subset(train, config.max_train_pairs, config.split_seed),
+            _balanced_subset(val, config.max_eval_pairs, config.split_seed),
+            _balanced_subset(test, config.max_eval_pairs, config.split_seed))
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
@@ -176,26 +174,6 @@ def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore
                            names=names)
 
 
-def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
-    """Stop with one clear error, before any training, if ``config`` cannot run on its data.
-
-    An identity folder is listed (no image is decoded): it needs enough people for the
-    60/20/20 split (``MIN_PEOPLE``) and ``people_per_batch`` training people with two or more
-    photos (identity batches). LFW-a is checked by ``siamlib.data`` when it is fetched.
-    """
-    if config.source == LFW:
-        return
-    images = all_images(config.source)
-    groups = _person_groups(images, config)
-    photos = images["name"].value_counts()
-    with_two = int((photos.loc[list(groups[0])] >= 2).sum())
-    if with_two < people_per_batch:
-        raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
-                         f"{people_per_batch} training people with two or more photos; the "
-                         f"60% training share of its {len(photos)} people has {with_two}. Use "
-                         "a smaller batch_size or more people.")
-
-
 def _images_dir(source: str, progress: bool) -> Path:
     """The folder of person folders: LFW-a's (fetched first if needed) or a generated set's."""
     if source == LFW:
@@ -203,24 +181,26 @@ def _images_dir(source: str, progress: bool) -> Path:
     return Path(source).expanduser()
 
 
-def balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
+def _balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
     """At most ``max_pairs`` pairs, half same and half different, drawn with ``seed``."""
     if max_pairs is None or max_pairs >= len(frame):
         return frame
-    per_label = max_pairs // 2
-    picked = [
-        group.sample(min(per_label, len(group)), random_state=seed)
-        for _, group in frame.groupby("label", sort=True)
-    ]
+    picked = [group.sample(min(max_pairs // 2, len(group)), random_state=seed)
+              for _, group in frame.groupby("label", sort=True)]
     return pd.concat(picked).sort_index().reset_index(drop=True)
 
 
-# Each group of the 60/20/20 person split needs two people (a different pair), one of them with
-# two photos (a same pair): train, validation and test, so at least six people.
-MIN_PEOPLE = 6
+def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
+    """Stop with one clear error, before any training, if an identity folder (listed, not
+    decoded) has too few people for the 60/20/20 split or fewer than ``people_per_batch``
+    training people with two or more photos (identity batches). LFW-a is checked by
+    ``siamlib.data`` when it is fetched."""
+    if config.source != LFW:
+        _person_groups(all_images(config.source), config, people_per_batch)
 
 
-def _person_groups(images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]:
+def _person_groups(images: pd.DataFrame, config: DataConfig,
+                   people_per_batch: int = 1) -> list[np.ndarray]:
     """The training, validation and test people of an identity folder (60/20/20, seeded)."""
     people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
@@ -238,17 +218,24 @@ def _person_groups(images: pd.DataFrame, config: DataConfig) -> list[np.ndarray]
                              f"{len(people)}) need two people, one with two or more photos; "
                              f"add people with several photos (at least {MIN_PEOPLE} people "
                              "in all)")
+    with_two = int((photos.loc[list(groups[0])] >= 2).sum())
+    if with_two < people_per_batch:
+        raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
+                         f"{people_per_batch} training people with two or more photos; the "
+                         f"60% training share of its {len(people)} people has {with_two}. Use "
+                         "a smaller batch_size or more people.")
     return groups
 
 
 def _generated_splits(images: pd.DataFrame, config: DataConfig):
-    groups = _person_groups(images, config)
+    """Balanced pairs inside each person group: ``generated_pairs`` for training, a quarter of
+    that for validation and test, fewer where a small group has too few same-person pairs."""
     frames = []
-    for offset, group in enumerate(groups):
+    for offset, group in enumerate(_person_groups(images, config)):
         group_images = images[images["name"].isin(set(group))]
         wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
         per_person = group_images["name"].value_counts()
         same_available = int((per_person * (per_person - 1) // 2).sum())
-        size = min(wanted, 2 * same_available)  # small sets: as many as they allow
-        frames.append(pairs.make_pairs(group_images, size, seed=config.split_seed + offset))
+        frames.append(pairs.make_pairs(group_images, min(wanted, 2 * same_available),
+                                       seed=config.split_seed + offset))
     return tuple(frames)

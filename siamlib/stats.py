@@ -1,11 +1,10 @@
 """How sure a number is, and which of two methods is better: statistics that respect people.
 
-LFW's test pairs are not independent draws: a person appears in many pairs, and a model that
-fails on one photo of them fails on all its pairs. So intervals here resample whole clusters of
-people (``person_clusters``), two methods are compared pair by pair on the same pairs (paired
-bootstraps, McNemar's test), a p-value at the resampling floor is written "≤" that floor
-(``p_text``), and "equivalent" needs its own test (``equivalence``): a difference the data could
-not measure is not shown to be zero. The rates themselves are ``siamlib.metrics``'.
+LFW's test pairs are not independent draws: a model that fails on one photo of a person fails
+on all that person's pairs. So intervals resample whole clusters of people
+(``person_clusters``), two methods are compared on the same pairs (paired bootstraps, McNemar),
+a p-value at the resampling floor is written "≤" that floor (``p_text``), and "equivalent" needs
+its own test (``equivalence``): a difference the data could not measure is not shown to be zero.
 """
 
 from __future__ import annotations
@@ -32,9 +31,8 @@ PairedDifference = namedtuple("PairedDifference", "estimate low high p_value")
 
 def person_clusters(name_a, name_b) -> np.ndarray:
     """One cluster id per pair (0, 1, ... in order of first appearance): the connected component
-    of the people in it. Two pairs share a cluster when a chain of shared people joins them, so
-    pairs in different clusters share no one, and resampling whole clusters (``groups=``)
-    treats only those as independent. LFW-a's pairsDevTest: 463 clusters of at most 25 pairs."""
+    of the people in it, so pairs of different clusters share no one. What cluster bootstraps
+    resample (``groups=``) and ``pairs.person_disjoint_split`` splits by."""
     name_a, name_b = np.asarray(name_a), np.asarray(name_b)
     if name_a.ndim != 1 or name_a.shape != name_b.shape:
         raise ValueError(f"name_a and name_b must be one-dimensional and of the same length, "
@@ -42,24 +40,32 @@ def person_clusters(name_a, name_b) -> np.ndarray:
     person, people = pd.factorize(np.concatenate([name_a, name_b]))
     first, second = person[: len(name_a)], person[len(name_a) :]
     links = coo_matrix((np.ones(len(first)), (first, second)), shape=(len(people),) * 2)
-    component = connected_components(links, directed=False)[1]
-    return pd.factorize(component[first])[0]
+    return pd.factorize(connected_components(links, directed=False)[1][first])[0]
 
 
-def _resampled(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float, seed: int):
-    """``statistic(index)`` on ``n_boot`` resamples of pair indices, or None (with a warning)
-    when ``groups`` are too few clusters (see ``bootstrap_ci``). Without groups, pairs are drawn
-    within each class, keeping the balance; with groups, whole clusters are drawn and the
-    balance varies as with another draw of people (a draw missing a class is drawn again)."""
+def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float, seed: int):
+    """``statistic`` of all pairs, the percentile interval of its resamples and the resampled
+    values, or, with a warning, None for all three when ``groups`` are too few clusters.
+
+    Without groups, pairs are drawn within each class, keeping the balance. With groups, whole
+    clusters are drawn and the balance varies as with another draw of people (a draw missing a
+    class is drawn again); they learn the spread only from which clusters a resample holds, so a
+    few give far too little. Cluster-robust statistics calls fewer than 20-50 clusters "few"
+    (Cameron & Miller, 2015): below ``MIN_CLUSTERS``, counted as (sum of sizes)² / (sum of
+    squared sizes) (k for k equal clusters, near 1 when one holds most pairs), nothing is
+    measured, and a small face set runs to the end and says so.
+    """
     if int(n_boot) < 1 or not 0.0 < alpha < 1.0:
         raise ValueError(f"n_boot must be at least 1 and alpha between 0 and 1, got n_boot "
                          f"{n_boot} and alpha {alpha}")
     rng = np.random.default_rng(seed)
+    estimate = statistic(slice(None))
     if groups is None:
         same, different = np.flatnonzero(labels == SAME), np.flatnonzero(labels == DIFFERENT)
-        return np.array([statistic(np.r_[rng.choice(same, len(same)),
-                                          rng.choice(different, len(different))])
-                         for _ in range(int(n_boot))])
+        values = np.array([statistic(np.r_[rng.choice(same, len(same)),
+                                           rng.choice(different, len(different))])
+                           for _ in range(int(n_boot))])
+        return estimate, *np.quantile(values, [alpha / 2, 1 - alpha / 2]), values
     groups = np.asarray(groups)
     if groups.shape != labels.shape:
         raise ValueError(f"groups must hold one cluster id per pair ({len(labels)}), got shape "
@@ -77,7 +83,7 @@ def _resampled(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float,
             f"independent clusters, fewer than the {MIN_CLUSTERS} a cluster bootstrap needs. The "
             "interval spans every possible value; test on more people to measure it.",
             UserWarning, stacklevel=3)
-        return None
+        return estimate, None, None, None
     values = []
     while len(values) < n_boot:
         # Each pair comes as often as its cluster was drawn.
@@ -85,26 +91,17 @@ def _resampled(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float,
         index = np.repeat(np.arange(len(labels)), times[clusters])
         if len(np.unique(labels[index])) == 2:
             values.append(statistic(index))
-    return np.array(values)
+    return estimate, *np.quantile(values, [alpha / 2, 1 - alpha / 2]), np.array(values)
 
 
 def bootstrap_ci(labels, scores, metric: str, n_boot: int = 1000, alpha: float = 0.05,
                  seed: int = 0, threshold: float | None = None,
                  groups=None) -> ConfidenceInterval:
-    """How much a metric could move with a different draw of test pairs (or of people): the
-    resamples' percentile interval.
-
-    Without ``groups``, pairs are resampled as if independent, which LFW test pairs are not: a
-    model that fails on one person fails on all of that person's pairs, so the interval is too
-    narrow. ``groups`` (e.g. ``person_clusters``) resamples whole clusters. Those learn the
-    spread only from which clusters a resample holds: one cluster gives zero width, a few far
-    too little. Cluster-robust statistics calls fewer than about 20-50 clusters "few" (Cameron &
-    Miller, 2015); below ``MIN_CLUSTERS`` = 20, counted as (sum of sizes)² / (sum of squared
-    sizes) (k for k equal clusters, near 1 when one holds most pairs), a warning says so and the
-    interval is [0, 1], every value the metric can take: a small face set runs to the end and
-    says the truth. ``accuracy`` uses the fixed ``threshold`` chosen on VALIDATION: refitting it
-    per resample would measure a different procedure.
-    """
+    """How much a metric could move with another draw of test pairs, or with ``groups`` (e.g.
+    ``person_clusters``) of people: the resamples' percentile interval. Pairs sharing people are
+    not independent, so without groups the interval is too narrow; with too few clusters it is
+    [0, 1], every value the metric can take. ``accuracy`` is at the fixed ``threshold`` chosen on
+    VALIDATION: refitting it per resample would measure a different procedure."""
     labels, scores = metrics.checked(labels, scores)
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
@@ -118,23 +115,19 @@ def bootstrap_ci(labels, scores, metric: str, n_boot: int = 1000, alpha: float =
             return metrics.roc(labels[index], scores[index]).auc
         return metrics.eer(labels[index], scores[index]).eer
 
-    estimate, values = value(slice(None)), _resampled(value, labels, groups, n_boot, alpha, seed)
-    if values is None:
+    estimate, low, high, _ = _bootstrap(value, labels, groups, n_boot, alpha, seed)
+    if low is None:
         return ConfidenceInterval(estimate, 0.0, 1.0)
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return ConfidenceInterval(estimate, float(low), float(high))
 
 
-# --- two methods on the same pairs ----------------------------------------------------------
 def mcnemar(correct_a, correct_b) -> McNemarResult:
     """Exact two-sided McNemar test: is method A right more often than B on the SAME items?
 
-    Two accuracies on the same test pairs are not independent, so overlapping intervals do not
-    mean "no difference". Only items where the methods disagree say which is better: ``n10`` (A
-    right, B wrong) and ``n01`` (A wrong, B right). If neither is better each is a fair coin, so
-    ``n10`` is Binomial(n01 + n10, 1/2): scipy's exact test (p = 1 if they never disagree).
-    ``accuracy_difference`` is (n10 - n01) / items. Any per-item correctness works: pairs decided
-    at a validation threshold, or N-way one-shot tasks (``n_way_correct``).
+    Two accuracies on the same pairs are not independent, so overlapping intervals do not mean
+    "no difference". Only items where the methods disagree say which is better: ``n10`` (A
+    right, B wrong) and ``n01``; if neither is better, ``n10`` is Binomial(n01 + n10, 1/2). Any
+    per-item correctness works: pairs at a validation threshold, ``metrics.n_way_correct``.
     """
     correct_a, correct_b = np.asarray(correct_a), np.asarray(correct_b)
     if (correct_a.ndim != 1 or correct_a.shape != correct_b.shape or len(correct_a) == 0
@@ -155,11 +148,9 @@ def paired_auc_difference(labels, scores_a, scores_b, groups=None, n_boot: int =
 
     Each resample (of pairs, or of ``groups`` as in ``bootstrap_ci``; too few clusters give
     [-1, 1] and p = 1) scores BOTH methods, so what they share (the same hard pairs) cancels in
-    the difference: tighter than two separate intervals. The two-sided p-value for "no
-    difference" is ``2 (1 + k) / (n_boot + 1)``, capped at 1, with k the resampled differences on
-    the rarer side of 0; the one added keeps it from reading exactly 0 (``p_text`` writes that
-    floor as "≤"). ``one_sided`` asks only "is A better?": k counts the differences at or below
-    0, without the 2.
+    the difference. The two-sided p-value is ``2 (1 + k) / (n_boot + 1)``, capped at 1, with k
+    the resampled differences on the rarer side of 0; the one added keeps it from reading 0
+    (``p_text``). ``one_sided`` asks only "is A better?": k counts those at or below 0, no 2.
     """
     labels, scores_a = metrics.checked(labels, scores_a)
     scores_b = metrics.checked(labels, scores_b)[1]
@@ -174,9 +165,8 @@ def paired_auc_difference(labels, scores_a, scores_b, groups=None, n_boot: int =
 def paired_accuracy_difference(labels, correct_a, correct_b, groups=None, n_boot: int = 1000,
                                alpha: float = 0.05, seed: int = 0) -> PairedDifference:
     """Accuracy(A) - accuracy(B) on the same pairs, each already decided (``correct_a``: True
-    where A was right, at a threshold fitted on validation), by the paired bootstrap of
-    ``paired_auc_difference``. McNemar's test treats pairs as independent; with ``groups`` this
-    resamples whole clusters of people instead."""
+    where A was right at its validation threshold), by the paired bootstrap of
+    ``paired_auc_difference``: with ``groups``, unlike McNemar's test, it resamples people."""
     labels = metrics.checked(labels, np.zeros(len(labels)))[0]
     correct_a, correct_b = (np.asarray(c, dtype=float) for c in (correct_a, correct_b))
     if correct_a.shape != labels.shape or correct_b.shape != labels.shape:
@@ -191,13 +181,9 @@ def paired_accuracy_difference(labels, correct_a, correct_b, groups=None, n_boot
 
 def _paired(difference, labels, groups, n_boot: int, alpha: float, seed: int,
             one_sided: bool) -> PairedDifference:
-    """``difference`` on all pairs, its bootstrap interval and p-value (see
-    ``paired_auc_difference``)."""
-    estimate = difference(slice(None))
-    differences = _resampled(difference, labels, groups, n_boot, alpha, seed)
+    estimate, low, high, differences = _bootstrap(difference, labels, groups, n_boot, alpha, seed)
     if differences is None:
         return PairedDifference(estimate, -1.0, 1.0, 1.0)
-    low, high = np.quantile(differences, [alpha / 2, 1 - alpha / 2])
     if one_sided:
         p_value = (1 + np.sum(differences <= 0)) / (n_boot + 1)
     else:
@@ -208,16 +194,15 @@ def _paired(difference, labels, groups, n_boot: int, alpha: float, seed: int,
 
 def p_text(p_value: float, n_boot: int, one_sided: bool = False) -> str:
     """A bootstrap p-value as it may be read: at the smallest value ``n_boot`` resamples can
-    give (no resample on the far side of 0), only "≤" that floor is known."""
+    give (none on the far side of 0), only "≤" that floor is known."""
     floor = (1 if one_sided else 2) / (n_boot + 1)
     return f"≤ {floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
 
 
 def equivalence(difference: float, se: float, margin: float, alpha: float = 0.05) -> float:
-    """The p-value of two one-sided tests (TOST) that ``difference`` (normally distributed with
-    standard error ``se``) lies within ±``margin``: below ``alpha`` the two are equivalent
-    within the margin. "No measured difference" is not equivalence: a small, noisy difference
-    has neither. The margin must be fixed before looking at the data."""
+    """The p-value of two one-sided tests (TOST) that ``difference`` (normal, standard error
+    ``se``) lies within ±``margin``, fixed before looking at the data: below ``alpha`` the two
+    are equivalent. A small, noisy difference is neither different nor equivalent."""
     if not se > 0 or not margin > 0:
         raise ValueError(f"se and margin must be positive, got se {se} and margin {margin}")
     below = norm.sf((difference + margin) / se)  # H0: difference <= -margin
@@ -226,9 +211,8 @@ def equivalence(difference: float, se: float, margin: float, alpha: float = 0.05
 
 
 def reading(p_value: float, difference: float, first: str, second: str, alpha: float = 0.05) -> str:
-    """What a paired test of ``first`` against ``second`` lets us say at the ``alpha`` level;
-    ``difference`` is first minus second. "No measured difference" (``p_value >= alpha``): the
-    test set could not tell the two apart, which does not make them equal."""
+    """What a paired test of ``first`` against ``second`` (``difference`` = first - second)
+    lets us say at the ``alpha`` level. "No measured difference" does not make them equal."""
     if not 0.0 < alpha < 1.0 or not 0.0 <= p_value <= 1.0 or np.isnan(difference):
         raise ValueError(f"an alpha and a p-value between 0 and 1 and a difference are needed, "
                          f"got alpha {alpha}, p_value {p_value} and difference {difference} "

@@ -1,26 +1,14 @@
 """LFW View 2, the benchmark: ten experiments, reported as the field reports them.
 
-View 1 (DevTrain/DevTest) is for development; every published LFW result is a View 2 result:
-``pairs.txt`` holds ten person-disjoint folds of 300 same + 300 different pairs, and experiment
-k trains on the other nine folds and tests on fold k. In the workbook the nine are split once
-more, by fold: the fold after k is validation (early stopping and the decision threshold) and
-the remaining eight are training (``splits.view2_experiment``). Each experiment is an ordinary
-cached run with its fold in its key (``DataConfig.view2_fold``).
-
-The report follows LFW's README: mean accuracy over the ten test folds with the standard error
-SE = sample standard deviation / sqrt(10), each fold's accuracy at the threshold its own
-validation fold chose. Beside it: the ROC averaged over folds (TAR averaged at fixed FAR), AUC
-and EER as mean ± SE, and TAR at FAR 1 % with the threshold fitted on each validation fold
-(``operating_points``), never on the test pairs.
-
-LFW also sorts results into categories that say what a method was allowed to use:
-
-- **image-restricted**: only the given pairs and their same/different labels (Koch's network
-  trained on the given pairs);
-- **unrestricted**: the identities of the training folds' people may form new pairs (the
-  ``all_pairs`` model trains on every pair of batches of those people);
-- **outside data**: LFW-a's alignment counts as *label-free outside data*, so every method on
-  LFW-a images is at least in that category, this workbook included.
+Every published LFW result is a View 2 result: ``pairs.txt`` holds ten person-disjoint folds of
+300 same + 300 different pairs; experiment k tests on fold k, validates (early stopping,
+thresholds) on the next fold and trains on the other eight (``splits.view2_experiment``), a
+cached run with its fold in its key. As LFW's README asks, each number is a mean over the ten
+test folds with SE = sample standard deviation / sqrt(10), every threshold fitted on the
+experiment's validation fold. Results are compared only within LFW's category of what a method
+may use: **image-restricted** (the given pairs' labels: Koch's network) or **unrestricted**
+(the training people's identities: ``all_pairs``), and on LFW-a, whose alignment counts as
+such, **label-free outside data**.
 """
 
 from __future__ import annotations
@@ -30,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import sem
 
 from siamlib import metrics, stats
 from siamlib.training import Run, RunConfig
@@ -65,10 +54,8 @@ def setting(config: RunConfig) -> str:
 
 
 def category(config: RunConfig) -> str:
-    """The run's category as LFW's results page names it. On LFW-a every method uses
-    label-free outside data: LFW-a's alignment was made with a detector trained elsewhere."""
-    restricted = setting(config) == "image-restricted"
-    return f"{'Image-Restricted' if restricted else 'Unrestricted'}, Label-Free Outside Data"
+    """The run's category as LFW's results page names it (on LFW-a, label-free outside data)."""
+    return f"{setting(config).title()}, Label-Free Outside Data"
 
 
 def fold_config(base: RunConfig, fold: int) -> RunConfig:
@@ -79,16 +66,14 @@ def fold_config(base: RunConfig, fold: int) -> RunConfig:
 def mean_se(values) -> tuple[float, float]:
     """Mean and LFW's standard error: sample std (ddof=1) / sqrt(number of folds)."""
     values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+    return float(values.mean()), (float(sem(values)) if len(values) > 1 else np.nan)
 
 
 def fold_table(runs: list[Run]) -> pd.DataFrame:
     """One row per experiment: the test fold's metrics at its validation fold's threshold."""
     rows = []
     for run in runs:
-        summary = run.summary()  # test metrics at the validation threshold
+        summary = run.summary()
         rows.append({
             "fold": run.config.data.view2_fold,
             "test pairs": len(run.scores_of("test")),
@@ -102,8 +87,8 @@ def fold_table(runs: list[Run]) -> pd.DataFrame:
 
 
 def fold_scores(runs: list[Run]) -> dict[int, pd.DataFrame]:
-    """Each experiment's scored pairs (validation and test, ``Run.scores``), keyed by test fold:
-    what the comparisons below take, so a baseline's scores (``rescored``) compare alike."""
+    """Each experiment's scored validation and test pairs (``Run.scores``) by test fold: what
+    the functions below compare, a baseline's scores (``rescored``) alike."""
     return {run.config.data.view2_fold: run.scores for run in runs}
 
 
@@ -129,8 +114,7 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
     """Method a against method b on the same test pairs of the same folds, each at its own
     validation threshold, by two tests that respect people: the fold accuracy differences
     (a - b, mean ± SE, as LFW's SE: folds share no person) and a bootstrap of the pooled
-    difference that resamples clusters of people (``stats.person_clusters``). Pairs that share
-    a person are not independent evidence, so no test here counts pairs as if they were."""
+    difference that resamples clusters of people (``stats.person_clusters``)."""
     if scores_a.keys() != scores_b.keys():
         raise ValueError(f"the methods were run on other folds: {sorted(scores_a)} and "
                          f"{sorted(scores_b)}")
@@ -146,7 +130,7 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
     test = stats.paired_accuracy_difference(pooled["label"], pooled["a"], pooled["b"], groups,
-                                              n_boot, seed=seed)
+                                            n_boot, seed=seed)
     differences = np.asarray(differences)
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
@@ -158,10 +142,9 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
 
 
 def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) -> pd.DataFrame:
-    """Per experiment: the threshold for ``target_far`` fitted on the validation fold, and the
-    TAR and FAR it gives on the test fold. Where the validation fold has too few impostor pairs
-    to show that rate (300 cannot show 0.1 %: ``metrics.operating_point``), TAR and FAR are
-    NaN, "not estimable", not a number read off the test pairs."""
+    """Per experiment, ``metrics.operating_point`` fitted on the validation fold and counted on
+    the test fold; NaN where validation has too few impostor pairs to show the target (300
+    cannot show 0.1 %): "not estimable", rather than a number read off the test pairs."""
     rows = []
     for fold, frame in scores.items():
         val, test = _split(frame, "val"), _split(frame, "test")
@@ -187,12 +170,9 @@ def at_far(scores: dict[int, pd.DataFrame], target_far: float) -> str:
 
 
 def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame:
-    """TAR of each fold's test ROC at fixed FARs (vertical averaging), with mean and SE.
-
-    Each fold has its own model and score scale, so curves are averaged at equal FAR rather
-    than at equal threshold. The default grid starts at one false accept among the fewest
-    impostor pairs of a test fold (1/300 on LFW): below that no fold supports the curve.
-    """
+    """Mean and SE of the folds' test TAR at equal FAR (each fold has its own score scale, so
+    not at equal threshold), by default from one false accept among the fewest impostor pairs
+    of a test fold (1/300 on LFW): below that no fold supports the curve."""
     tests = [_split(frame, "test") for frame in scores.values()]
     if far_grid is None:
         fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
@@ -204,13 +184,12 @@ def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame
         # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
         tars.append(curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1])
     tars = np.array(tars)
-    se = tars.std(axis=0, ddof=1) / np.sqrt(len(tars)) if len(tars) > 1 else np.nan
+    se = sem(tars, axis=0) if len(tars) > 1 else np.nan
     return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0), "tar_se": se})
 
 
 def report(model: str, runs: list[Run]) -> dict:
-    """The workbook's row of the View 2 comparison, in the field's terms: every number a mean
-    ± SE over the folds, the TAR at FAR 1 % at thresholds fitted on each validation fold."""
+    """The workbook's row of the View 2 comparison: every number a mean ± SE over the folds."""
     table = fold_table(runs)
     points = operating_points(fold_scores(runs), 0.01)
     accuracy, accuracy_se = mean_se(table["accuracy"])
@@ -221,7 +200,7 @@ def report(model: str, runs: list[Run]) -> dict:
         "method": f"{model} (this workbook)", "accuracy": accuracy, "se": accuracy_se,
         "category": category(runs[0].config), "folds": len(table),
         "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
-        "tar_at_far_1pc": tar, "tar_se": tar_se, "far_reached": points["FAR"].mean(),
+        "tar_at_far_1pct": tar, "tar_se": tar_se, "far_reached": points["FAR"].mean(),
         "train_minutes": table["train_s"].sum() / 60,
     }
 
@@ -249,13 +228,10 @@ def headline(ours: dict) -> str:
 
 
 def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """What the numbers let one say about ``ours`` against a published ``row``.
-
-    Only means and SEs are published, not fold accuracies, so the difference is tested as two
-    independent means: SE = sqrt(SE_ours² + SE_theirs²), its 95 % interval by the normal
-    approximation. "Equivalent" only when the two one-sided tests (``stats.equivalence``)
-    put the difference inside ±``margin``; a difference whose interval holds 0 is "no measured
-    difference", which is not equivalence."""
+    """What the numbers let one say about ``ours`` against a published ``row``. Only means and
+    SEs are published, so the difference is one of two independent means, SE = sqrt(SE_ours² +
+    SE_theirs²), 95 % interval by the normal approximation; "equivalent" needs the TOST
+    (``stats.equivalence``) within ±``margin``, and an interval holding 0 is not that."""
     difference = ours["accuracy"] - row["accuracy"]
     se = float(np.hypot(ours["se"], row["se"]))
     low, high = difference - 1.96 * se, difference + 1.96 * se
@@ -275,13 +251,10 @@ def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str
 # --- looks at View 2 ---------------------------------------------------------------------------
 
 def looks() -> pd.DataFrame:
-    """Every View 2 run of the named models, from ``view2_declarations.json``: one row per
-    declaration, oldest first, with what it showed once it ran (NaN until then).
-
-    A look is declared before it runs (date, profile, model, recipe, run keys, and why the
-    candidate was chosen on View 1 alone); the result is added after, whatever it shows, and
-    the headline is the latest declared look that ran. Looks made before this file existed are
-    listed too, marked ``declared_before_run: false``."""
+    """Every View 2 run of the named models (``view2_declarations.json``), oldest first. A look
+    is declared before it runs (date, profile, model, recipe, run keys, and why View 1 chose
+    it); its result is added after, whatever it shows (NaN until then), and the headline is the
+    latest declared look that ran. Older looks are marked ``declared_before_run: false``."""
     rows = json.loads(DECLARATIONS.read_text())
     table = pd.DataFrame(rows)
     table.index = pd.RangeIndex(1, len(table) + 1, name="look")

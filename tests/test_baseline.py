@@ -41,12 +41,11 @@ def pairs_of(*couples: tuple[str, str]) -> pd.DataFrame:
 # --- descriptors ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "bins"), [("uniform", 10), ("nri_uniform", 59)])
 @pytest.mark.parametrize("shape", [(SIZE, SIZE), (50, 47)])
-def test_descriptors_are_one_normalised_histogram_per_cell(method, bins, shape):
+def test_descriptors_are_one_normalised_histogram_per_cell(shape):
     image = cv2.resize(texture(1), shape[::-1])
-    grid = 7
-    descriptor = baseline.lbp_descriptors(image, grid=grid, method=method)
+    grid, bins = 7, 59
+    descriptor = baseline.lbp_descriptors(image, grid=grid)
     assert descriptor.shape == (grid * grid * bins,)
     assert descriptor.dtype == np.float32
     per_cell = descriptor.reshape(grid * grid, bins)
@@ -93,30 +92,30 @@ def test_descriptor_input_errors_say_what_is_wrong():
         baseline.lbp_descriptors(texture(1).astype(float))
     with pytest.raises(ValueError, match="shape"):
         baseline.lbp_descriptors(np.zeros(10, dtype=np.uint8))
-    with pytest.raises(ValueError, match="method"):
-        baseline.lbp_descriptors(texture(1), method="default")
     with pytest.raises(ValueError, match="grid"):
         baseline.lbp_descriptors(texture(1, size=20), grid=30)
 
 
-# --- chi-square --------------------------------------------------------------------------
+# --- chi-square similarity ------------------------------------------------------------------
 
 
-def test_chi_square_by_hand():
+def test_lbp_similarity_is_one_minus_the_chi_square_distance_by_hand():
     # ½ [(0.5 - 1)² / 1.5 + (0.5 - 0)² / 0.5 + 0 (both empty)] = ½ [1/6 + 1/2] = 1/3
-    assert baseline.chi_square([0.5, 0.5, 0.0], [1.0, 0.0, 0.0]) == pytest.approx(1 / 3)
-    # Disjoint histograms: ½ (1 + 1) = 1, the largest distance; identical: 0.
-    assert baseline.chi_square([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
-    assert baseline.chi_square([0.3, 0.7], [0.3, 0.7]) == 0.0
+    assert baseline.lbp_similarity([0.5, 0.5, 0.0], [1.0, 0.0, 0.0], grid=1) == \
+        pytest.approx(2 / 3)
+    # Disjoint histograms: ½ (1 + 1) = 1, the largest distance (similarity 0); identical: 0.
+    assert baseline.lbp_similarity([1.0, 0.0], [0.0, 1.0], grid=1) == pytest.approx(0.0)
+    assert baseline.lbp_similarity([0.3, 0.7], [0.3, 0.7], grid=1) == 1.0
 
 
-def test_chi_square_is_averaged_over_cells_and_works_row_wise():
-    # Two cells: one identical (0), one disjoint (1) -> mean 0.5; the second row is identical.
-    first = np.array([[1.0, 0.0, 1.0, 0.0], [0.5, 0.5, 0.5, 0.5]])
-    second = np.array([[1.0, 0.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5]])
-    np.testing.assert_allclose(baseline.chi_square(first, second, cells=2), [0.5, 0.0])
+def test_lbp_similarity_averages_over_cells_and_works_row_wise():
+    # Four cells of two bins: one disjoint (1), three identical (0) -> distance 1/4; the second
+    # row is identical.
+    first = np.array([[1.0, 0.0, 1.0, 0.0, 0.5, 0.5, 0.0, 1.0], [0.5] * 8])
+    second = np.array([[0.0, 1.0, 1.0, 0.0, 0.5, 0.5, 0.0, 1.0], [0.5] * 8])
+    np.testing.assert_allclose(baseline.lbp_similarity(first, second, grid=2), [0.75, 1.0])
     with pytest.raises(ValueError, match="same shape"):
-        baseline.chi_square(first, second[:1, :3])
+        baseline.lbp_similarity(first, second[:1, :3], grid=2)
 
 
 # --- scores of pairs ---------------------------------------------------------------------
@@ -163,17 +162,11 @@ def test_lbp_scores_describe_each_unique_image_once(monkeypatch):
     assert scores[2] == pytest.approx(scores[3])  # symmetric
 
 
-def test_lbp_scores_pass_their_settings_on():
+def test_lbp_scores_are_the_similarity_of_the_two_descriptors():
     images = {"a": texture(1), "b": texture(2)}
-    store, pairs = store_of(images), pairs_of(("a", "b"))
-    coarse = baseline.lbp_scores(store, pairs, grid=3, method="uniform", radius=1)
-    by_hand = baseline.lbp_similarity(
-        baseline.lbp_descriptors(images["a"], grid=3, method="uniform", radius=1),
-        baseline.lbp_descriptors(images["b"], grid=3, method="uniform", radius=1),
-        grid=3,
-    )
-    assert coarse[0] == pytest.approx(float(by_hand))
-    assert coarse[0] != pytest.approx(baseline.lbp_scores(store, pairs)[0])
+    scores = baseline.lbp_scores(store_of(images), pairs_of(("a", "b")))
+    a, b = (baseline.lbp_descriptors(images[name])[np.newaxis] for name in "ab")
+    assert scores[0] == pytest.approx(baseline.lbp_similarity(a, b)[0])
 
 
 def test_pixel_scores_of_identical_images_are_one():

@@ -225,14 +225,6 @@ def test_outcomes_work_on_a_single_class():
 # --- DET ------------------------------------------------------------------------------------
 
 
-def test_det_points_lie_on_the_roc():
-    labels, scores = overlapping(200, seed=5)
-    far, frr = metrics.det_curve(labels, scores)
-    curve = metrics.roc(labels, scores)
-    roc_points = set(zip(np.round(curve.far, 12), np.round(1 - curve.tar, 12), strict=True))
-    assert set(zip(np.round(far, 12), np.round(frr, 12), strict=True)) <= roc_points
-
-
 def test_normal_deviate():
     np.testing.assert_allclose(metrics.normal_deviate([0.5, norm.cdf(1.0)]), [0.0, 1.0])
     ends = metrics.normal_deviate([0.0, 1.0])
@@ -381,7 +373,6 @@ NEEDS_BOTH_CLASSES = {
     "operating_point on test": lambda y, s: metrics.operating_point(
         SIX_LABELS, SIX_SCORES, 0.01, y, s
     ),
-    "det_curve": metrics.det_curve,
     "bootstrap_ci": lambda y, s: stats.bootstrap_ci(y, s, "auc", n_boot=5),
     "summary": lambda y, s: metrics.summary(y, s, 0.5),
     "cluster bootstrap_ci": lambda y, s: stats.bootstrap_ci(

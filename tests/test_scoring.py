@@ -223,19 +223,19 @@ def test_one_shot_scores_reject_bad_input(scorer, tasks, message):
 # --- galleries ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("max_rows", [50_000, 2, 1])
-def test_gallery_scores_of_a_function_by_hand(max_rows):
-    # Probes 0 and 6 against templates 1 and 3: [[-1, -3], [-5, -3]]. However small max_rows is,
-    # a block holds at least one probe, and blocks do not change the scores.
-    scores = gallery_scores(minus_distance, LINE, [0, 3], [1, 2], max_rows=max_rows)
+@pytest.mark.parametrize("block_rows", [4096, 3, 1])
+def test_gallery_scores_of_a_function_by_hand(block_rows, monkeypatch):
+    # Probes 0 and 6 against templates 1 and 3: [[-1, -3], [-5, -3]]. However small the blocks
+    # are, even splitting a probe's row, they do not change the scores.
+    monkeypatch.setattr(scoring, "SCORER_BLOCK_ROWS", block_rows)
+    scores = gallery_scores(minus_distance, LINE, [0, 3], [1, 2])
     np.testing.assert_array_equal(scores, [[-1.0, -3.0], [-5.0, -3.0]])
 
 
-def test_gallery_scores_equal_the_two_tower_forward_pass(small_model, store):
+def test_gallery_scores_equal_the_two_tower_forward_pass(small_model, store, monkeypatch):
     probes, templates = np.array([0, 5, 7, 11, 20]), np.array([1, 2, 8, 30])
-    # 8 pairs per block: two probes a block, so three blocks for five probes.
-    scores = gallery_scores(small_model, embed(small_model, store.pixels), probes, templates,
-                            max_rows=8)
+    monkeypatch.setattr(scoring, "SCORER_BLOCK_ROWS", 8)  # three blocks for 20 probe-template pairs
+    scores = gallery_scores(small_model, embed(small_model, store.pixels), probes, templates)
     first = as_inputs(store.pixels[np.repeat(probes, len(templates))])
     second = as_inputs(store.pixels[np.tile(templates, len(probes))])
     forward = small_model.predict([first, second], verbose=0).reshape(len(probes), -1)

@@ -117,7 +117,7 @@ def test_report_gives_mean_se_the_category_and_the_validation_fitted_tar():
     assert (row["method"], row["category"]) == ("koch (this workbook)",
                                                 "Image-Restricted, Label-Free Outside Data")
     points = view2.operating_points(view2.fold_scores(runs), 0.01)
-    assert row["tar_at_far_1pc"] == pytest.approx(points["TAR"].mean())
+    assert row["tar_at_far_1pct"] == pytest.approx(points["TAR"].mean())
     assert row["train_minutes"] == pytest.approx(6.0)
 
 
