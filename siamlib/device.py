@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 import keras
@@ -24,29 +25,22 @@ def has_gpu() -> bool:
 
 
 def compute_policy(gpu: bool | None = None) -> str:
-    """``mixed_float16`` on a GPU, ``float32`` otherwise."""
     return "mixed_float16" if (has_gpu() if gpu is None else gpu) else "float32"
 
 
 def device_report() -> str:
     """One line for the top of each notebook: versions, device and the policy in force."""
     gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        device = f"GPU: {details.get('device_name', gpus[0].name)}"
-    else:
-        device = f"CPU only ({os.cpu_count()} cores)"
-    return (
-        f"TensorFlow {tf.__version__} | Keras {keras.__version__} | {device} | "
-        f"policy {compute_policy(bool(gpus))}"
-    )
+    details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+    device = (f"GPU: {details.get('device_name', gpus[0].name)}" if gpus
+              else f"CPU only ({os.cpu_count()} cores)")
+    return (f"TensorFlow {tf.__version__} | Keras {keras.__version__} | {device} | "
+            f"policy {compute_policy(bool(gpus))}")
 
 
 def cpu_model() -> str:
     """The CPU's model name: machines here differ, so every timing says which one it is."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:  # not Linux
-        lines = []
-    return next((line.split(":", 1)[1].strip() for line in lines
-                 if line.startswith("model name")), platform.processor() or platform.machine())
+    cpuinfo = Path("/proc/cpuinfo")  # Linux's; elsewhere platform's, often less telling
+    found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text() if cpuinfo.is_file() else "",
+                      re.MULTILINE)
+    return found[1].strip() if found else platform.processor() or platform.machine()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from siamlib import metrics, paths
-from siamlib.images import ImageStore
+from siamlib import SAME, metrics, paths
 
 SAME_COLOUR, DIFFERENT_COLOUR = "#1b9e77", "#d95f02"
 # Error rates marked on DET axes: 0.1% to 80%, as far apart on the probit scale as they matter.
 DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
+FACES = "faces"  # figures/faces/: figures showing LFW-a photos; git-ignored, never committed
 
 
 def use_style() -> None:
@@ -24,57 +22,37 @@ def use_style() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
 
 
-FACES = "faces"  # figures/faces/: figures showing LFW-a photos; git-ignored, never committed
-
-
-def save_fig(name: str, fig=None, folder: str | Path | None = None, faces: bool = False) -> None:
+def save_fig(name: str, fig=None, faces: bool = False) -> None:
     """Save a figure as ``figures/<name>.png`` (from the project root, wherever we run).
 
     ``faces=True`` for a figure that shows photos: it goes to ``figures/faces/``, which git
     ignores, because LFW-a's images (or any part of them) are not ours to redistribute.
     """
-    folder = Path(folder) if folder is not None else paths.figures_dir()
-    if faces:
-        folder = folder / FACES
+    folder = paths.figures_dir() / FACES if faces else paths.figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (fig or plt.gcf()).savefig(folder / f"{name}.png")
 
 
-def pair_gallery(
-    store: ImageStore,
-    pairs: pd.DataFrame,
-    title: str = "",
-    columns: int = 4,
-    scores=None,
-):
-    """Pairs as columns (first image above the second), titled with names and scores.
-
-    Title colours give the truth: green for same-person pairs, orange for different people.
-    """
-    count = len(pairs)
-    rows = max(1, int(np.ceil(count / columns)))
-    fig, axes = plt.subplots(2 * rows, columns, figsize=(2.1 * columns, 4.9 * rows),
-                             squeeze=False)
+def pair_gallery(store, pairs: pd.DataFrame, title: str = "", scores=None):
+    """Pairs in columns of four (first image above the second), titled with names and scores
+    in the colour of the truth: green for same-person pairs, orange for different people."""
+    rows = max(1, -(-len(pairs) // 4))
+    fig, axes = plt.subplots(2 * rows, 4, figsize=(8.4, 4.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for i, pair in enumerate(pairs.itertuples(index=False)):
-        row, col = divmod(i, columns)
-        top, bottom = axes[2 * row, col], axes[2 * row + 1, col]
-        a, b = store.rows([pair.path_a, pair.path_b])
-        top.imshow(store.pixels[a], cmap="gray", vmin=0, vmax=255)
-        bottom.imshow(store.pixels[b], cmap="gray", vmin=0, vmax=255)
-        colour = SAME_COLOUR if pair.label == 1 else DIFFERENT_COLOUR
-        top.set_title(_short(pair.name_a), fontsize=8, color=colour)
+    columns = axes.reshape(rows, 2, 4).swapaxes(1, 2).reshape(-1, 2)  # (top, bottom) per pair
+    for i, ((top, bottom), pair) in enumerate(zip(columns, pairs.itertuples(index=False))):
+        colour = SAME_COLOUR if pair.label == SAME else DIFFERENT_COLOUR
         score = "" if scores is None else f"\nscore {scores[i]:.3f}"
-        bottom.set_title(_short(pair.name_b) + score, fontsize=8, color=colour)
+        for ax, path, name, below in ((top, pair.path_a, pair.name_a, ""),
+                                      (bottom, pair.path_b, pair.name_b, score)):
+            ax.imshow(store.pixels[store.rows([path])[0]], cmap="gray", vmin=0, vmax=255)
+            name = name.replace("_", " ")
+            ax.set_title((name if len(name) <= 18 else name[:17] + "…") + below, fontsize=8,
+                         color=colour)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def _short(name: str, limit: int = 18) -> str:
-    name = name.replace("_", " ")
-    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning curves"):
@@ -101,34 +79,28 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
     return fig
 
 
-def score_histogram(labels, scores, threshold: float | None = None, ax=None, title: str = ""):
+def score_histogram(labels, scores, threshold: float, ax, title: str):
     """Score distributions of same and different pairs, with the decision threshold."""
-    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
     labels, scores = np.asarray(labels), np.asarray(scores)
     bins = np.linspace(scores.min(), scores.max(), 40)
-    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, color=SAME_COLOUR, label="same person")
-    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, color=DIFFERENT_COLOUR,
+    ax.hist(scores[labels == SAME], bins=bins, alpha=0.6, color=SAME_COLOUR, label="same person")
+    ax.hist(scores[labels != SAME], bins=bins, alpha=0.6, color=DIFFERENT_COLOUR,
             label="different people")
-    if threshold is not None:
-        ax.axvline(threshold, color="k", ls=":", label=f"threshold {threshold:.3f}")
+    ax.axvline(threshold, color="k", ls=":", label=f"threshold {threshold:.3f}")
     ax.set(xlabel="score (higher = same)", ylabel="pairs", title=title)
     ax.legend(fontsize=8)
     return ax
 
 
-def det_axes(ax, ticks=DET_TICKS):
+def det_axes(ax):
     """Turn ``ax`` into DET axes: FAR across, FRR up, both on the normal-deviate scale.
 
     A rate p sits at the probit of p (``metrics.normal_deviate``), so 1% and 0.1% are as far
-    apart as 10% and 1%. The axes run from the first tick to the last, ticks are labelled in
-    percent, and a dotted diagonal marks FAR = FRR, where a curve crosses at its EER. Draw
-    curves on it with ``det_line``.
+    apart as 10% and 1%. A dotted diagonal marks FAR = FRR, where a curve crosses at its EER.
+    Draw curves on it with ``det_line``.
     """
-    ticks = np.asarray(ticks, dtype=float)
-    if ticks.ndim != 1 or len(ticks) < 2 or not ((ticks > 0) & (ticks < 1)).all():
-        raise ValueError(f"ticks must be at least two rates strictly between 0 and 1, got {ticks}")
-    positions = metrics.normal_deviate(ticks)
-    labels = [f"{t:.1%}" if t < 0.01 else f"{t:.0%}" for t in ticks]
+    positions = metrics.normal_deviate(DET_TICKS)
+    labels = [f"{t:.1%}" if t < 0.01 else f"{t:.0%}" for t in DET_TICKS]
     ax.set_xticks(positions, labels, fontsize=8)
     ax.set_yticks(positions, labels, fontsize=8)
     ax.plot(positions[[0, -1]], positions[[0, -1]], color="grey", ls=":", lw=1)

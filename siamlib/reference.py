@@ -1,20 +1,12 @@
 """The reference run: the six notebooks executed under one profile at one version of the code,
 committed in ``notebooks/reference/`` so that a reader sees every result without running
-anything, and the README's numbers have records to be checked against: the README's results
-tables are written from those records (``python -m siamlib.reference``), and a test fails when
-the two disagree.
-
-``python -m siamlib.runner --profile cpu --reference`` writes it. Trained runs may come from the
-run cache of an earlier sitting, and notebooks may be executed in several sittings, as long as
-the code did not change in between: ``manifest.json`` records the code version (a hash of
-siamlib and the notebooks' code cells) with each notebook, and ``record`` refuses to mix two
-versions. Photos of LFW-a are not ours to redistribute: cells that show them keep their text
-output and lose their images, and widget state (which can hold photos) is dropped.
+anything, and the README's results blocks have records to be written from (a test fails when
+the two disagree). Its notebooks may be executed over several sittings, but ``record`` refuses
+to mix two code versions. Photos of LFW-a are not ours to redistribute, so they stay out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,6 +20,7 @@ import pandas as pd
 
 from siamlib import paths, view2
 from siamlib.device import cpu_model, device_report
+from siamlib.files import short_hash
 from siamlib.training import COMPLETE
 
 MANIFEST = "manifest.json"
@@ -49,31 +42,23 @@ def code_cells(notebook: Path) -> list[str]:
 
 
 def code_version(notebooks: list[Path]) -> str:
-    """Hash of siamlib's sources and the notebooks' code cells: what a result depends on."""
-    digest = hashlib.sha256()
-    package = Path(__file__).parent
-    for source in sorted([*package.glob("*.py"), *package.glob("*.json"), *package.glob("*.csv")]):
-        digest.update(source.name.encode() + source.read_bytes())
-    for notebook in sorted(notebooks):
-        digest.update(notebook.name.encode() + json.dumps(code_cells(notebook)).encode())
-    return digest.hexdigest()[:16]
+    """A hash of what a result depends on: siamlib's sources and the notebooks' code cells."""
+    sources = [path for path in Path(__file__).parent.iterdir()
+               if path.suffix in (".py", ".json", ".csv")]
+    return short_hash({**{path.name: path.read_text() for path in sources},
+                       **{notebook.name: code_cells(notebook) for notebook in notebooks}})
 
 
 def without_faces(executed: Path) -> None:
     """Drop the images of cells that show photos, and all widget state, from ``executed``."""
     notebook = nbformat.read(executed, as_version=4)
     notebook.metadata.pop("widgets", None)
+    note = nbformat.v4.new_output("stream", name="stdout", text=FACES_REMOVED)
     for cell in notebook.cells:
-        if cell.cell_type != "code" or not any(mark in cell.source for mark in SHOWS_FACES):
-            continue
-        kept = []
-        for output in cell.outputs:
-            data = output.get("data", {})
-            if any(key.startswith("image/") or "widget" in key for key in data):
-                kept.append(nbformat.v4.new_output("stream", name="stdout", text=FACES_REMOVED))
-            else:
-                kept.append(output)
-        cell.outputs = kept
+        if cell.cell_type == "code" and any(mark in cell.source for mark in SHOWS_FACES):
+            cell.outputs = [note if any(key.startswith("image/") or "widget" in key
+                                        for key in output.get("data", {})) else output
+                            for output in cell.outputs]
     nbformat.write(notebook, executed)
 
 
@@ -88,8 +73,10 @@ def record(notebook: Path, profile: str, wall_s: float, training_s: float, versi
                          f"{manifest['code_version']} under {manifest['profile']!r}; this is "
                          f"{version} under {profile!r}. Move its manifest.json aside to start "
                          "a new reference run")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     manifest.update({"profile": profile, "code_version": version, "commit": _commit(),
-                     "hardware": hardware()})
+                     "hardware": f"{cpu_model()}, {os.cpu_count()} cores, {memory:.0f} GiB; "
+                                 f"{device_report()}"})  # machines here differ: results say which
     manifest.setdefault("notebooks", {})[notebook.name] = {
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "wall_s": round(wall_s, 1), "training_s": round(training_s, 1)}
@@ -110,57 +97,48 @@ def stale(notebooks: list[Path]) -> list[str]:
             or code_cells(copy) != code_cells(notebook)]
 
 
-def hardware() -> str:
-    """CPU model and cores, memory and accelerator: machines here differ, so results say."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu_model()}, {os.cpu_count()} cores, {memory:.0f} GiB; {device_report()}"
-
-
 def _commit() -> str:
-    """HEAD's commit, marked "+changes" when the tree differs from it."""
+    """HEAD's commit, marked "+changes" when siamlib or the notebooks differ from it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=paths.project_root(), capture_output=True,
                               text=True).stdout.strip()
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
     changed = git("status", "--porcelain", "--", "siamlib", "notebooks",
                   ":!notebooks/reference")  # the run's own output is not a change of code
-    return head + (" +changes" if changed else "")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (" +changes" if changed else "")
 
 
 # The README's blocks written from the records: "<!-- reference:NAME -->" ... "<!-- /reference -->".
 BLOCK = re.compile(r"(<!-- reference:(\w+) -->\n)(.*?)(<!-- /reference -->)", re.DOTALL)
+OURS = "all_pairs (this workbook)"  # the workbook's row of notebook 06's View 2 summary
 NOT_YET = "(filled from the reference run's records: not run yet at this version)\n"
 
 
 def readme_blocks() -> dict[str, str]:
     """Each README block as the reference run's records give it (``NOT_YET`` without them)."""
-    manifest_path = folder() / MANIFEST
-    if not manifest_path.is_file():
-        return {name: NOT_YET for name in ("times", "view2", "view1")}
-    manifest, results = json.loads(manifest_path.read_text()), folder() / "results"
-    entries = dict(sorted(manifest["notebooks"].items()))
-    entries["all of them"] = {"finished": "", **{key: sum(e[key] for e in entries.values())
-                                                 for key in ("wall_s", "training_s")}}
-    times = pd.DataFrame([{"notebook": name, "wall (min)": f"{entry['wall_s'] / 60:.1f}",
-                           "of it training (min)": f"{entry['training_s'] / 60:.1f}",
-                           "finished": entry["finished"]} for name, entry in entries.items()])
-    blocks = {"times": f"Reference run: profile `{manifest['profile']}`, commit "
-                       f"`{manifest['commit']}`, {manifest['hardware']}.\n\n"
-                       + _markdown(times)}
+    manifest_path, results, blocks = folder() / MANIFEST, folder() / "results", {}
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        entries = dict(sorted(manifest["notebooks"].items()))
+        entries["all of them"] = {"finished": "", **{key: sum(e[key] for e in entries.values())
+                                                     for key in ("wall_s", "training_s")}}
+        times = pd.DataFrame([{"notebook": name, "wall (min)": f"{entry['wall_s'] / 60:.1f}",
+                               "of it training (min)": f"{entry['training_s'] / 60:.1f}",
+                               "finished": entry["finished"]} for name, entry in entries.items()])
+        blocks["times"] = (f"Reference run: profile `{manifest['profile']}`, commit "
+                           f"`{manifest['commit']}`, {manifest['hardware']}.\n\n"
+                           + _markdown(times))
     if (summary := results / "view2_summary.csv").is_file():
-        ours = pd.read_csv(summary).set_index("method")
-        named = {**ours.loc["all_pairs (this workbook)"].to_dict(),
-                 "method": "all_pairs (this workbook)"}
-        table = view2.comparison(named)
+        ours = {**pd.read_csv(summary).set_index("method").loc[OURS].to_dict(), "method": OURS}
+        table = view2.comparison(ours)
         table["accuracy ± SE"] = [f"{a:.4f} ± {e:.4f}" for a, e in zip(table["accuracy"],
                                                                       table["se"])]
-        blocks["view2"] = (view2.headline(named) + "\n\n"
+        blocks["view2"] = (view2.headline(ours) + "\n\n"
                            + _markdown(table[["rank in category", "method", "accuracy ± SE"]]))
     if (final := results / "final.csv").is_file():
         shown = {"val_auc": "validation AUC", "test_accuracy": "DevTest accuracy",
                  "test_auc": "DevTest AUC", "test_eer": "DevTest EER",
-                 "test_n_way": "10-way one-shot"}
-        table = pd.read_csv(final, index_col=0)[[*shown, "train_s"]].rename(columns=shown)
+                 "test_n_way": "10-way one-shot", "train_s": "train_s"}
+        table = pd.read_csv(final, index_col=0)[[*shown]].rename(columns=shown)
         blocks["view1"] = _markdown(table.round(3).reset_index(names="run"))
     return {name: blocks.get(name, NOT_YET) for name in ("times", "view2", "view1")}
 

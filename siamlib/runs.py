@@ -1,21 +1,13 @@
 """Finished runs to share: an instructor trains once, students import the archive and load.
 
-An archive is a plain ``.tar.gz`` or ``.zip`` of run folders as training left them: each run's
-``COMPLETE`` marker already records the SHA-256 of its files, so each run is checked against its
-own marker on export and again on import, and its folder name against its config's cache key
-(else ``train`` would load weights that another configuration trained). Export leaves out,
-saying why, a run it cannot vouch for. Import unpacks into a temporary folder beside the runs
-(tar members through Python's ``data`` filter: nothing outside it, no absolute links), checks
-every run, and only then renames each into place, so a damaged, unsafe or foreign archive is
-refused with one line and the runs folder stays as it was. A run trained on an identity folder
-this machine lacks is left out (its key hashes that folder's files); the rest import. A finished
-local run is never overwritten by a different one; a damaged or unfinished local folder is set
-aside, as training does. A run of another Keras version or numeric policy imports with a warning.
+Each run's ``COMPLETE`` marker already records the SHA-256 of its files, so an archive needs no
+manifest: each run is checked against its own marker on export and again on import, and its
+folder name against its config's cache key (else ``train`` would load weights that another
+configuration trained). Import checks every run before it moves any, so a refused archive
+leaves the runs folder as it was. Each case is in docs/guide.md, "Sharing trained runs".
 
     python -m siamlib.runs export runs-cpu.tar.gz [--only koch all_pairs]
     python -m siamlib.runs import runs-cpu.tar.gz
-
-or from a notebook ``runs.export_runs("runs-cpu.tar.gz")`` / ``runs.import_runs(...)``.
 """
 
 from __future__ import annotations
@@ -31,16 +23,14 @@ import tempfile
 import warnings
 import zipfile
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from siamlib import paths
+from siamlib import paths, training
 from siamlib.device import compute_policy
-from siamlib.files import checksums, damaged, staged
-from siamlib.training import COMPLETE, RunConfig, finished, set_aside, warn_if_other_keras
+from siamlib.files import checksums, staged
+from siamlib.training import COMPLETE, RunConfig
 
-REQUIRED_FILES = ("config.json", "model.weights.h5", "history.csv", "scores.csv")  # load_run's
+LOADED_FILES = ("config.json", "model.weights.h5", "history.csv", "scores.csv")  # by load_run
 POLICIES = ("float32", "mixed_float16")  # the numeric policies a run's key may be computed under
 SUFFIXES = (".tar.gz", ".tgz", ".zip")
 RUN_FOLDER = re.compile(r"[^.].*-[0-9a-f]{12}")  # <name>-<key>: not hidden, not set aside
@@ -52,196 +42,155 @@ class RunsArchiveError(Exception):
     """An archive that cannot be written or imported; the message names the problem."""
 
 
-class _DataNotHereError(RunsArchiveError):
-    """A run trained on an identity folder this machine lacks: left out, not refused."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What import did with one run: "imported", "identical" (already here) or "kept" (a
-    different finished run of that key is here and is never overwritten)."""
-
-    run: str  # folder name, ``<name>-<key>``
-    status: str
-    message: str
-
-
-def finished_runs(runs_root: str | Path | None = None) -> list[Path]:
+def finished_runs(runs_root=None) -> list[Path]:
     """Run folders under ``runs_root`` that hold a ``COMPLETE`` marker, sorted by name."""
     root = Path(runs_root or paths.runs_dir())
     return sorted(folder for folder in (root.iterdir() if root.is_dir() else ())
                   if RUN_FOLDER.fullmatch(folder.name) and (folder / COMPLETE).is_file())
 
 
-def export_runs(archive: str | Path, runs: Sequence[str] | None = None,
-                runs_root: str | Path | None = None, quiet: bool = False) -> Path:
+def export_runs(archive, runs=None, runs_root=None) -> Path:
     """Write finished runs to ``archive``: all, or those whose name (``koch``) or folder name
-    (``koch-0123456789ab``) is in ``runs``. Written beside itself and renamed into place, so a
-    failed export leaves no half-written file."""
+    (``koch-0123456789ab``) is in ``runs``. A run it cannot vouch for is left out, saying why."""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
     if not archive.name.lower().endswith(SUFFIXES):
         raise RunsArchiveError(f"{archive}: the archive's name must end in {', '.join(SUFFIXES)}")
-    folders = finished_runs(root)
-    if not folders:
-        raise RunsArchiveError(f"no finished runs (folders with a {COMPLETE} marker) in {root}")
-    named = {folder: {folder.name, folder.name.rsplit("-", 1)[0]} for folder in folders}
-    unknown = sorted(set(runs or ()) - set().union(*named.values()))
-    if unknown:
+    names = {folder: {folder.name, folder.name.rsplit("-", 1)[0]} for folder in finished_runs(root)}
+    if unknown := sorted(set(runs or ()) - set().union(*names.values())):
         raise RunsArchiveError(f"no finished run named {unknown[0]!r} in {root} (finished: "
-                               f"{', '.join(f.name for f in folders)})")
+                               f"{', '.join(folder.name for folder in names) or 'none'})")
     shared = {}
-    for folder in (f for f in folders if runs is None or named[f] & set(runs)):
+    for folder in (folder for folder in names if runs is None or names[folder] & set(runs)):
         try:
-            shared[folder] = _verified(folder)
+            if checked := _checked(folder):
+                shared[folder] = checked
         except RunsArchiveError as reason:
-            warnings.warn(f"skipped {folder.name}: {reason}", stacklevel=2)
+            warnings.warn(f"skipped {reason}", stacklevel=2)
     if not shared:
-        raise RunsArchiveError(f"nothing to export: no finished run in {root} can be shared")
-    files = [path for folder in shared for path in sorted(folder.rglob("*")) if path.is_file()]
+        raise RunsArchiveError(f"nothing to export: no finished runs in {root} can be shared")
+    zipped = archive.name.lower().endswith(".zip")
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
-        with staged(archive, folder=False) as partial:
-            if archive.name.lower().endswith(".zip"):
-                with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
-                    for path in files:
-                        out.write(path, path.relative_to(root).as_posix())
-            else:
-                with tarfile.open(partial, "w:gz") as out:
-                    for path in files:
-                        out.add(path, path.relative_to(root).as_posix())
+        with staged(archive, folder=False) as partial, (
+                zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) if zipped
+                else tarfile.open(partial, "w:gz")) as out:
+            for path in (path for folder in shared for path in sorted(folder.rglob("*"))):
+                if path.is_file():
+                    (out.write if zipped else out.add)(path, path.relative_to(root).as_posix())
     except OSError as error:
-        raise _disk_error(error, archive, "write it elsewhere or change the folder's "
-                          "permissions") from None
-    for folder, (info, policy) in () if quiet else shared.items():
+        raise _one_line(error, archive, "write it elsewhere or change the folder's "
+                        "permissions") from None
+    for folder, (info, policy) in shared.items():
         print(f"exported {folder.name} (policy {policy}, Keras {info.get('keras')})")
-    if not quiet:
-        print(f"{len(shared)} run(s) -> {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+    print(f"{len(shared)} run(s) -> {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
     return archive
 
 
-def import_runs(archive: str | Path, runs_root: str | Path | None = None,
-                quiet: bool = False) -> list[Outcome]:
-    """Check ``archive`` completely, then move its runs into ``runs_root`` (a run left out gets
-    a warning); any refusal raises RunsArchiveError with nothing written."""
+def import_runs(archive, runs_root=None) -> dict[str, str]:
+    """Check every run of ``archive``, then move each into ``runs_root``; returns what became of
+    each (``{folder name: "imported", "identical" or "kept"}``). A refusal raises
+    RunsArchiveError having written nothing: the archive is unpacked in the nearest folder that
+    exists, so a refused import does not even create the runs folder."""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
     if not archive.is_file():
         raise RunsArchiveError(f"{archive}: no such archive")
-    created = [folder for folder in (root, *root.parents) if not folder.exists()]
+    nearest = next(folder for folder in (root, *root.parents) if folder.is_dir())
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".import-", dir=root) as staging:
-            outcomes = [_place(folder, root / folder.name, *found)
-                        for folder, found in _unpacked(archive, Path(staging)).items()]
-    except BaseException as error:
-        for folder in created:  # leave no trace: remove the folders made for this import
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        raise _refusal(error, archive, root) from None
-    for outcome in () if quiet else outcomes:
-        print(outcome.message)
-    return outcomes
+        with tempfile.TemporaryDirectory(prefix=".import-", dir=nearest) as staging:
+            unpacked = _unpacked(archive, Path(staging))
+            root.mkdir(parents=True, exist_ok=True)
+            return {folder.name: _placed(folder, root / folder.name, *checked)
+                    for folder, checked in unpacked.items()}
+    except RunsArchiveError as error:
+        raise RunsArchiveError(f"{archive}: {error}; nothing was imported") from None
+    except OSError as error:
+        if error.filename == str(archive):
+            raise _one_line(error, archive, "change its permissions") from None
+        raise _one_line(error, root, "choose another runs folder (--runs-dir) or change its "
+                        "permissions") from None
 
 
 def _unpacked(archive: Path, staging: Path) -> dict[Path, tuple[dict, str]]:
-    """Each run of ``archive`` unpacked into ``staging``, with what ``_verified`` returns."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as source:  # puts ".." and "/x" names inside staging
-            source.extractall(staging)
-    else:
-        with tarfile.open(archive) as source:
-            source.extractall(staging, filter="data")  # a link inside is an unlisted file
-    if not any(staging.iterdir()):
+    """The runs of ``archive`` that can be used here, unpacked into ``staging`` and checked."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as source:  # puts ".." and "/x" names inside staging
+                source.extractall(staging)
+        else:
+            with tarfile.open(archive) as source:
+                source.extractall(staging, filter="data")  # a link inside is an unlisted file
+    except tarfile.FilterError as error:  # a TarError, so before DAMAGED_ARCHIVE
+        raise RunsArchiveError(f"unsafe member refused ({error})") from None
+    except DAMAGED_ARCHIVE as error:  # tarfile's message lists each method it tried
+        reason = str(error).partition("\n")[0]
+        raise RunsArchiveError(f"damaged or not an archive ({reason})") from None
+    folders = sorted(path for path in staging.iterdir() if path.name != OLD_MANIFEST)
+    if not folders:
         raise RunsArchiveError("it holds no runs")
-    runs = {}
-    for folder in sorted(staging.iterdir()):
-        if folder.name == OLD_MANIFEST:  # each run's own marker is checked instead
-            continue
+    for folder in folders:
         if not (folder.is_dir() and RUN_FOLDER.fullmatch(folder.name)):
             raise RunsArchiveError(f"not a runs archive: {folder.name} is not a run folder")
-        try:
-            runs[folder] = _verified(folder)
-        except _DataNotHereError as reason:
-            warnings.warn(f"skipped {folder.name}: {reason}", stacklevel=4)
-        except RunsArchiveError as reason:
-            raise RunsArchiveError(f"{folder.name}: {reason}") from None
-    return runs
+    return {folder: checked for folder in folders if (checked := _checked(folder))}
 
 
-def _refusal(error: BaseException, archive: Path, root: Path) -> BaseException:
-    """A failed import as one line naming the archive or the runs folder, and the fix."""
-    if isinstance(error, tarfile.FilterError):  # before DAMAGED_ARCHIVE, its base class's
-        reason = f"unsafe member refused ({error})"
-    elif isinstance(error, DAMAGED_ARCHIVE):  # tarfile's message lists each method it tried
-        reason = f"damaged or not an archive ({str(error).partition(chr(10))[0]})"
-    elif isinstance(error, RunsArchiveError):
-        reason = str(error)
-    elif isinstance(error, OSError) and error.filename == str(archive):
-        return _disk_error(error, archive, "change its permissions")
-    elif isinstance(error, OSError):
-        return _disk_error(error, root, "choose another runs folder (--runs-dir) or change its "
-                           "permissions")
-    else:
-        return error
-    return RunsArchiveError(f"{archive}: {reason}; nothing was imported")
-
-
-def _verified(folder: Path) -> tuple[dict, str]:
-    """A shareable run's marker and numeric policy: its files are exactly those its marker
-    lists, unchanged, and its folder is named by its config's key under that policy."""
-    try:
+def _checked(folder: Path) -> tuple[dict, str] | None:
+    """A shareable run's marker and the numeric policy of its key: its files are exactly those
+    its marker lists, unchanged, and its folder is named by its config's key. None, with a
+    warning, for a run trained on an identity folder this machine lacks (its key hashes that
+    folder's files); RunsArchiveError, naming the run, for anything else."""
+    if not (folder / COMPLETE).is_file():
+        raise RunsArchiveError(f"{folder.name}: no {COMPLETE} marker: not a finished run")
+    if not (problems := training.run_problems(folder)):  # a readable marker with checksums
         info = json.loads((folder / COMPLETE).read_text())
-        recorded = dict(info.get("files") or {})
-    except FileNotFoundError:
-        raise RunsArchiveError(f"no {COMPLETE} marker: not a finished run") from None
-    except (OSError, ValueError, AttributeError, TypeError) as error:
-        raise RunsArchiveError(f"its {COMPLETE} marker cannot be read ({error})") from None
-    if not recorded:
-        raise RunsArchiveError(f"its {COMPLETE} marker records no checksums (an older siamlib's), "
-                               "so its files cannot be verified; train it again to share it")
-    unlisted = {path.relative_to(folder).as_posix() for path in folder.rglob("*")
-                if not path.is_dir()} - set(recorded) - {COMPLETE}
-    problems = [*damaged(folder, recorded),
-                *(f"{name} (missing)" for name in REQUIRED_FILES if name not in recorded),
-                *(f"{name} (not in its {COMPLETE} checksums)" for name in sorted(unlisted))]
+        present = {path.relative_to(folder).as_posix() for path in folder.rglob("*")
+                   if not path.is_dir()}
+        problems = [*(f"{name} (missing)" for name in LOADED_FILES if name not in present),
+                    *(f"{name} (not in its {COMPLETE} checksums)"
+                      for name in sorted(present - set(info["files"]) - {COMPLETE}))]
     if problems:
-        raise RunsArchiveError(f"damaged: {', '.join(problems)}")
+        raise RunsArchiveError(f"{folder.name}: damaged: {', '.join(problems)}")
     try:
         config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
     except (ValueError, KeyError, TypeError) as error:
-        raise RunsArchiveError(f"config.json is not a run config ({error})") from None
-    try:  # an identity folder's key hashes the folder's files: they must be on this machine
+        raise RunsArchiveError(f"{folder.name}: config.json is not a run config "
+                               f"({error})") from None
+    try:
         keys = {f"{config.name}-{config.key(policy)}": policy for policy in POLICIES}
     except (OSError, ValueError) as error:
-        raise _DataNotHereError(f"it was trained on the identity folder {config.data.source}, "
-                               f"which this machine does not have ({error})") from None
+        warnings.warn(f"skipped {folder.name}: it was trained on the identity folder "
+                      f"{config.data.source}, which this machine does not have ({error})",
+                      stacklevel=3)
+        return None
     if folder.name not in keys:
-        raise RunsArchiveError(f"its folder name is not the cache key of its config.json "
-                               f"({' or '.join(keys)}): its files belong to another configuration")
+        raise RunsArchiveError(f"{folder.name}: its folder name is not the cache key of its "
+                               f"config.json ({' or '.join(keys)}): its files belong to another "
+                               "configuration")
     return info, keys[folder.name]
 
 
-def _place(run: Path, target: Path, info: dict, policy: str) -> Outcome:
-    """Move one verified run into place, unless a sound finished run of that name is there."""
-    name, note = target.name, ""
-    if finished(target):
-        if checksums(target) == checksums(run):
-            return Outcome(name, "identical", f"skipped {name}: already here, identical")
-        return Outcome(name, "kept", f"kept {name}: a different finished run of the same "
-                       f"configuration is already here and is not overwritten (delete {target} "
-                       "and import again to take the archive's)")
-    if (why := set_aside(target)) is not None:
-        note = f" (the folder of that name {why})"
+def _placed(run: Path, target: Path, info: dict, policy: str) -> str:
+    """Move one checked run into place, unless a sound finished run of that name is there;
+    says what it did."""
+    name = target.name
+    if training.finished(target):
+        same = checksums(target) == checksums(run)
+        print(f"skipped {name}: already here, identical" if same else f"kept {name}: a different "
+              "finished run of the same configuration is already here and is not overwritten "
+              f"(delete {target} and import again to take the archive's)")
+        return "identical" if same else "kept"
+    why = training.set_aside(target)
     run.rename(target)
-    warn_if_other_keras(name, info)
+    print(f"imported {name}" + (f" (the folder of that name {why})" if why else ""))
+    training.warn_if_other_keras(name, info)
     if policy != compute_policy():
         warnings.warn(f"run {name} was trained under the {policy} policy; this machine computes "
                       f"in {compute_policy()}, so its notebooks will train their own", stacklevel=4)
-    return Outcome(name, "imported", f"imported {name}{note}")
+    return "imported"
 
 
-def _disk_error(error: OSError, place: Path, fix: str) -> Exception:
-    """A full, read-only or forbidden place as one line naming it and the fix; another error
-    of the system as it is."""
+def _one_line(error: OSError, place: Path, fix: str) -> Exception:
+    """A full, read-only or forbidden ``place`` as one line with the fix; another error of the
+    system as it is."""
     if error.errno == errno.ENOSPC:
         return RunsArchiveError(f"{place}: the disk is full; free some space or choose another "
                                 "place")
@@ -250,7 +199,7 @@ def _disk_error(error: OSError, place: Path, fix: str) -> Exception:
     return error
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv=None) -> int:
     """``python -m siamlib.runs export|import ARCHIVE``: a line per run, or the problem and 2."""
     parser = argparse.ArgumentParser(prog="python -m siamlib.runs", description="Share finished "
                                      "training runs: export them to one archive, import it.")
@@ -262,19 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.only and args.command == "import":
         parser.error("--only selects runs to export; import takes every run of the archive")
-    with warnings.catch_warnings():  # restores showwarning: a caller's warnings stay theirs
-        warnings.simplefilter("always", UserWarning)
-        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
-        try:
-            if args.command == "export":
-                export_runs(args.archive, args.only, args.runs_dir)
-            else:
-                import_runs(args.archive, args.runs_dir)
-        except RunsArchiveError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+    try:
+        if args.command == "export":
+            export_runs(args.archive, args.only, args.runs_dir)
+        else:
+            import_runs(args.archive, args.runs_dir)
+    except RunsArchiveError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"  # one line, no source
     sys.exit(main())

@@ -19,9 +19,8 @@ import pandas as pd
 from siamlib import SAME, metrics
 from siamlib.pairs import PAIR_COLUMNS
 
-OUTCOME_NAMES = {
-    "TP": "true accept", "FP": "false accept", "FN": "false reject", "TN": "true reject"
-}
+OUTCOME_NAMES = {"TP": "true accept", "FP": "false accept", "FN": "false reject",
+                 "TN": "true reject"}
 EMPTY_MESSAGE = "no pairs with this outcome at this threshold"
 SQUARE = {"width": "160px", "height": "160px"}  # a 105-pixel face is too small to judge
 
@@ -29,27 +28,36 @@ SQUARE = {"width": "160px", "height": "160px"}  # a 105-pixel face is too small 
 class PairInspector:
     """Browse scored pairs by outcome, at a threshold the student can move.
 
-    ``pairs`` has ``PAIR_COLUMNS`` (label 1 = same person), ``scores`` one value per pair (higher
-    = more likely the same person), ``store`` every image the pairs name; ``score >= threshold``
-    accepts. A threshold outside the scores (one fitted on validation may be) widens the slider.
-    Code can drive the public widgets and read ``current_pair`` (None when the filter is empty),
-    ``visible_indices`` (``.iloc`` positions, in the order shown) and ``outcome_counts``.
-    prev/next stop at the ends rather than wrap, so reaching the end is noticeable.
+    ``score >= threshold`` accepts; a threshold outside the scores (one fitted on validation
+    may be) widens the slider. Code can drive the public widgets and read ``current_pair``
+    (None when the filter is empty), ``visible_indices`` (``.iloc`` positions, in the order
+    shown) and ``outcome_counts``. prev/next stop at the ends, so reaching one is noticeable.
     """
 
     def __init__(self, pairs: pd.DataFrame, scores, store, threshold, title: str = ""):
-        scores, threshold = _checked(pairs, scores, store, threshold)
-        self._table = pairs.assign(score=scores)
-        self._title = title
-        self._faces = [store.pixels[store.rows(pairs[f"path_{side}"])] for side in "ab"]
-        low, high = min(scores.min(), threshold), max(scores.max(), threshold)
+        # Bad input gets one error here, not a traceback from deep in a widget's callback.
+        if missing := [column for column in PAIR_COLUMNS if column not in pairs.columns]:
+            raise ValueError(f"pairs lack the column(s) {missing}; a pair set has {PAIR_COLUMNS}")
+        scores = pd.to_numeric(np.ravel(scores), errors="coerce")  # text counts as NaN
+        _, scores = metrics.checked(pairs["label"], scores, both_classes=False)
+        number = pd.to_numeric(pd.Series([threshold]), errors="coerce")[0]
+        if not np.isfinite(number):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r} "
+                             "(operating_point gives +inf where no threshold meets the FAR "
+                             "target: nothing to inspect)")
+        try:
+            self._faces = [store.pixels[store.rows(pairs[f"path_{side}"])] for side in "ab"]
+        except KeyError as missing:
+            raise ValueError(f"{missing.args[0]}; build the ImageStore from the paths of these "
+                             "pairs") from None
+        self._table, self._title = pairs.assign(score=scores), title
+        low, high = min(scores.min(), number), max(scores.max(), number)
         # A power of ten giving at least 200 stops across the scores, so readouts stay round.
         step = 10 ** np.floor(np.log10((high - low) / 200)) if high > low else 0.001
         self.threshold = widgets.FloatSlider(
-            threshold, min=low, max=high, step=step, readout_format=".3f",
+            float(number), min=low, max=high, step=step, readout_format=".3f",
             description="threshold", style={"description_width": "initial"},
-            layout={"width": "480px"},
-        )
+            layout={"width": "480px"})
         self.filter = widgets.ToggleButtons(style={"button_width": "auto"})
         self.counts, self.caption = widgets.HTML(), widgets.HTML()
         self.prev_button = widgets.Button(description="◀ prev")
@@ -58,14 +66,10 @@ class PairInspector:
         self.position_label = widgets.Label()
         self.image_a = widgets.Image(format="png", layout=SQUARE)
         self.image_b = widgets.Image(format="png", layout=SQUARE)
-        self.widget = widgets.VBox(
-            [widgets.HTML(f"<b>{html.escape(title)}</b>")] * bool(title) + [
-                self.filter, self.threshold, self.counts,
-                widgets.HBox([self.prev_button, self.position, self.next_button,
-                              self.position_label]),
-                widgets.HBox([self.image_a, self.image_b]), self.caption,
-            ]
-        )
+        self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>")] * bool(title) + [
+            self.filter, self.threshold, self.counts,
+            widgets.HBox([self.prev_button, self.position, self.next_button, self.position_label]),
+            widgets.HBox([self.image_a, self.image_b]), self.caption])
         for control in (self.threshold, self.filter, self.position):
             control.observe(self._refresh, names="value")
         self.prev_button.on_click(lambda _: self._step(-1))
@@ -94,8 +98,7 @@ class PairInspector:
         tally = {kind: self.outcome_counts[kind.lower()] for kind in OUTCOME_NAMES}
         chosen = self.filter.value or "all"
         self.filter.options = [(f"all: {len(outcomes)}", "all")] + [
-            (f"{OUTCOME_NAMES[kind]}s ({kind}): {n}", kind) for kind, n in tally.items()
-        ]
+            (f"{OUTCOME_NAMES[kind]}s ({kind}): {n}", kind) for kind, n in tally.items()]
         self.filter.value = chosen
         members = np.flatnonzero((outcomes == chosen) | (chosen == "all"))
         distance = np.abs(scores.to_numpy()[members] - threshold)
@@ -116,49 +119,22 @@ class PairInspector:
     def _show(self) -> None:
         total, at = len(self.visible_indices), self.position.value
         self._row = self.visible_indices[at] if total else -1
-        self.current_pair = self._table.iloc[self._row] if total else None
+        self.current_pair = pair = self._table.iloc[self._row] if total else None
         self.position_label.value = f"{min(at + 1, total)} of {total}"
         self.prev_button.disabled, self.next_button.disabled = at == 0, at >= total - 1
         for image, faces in zip((self.image_a, self.image_b), self._faces):
             # An empty Image draws as a broken-image icon: hide the frames instead.
             image.layout.visibility = "visible" if total else "hidden"
             image.value = cv2.imencode(".png", faces[self._row])[1].tobytes() if total else b""
-        empty = f"<i>{EMPTY_MESSAGE}</i>"
-        self.caption.value = self._caption(self.current_pair) if total else empty
-
-    def _caption(self, pair: pd.Series) -> str:
+        if not total:
+            self.caption.value = f"<i>{EMPTY_MESSAGE}</i>"
+            return
         kind, correct = pair["outcome"], pair["outcome"] in ("TP", "TN")
-        # The outcome is spelt out as well as coloured: red and green look alike to many.
-        verdict = f"{OUTCOME_NAMES[kind]} ({kind}), {'correct' if correct else 'error'}"
+        people = " &nbsp;|&nbsp; ".join(f"<b>{html.escape(str(pair[f'name_{side}']))}</b> image "
+                                        f"{pair[f'index_{side}']}" for side in "ab")
         truth = "same person" if pair["label"] == SAME else "different people"
-        people = " &nbsp;|&nbsp; ".join(
-            f"<b>{html.escape(str(pair[f'name_{s}']))}</b> image {pair[f'index_{s}']}" for s in "ab"
-        )
-        colour = "#2e7d32" if correct else "#c62828"
-        return (f"{people}<br>{truth} · score {pair['score']:.3f} · <b style='color:{colour}'>"
-                f"{verdict}</b> at threshold {self.threshold.value:.3f}")
-
-
-def _checked(pairs: pd.DataFrame, scores, store, threshold) -> tuple[np.ndarray, float]:
-    """Bad input gets one error naming what and where, not a traceback from deep in a widget."""
-    if not len(pairs):
-        raise ValueError("no pairs given: there is nothing to inspect")
-    if missing := [column for column in PAIR_COLUMNS if column not in pairs.columns]:
-        raise ValueError(f"pairs lack the column(s) {missing}; a pair set has {PAIR_COLUMNS}")
-    scores = pd.to_numeric(pd.Series(np.ravel(scores)), errors="coerce").to_numpy(float)
-    if len(scores) != len(pairs):
-        raise ValueError(f"scores must hold one value per pair: {len(pairs)} pairs, "
-                         f"{len(scores)} scores")
-    if len(bad := np.flatnonzero(~np.isfinite(scores))):
-        raise ValueError(f"scores must be finite numbers: {len(bad)} NaN/inf/text value(s), "
-                         f"the first at pair {bad[0]}")
-    for column in ("path_a", "path_b"):
-        if len(absent := np.flatnonzero(~pairs[column].astype(str).isin(store.paths))):
-            raise ValueError(f"{pairs[column].iloc[absent[0]]} ({column} of pair {absent[0]}, "
-                             f"one of {len(absent)} missing) is not in this ImageStore; "
-                             "build the ImageStore from the paths of these pairs")
-    number = pd.to_numeric(pd.Series([threshold]), errors="coerce")[0]
-    if not np.isfinite(number):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r} (operating_point "
-                         "gives +inf where no threshold meets the FAR target: nothing to inspect)")
-    return scores, float(number)
+        # The outcome is spelt out as well as coloured: red and green look alike to many.
+        self.caption.value = (
+            f"{people}<br>{truth} · score {pair['score']:.3f} · <b style='color:"
+            f"{'#2e7d32' if correct else '#c62828'}'>{OUTCOME_NAMES[kind]} ({kind}), "
+            f"{'correct' if correct else 'error'}</b> at threshold {self.threshold.value:.3f}")

@@ -49,8 +49,7 @@ def source(tmp_path_factory) -> tuple[Path, training.Run]:
 @pytest.fixture(scope="module")
 def archive(source, tmp_path_factory) -> Path:
     root, _ = source
-    return export_runs(tmp_path_factory.mktemp("archive") / "runs.tar.gz", runs_root=root,
-                       quiet=True)
+    return export_runs(tmp_path_factory.mktemp("archive") / "runs.tar.gz", runs_root=root)
 
 
 @pytest.fixture
@@ -126,9 +125,8 @@ def test_exported_runs_import_elsewhere_and_train_loads_them_instead_of_training
     source, target, tmp_path, monkeypatch, suffix
 ):
     root, run = source
-    archive = export_runs(tmp_path / f"runs{suffix}", runs_root=root, quiet=True)
-    outcomes = import_runs(archive, runs_root=target, quiet=True)
-    assert [(o.run, o.status) for o in outcomes] == [(run.path.name, "imported")]
+    archive = export_runs(tmp_path / f"runs{suffix}", runs_root=root)
+    assert import_runs(archive, runs_root=target) == {run.path.name: "imported"}
     assert not [p for p in target.iterdir() if p.name.startswith(".")]  # no staging left
 
     def must_not_train(*args, **kwargs):
@@ -150,44 +148,47 @@ def test_the_archive_holds_each_finished_run_folder_as_it_is(source, archive):
         assert data == (root / path).read_bytes()
 
 
-def test_importing_again_skips_the_identical_run(archive, target):
-    import_runs(archive, runs_root=target, quiet=True)
+def test_importing_again_skips_the_identical_run(archive, target, capsys):
+    import_runs(archive, runs_root=target)
     before = snapshot(target)
-    [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    assert outcome.status == "identical" and "already here, identical" in outcome.message
+    assert list(import_runs(archive, runs_root=target).values()) == ["identical"]
+    assert "already here, identical" in capsys.readouterr().out
     assert snapshot(target) == before
 
 
-def test_a_different_finished_run_of_the_same_key_is_kept_not_overwritten(archive, target):
-    [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    run = target / outcome.run
+def test_a_different_finished_run_of_the_same_key_is_kept_not_overwritten(archive, target,
+                                                                          capsys):
+    [name] = import_runs(archive, runs_root=target)
+    run = target / name
     clone(run, target, "again", folder="copy")  # "trained here too":
     shutil.rmtree(run)  # a finished, undamaged run of the same key with other files
     (target / "copy").rename(run)
     before = snapshot(target)
-    [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    assert outcome.status == "kept" and "not overwritten" in outcome.message
+    assert import_runs(archive, runs_root=target) == {name: "kept"}
+    assert "not overwritten" in capsys.readouterr().out
     assert snapshot(target) == before
 
 
-def test_a_damaged_local_run_is_set_aside_and_replaced_by_the_archives(archive, target):
-    [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    weights = target / outcome.run / "model.weights.h5"
+def test_a_damaged_local_run_is_set_aside_and_replaced_by_the_archives(archive, target, capsys):
+    [name] = import_runs(archive, runs_root=target)
+    weights = target / name / "model.weights.h5"
     good = weights.read_bytes()
     weights.write_bytes(b"")  # a disk that filled up while saving
-    [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    assert outcome.status == "imported" and "damaged" in outcome.message
+    capsys.readouterr()
+    assert import_runs(archive, runs_root=target) == {name: "imported"}
+    assert "damaged" in capsys.readouterr().out
     assert weights.read_bytes() == good and not training.run_problems(weights.parent)
-    [aside] = [p for p in target.iterdir() if p.name.startswith(f"{outcome.run}.damaged-")]
+    [aside] = [p for p in target.iterdir() if p.name.startswith(f"{name}.damaged-")]
     assert (aside / "model.weights.h5").read_bytes() == b""
 
 
-def test_an_unfinished_folder_of_the_same_name_is_set_aside_as_training_would(archive, target):
+def test_an_unfinished_folder_of_the_same_name_is_set_aside_as_training_would(archive, target,
+                                                                              capsys):
     [name] = {path.split("/")[0] for path in contents(archive)}
     (target / name).mkdir()
     (target / name / "history.csv").write_text("interrupted\n")
-    [outcome] = import_runs(archive, runs_root=target, quiet=True)
-    assert outcome.status == "imported" and "moved to" in outcome.message
+    assert import_runs(archive, runs_root=target) == {name: "imported"}
+    assert "moved to" in capsys.readouterr().out
     assert (target / name / COMPLETE).is_file()
     [aside] = [p for p in target.iterdir() if p.name.startswith(f"{name}.incomplete-")]
     assert (aside / "history.csv").read_text() == "interrupted\n"
@@ -199,10 +200,10 @@ def test_a_run_trained_under_another_keras_imports_with_a_warning(source, tmp_pa
     shutil.copytree(run.path, other / run.path.name)
     marker = other / run.path.name / COMPLETE
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "keras": "3.0.0"}))
-    archive = export_runs(tmp_path / "old-keras.zip", runs_root=other, quiet=True)
+    archive = export_runs(tmp_path / "old-keras.zip", runs_root=other)
     with pytest.warns(UserWarning, match="trained with Keras 3.0.0"):
-        [outcome] = import_runs(archive, runs_root=tmp_path / "student", quiet=True)
-    assert outcome.status == "imported"
+        outcomes = import_runs(archive, runs_root=tmp_path / "student")
+    assert outcomes == {run.path.name: "imported"}
 
 
 def test_a_run_whose_data_folder_is_not_here_is_left_out_and_the_rest_imported(
@@ -213,12 +214,12 @@ def test_a_run_whose_data_folder_is_not_here_is_left_out_and_the_rest_imported(
     shutil.copytree(run.path, other / run.path.name)
     faces = write_face_folder(tmp_path / "faces", num_people=2, images_per_person=2)
     elsewhere = clone(run.path, other, "elsewhere", source=str(faces))
-    archive = export_runs(tmp_path / "two.tar.gz", runs_root=other, quiet=True)
+    archive = export_runs(tmp_path / "two.tar.gz", runs_root=other)
     shutil.rmtree(faces)  # the instructor's identity folder, absent on the student's machine
     student = tmp_path / "student"
     with pytest.warns(UserWarning, match=f"{elsewhere.name}.*identity folder {faces}"):
-        outcomes = import_runs(archive, runs_root=student, quiet=True)
-    assert [(o.run, o.status) for o in outcomes] == [(run.path.name, "imported")]
+        outcomes = import_runs(archive, runs_root=student)
+    assert outcomes == {run.path.name: "imported"}
     assert sorted(p.name for p in student.iterdir()) == [run.path.name]
 
 
@@ -226,8 +227,8 @@ def test_an_archive_written_with_a_manifest_by_an_earlier_siamlib_still_imports(
     archive, target, tmp_path
 ):
     files = {"manifest.json": b'{"format": "siamlib-runs", "files": []}', **contents(archive)}
-    [outcome] = import_runs(pack(tmp_path / "old.tar.gz", files), runs_root=target, quiet=True)
-    assert outcome.status == "imported" and not (target / "manifest.json").exists()
+    outcomes = import_runs(pack(tmp_path / "old.tar.gz", files), runs_root=target)
+    assert list(outcomes.values()) == ["imported"] and not (target / "manifest.json").exists()
 
 
 # --- export: what is shared, what is left out ---------------------------------------------------
@@ -236,14 +237,14 @@ def test_an_archive_written_with_a_manifest_by_an_earlier_siamlib_still_imports(
 def test_export_selects_runs_by_name_or_folder_and_refuses_unknown_names(source, tmp_path):
     root, run = source
     for selection in (["shared"], [run.path.name]):
-        archive = export_runs(tmp_path / "only.tar.gz", selection, runs_root=root, quiet=True)
+        archive = export_runs(tmp_path / "only.tar.gz", selection, runs_root=root)
         assert {path.split("/")[0] for path in contents(archive)} == {run.path.name}
     with pytest.raises(RunsArchiveError, match="no finished run named 'unfinished'"):
-        export_runs(tmp_path / "none.tar.gz", ["unfinished"], runs_root=root, quiet=True)
+        export_runs(tmp_path / "none.tar.gz", ["unfinished"], runs_root=root)
     with pytest.raises(RunsArchiveError, match="no finished runs"):
-        export_runs(tmp_path / "none.tar.gz", runs_root=tmp_path / "empty", quiet=True)
+        export_runs(tmp_path / "none.tar.gz", runs_root=tmp_path / "empty")
     with pytest.raises(RunsArchiveError, match="must end in"):
-        export_runs(tmp_path / "runs.rar", runs_root=root, quiet=True)
+        export_runs(tmp_path / "runs.rar", runs_root=root)
     assert not list(tmp_path.glob("none*")) and not list(tmp_path.glob(".*"))
 
 
@@ -275,11 +276,11 @@ def test_export_leaves_out_a_run_it_cannot_vouch_for_and_says_why(source, tmp_pa
     shutil.copytree(run.path, other / run.path.name)
     damage(clone(run.path, other, "broken"))
     with pytest.warns(UserWarning, match=f"skipped broken-.*{UNSHAREABLE[damage]}"):
-        archive = export_runs(tmp_path / "runs.tar.gz", runs_root=other, quiet=True)
+        archive = export_runs(tmp_path / "runs.tar.gz", runs_root=other)
     assert {path.split("/")[0] for path in contents(archive)} == {run.path.name}
     shutil.rmtree(other / run.path.name)  # nothing left that can be shared: no archive at all
     with pytest.warns(UserWarning), pytest.raises(RunsArchiveError, match="nothing to export"):
-        export_runs(tmp_path / "none.tar.gz", runs_root=other, quiet=True)
+        export_runs(tmp_path / "none.tar.gz", runs_root=other)
     assert not (tmp_path / "none.tar.gz").exists()
 
 
@@ -289,7 +290,7 @@ def test_export_ignores_folders_set_aside_by_training_or_import(source, tmp_path
     shutil.copytree(run.path, other / run.path.name)
     shutil.copytree(run.path, other / f"{run.path.name}.damaged-1767225600")
     shutil.copytree(run.path, other / f".{run.path.name}.1234.partial")
-    archive = export_runs(tmp_path / "runs.zip", runs_root=other, quiet=True)
+    archive = export_runs(tmp_path / "runs.zip", runs_root=other)
     with zipfile.ZipFile(archive) as zipped:
         assert {name.split("/")[0] for name in zipped.namelist()} == {run.path.name}
 
@@ -451,7 +452,7 @@ def test_a_damaged_unsafe_or_foreign_archive_is_refused_and_nothing_is_written(
     bad = damage(archive, tmp_path)
     before = snapshot(target)
     with pytest.raises(RunsArchiveError, match=REFUSALS[damage]) as refusal:
-        import_runs(bad, runs_root=target, quiet=True)
+        import_runs(bad, runs_root=target)
     assert "nothing was imported" in str(refusal.value) and "\n" not in str(refusal.value)
     assert snapshot(target) == before
     assert not (target.parent / "evil.txt").exists()
@@ -460,7 +461,7 @@ def test_a_damaged_unsafe_or_foreign_archive_is_refused_and_nothing_is_written(
 def test_a_refused_import_does_not_even_create_the_runs_folder(archive, tmp_path):
     target = tmp_path / "new" / "runs"
     with pytest.raises(RunsArchiveError):
-        import_runs(truncated(archive, tmp_path), runs_root=target, quiet=True)
+        import_runs(truncated(archive, tmp_path), runs_root=target)
     assert not (tmp_path / "new").exists()
 
 
@@ -475,7 +476,7 @@ def test_an_import_onto_a_full_disk_says_so_and_writes_nothing(archive, target, 
     monkeypatch.setattr(tarfile, "copyfileobj", disk_full)
     before = snapshot(target)
     with pytest.raises(RunsArchiveError, match=f"{target}: the disk is full") as refusal:
-        import_runs(archive, runs_root=target, quiet=True)
+        import_runs(archive, runs_root=target)
     assert "damaged" not in str(refusal.value)
     assert snapshot(target) == before
 
@@ -487,7 +488,7 @@ def test_an_import_into_a_read_only_folder_names_it_and_the_fix(archive, target,
     monkeypatch.setattr(os, "mkdir", read_only)
     with pytest.raises(RunsArchiveError, match=f"{target}: read-only file system; choose another "
                                                r"runs folder \(--runs-dir\)"):
-        import_runs(archive, runs_root=target, quiet=True)
+        import_runs(archive, runs_root=target)
 
 
 # --- command line -------------------------------------------------------------------------------
