@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from siamlib import SAME, metrics, paths
 
@@ -68,10 +68,19 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
             ax.plot(epochs, history[metric], color=colour, ls="--", label=f"{name} train")
             ax.plot(epochs, history[f"val_{metric}"], color=colour, label=f"{name} validation")
         auc_ax.axvline(int(history["val_auc"].idxmax()) + 1, color=colour, ls=":", lw=1)
-    # Log scale: losses include each net's L2 penalty, which differs by an order of magnitude.
-    loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss", yscale="log")
-    for set_formatter in (loss_ax.yaxis.set_major_formatter, loss_ax.yaxis.set_minor_formatter):
-        set_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))  # 10.2, not 1.016x10^1
+    # Losses include each net's L2 penalty, which can differ by an order of magnitude between
+    # nets: a log scale then, else a plain one (a log axis inside one decade labels its ticks
+    # 10.1, 10.1, 10.1).
+    losses = pd.concat([history[["loss", "val_loss"]] for history in histories.values()])
+    spans_a_decade = losses.max().max() > 10 * losses.min().min()
+    loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss",
+                yscale="log" if spans_a_decade else "linear")
+    if spans_a_decade:  # 20, not 2x10^1
+        for set_formatter in (loss_ax.yaxis.set_major_formatter,
+                              loss_ax.yaxis.set_minor_formatter):
+            set_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    for ax in (loss_ax, auc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     auc_ax.set(xlabel="epoch", ylabel="AUC", title="AUC (dotted: best validation epoch)")
     auc_ax.legend(fontsize=8)
     fig.suptitle(title)

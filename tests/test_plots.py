@@ -41,6 +41,27 @@ def test_learning_curves_mark_the_epoch_whose_weights_were_kept():
     plt.close(fig)
 
 
+@pytest.mark.parametrize("losses, scale",
+                         [([10.22, 10.1, 9.98], "linear"), ([90.0, 9.0, 2.0], "log")])
+def test_learning_curves_label_every_loss_tick_apart(losses, scale):
+    """Koch's loss carries an L2 penalty of about 10 that moves by 0.2 over training: on a log
+    axis its ticks all read 10.1. Within a decade the axis is plain; over one, logarithmic."""
+    import pandas as pd
+
+    history = pd.DataFrame({"loss": losses, "val_loss": losses, "auc": [0.5, 0.6, 0.7],
+                            "val_auc": [0.5, 0.6, 0.7]})
+    fig = plots.learning_curves({"run": history})
+    fig.canvas.draw()
+    loss_ax = fig.axes[0]
+    assert loss_ax.get_yscale() == scale
+    low, high = loss_ax.get_ylim()
+    shown = [tick.get_text() for tick in loss_ax.get_yticklabels()
+             if tick.get_text() and low <= tick.get_position()[1] <= high]
+    assert len(shown) >= 2 and len(shown) == len(set(shown)), shown
+    assert all(float(tick) == int(tick) for tick in loss_ax.get_xticks()), "epochs are whole"
+    plt.close(fig)
+
+
 def test_det_axes_put_rates_on_the_probit_scale():
     from scipy.stats import norm
 
