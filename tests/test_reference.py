@@ -117,3 +117,14 @@ def test_the_readme_agrees_with_the_reference_run():
     assert reference.with_blocks(readme, reference.readme_blocks()) == readme, (
         "the README's results differ from notebooks/reference/'s records: run "
         "`python -m siamlib.reference` after the reference run")
+
+
+def test_the_committed_reference_run_shows_the_notebooks_as_they_are():
+    """An edit to a notebook's code must not silently leave its executed copy behind: the README
+    quotes that copy's results."""
+    lessons = sorted((Path(__file__).parent.parent / "notebooks").glob("0*.ipynb"))
+    assert len(lessons) == 6
+    assert reference.stale(lessons) == [], (
+        "these notebooks' code cells differ from their copies in notebooks/reference/: move "
+        "notebooks/reference/manifest.json aside and rerun "
+        "`python -m siamlib.runner --profile cpu --reference`")
