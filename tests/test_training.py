@@ -9,8 +9,8 @@ import hashlib
 import json
 import math
 import os
-import time
 import shutil
+import time
 
 import keras
 import numpy as np
