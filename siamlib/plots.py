@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from siamlib import SAME, metrics, paths
 
@@ -75,10 +75,9 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
     spans_a_decade = losses.max().max() > 10 * losses.min().min()
     loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss",
                 yscale="log" if spans_a_decade else "linear")
-    if spans_a_decade:  # 20, not 2x10^1
-        for set_formatter in (loss_ax.yaxis.set_major_formatter,
-                              loss_ax.yaxis.set_minor_formatter):
-            set_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    if spans_a_decade:  # 0.1, 1, 10 labelled; the ticks between them would crowd
+        loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        loss_ax.yaxis.set_minor_formatter(NullFormatter())
     for ax in (loss_ax, auc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     auc_ax.set(xlabel="epoch", ylabel="AUC", title="AUC (dotted: best validation epoch)")

@@ -62,10 +62,12 @@ def without_faces(executed: Path) -> None:
     nbformat.write(notebook, executed)
 
 
-def record(notebook: Path, profile: str, wall_s: float, training_s: float, version: str,
-           results: Path) -> None:
+def record(notebook: Path, profile: str, wall_s: float, training_s: float,
+           trained_now_s: float, version: str, results: Path) -> None:
     """Add one executed notebook to the manifest (refusing a second code version) and copy its
-    profile's result tables beside it."""
+    profile's result tables beside it. ``training_s`` is what every run the notebook used took
+    to train, ``trained_now_s`` the part trained in this execution: the run cache may carry runs
+    between sittings, and a notebook that loads its runs still owes a reader their cost."""
     manifest_path = folder() / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if manifest and (manifest["code_version"], manifest["profile"]) != (version, profile):
@@ -79,7 +81,8 @@ def record(notebook: Path, profile: str, wall_s: float, training_s: float, versi
                                  f"{device_report()}"})  # machines here differ: results say which
     manifest.setdefault("notebooks", {})[notebook.name] = {
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "wall_s": round(wall_s, 1), "training_s": round(training_s, 1)}
+        "wall_s": round(wall_s, 1), "training_s": round(training_s, 1),
+        "trained_now_s": round(trained_now_s, 1)}
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     if results.is_dir():
         shutil.copytree(results, folder() / "results", dirs_exist_ok=True)
@@ -119,10 +122,13 @@ def readme_blocks() -> dict[str, str]:
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         entries = dict(sorted(manifest["notebooks"].items()))
-        entries["all of them"] = {"finished": "", **{key: sum(e[key] for e in entries.values())
-                                                     for key in ("wall_s", "training_s")}}
+        entries["all of them"] = {"finished": "", **{
+            key: sum(e[key] for e in entries.values())
+            for key in ("wall_s", "training_s", "trained_now_s")}}
         times = pd.DataFrame([{"notebook": name, "wall (min)": f"{entry['wall_s'] / 60:.1f}",
-                               "of it training (min)": f"{entry['training_s'] / 60:.1f}",
+                               "training of its runs (min)": f"{entry['training_s'] / 60:.1f}",
+                               "of it in this execution (min)":
+                                   f"{entry['trained_now_s'] / 60:.1f}",
                                "finished": entry["finished"]} for name, entry in entries.items()])
         blocks["times"] = (f"Reference run: profile `{manifest['profile']}`, commit "
                            f"`{manifest['commit']}`, {manifest['hardware']}.\n\n"

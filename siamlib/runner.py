@@ -27,6 +27,7 @@ import papermill
 from siamlib import parameters, paths, reference, runs
 from siamlib.profiles import PROFILES, results_dir
 from siamlib.search import URL_ENV, masked
+from siamlib.training import COMPLETE
 
 
 class RunnerError(ValueError):
@@ -104,7 +105,7 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
     try:
         output.mkdir(parents=True, exist_ok=True)
         for nb in selected:
-            trained_before = set(runs.finished_runs())
+            trained_before, started_at = set(runs.finished_runs()), time.time()
             started = time.perf_counter()
             print(f"▶ {nb.name} (profile {profile})", flush=True)
             try:
@@ -119,10 +120,12 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
             timings.append((nb.name, time.perf_counter() - started))
             print(f"  done in {timings[-1][1]:.0f} s", flush=True)
             if as_reference:
-                trained = set(runs.finished_runs()) - trained_before
+                finished = runs.finished_runs()  # loading a run touches its marker
+                used = [run for run in finished if (run / COMPLETE).stat().st_mtime >= started_at]
                 reference.without_faces(output / nb.name)
-                reference.record(nb, profile, timings[-1][1], reference.training_s(trained),
-                                 version, results_dir(PROFILES[profile]))
+                reference.record(nb, profile, timings[-1][1], reference.training_s(used),
+                                 reference.training_s(set(finished) - trained_before), version,
+                                 results_dir(PROFILES[profile]))
         lines = [f"{name},{seconds:.1f}" for name, seconds in timings]
         (output / "timings.csv").write_text("\n".join(["notebook,seconds", *lines, ""]))
     except OSError as error:  # read-only, full, or someone else's

@@ -11,6 +11,7 @@ test pair scores) and ``COMPLETE`` (versions, device, wall time, checksums).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -399,6 +400,8 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
         raise DamagedRunError(f"{folder} is damaged: {'; '.join(problems)}. train() with its "
                               "config moves it aside and trains it again.")
     info = json.loads((folder / COMPLETE).read_text())
+    with contextlib.suppress(OSError):  # a read-only cache stays as it is
+        os.utime(folder / COMPLETE)  # "last used": the reference run counts a notebook's runs
     config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
     warn_if_other_keras(folder.name, info)
     model = build_siamese(config.model)

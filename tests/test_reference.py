@@ -53,16 +53,17 @@ def test_the_manifest_holds_one_code_version(reference_dir, tmp_path):
     results.mkdir()
     (results / "view2_summary.csv").write_text("method,accuracy\nall_pairs,0.87\n")
     first, second = (notebook(tmp_path / f"0{n}_x.ipynb", ["x = 1"]) for n in (1, 2))
-    reference.record(first, "cpu", 20.0, 0.0, "v1", results)
-    reference.record(second, "cpu", 900.5, 840.25, "v1", results)
+    reference.record(first, "cpu", 20.0, 0.0, 0.0, "v1", results)
+    reference.record(second, "cpu", 900.5, 840.25, 100.0, "v1", results)
     manifest = json.loads((reference_dir / reference.MANIFEST).read_text())
     assert (manifest["profile"], manifest["code_version"]) == ("cpu", "v1")
     assert manifest["notebooks"]["02_x.ipynb"]["wall_s"] == 900.5
     assert manifest["notebooks"]["02_x.ipynb"]["training_s"] == 840.2  # rounded to 0.1 s
+    assert manifest["notebooks"]["02_x.ipynb"]["trained_now_s"] == 100.0
     assert "cores" in manifest["hardware"]
     assert (reference_dir / "results" / "view2_summary.csv").is_file()
     with pytest.raises(ValueError, match="code version v1"):
-        reference.record(first, "cpu", 20.0, 0.0, "v2", results)
+        reference.record(first, "cpu", 20.0, 0.0, 0.0, "v2", results)
     assert json.loads((reference_dir / reference.MANIFEST).read_text()) == manifest
 
 
@@ -104,7 +105,7 @@ def test_the_readme_blocks_are_written_from_the_records(reference_dir, tmp_path)
               "<!-- reference:view1 -->\n<!-- /reference -->\n")
     assert reference.with_blocks(readme, reference.readme_blocks()).count(reference.NOT_YET) == 2
     notebook_path = notebook(tmp_path / "03_x.ipynb", ["x = 1"])
-    reference.record(notebook_path, "cpu", 3593.0, 3084.0, "v1", results)
+    reference.record(notebook_path, "cpu", 3593.0, 3084.0, 3084.0, "v1", results)
     written = reference.with_blocks(readme, reference.readme_blocks())
     assert "| all_pairs | 0.957 | 0.863 | 0.948 | 0.128 | 0.782 | 747.9 |" in written
     assert "| 20 | all_pairs (this workbook) | 0.8725 ± 0.0061 |" in written

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -140,6 +141,18 @@ def test_load_run_reproduces_the_scores_saved_at_training_time_exactly(run, spli
         stored = run.scores_of(split)
         recomputed = score_pairs(loaded.model, splits.store, stored)
         assert np.array_equal(recomputed, stored["score"].to_numpy()), split
+
+
+def test_loading_a_run_marks_it_used_without_changing_it(run):
+    """The reference run counts the training time of every run a notebook loaded from the cache
+    by its marker's modification time; the marker's content and checksums stay as they were."""
+    marker = run.path / training.COMPLETE
+    before = marker.read_bytes()
+    os.utime(marker, (1_000_000_000, 1_000_000_000))
+    started = time.time()
+    load_run(run.path)
+    assert marker.stat().st_mtime >= started and marker.read_bytes() == before
+    assert training.run_problems(run.path) == []
 
 
 def test_load_run_refuses_a_folder_without_the_complete_marker(run, tmp_path):
