@@ -65,9 +65,10 @@ def without_faces(executed: Path) -> None:
 def record(notebook: Path, profile: str, wall_s: float, training_s: float,
            trained_now_s: float, version: str, results: Path) -> None:
     """Add one executed notebook to the manifest (refusing a second code version) and copy its
-    profile's result tables beside it. ``training_s`` is what every run the notebook used took
-    to train, ``trained_now_s`` the part trained in this execution: the run cache may carry runs
-    between sittings, and a notebook that loads its runs still owes a reader their cost."""
+    profile's result tables beside it. ``training_s`` is what the runs the notebook was first
+    to use took to train, ``trained_now_s`` the part trained in this execution: the run cache
+    may carry runs between sittings, and a notebook that loads its runs still owes a reader
+    their cost (once: a run 02 trained and 04 loads counts for 02)."""
     manifest_path = folder() / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if manifest and (manifest["code_version"], manifest["profile"]) != (version, profile):
@@ -126,13 +127,15 @@ def readme_blocks() -> dict[str, str]:
             key: sum(e[key] for e in entries.values())
             for key in ("wall_s", "training_s", "trained_now_s")}}
         times = pd.DataFrame([{"notebook": name, "wall (min)": f"{entry['wall_s'] / 60:.1f}",
-                               "training of its runs (min)": f"{entry['training_s'] / 60:.1f}",
+                               "training (min)": f"{entry['training_s'] / 60:.1f}",
                                "of it in this execution (min)":
                                    f"{entry['trained_now_s'] / 60:.1f}",
                                "finished": entry["finished"]} for name, entry in entries.items()])
         blocks["times"] = (f"Reference run: profile `{manifest['profile']}`, commit "
-                           f"`{manifest['commit']}`, {manifest['hardware']}.\n\n"
-                           + _markdown(times))
+                           f"`{manifest['commit']}`, {manifest['hardware']}. Training: what "
+                           "the runs each notebook was first to use took to train, in this "
+                           "execution or in an earlier sitting at the same run keys (the run "
+                           "cache carries them).\n\n" + _markdown(times))
     if (summary := results / "view2_summary.csv").is_file():
         ours = {**pd.read_csv(summary).set_index("method").loc[OURS].to_dict(), "method": OURS}
         table = view2.comparison(ours)

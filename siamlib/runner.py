@@ -101,7 +101,7 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
                         (paths.RUNS_DIR_ENV, paths.runs_dir())):
         if place.exists() and not place.is_dir():
             raise RunnerError(f"{what} names {place}, a file; it must be a folder")
-    timings = []
+    timings, counted = [], set()  # runs whose training a notebook of this run already owns
     try:
         output.mkdir(parents=True, exist_ok=True)
         for nb in selected:
@@ -121,7 +121,9 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
             print(f"  done in {timings[-1][1]:.0f} s", flush=True)
             if as_reference:
                 finished = runs.finished_runs()  # loading a run touches its marker
-                used = [run for run in finished if (run / COMPLETE).stat().st_mtime >= started_at]
+                used = {run for run in finished
+                        if (run / COMPLETE).stat().st_mtime >= started_at} - counted
+                counted |= used
                 reference.without_faces(output / nb.name)
                 reference.record(nb, profile, timings[-1][1], reference.training_s(used),
                                  reference.training_s(set(finished) - trained_before), version,
