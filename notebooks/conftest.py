@@ -19,3 +19,6 @@ os.environ["SIAMLIB_FIGURES_DIR"] = os.path.join(_scratch, "figures")
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_scratch, ignore_errors=True)
+
+# The reference run's executed copies are read, not re-run: they ran under `cpu` (hours).
+collect_ignore = ["reference"]
