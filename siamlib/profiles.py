@@ -1,16 +1,12 @@
 """Run profiles: how big every notebook's work is on a given machine.
 
-- ``smoke``: every code path in minutes on 2 CPU cores (CI); its numbers mean nothing.
-- ``cpu``: a laptop CPU: all pairs, quarter-width nets.
-- ``colab``: a student's Colab T4: each notebook's training within about 30 minutes.
-- ``gpu``: the paper's sizes for instructors with hours of GPU time; only when asked for by name.
-
-Every profile names the same two runs, so notebooks 02-05 talk about the same models whatever
-the machine; only size and budget change. ``koch`` is Koch et al.'s network and training on the
-whole frame, the reference. ``all_pairs`` is the workbook's model: trial #14 of notebook 03's
-Optuna study on the cpu profile, its schedule and strided stem chosen on View 1 (CHANGELOG.md);
-notebook 03's ablations show what each of its parts is worth. The cpu profile writes out every
-setting of both; the others change its sizes and budgets.
+``smoke`` runs every code path in minutes on 2 CPU cores (CI; its numbers mean nothing), ``cpu``
+fits a laptop, ``colab`` a student's Colab T4 (each notebook within about 30 minutes), ``gpu`` the
+paper's sizes (hours; only when asked for by name). Every profile names the same two runs, so
+notebooks 02-05 talk about the same models: ``koch``, Koch et al.'s network and training on the
+whole frame, and ``all_pairs``, the workbook's model (trial #14 of notebook 03's study on the cpu
+profile, its schedule and strided stem chosen on View 1: CHANGELOG.md). The cpu profile writes out
+every setting of both; the others change its sizes and budgets.
 """
 
 from __future__ import annotations
@@ -52,13 +48,9 @@ class Profile:
     view2_epochs: dict[str, int]  # most epochs of each model in one View 2 experiment
 
     def screening(self, config: RunConfig, epochs: int | None = None) -> RunConfig:
-        """``config`` at notebook 03's screening budget: ``epochs`` (default
-        ``screening_epochs``), its cosine schedule fitted to them, no early stop before the end.
-
-        Notebook 03 compares many variants; at the named model's full budget they would take
-        hours on a laptop. Screened variants are compared with ``all_pairs`` screened alike, so
-        each difference is measured at one budget; the named model keeps its full one.
-        """
+        """``config`` at notebook 03's screening budget, ``epochs`` (default
+        ``screening_epochs``) with no early stop. Notebook 03's many variants would take hours at
+        the full budget; each is compared with ``all_pairs`` screened alike."""
         epochs = epochs or self.screening_epochs
         return config.replace(name=f"{config.name}-screened",
                               train={"epochs": epochs, "patience": epochs})
@@ -69,12 +61,9 @@ class Profile:
                                      "patience": self.all_pairs.train.patience})
 
     def ablations(self, epochs: int | None = None) -> dict[str, RunConfig]:
-        """Screened ``all_pairs`` with one thing changed per entry, keyed by what changed.
-
-        Each variant sees as many images per epoch as ``all_pairs`` (a pair is two images; the
-        given DevTrain pairs are cycled through to fill the budget), so the sampling rows compare
-        ways of using the same tower passes.
-        """
+        """Screened ``all_pairs`` with one thing changed per entry, keyed by what changed. Each
+        sees as many images per epoch (DevTrain's pairs cycle to fill it): the sampling rows
+        compare ways of using the same tower passes."""
         base = self.screening(self.all_pairs, epochs)
         model = base.model
         pairs = {"images_per_epoch": None, "pairs_per_epoch": base.train.images_per_epoch // 2}
@@ -123,10 +112,8 @@ class Profile:
 # that holds in each (``RunConfig.with_seeds``).
 ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 
-# Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch.
-# What still differs from the paper: it used a learning rate per layer, momentum per layer rising
-# linearly from 0.5 to a per-layer final value, and an L2 weight per layer chosen by Bayesian
-# optimisation; siamlib uses one global learning rate, a fixed momentum of 0.5 and one L2 weight.
+# Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch (the
+# paper's per-layer learning rates, momenta and L2 weights are one of each here).
 KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99,
             **EXPONENTIAL_SCHEDULE}
 
@@ -171,10 +158,8 @@ SMOKE = Profile(
     search_trials=4, screening_epochs=1, one_shot_tasks=50, bootstrap=100, seeds=2,
     view2_folds=2, view2_epochs={})
 
-# colab: the cpu recipe (45 epochs of 4,096 images) at twice the width, never a weaker one. A T4
-# is fed about 1,500 augmented images/s by Colab's two CPU cores: by the T4 estimate of
-# tests/test_budget.py (every run at its epoch cap) notebook 03 trains within 24 minutes, 06
-# within 26, the others within 5, leaving time for setup, decoding and the statistics.
+# colab: the cpu recipe at twice the width, never a weaker one. By the T4 estimate of
+# tests/test_budget.py (every run at its epoch cap) each notebook trains within 28 minutes.
 COLAB = Profile(
     "colab", "Colab GPU: the cpu recipe at half Koch's width, each notebook within about 30 "
              "minutes on a T4",
@@ -201,11 +186,8 @@ PROFILES = {profile.name: profile for profile in (SMOKE, CPU, COLAB, GPU)}
 
 def resolve(name: str = "auto") -> Profile:
     """The profile called ``name``; "auto" follows $SIAMLIB_PROFILE, then the hardware (a GPU
-    gets "colab"; the full "gpu" profile, hours of training, only by name).
-
-    A smoke run's figures mean nothing: from here on they go to a scratch folder, not
-    ``figures/`` (``paths.figures_dir``), whichever way "smoke" was chosen.
-    """
+    gets "colab"; "gpu", hours of training, only by name). A smoke run's figures mean nothing:
+    they go to a scratch folder (``paths.figures_dir``), whichever way "smoke" was chosen."""
     if name == "auto":
         name = os.environ.get(PROFILE_ENV) or ("colab" if has_gpu() else "cpu")
     if name not in PROFILES:
@@ -215,10 +197,9 @@ def resolve(name: str = "auto") -> Profile:
 
 
 def start(namespace: dict) -> Profile:
-    """A notebook's set-up, called once after its parameters cell with ``globals()``: checks
-    the parameters (papermill injects them unchecked), applies the figure style, resolves the
-    ``profile`` parameter and prints the device and the profile, so every notebook's output
-    starts with what it runs on."""
+    """A notebook's set-up after its parameters cell, given ``globals()``: checks the parameters
+    (papermill injects them unchecked), applies the figure style, and prints the device and the
+    profile, so every notebook's output starts with what it runs on."""
     parameters.check(namespace)
     plots.use_style()
     profile = resolve(namespace.get("profile", "auto"))
@@ -236,55 +217,43 @@ def results_dir(profile: Profile):
 
 def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0.05,
                 n_boot: int = 2000, seed: int = 0) -> tuple[str | None, pd.DataFrame]:
-    """Which of ``candidates`` (name -> scores on the same pairs) replaces the named model, by a
-    rule noise cannot fool; None keeps the named model.
-
-    The highest of fifteen validation AUCs is partly luck: among candidates no better than the
-    named model, one usually comes out ahead by a little. So a candidate replaces it only if it
-    is better (one-sided) by the paired bootstrap of ``stats.paired_auc_difference``, resampling
-    ``groups`` (``stats.person_clusters`` of the pairs), at the level ``alpha / len(candidates)``
-    (Bonferroni): then the chance that any candidate no better than the named model is chosen
-    stays below ``alpha``. Of those that pass, the highest AUC is chosen. The table has a row
-    per candidate, best AUC first.
-    """
+    """Which of ``candidates`` (name -> scores on the same pairs) replaces the named model; None
+    keeps it. The highest of fifteen validation AUCs is partly luck, so a candidate must be better
+    by the one-sided paired bootstrap over ``groups`` (``stats.paired_auc_difference``) at
+    ``alpha / len(candidates)`` (Bonferroni); of those, the highest AUC wins. The table has a row
+    per candidate, best AUC first."""
     level = alpha / max(len(candidates), 1)
     if 1 / (n_boot + 1) >= level:  # the smallest p-value the bootstrap can give
         raise ValueError(f"n_boot = {n_boot} resamples cannot give a p-value below the level "
                          f"{level:.2g} (alpha {alpha} / {len(candidates)} candidates): use "
                          f"n_boot of at least {int(np.ceil(4 / level))}")
-    named_auc = metrics.roc(labels, named_scores).auc
-    rows = []
+    named_auc, rows = metrics.roc(labels, named_scores).auc, {}
     for name, scores in candidates.items():
         test = stats.paired_auc_difference(labels, scores, named_scores, groups, n_boot, alpha,
                                              seed, one_sided=True)
-        rows.append({"candidate": name, "val_auc": named_auc + test.estimate,
-                     "ΔAUC": test.estimate, "p (one-sided)": test.p_value, "level": level,
-                     "better": test.p_value < level})
-    table = pd.DataFrame(rows, columns=["candidate", "val_auc", "ΔAUC", "p (one-sided)", "level",
-                                        "better"])
-    table = table.sort_values("val_auc", ascending=False, kind="stable").set_index("candidate")
+        rows[name] = {"val_auc": named_auc + test.estimate, "ΔAUC": test.estimate,
+                      "p (one-sided)": test.p_value, "level": level, "better": test.p_value < level}
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
+    table = table.sort_values("val_auc", ascending=False, kind="stable")
     passed = table.index[table["better"]]
     return (passed[0] if len(passed) else None), table
 
 
 def save_selected(profile: Profile, config: RunConfig, reason: str) -> None:
-    """Record the model notebook 03 chose on validation and ``reason``, why (the rule that chose
-    it): a result that notebooks 04 and 05 load (``selected``) and print, never a setting applied
-    behind their back. The reason sits beside the config's fields, which ``from_dict`` reads."""
+    """Record notebook 03's choice and why: a result notebooks 04 and 05 load and print
+    (``selected``), never a setting applied behind their back."""
     (results_dir(profile) / "selected_run.json").write_text(
         json.dumps({"reason": reason, **asdict(config)}, indent=2, ensure_ascii=False))
 
 
 def selected(profile: Profile) -> RunConfig:
-    """The model notebook 03 chose, or the profile's ``all_pairs`` model if 03 has not run;
-    either way it prints which model and why."""
+    """The model notebook 03 chose, or ``all_pairs`` if 03 has not run; it prints which and why."""
     chosen = results_dir(profile) / "selected_run.json"
-    if chosen.is_file():
-        content = json.loads(chosen.read_text())
-        config = RunConfig.from_dict(content)
-        print(f"The model notebook 03 chose for profile {profile.name!r}: {config.name}, "
-              f"{content.get('reason', 'its reason not recorded')} (from {chosen})")
-        return config
-    print(f"No selection from notebook 03 for profile {profile.name!r} (03 has not run): "
-          "using the named model 'all_pairs'.")
-    return profile.all_pairs
+    if not chosen.is_file():
+        print(f"No selection from notebook 03 for profile {profile.name!r} (03 has not run): "
+              "using the named model 'all_pairs'.")
+        return profile.all_pairs
+    content = json.loads(chosen.read_text())
+    print(f"The model notebook 03 chose for profile {profile.name!r}: {content['name']}, "
+          f"{content['reason']} (from {chosen})")
+    return RunConfig.from_dict(content)

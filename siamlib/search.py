@@ -1,15 +1,10 @@
 """Hyperparameter search with Optuna: one search space, pruned trials, a study machines share.
 
-A study samples configurations around a base model (a profile's screened ``all_pairs``) with a
-seeded TPE sampler. Each trial is a cached run (``training.train``), stopped by a median pruner
-after any epoch whose validation AUC is below the median of earlier trials at that epoch.
-
-The study lives in a storage, so a search can be interrupted and resumed, and several workers can
-add trials to it at once: a journal file (the default, ``data/optuna/<study>.log``, safe for
-several processes on one machine), or "shared", the database at ``$SIAMLIB_OPTUNA_URL`` that
-every machine running the same command joins. The URL is read from the environment only: as a
-notebook parameter or an argument it would be saved in the executed notebook or the shell
-history, password included.
+Each trial is a cached run around a base model (a profile's screened ``all_pairs``). The study
+lives in a storage, so a search can be resumed and several workers can add trials at once: a
+journal file (the default, ``data/optuna/<study>.log``), or "shared", the database at
+``$SIAMLIB_OPTUNA_URL``, read from the environment only: as a notebook parameter or an argument
+it would be saved in the executed notebook or the shell history, password included.
 
     python -m siamlib.search --profile cpu [--storage shared]
 """
@@ -45,8 +40,6 @@ from siamlib.training import RunConfig
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 URL_ENV = "SIAMLIB_OPTUNA_URL"
 URL_FORM = "postgresql+psycopg://user:password@host:5432/database"
-# Optuna's own lines ("A new study created", one per trial) held back: siamlib prints its own.
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -54,9 +47,8 @@ class SearchSpace:
     """What a trial may change in the base model; every value is a choice or a (low, high) range.
 
     Widths are relative to the base model's and depths take its first conv blocks, so the same
-    space works on a CPU and a GPU profile. Training always uses batches of P people x K photos.
-    The learning rate is drawn on a log scale and multiplied by the decay after every epoch.
-    "bce" is the L1 head with binary cross-entropy; "contrastive" works on the L2 distance.
+    space works on a CPU and a GPU profile. The learning rate is drawn on a log scale and
+    multiplied by the decay after every epoch. "bce" is the L1 head with binary cross-entropy.
     """
 
     face_crops: tuple[str, ...] = FACE_CROPS
@@ -71,7 +63,6 @@ class SearchSpace:
     losses: tuple[str, ...] = ("bce", "contrastive")
 
     def suggest(self, trial: optuna.Trial) -> dict:
-        """One point of the space, drawn by ``trial``'s sampler."""
         choose = trial.suggest_categorical
         return {
             "face_crop": choose("face_crop", self.face_crops),
@@ -87,7 +78,6 @@ class SearchSpace:
         }
 
     def config(self, base: RunConfig, params: dict, epochs: int, name: str) -> RunConfig:
-        """``base`` with the trial's ``params``, trained for at most ``epochs``, named ``name``."""
         depth, model, k = params["depth"], base.model, params["images_per_person"]
         if not 1 <= depth <= len(model.filters):
             raise ValueError(f"depth {depth}: the base model has {len(model.filters)} conv blocks")
@@ -109,11 +99,9 @@ class SearchSpace:
         )
 
     def costliest(self, base: RunConfig, epochs: int) -> RunConfig:
-        """The slowest configuration the space allows around ``base``: the largest input, the
-        widest network, the biggest batch, and the depth with the most FLOPs per image (three
-        blocks can cost more than four, as they leave a larger map for the embedding layer). A
-        study's trials are priced as this, so the plan's minutes bound whatever the sampler
-        draws."""
+        """The slowest configuration the space allows around ``base``, at the depth with the most
+        FLOPs per image (three blocks can cost more than four: they leave a larger map for the
+        embedding layer). Unknown trials are priced as this, so a plan's minutes bound them."""
         fixed = {"face_crop": self.face_crops[0], "image_size": max(self.image_sizes),
                  "width_factor": max(self.width_factors), "dropout": 0.0,
                  "learning_rate": self.learning_rate[0], "lr_decay": 1.0, "loss": "contrastive",
@@ -124,35 +112,24 @@ class SearchSpace:
 
 
 SPACE = SearchSpace()
+PRUNER = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
 
 
-class TrialSeededTPE(optuna.samplers.BaseSampler):
-    """Optuna's TPE sampler, made afresh for each trial with a seed from (seed, trial number).
+class TrialSeededTPE(optuna.samplers.TPESampler):
+    """Optuna's TPE sampler, seeded afresh for each trial from (seed, trial number).
 
-    One seeded ``TPESampler`` per process would make every worker, and every resumed search,
-    draw the same first configurations again; seeding per trial number keeps a search
-    reproducible and gives each trial its own draw. TPE still learns from every trial.
+    One seeded sampler per process would make every worker, and every resumed search, draw the
+    same first configurations again. TPE still learns from every trial.
     """
 
     def __init__(self, seed: int = 0):
-        self.seed, self.tpe = seed, optuna.samplers.TPESampler(seed=seed)
+        super().__init__(seed=seed)
+        self.search_seed = seed
 
     def before_trial(self, study, trial):
-        seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
-        self.tpe = optuna.samplers.TPESampler(seed=seed)
-        self.tpe.before_trial(study, trial)
-
-    def infer_relative_search_space(self, *args):
-        return self.tpe.infer_relative_search_space(*args)
-
-    def sample_relative(self, *args):
-        return self.tpe.sample_relative(*args)
-
-    def sample_independent(self, *args):
-        return self.tpe.sample_independent(*args)
-
-    def after_trial(self, *args):
-        self.tpe.after_trial(*args)
+        state = np.random.SeedSequence([self.search_seed, trial.number]).generate_state(1)
+        super().__init__(seed=int(state[0]))  # a new TPE sampler, as Optuna's defaults make it
+        super().before_trial(study, trial)
 
 
 class StorageError(UserError, ValueError):
@@ -160,7 +137,6 @@ class StorageError(UserError, ValueError):
 
 
 def default_storage(study_name: str) -> Path:
-    """The journal file of a study on this machine."""
     return paths.data_dir() / "optuna" / f"{study_name}.log"
 
 
@@ -182,16 +158,12 @@ def open_storage(storage: str | Path | None, study_name: str) -> optuna.storages
     if text == "shared":
         return _database(os.environ.get(URL_ENV, ""))
     path = default_storage(study_name) if text == "journal" else Path(text)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-            str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))))
-    except OSError as error:
-        raise StorageError(f"cannot write the study's journal file {path}: {error.strerror}; "
-                           "give storage a file in a folder you can write") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))))
 
 
-def _database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+def _database(url: str) -> optuna.storages.RDBStorage:
     if not url:
         raise StorageError(f"storage 'shared' reads the database URL from {URL_ENV}, which is "
                            f"not set: export {URL_ENV}='{URL_FORM}'")
@@ -203,7 +175,7 @@ def _database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
         raise StorageError(f"the password in {URL_ENV} ({masked(url)!r}) holds an '@': write "
                            "it %40 (and '/' %2F, ':' %3A)")
     engine = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
-    for _ in range(attempts):
+    for _ in range(5):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -227,8 +199,6 @@ def _database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
         fix = f"write {URL_ENV} as {URL_FORM}"
     elif "password" in reason or "authentication" in reason:
         fix = f"check the user name and password in {URL_ENV}"
-    elif "permission denied" in reason:
-        fix = "let the user create tables there (make it the database's owner)"
     else:
         fix = ("check the host, port and database, and that the server is running and lets "
                "this machine in (listen_addresses, pg_hba.conf)")
@@ -237,23 +207,21 @@ def _database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
 
 
 def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
-               storage: str | Path | None = None, seed: int = 0, space: SearchSpace = SPACE,
-               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+               storage: str | Path | None = None, seed: int = 0,
+               space: SearchSpace = SPACE) -> optuna.Study:
     """The study ``study_name`` in ``storage`` (``open_storage``), created on first use.
 
-    The default name, ``search-<base name>-<hash of base, epochs and space>``, is the same on
-    every machine that runs the same code and profile, so they join one study. A study keeps
-    what it was made for: opening it for another base, epochs or space raises ``StorageError``
-    (its trials could not be compared). The default pruner starts after 5 finished trials.
+    The default name hashes base, epochs and space, so every machine that runs the same code and
+    profile joins one study. A study opened for another base, epochs or space is refused: its
+    trials could not be compared.
     """
     # What the study is made for, as its JSON user attribute reads back (lists, not tuples).
     wanted = json.loads(json.dumps({"base": asdict(base), "epochs": epochs,
                                     "space": asdict(space)}, sort_keys=True, default=str))
     study_name = study_name or f"search-{base.name}-{short_hash(wanted)[:8]}"
-    study = optuna.create_study(
-        storage=open_storage(storage, study_name), study_name=study_name, direction="maximize",
-        sampler=TrialSeededTPE(seed), load_if_exists=True,
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+    study = optuna.create_study(storage=open_storage(storage, study_name), study_name=study_name,
+                                direction="maximize", sampler=TrialSeededTPE(seed),
+                                pruner=PRUNER, load_if_exists=True)
     found = study.user_attrs.get("search")
     if found is None:
         try:
@@ -269,19 +237,17 @@ def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's complete and pruned trials."""
     return study.get_trials(deepcopy=False, states=FINISHED)
 
 
-def run_trials(study: optuna.Study, objective, n_trials: int, progress: bool = True):
+def run_trials(study: optuna.Study, objective, n_trials: int) -> optuna.Study:
     """Run ``objective`` until ``study`` holds ``n_trials`` finished trials, whoever ran them
     (each worker checks after each of its trials, so W workers may end up to W - 1 over); stop
     with one error after ``10 * n_trials`` failed ones (a space the data hardly fits)."""
     if len(finished(study)) < n_trials:
         study.optimize(objective, callbacks=[
             MaxTrialsCallback(n_trials, states=FINISHED),
-            MaxTrialsCallback(10 * n_trials, states=(TrialState.FAIL,)),
-            *([_progress(n_trials)] if progress else [])])
+            MaxTrialsCallback(10 * n_trials, states=(TrialState.FAIL,))])
     if len(finished(study)) < n_trials:
         failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         raise RuntimeError(f"study {study.study_name!r}: {len(failed)} trials could not run, "
@@ -289,36 +255,15 @@ def run_trials(study: optuna.Study, objective, n_trials: int, progress: bool = T
     return study
 
 
-def _progress(n_trials: int):
-    def line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == TrialState.PRUNED:
-            steps = trial.intermediate_values
-            last = steps[max(steps)] if steps else float("nan")
-            outcome = f"pruned after epoch {len(steps)} (val AUC {last:.3f})"
-        elif trial.state == TrialState.FAIL:
-            outcome = f"not run: {trial.user_attrs.get('infeasible', 'it raised an error')}"
-        else:
-            outcome = f"{trial.state.name.lower()}: val AUC {trial.value:.3f}"
-        done = finished(study)
-        best = (f"best so far: #{study.best_trial.number} {study.best_value:.3f}"
-                if any(t.state == TrialState.COMPLETE for t in done) else "")
-        print(f"trial {len(done)} of {n_trials} (#{trial.number}) {outcome} | {best}", flush=True)
-
-    return line
-
-
 def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None = None,
-             storage: str | Path | None = None, seed: int = 0, space: SearchSpace = SPACE,
-             pruner: optuna.pruners.BasePruner | None = None,
-             runs_root: str | Path | None = None) -> optuna.Study:
+             storage: str | Path | None = None, seed: int = 0,
+             space: SearchSpace = SPACE) -> optuna.Study:
     """Search around ``base`` until the study holds ``n_trials`` finished trials; returns it.
 
-    Each trial trains ``space.config(base, params, epochs, name="<study>-<trial>")`` (cached
-    under ``runs_root``) and returns its validation AUC from its best epoch's scores; test pairs
-    are never looked at. Resuming, or joining a study other machines work on, is calling this
-    again with the same arguments.
+    A trial's value is its run's validation AUC (test pairs are never looked at). Resuming, or
+    joining a study other machines work on, is calling this again with the same arguments.
     """
-    study = open_study(base, epochs, study_name, storage, seed, space, pruner)
+    study = open_study(base, epochs, study_name, storage, seed, space)
     splits_by_data = {}
 
     def objective(trial: optuna.Trial) -> float:
@@ -334,7 +279,7 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None
         # Optuna's callback reports validation AUC after each epoch and raises TrialPruned
         # inside model.fit; training.train then deletes the unfinished run folder.
         trained_now = []
-        run = training.train(config, splits_by_data[config.data], runs_root, progress=False,
+        run = training.train(config, splits_by_data[config.data], progress=False,
                              callbacks=[KerasPruningCallback(trial, training.MONITOR),
                                         keras.callbacks.LambdaCallback(
                                             on_train_begin=trained_now.append)])
@@ -360,13 +305,10 @@ def best_runs(study: optuna.Study, base: RunConfig, seeds: int) -> list[RunConfi
 
 def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
                   storage: str | Path | None = None, seed: int = 0, source: str = LFW) -> list:
-    """Everything notebook 03 may train on ``source``, as ``budget.plan`` entries: the named
-    models at their full budget; the ablations and seeds screened at ``epochs`` (with every
-    seed, the ablations that undo an adopted change, ``profiles.ADOPTED``); the study's trials
-    still to run and its best configuration with ``profile.seeds`` seeds (exact runs once the
-    study is finished); and a winner of the selection trained again at the full budget. What
-    is not known yet is priced as the space's costliest configuration, so the plan's minutes
-    bound what the sampler may draw."""
+    """Everything notebook 03 may train, as ``budget.plan`` entries: the named models, the
+    screened ablations and seeds (``profiles.ADOPTED`` with every seed), the study's trials
+    still to run and its best configuration's seeds, and a winner trained at the full budget.
+    What is not known yet is priced as the space's costliest configuration."""
     here = {"data": {"source": source}}
     screened = profile.screening(profile.all_pairs, epochs).replace(**here)
     study = open_study(screened, epochs, storage=storage, seed=seed)
@@ -389,23 +331,17 @@ def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
 
 
 def main(argv: list[str] | None = None) -> None:
+    """A worker of notebook 03's study (its base, the screened all_pairs, and its trials)."""
     parser = argparse.ArgumentParser("python -m siamlib.search",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="auto", help="smoke, cpu, colab, gpu or auto")
-    parser.add_argument("--trials", type=int, default=0, help="study size (0: the profile's)")
-    parser.add_argument("--epochs", type=int, default=0,
-                        help="most epochs of a trial (0: the profile's screening epochs)")
-    parser.add_argument("--storage", default="journal", help=f"journal (data/optuna/), shared "
-                        f"(the database at ${URL_ENV}) or a journal file")
-    parser.add_argument("--study", default=None, help="study name (default: from the profile)")
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--storage", default="journal", help=f"journal (data/optuna/) or shared "
+                        f"(the database at ${URL_ENV})")
     args = parser.parse_args(argv)
     profile = profiles.resolve(args.profile)
-    epochs = args.epochs or profile.screening_epochs
-    try:  # notebook 03's base, the screened all_pairs: both join the same study
-        study = optimize(profile.screening(profile.all_pairs, epochs),
-                         args.trials or profile.search_trials, epochs,
-                         study_name=args.study, storage=args.storage, seed=args.seed)
+    try:
+        study = optimize(profile.screening(profile.all_pairs), profile.search_trials,
+                         profile.screening_epochs, storage=args.storage)
     except StorageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"study {study.study_name!r}: best trial #{study.best_trial.number}, validation AUC "

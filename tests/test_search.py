@@ -44,6 +44,7 @@ def base(tmp_path_factory, tmp_path, monkeypatch):
     storage go to this test's folder."""
     workspace = synthetic_workspace(tmp_path_factory)
     monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(paths.RUNS_DIR_ENV, str(tmp_path / "runs"))
     config = small_run_config(workspace / "faces", name="tiny")
     return config.replace(data={"generated_pairs": 200},
                           train={"sampling": "identities", "pairs_per_epoch": None,
@@ -187,25 +188,21 @@ def test_no_point_of_the_space_costs_more_than_the_costliest():
 
 # --- pruning ----------------------------------------------------------------------------------
 
-def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, capsys):
+def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, monkeypatch):
     # Any AUC is below 1.5: the first epoch's report prunes the trial, inside model.fit.
-    study = search.optimize(base, 1, 2, "p", tmp_path / "p.log", space=TINY,
-                            pruner=optuna.pruners.ThresholdPruner(lower=1.5),
-                            runs_root=tmp_path / "runs")
+    monkeypatch.setattr(search, "PRUNER", optuna.pruners.ThresholdPruner(lower=1.5))
+    study = search.optimize(base, 1, 2, "p", tmp_path / "p.log", space=TINY)
     [trial] = study.trials
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     assert _run_folders(tmp_path / "runs") == []  # neither a finished nor a partial run
-    assert "trial 1 of 1 (#0) pruned after epoch 1" in capsys.readouterr().out
 
 
 def test_a_trial_whose_run_is_cached_reports_that_run_s_history(base, tmp_path):
     """The same seed draws the same trial in a new study: its run comes from the cache, trains
     nothing, and the trial still records every epoch's validation AUC."""
     runs = tmp_path / "runs"
-    first, = search.optimize(base, 1, 2, "c", tmp_path / "one.log", space=TINY,
-                             runs_root=runs).trials
-    again, = search.optimize(base, 1, 2, "c", tmp_path / "two.log", space=TINY,
-                             runs_root=runs).trials
+    first, = search.optimize(base, 1, 2, "c", tmp_path / "one.log", space=TINY).trials
+    again, = search.optimize(base, 1, 2, "c", tmp_path / "two.log", space=TINY).trials
     assert again.params == first.params and again.state == TrialState.COMPLETE
     assert again.intermediate_values == first.intermediate_values
     assert len(again.intermediate_values) >= 1 and len(_run_folders(runs)) == 1
@@ -213,13 +210,12 @@ def test_a_trial_whose_run_is_cached_reports_that_run_s_history(base, tmp_path):
 
 # --- resuming ---------------------------------------------------------------------------------
 
-def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypatch):
     storage, runs = tmp_path / "r.log", tmp_path / "runs"
-    search.optimize(base, 2, 1, "r", storage, space=TINY, runs_root=runs)
+    search.optimize(base, 2, 1, "r", storage, space=TINY)
     before = {t.number: t.datetime_complete for t in search.finished(
         search.open_study(base, 1, "r", storage, space=TINY))}
     assert sorted(before) == [0, 1]
-    assert "trial 2 of 2 (#1)" in capsys.readouterr().out
 
     def interrupt(self, epoch, logs=None):  # Ctrl-C in the middle of the third trial's epoch
         raise KeyboardInterrupt
@@ -227,13 +223,13 @@ def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypa
     with monkeypatch.context() as patch:
         patch.setattr(KerasPruningCallback, "on_epoch_end", interrupt)
         with pytest.raises(KeyboardInterrupt):
-            search.optimize(base, 4, 1, "r", storage, space=TINY, runs_root=runs)
+            search.optimize(base, 4, 1, "r", storage, space=TINY)
     trained = []
     original = search.training.train
     monkeypatch.setattr(search.training, "train",
                         lambda config, *a, **k: trained.append(config.name) or original(
                             config, *a, **k))
-    study = search.optimize(base, 4, 1, "r", storage, space=TINY, runs_root=runs)
+    study = search.optimize(base, 4, 1, "r", storage, space=TINY)
 
     assert _states(study) == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE,
                               2: TrialState.FAIL, 3: TrialState.COMPLETE, 4: TrialState.COMPLETE}
@@ -242,8 +238,6 @@ def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypa
     folders = _run_folders(runs)
     assert [p.name.rsplit("-", 1)[0] for p in folders] == ["r-000", "r-001", "r-003", "r-004"]
     assert all((p / "COMPLETE").is_file() for p in folders)  # nothing left of the interrupted
-    out = capsys.readouterr().out
-    assert "trial 4 of 4 (#4)" in out and "best so far: #" in out
 
 
 # --- two workers, one study -------------------------------------------------------------------
@@ -276,7 +270,7 @@ def objective(trial):
         time.sleep(0.03)
     return value
 
-search.run_trials(study, objective, n_trials, progress=False)
+search.run_trials(study, objective, n_trials)
 print("RAN " + json.dumps(ran))
 """
 
@@ -353,24 +347,21 @@ def test_a_wrong_password_is_one_line_naming_the_user_not_the_password(monkeypat
 
 
 def test_a_configuration_the_data_cannot_hold_is_a_failed_trial_and_the_study_goes_on(
-        base, tmp_path, capsys):
+        base, tmp_path):
     # Batches of 500 people cannot be drawn from the generated faces: those trials do not run.
     space = dataclasses.replace(TINY, people_per_batch=(4, 500))
-    study = search.optimize(base, 3, 1, "f", tmp_path / "f.log", space=space,
-                            runs_root=tmp_path / "runs")
+    study = search.optimize(base, 3, 1, "f", tmp_path / "f.log", space=space)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(search.finished(study)) == 3
     assert failed and all(t.params["people_per_batch"] == 500 for t in failed)
     assert all("identity batches of 500 people" in t.user_attrs["infeasible"] for t in failed)
     assert len(_run_folders(tmp_path / "runs")) == 3  # only the feasible trials trained
-    assert "not run: " in capsys.readouterr().out
 
 
 def test_a_space_the_data_never_fits_stops_with_one_error(base, tmp_path):
     space = dataclasses.replace(TINY, people_per_batch=(500,))
     with pytest.raises(RuntimeError, match="10 trials could not run.*identity batches of 500"):
-        search.optimize(base, 1, 1, "n", tmp_path / "n.log", space=space,
-                        runs_root=tmp_path / "runs")
+        search.optimize(base, 1, 1, "n", tmp_path / "n.log", space=space)
 
 
 # --- the storage: secrets and errors (issue 22, items 5 and 7) --------------------------------
