@@ -1,8 +1,7 @@
 """The reference run: the six notebooks executed under one profile at one version of the code,
 committed in ``notebooks/reference/`` so that a reader sees every result without running
-anything, and the README's results blocks have records to be written from (a test fails when
-the two disagree). Its notebooks may be executed over several sittings, but ``record`` refuses
-to mix two code versions. Photos of LFW-a are not ours to redistribute, so they stay out.
+anything, with the records the README's results blocks are written from. It may take several
+sittings, but never two code versions. LFW-a's photos are not ours to share, so they stay out.
 """
 
 from __future__ import annotations
@@ -64,11 +63,9 @@ def without_faces(executed: Path) -> None:
 
 def record(notebook: Path, profile: str, wall_s: float, training_s: float,
            trained_now_s: float, version: str, results: Path) -> None:
-    """Add one executed notebook to the manifest (refusing a second code version) and copy its
-    profile's result tables beside it. ``training_s`` is what the runs the notebook was first
-    to use took to train, ``trained_now_s`` the part trained in this execution: the run cache
-    may carry runs between sittings, and a notebook that loads its runs still owes a reader
-    their cost (once: a run 02 trained and 04 loads counts for 02)."""
+    """Add one executed notebook to the manifest and copy its profile's result tables beside it.
+    ``training_s`` is what the runs it was first to use took to train (a notebook that loads its
+    runs still owes a reader their cost), ``trained_now_s`` the part trained in this execution."""
     manifest_path = folder() / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if manifest and (manifest["code_version"], manifest["profile"]) != (version, profile):
@@ -122,15 +119,12 @@ def readme_blocks() -> dict[str, str]:
     manifest_path, results, blocks = folder() / MANIFEST, folder() / "results", {}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        entries = dict(sorted(manifest["notebooks"].items()))
-        entries["all of them"] = {"finished": "", **{
-            key: sum(e[key] for e in entries.values())
-            for key in ("wall_s", "training_s", "trained_now_s")}}
-        times = pd.DataFrame([{"notebook": name, "wall (min)": f"{entry['wall_s'] / 60:.1f}",
-                               "training (min)": f"{entry['training_s'] / 60:.1f}",
-                               "of it in this execution (min)":
-                                   f"{entry['trained_now_s'] / 60:.1f}",
-                               "finished": entry["finished"]} for name, entry in entries.items()])
+        times = pd.DataFrame(manifest["notebooks"]).T.sort_index()
+        seconds = ["wall_s", "training_s", "trained_now_s"]
+        times.loc["all of them"] = {**times[seconds].sum(), "finished": ""}
+        minutes = (times[seconds].astype(float) / 60).map("{:.1f}".format).set_axis(
+            ["wall (min)", "training (min)", "of it in this execution (min)"], axis=1)
+        times = minutes.assign(finished=times["finished"]).reset_index(names="notebook")
         blocks["times"] = (f"Reference run: profile `{manifest['profile']}`, commit "
                            f"`{manifest['commit']}`, {manifest['hardware']}. Training: what "
                            "the runs each notebook was first to use took to train, in this "

@@ -5,13 +5,11 @@
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
     python -m siamlib.runner --profile cpu --reference        # the committed reference run
 
-Executed notebooks go to ``outputs/<profile>/`` (``--output``), wall times to ``timings.csv``;
-with ``--reference`` to ``notebooks/reference/``, photos removed, with a manifest
-(``siamlib.reference``). The notebooks' own defaults hold unless overridden. Bad input stops the
-run before any kernel starts, with one line and exit status 2: an unknown profile, notebook or
-parameter, a value the notebook's ``parameters`` cell does not allow (as papermill reads it), a
-URL with a password (the executed notebook would keep it), or a folder that cannot be written.
-A failing cell is named, with status 1.
+Executed notebooks go to ``outputs/<profile>/`` (``--output``), wall times to ``timings.csv``.
+Bad input stops the run before any kernel starts, with one line and exit status 2: an unknown
+profile, notebook or parameter, a value the notebook's ``parameters`` cell does not allow, a URL
+with a password (the executed notebook would keep it), or a folder that cannot be written. A
+failing cell is named, with status 1.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ def notebooks(folder: Path | None = None, only: list[str] | None = None) -> list
 
 
 def parse_value(text: str):
-    """A command-line value as Python: numbers, booleans, None, lists; anything else a string."""
+    """A Python literal, else the string as given."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -58,7 +56,7 @@ def parse_value(text: str):
 
 def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
     """Per notebook, the overrides its ``parameters`` cell declares, each checked against the
-    type papermill infers there."""
+    type papermill infers there (papermill itself injects anything)."""
     declared = {nb: papermill.inspect_notebook(str(nb)) for nb in selected}
     for name, value in overrides.items():
         if isinstance(value, str) and masked(value) != value:
@@ -105,8 +103,7 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
     try:
         output.mkdir(parents=True, exist_ok=True)
         for nb in selected:
-            trained_before, started_at = set(runs.finished_runs()), time.time()
-            started = time.perf_counter()
+            trained_before, started = set(runs.finished_runs()), time.time()
             print(f"▶ {nb.name} (profile {profile})", flush=True)
             try:
                 papermill.execute_notebook(nb, output / nb.name, cwd=nb.parent, progress_bar=False,
@@ -117,12 +114,12 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
                     f"{output / nb.name}, the cell that begins\n    "
                     f"{(error.source.strip().splitlines() or [''])[0]}\n"
                     f"{error.ename}: {error.evalue}") from None
-            timings.append((nb.name, time.perf_counter() - started))
+            timings.append((nb.name, time.time() - started))
             print(f"  done in {timings[-1][1]:.0f} s", flush=True)
             if as_reference:
                 finished = runs.finished_runs()  # loading a run touches its marker
                 used = {run for run in finished
-                        if (run / COMPLETE).stat().st_mtime >= started_at} - counted
+                        if (run / COMPLETE).stat().st_mtime >= started} - counted
                 counted |= used
                 reference.without_faces(output / nb.name)
                 reference.record(nb, profile, timings[-1][1], reference.training_s(used),
@@ -146,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("NAME", "VALUE"), help="override a notebook parameter")
     parser.add_argument("--output", type=Path, help="folder for executed notebooks")
     parser.add_argument("--only", nargs="+", help="notebook numbers or names, e.g. 01 03")
-    parser.add_argument("--reference", action="store_true",
-                        help="execute into notebooks/reference/ (committed), photos removed, "
-                        "with a manifest")
+    parser.add_argument("--reference", action="store_true", help="the committed reference run")
     args = parser.parse_args(argv)
     try:
         run(args.profile, {name: parse_value(value) for name, value in args.parameter},
@@ -156,10 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     except (RunnerError, NotebookFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, RunnerError) else 1
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C): the notebook running was stopped; finished runs are kept",
-              file=sys.stderr)
-        return 130
     return 0
 
 

@@ -12,7 +12,6 @@ it would be saved in the executed notebook or the shell history, password includ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -136,10 +135,6 @@ class StorageError(UserError, ValueError):
     """A study storage that cannot be used; the message names it (password masked) and the fix."""
 
 
-def default_storage(study_name: str) -> Path:
-    return paths.data_dir() / "optuna" / f"{study_name}.log"
-
-
 def masked(text: str) -> str:
     """``text`` with every password in a URL replaced by ``***``: a ``password=`` in a query
     string, and in ``scheme://user:password@host`` all from the user name's ``:`` to the last
@@ -149,7 +144,7 @@ def masked(text: str) -> str:
 
 
 def open_storage(storage: str | Path | None, study_name: str) -> optuna.storages.BaseStorage:
-    """None or "journal": ``default_storage(study_name)``; "shared": the database at
+    """None or "journal": ``data/optuna/<study_name>.log``; "shared": the database at
     ``$SIAMLIB_OPTUNA_URL``; else a journal file path."""
     text = str(storage or "journal")
     if "://" in text:
@@ -157,7 +152,7 @@ def open_storage(storage: str | Path | None, study_name: str) -> optuna.storages
                            "and give storage 'shared' (a parameter is saved in the notebook)")
     if text == "shared":
         return _database(os.environ.get(URL_ENV, ""))
-    path = default_storage(study_name) if text == "journal" else Path(text)
+    path = paths.data_dir() / "optuna" / f"{study_name}.log" if text == "journal" else Path(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
         str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))))
@@ -206,34 +201,16 @@ def _database(url: str) -> optuna.storages.RDBStorage:
                        f"{fix}")
 
 
-def open_study(base: RunConfig, epochs: int, study_name: str | None = None,
-               storage: str | Path | None = None, seed: int = 0,
+def open_study(base: RunConfig, epochs: int, storage: str | Path | None = None, seed: int = 0,
                space: SearchSpace = SPACE) -> optuna.Study:
-    """The study ``study_name`` in ``storage`` (``open_storage``), created on first use.
-
-    The default name hashes base, epochs and space, so every machine that runs the same code and
-    profile joins one study. A study opened for another base, epochs or space is refused: its
-    trials could not be compared.
-    """
-    # What the study is made for, as its JSON user attribute reads back (lists, not tuples).
-    wanted = json.loads(json.dumps({"base": asdict(base), "epochs": epochs,
-                                    "space": asdict(space)}, sort_keys=True, default=str))
-    study_name = study_name or f"search-{base.name}-{short_hash(wanted)[:8]}"
-    study = optuna.create_study(storage=open_storage(storage, study_name), study_name=study_name,
-                                direction="maximize", sampler=TrialSeededTPE(seed),
-                                pruner=PRUNER, load_if_exists=True)
-    found = study.user_attrs.get("search")
-    if found is None:
-        try:
-            study.set_user_attr("search", wanted)
-        except sqlalchemy.exc.IntegrityError:  # another worker wrote it at the same moment
-            found = study.user_attrs.get("search")
-    if found is not None and found != wanted:
-        changed = " and ".join(sorted(k for k in wanted if wanted[k] != found.get(k)))
-        where = storage if storage not in (None, "", "journal") else default_storage(study_name)
-        raise StorageError(f"study {study_name!r} in {str(where)!r} was made with another "
-                           f"{changed}; give this search another study name")
-    return study
+    """The study of ``base``, ``epochs`` and ``space`` in ``storage`` (``open_storage``), created
+    on first use. Its name hashes all three, so every machine that runs the same code and profile
+    joins one study, and trials made for another base, budget or space are never mixed in."""
+    made_for = {"base": asdict(base), "epochs": epochs, "space": asdict(space)}
+    name = f"search-{base.name}-{short_hash(made_for)[:8]}"
+    return optuna.create_study(storage=open_storage(storage, name), study_name=name,
+                               direction="maximize", sampler=TrialSeededTPE(seed), pruner=PRUNER,
+                               load_if_exists=True)
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -255,15 +232,12 @@ def run_trials(study: optuna.Study, objective, n_trials: int) -> optuna.Study:
     return study
 
 
-def optimize(base: RunConfig, n_trials: int, epochs: int, study_name: str | None = None,
-             storage: str | Path | None = None, seed: int = 0,
-             space: SearchSpace = SPACE) -> optuna.Study:
+def optimize(base: RunConfig, n_trials: int, epochs: int, storage: str | Path | None = None,
+             seed: int = 0, space: SearchSpace = SPACE) -> optuna.Study:
     """Search around ``base`` until the study holds ``n_trials`` finished trials; returns it.
-
     A trial's value is its run's validation AUC (test pairs are never looked at). Resuming, or
-    joining a study other machines work on, is calling this again with the same arguments.
-    """
-    study = open_study(base, epochs, study_name, storage, seed, space)
+    joining a study other machines work on, is calling this again with the same arguments."""
+    study = open_study(base, epochs, storage, seed, space)
     splits_by_data = {}
 
     def objective(trial: optuna.Trial) -> float:

@@ -168,8 +168,8 @@ def _one_line_and_status_2(capsys, argv, *named) -> None:
     assert all(str(n) in err for n in named), err
 
 
-def test_folders_that_are_files_and_ctrl_c_give_one_line_and_a_status(folder, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_folders_that_are_files_give_one_line_and_status_2(folder, tmp_path, monkeypatch,
+                                                           capsys):
     monkeypatch.setattr(runner.paths, "project_root", lambda: tmp_path)
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
@@ -177,15 +177,6 @@ def test_folders_that_are_files_and_ctrl_c_give_one_line_and_a_status(folder, tm
                            f"--output names {a_file}, a file; it must be a folder")
     monkeypatch.setenv(paths.DATA_DIR_ENV, str(a_file))
     _one_line_and_status_2(capsys, ["--profile", "smoke"], f"{paths.DATA_DIR_ENV} names {a_file}")
-    monkeypatch.delenv(paths.DATA_DIR_ENV)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner.papermill, "execute_notebook", interrupted)
-    assert runner.main(["--profile", "smoke", "--only", "01"]) == 130
-    err = capsys.readouterr().err
-    assert err.startswith("interrupted (Ctrl-C)") and "Traceback" not in err
 
 
 # Issue 22, item 7. Tests run as root, where chmod stops no write: the failures are simulated.

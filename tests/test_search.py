@@ -109,7 +109,7 @@ def test_a_depth_beyond_the_base_model_is_refused():
 # --- the sampler ------------------------------------------------------------------------------
 
 def _first_params(storage: Path, seed: int, n: int = 3) -> list[dict]:
-    study = search.open_study(profiles.PROFILES["smoke"].all_pairs, 1, "s", storage, seed)
+    study = search.open_study(profiles.PROFILES["smoke"].all_pairs, 1, storage, seed)
     return [search.SPACE.suggest(study.ask()) for _ in range(n)]
 
 
@@ -123,7 +123,7 @@ def test_the_same_seed_draws_the_same_trials_and_another_seed_others(tmp_path):
 def test_two_workers_with_one_seed_do_not_draw_the_same_configurations(tmp_path):
     """The random numbers of trial n come from (seed, n), not from a shared sequence."""
     base = profiles.PROFILES["smoke"].all_pairs
-    one, two = (search.open_study(base, 1, "s", tmp_path / "s.log", seed=0) for _ in range(2))
+    one, two = (search.open_study(base, 1, tmp_path / "s.log", seed=0) for _ in range(2))
     drawn = [search.SPACE.suggest(study.ask()) for study in (one, two, one, two)]
     assert len({json.dumps(p, sort_keys=True) for p in drawn}) == 4
 
@@ -131,14 +131,16 @@ def test_two_workers_with_one_seed_do_not_draw_the_same_configurations(tmp_path)
 # --- the storage ------------------------------------------------------------------------------
 
 def test_the_default_storage_is_a_journal_file_under_data(base, tmp_path):
-    search.open_study(base, 1, "my-study")
-    assert (tmp_path / "data" / "optuna" / "my-study.log").is_file()
+    study = search.open_study(base, 1)
+    assert (tmp_path / "data" / "optuna" / f"{study.study_name}.log").is_file()
 
 
-def test_a_study_opened_with_other_settings_is_refused(base, tmp_path):
-    search.open_study(base, 2, "s", tmp_path / "s.log")
-    with pytest.raises(search.StorageError, match="another epochs"):
-        search.open_study(base, 3, "s", tmp_path / "s.log")
+def test_another_base_budget_or_space_is_another_study(base, tmp_path):
+    """Trials made for another base model, epochs or space are never mixed into a study."""
+    opened = [(base, 2, search.SPACE), (base, 3, search.SPACE), (base, 2, TINY),
+              (base.replace(name="other"), 2, search.SPACE), (base, 2, search.SPACE)]
+    names = [search.open_study(b, e, tmp_path / "s.log", space=s).study_name for b, e, s in opened]
+    assert len(set(names)) == 4 and names[0] == names[-1]
 
 
 # --- notebook 03's plan -----------------------------------------------------------------------
@@ -191,7 +193,7 @@ def test_no_point_of_the_space_costs_more_than_the_costliest():
 def test_a_pruned_trial_leaves_no_run_folder(base, tmp_path, monkeypatch):
     # Any AUC is below 1.5: the first epoch's report prunes the trial, inside model.fit.
     monkeypatch.setattr(search, "PRUNER", optuna.pruners.ThresholdPruner(lower=1.5))
-    study = search.optimize(base, 1, 2, "p", tmp_path / "p.log", space=TINY)
+    study = search.optimize(base, 1, 2, tmp_path / "p.log", space=TINY)
     [trial] = study.trials
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     assert _run_folders(tmp_path / "runs") == []  # neither a finished nor a partial run
@@ -201,8 +203,8 @@ def test_a_trial_whose_run_is_cached_reports_that_run_s_history(base, tmp_path):
     """The same seed draws the same trial in a new study: its run comes from the cache, trains
     nothing, and the trial still records every epoch's validation AUC."""
     runs = tmp_path / "runs"
-    first, = search.optimize(base, 1, 2, "c", tmp_path / "one.log", space=TINY).trials
-    again, = search.optimize(base, 1, 2, "c", tmp_path / "two.log", space=TINY).trials
+    first, = search.optimize(base, 1, 2, tmp_path / "one.log", space=TINY).trials
+    again, = search.optimize(base, 1, 2, tmp_path / "two.log", space=TINY).trials
     assert again.params == first.params and again.state == TrialState.COMPLETE
     assert again.intermediate_values == first.intermediate_values
     assert len(again.intermediate_values) >= 1 and len(_run_folders(runs)) == 1
@@ -212,9 +214,9 @@ def test_a_trial_whose_run_is_cached_reports_that_run_s_history(base, tmp_path):
 
 def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypatch):
     storage, runs = tmp_path / "r.log", tmp_path / "runs"
-    search.optimize(base, 2, 1, "r", storage, space=TINY)
+    name = search.optimize(base, 2, 1, storage, space=TINY).study_name
     before = {t.number: t.datetime_complete for t in search.finished(
-        search.open_study(base, 1, "r", storage, space=TINY))}
+        search.open_study(base, 1, storage, space=TINY))}
     assert sorted(before) == [0, 1]
 
     def interrupt(self, epoch, logs=None):  # Ctrl-C in the middle of the third trial's epoch
@@ -223,20 +225,20 @@ def test_an_interrupted_search_resumes_where_it_stopped(base, tmp_path, monkeypa
     with monkeypatch.context() as patch:
         patch.setattr(KerasPruningCallback, "on_epoch_end", interrupt)
         with pytest.raises(KeyboardInterrupt):
-            search.optimize(base, 4, 1, "r", storage, space=TINY)
+            search.optimize(base, 4, 1, storage, space=TINY)
     trained = []
     original = search.training.train
     monkeypatch.setattr(search.training, "train",
                         lambda config, *a, **k: trained.append(config.name) or original(
                             config, *a, **k))
-    study = search.optimize(base, 4, 1, "r", storage, space=TINY)
+    study = search.optimize(base, 4, 1, storage, space=TINY)
 
     assert _states(study) == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE,
                               2: TrialState.FAIL, 3: TrialState.COMPLETE, 4: TrialState.COMPLETE}
-    assert trained == ["r-003", "r-004"]  # the first two were not trained again
+    assert trained == [f"{name}-003", f"{name}-004"]  # the first two were not trained again
     assert {t.number: t.datetime_complete for t in study.trials if t.number < 2} == before
     folders = _run_folders(runs)
-    assert [p.name.rsplit("-", 1)[0] for p in folders] == ["r-000", "r-001", "r-003", "r-004"]
+    assert [p.name.rsplit("-", 1)[0] for p in folders] == [f"{name}-{n:03d}" for n in (0, 1, 3, 4)]
     assert all((p / "COMPLETE").is_file() for p in folders)  # nothing left of the interrupted
 
 
@@ -251,9 +253,8 @@ import optuna
 from siamlib import search
 from siamlib.training import RunConfig
 
-storage, study_name, n_trials, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(
-    sys.argv[4])
-study = search.open_study(RunConfig("fake"), 3, study_name, storage)
+storage, base, n_trials, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+study = search.open_study(RunConfig(base), 3, storage)
 (folder / f"ready-{sys.argv[5]}").touch()
 while not (folder / "go").exists():
     time.sleep(0.05)
@@ -275,12 +276,13 @@ print("RAN " + json.dumps(ran))
 """
 
 
-def _two_workers(storage: str, study_name: str, n_trials: int, folder: Path):
-    """Runs two worker processes on one study at once; returns the trial numbers each ran."""
+def _two_workers(storage: str, base: str, n_trials: int, folder: Path):
+    """Runs two worker processes on the study of a run config named ``base`` at once; returns
+    the trial numbers each ran."""
     script = folder / "worker.py"
     script.write_text(WORKER)
     workers = [subprocess.Popen(
-        [sys.executable, str(script), storage, study_name, str(n_trials), str(folder), str(i)],
+        [sys.executable, str(script), storage, base, str(n_trials), str(folder), str(i)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     deadline = time.monotonic() + 300
     while not all((folder / f"ready-{i}").exists() for i in range(2)):
@@ -314,25 +316,22 @@ def _check_every_trial_recorded_once(study, ran: list[list[int]], n_trials: int)
 
 def test_two_workers_share_a_study_in_the_default_journal_file(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "data"))
-    storage = str(search.default_storage("shared"))
-    ran = _two_workers(storage, "shared", 16, tmp_path)
-    study = search.open_study(search.training.RunConfig("fake"), 3, "shared")
+    ran = _two_workers("journal", "fake", 16, tmp_path)
+    study = search.open_study(search.training.RunConfig("fake"), 3)
     _check_every_trial_recorded_once(study, ran, 16)
 
 
 def test_two_workers_share_a_study_on_postgresql(tmp_path, monkeypatch):
     url = os.environ.get(POSTGRES_ENV) or unavailable(POSTGRES_HELP)
     monkeypatch.setenv(URL_ENV, url)  # the workers inherit it
-    name = f"shared-{uuid.uuid4().hex[:8]}"
+    name = f"shared-{uuid.uuid4().hex[:8]}"  # a study of its own in the test database
     try:
         ran = _two_workers("shared", name, 16, tmp_path)
-        study = search.open_study(search.training.RunConfig("fake"), 3, name, "shared")
+        study = search.open_study(search.training.RunConfig(name), 3, "shared")
         _check_every_trial_recorded_once(study, ran, 16)
     finally:
-        try:
-            optuna.delete_study(study_name=name, storage=url)
-        except KeyError:
-            pass  # the workers never created it
+        study = search.open_study(search.training.RunConfig(name), 3, "shared")
+        optuna.delete_study(study_name=study.study_name, storage=url)
 
 
 def test_a_wrong_password_is_one_line_naming_the_user_not_the_password(monkeypatch):
@@ -340,7 +339,7 @@ def test_a_wrong_password_is_one_line_naming_the_user_not_the_password(monkeypat
     user, password = make_url(url).username, make_url(url).password
     monkeypatch.setenv(URL_ENV, url.replace(f":{password}@", ":wr/ng:pass@"))
     with pytest.raises(search.StorageError) as raised:
-        search.open_study(search.training.RunConfig("fake"), 3, "s", "shared")
+        search.open_study(search.training.RunConfig("fake"), 3, "shared")
     message = str(raised.value)
     assert f"{user}:***@" in message and "check the user name and password" in message
     assert "wr/ng" not in message and password not in message and "\n" not in message
@@ -350,7 +349,7 @@ def test_a_configuration_the_data_cannot_hold_is_a_failed_trial_and_the_study_go
         base, tmp_path):
     # Batches of 500 people cannot be drawn from the generated faces: those trials do not run.
     space = dataclasses.replace(TINY, people_per_batch=(4, 500))
-    study = search.optimize(base, 3, 1, "f", tmp_path / "f.log", space=space)
+    study = search.optimize(base, 3, 1, tmp_path / "f.log", space=space)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(search.finished(study)) == 3
     assert failed and all(t.params["people_per_batch"] == 500 for t in failed)
@@ -361,7 +360,7 @@ def test_a_configuration_the_data_cannot_hold_is_a_failed_trial_and_the_study_go
 def test_a_space_the_data_never_fits_stops_with_one_error(base, tmp_path):
     space = dataclasses.replace(TINY, people_per_batch=(500,))
     with pytest.raises(RuntimeError, match="10 trials could not run.*identity batches of 500"):
-        search.optimize(base, 1, 1, "n", tmp_path / "n.log", space=space)
+        search.optimize(base, 1, 1, tmp_path / "n.log", space=space)
 
 
 # --- the storage: secrets and errors (issue 22, items 5 and 7) --------------------------------
@@ -388,7 +387,7 @@ def test_a_url_given_as_the_storage_is_refused_so_no_notebook_records_it(base):
     """A notebook parameter is written into the executed notebook: the URL must come from
     the environment ("shared"), never from ``storage``."""
     with pytest.raises(search.StorageError) as raised:
-        search.open_study(base, 1, "s", "postgresql+psycopg://siamlib:s3cret@db/optuna")
+        search.open_study(base, 1, "postgresql+psycopg://siamlib:s3cret@db/optuna")
     message = str(raised.value)
     assert URL_ENV in message and "'shared'" in message and "s3cret" not in message
 
@@ -396,15 +395,15 @@ def test_a_url_given_as_the_storage_is_refused_so_no_notebook_records_it(base):
 def test_shared_reads_the_database_url_from_the_environment(base, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(URL_ENV, f"sqlite:///{tmp_path / 'shared.db'}")
-    search.open_study(base, 1, "s", "shared").set_user_attr("seen", True)
-    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'shared.db'}")
-    assert study.user_attrs["seen"] and not (tmp_path / "shared").exists()
+    name = search.open_study(base, 1, "shared").study_name
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    assert study.study_name == name and not (tmp_path / "shared").exists()
 
 
 def test_shared_without_the_environment_variable_says_how_to_set_it(base, monkeypatch):
     monkeypatch.delenv(URL_ENV, raising=False)
     with pytest.raises(search.StorageError, match=f"{URL_ENV}, which is not set: export"):
-        search.open_study(base, 1, "s", "shared")
+        search.open_study(base, 1, "shared")
 
 
 @pytest.mark.parametrize("url, shown, fix", [
@@ -422,7 +421,7 @@ def test_each_storage_error_is_one_line_with_the_masked_url_and_the_fix(
         base, monkeypatch, url, shown, fix):
     monkeypatch.setenv(URL_ENV, url)
     with pytest.raises(search.StorageError) as raised:
-        search.open_study(base, 1, "s", "shared")
+        search.open_study(base, 1, "shared")
     message = str(raised.value)
     assert shown in message and fix in message and "\n" not in message
     assert "s3c" not in message and "ret@" not in message
@@ -440,6 +439,6 @@ def test_the_command_line_shows_a_storage_error_as_one_line(capsys):
 def test_a_notebook_shows_a_storage_error_as_one_line(monkeypatch, notebook_shows):
     monkeypatch.delenv(URL_ENV, raising=False)
     shown = notebook_shows("from siamlib import search, training\n"
-                           "search.open_study(training.RunConfig('fake'), 1, 's', 'shared')")
+                           "search.open_study(training.RunConfig('fake'), 1, 'shared')")
     assert shown.startswith("StorageError: ") and URL_ENV in shown
     assert "\n" not in shown and "Traceback" not in shown
