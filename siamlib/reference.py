@@ -152,7 +152,6 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 def with_blocks(readme: str, blocks: dict[str, str]) -> str:
-    """``readme`` with each marked block's body replaced by ``blocks[name]``."""
     return BLOCK.sub(lambda m: m[1] + blocks.get(m[2], m[3]) + m[4], readme)
 
 

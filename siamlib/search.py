@@ -115,11 +115,9 @@ PRUNER = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
 
 
 class TrialSeededTPE(optuna.samplers.TPESampler):
-    """Optuna's TPE sampler, seeded afresh for each trial from (seed, trial number).
-
-    One seeded sampler per process would make every worker, and every resumed search, draw the
-    same first configurations again. TPE still learns from every trial.
-    """
+    """Optuna's TPE sampler, seeded afresh for each trial from (seed, trial number): one seeded
+    sampler per process would make every worker, and every resumed search, draw the same first
+    configurations again. TPE still learns from every trial."""
 
     def __init__(self, seed: int = 0):
         super().__init__(seed=seed)
@@ -141,21 +139,6 @@ def masked(text: str) -> str:
     ``@`` (a password may hold "/", ":" and "@", percent-encoded or not)."""
     text = re.sub(r"((?:password|passwd|pwd)=)[^&\s'\"]*", r"\1***", str(text), flags=re.I)
     return re.sub(r"(://[^:/?#@\s'\"]*):[^\s'\"]*@", r"\1:***@", text)
-
-
-def open_storage(storage: str | Path | None, study_name: str) -> optuna.storages.BaseStorage:
-    """None or "journal": ``data/optuna/<study_name>.log``; "shared": the database at
-    ``$SIAMLIB_OPTUNA_URL``; else a journal file path."""
-    text = str(storage or "journal")
-    if "://" in text:
-        raise StorageError(f"storage {masked(text)!r} is a URL: export {URL_ENV}='{URL_FORM}' "
-                           "and give storage 'shared' (a parameter is saved in the notebook)")
-    if text == "shared":
-        return _database(os.environ.get(URL_ENV, ""))
-    path = paths.data_dir() / "optuna" / f"{study_name}.log" if text == "journal" else Path(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-        str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))))
 
 
 def _database(url: str) -> optuna.storages.RDBStorage:
@@ -203,14 +186,25 @@ def _database(url: str) -> optuna.storages.RDBStorage:
 
 def open_study(base: RunConfig, epochs: int, storage: str | Path | None = None, seed: int = 0,
                space: SearchSpace = SPACE) -> optuna.Study:
-    """The study of ``base``, ``epochs`` and ``space`` in ``storage`` (``open_storage``), created
-    on first use. Its name hashes all three, so every machine that runs the same code and profile
-    joins one study, and trials made for another base, budget or space are never mixed in."""
+    """The study of ``base``, ``epochs`` and ``space``, created on first use in ``storage``: None
+    or "journal" for ``data/optuna/<study>.log``, "shared" for the database at
+    ``$SIAMLIB_OPTUNA_URL``, else a journal file. Its name hashes all three, so every machine that
+    runs the same code and profile joins one study, and other trials are never mixed in."""
     made_for = {"base": asdict(base), "epochs": epochs, "space": asdict(space)}
     name = f"search-{base.name}-{short_hash(made_for)[:8]}"
-    return optuna.create_study(storage=open_storage(storage, name), study_name=name,
-                               direction="maximize", sampler=TrialSeededTPE(seed), pruner=PRUNER,
-                               load_if_exists=True)
+    text = str(storage or "journal")
+    if "://" in text:
+        raise StorageError(f"storage {masked(text)!r} is a URL: export {URL_ENV}='{URL_FORM}' "
+                           "and give storage 'shared' (a parameter is saved in the notebook)")
+    if text == "shared":
+        storage = _database(os.environ.get(URL_ENV, ""))
+    else:
+        path = paths.data_dir() / "optuna" / f"{name}.log" if text == "journal" else Path(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+            str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))))
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                               sampler=TrialSeededTPE(seed), pruner=PRUNER, load_if_exists=True)
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
