@@ -89,10 +89,8 @@ class SearchSpace:
                    "dropout": params["dropout"], "loss": params["loss"],
                    # the contrastive loss works on a scalar distance: L2, as in the ablations
                    "distance": "l2" if params["loss"] == "contrastive" else "l1"},
-            train={"sampling": "identities", "pairs_per_epoch": None,  # same tower passes:
-                   "images_per_epoch": base.train.images_per_epoch
-                   or 2 * (base.train.pairs_per_epoch or 2048),
-                   "images_per_person": k, "batch_size": params["people_per_batch"] * k,
+            train={"sampling": "identities", "pairs_per_epoch": None, "images_per_person": k,
+                   "batch_size": params["people_per_batch"] * k,
                    "learning_rate": params["learning_rate"], "lr_decay": params["lr_decay"],
                    **training.EXPONENTIAL_SCHEDULE, "epochs": epochs},  # the decay drawn
         )
@@ -307,13 +305,11 @@ def main(argv: list[str] | None = None) -> None:
                         f"(the database at ${URL_ENV})")
     args = parser.parse_args(argv)
     profile = profiles.resolve(args.profile)
-    try:
-        study = optimize(profile.screening(profile.all_pairs), profile.search_trials,
-                         profile.screening_epochs, storage=args.storage)
+    try:  # Optuna's line after each trial says how the study stands
+        optimize(profile.screening(profile.all_pairs), profile.search_trials,
+                 profile.screening_epochs, storage=args.storage)
     except StorageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    print(f"study {study.study_name!r}: best trial #{study.best_trial.number}, validation AUC "
-          f"{study.best_value:.3f}, {study.best_trial.params}")
 
 
 if __name__ == "__main__":
