@@ -32,7 +32,6 @@ from siamlib.training import COMPLETE, RunConfig
 LOADED_FILES = ("config.json", "model.weights.h5", "history.csv", "scores.csv")  # by load_run
 POLICIES = ("float32", "mixed_float16")  # the numeric policies a run's key may be computed under
 RUN_FOLDER = re.compile(r"[^.].*-[0-9a-f]{12}")  # <name>-<key>: not hidden, not set aside
-DAMAGED_ARCHIVE = (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error)
 
 
 class RunsArchiveError(Exception):
@@ -86,10 +85,22 @@ def import_runs(archive, runs_root=None) -> dict[str, str]:
     nearest = next(folder for folder in (root, *root.parents) if folder.is_dir())
     try:
         with tempfile.TemporaryDirectory(prefix=".import-", dir=nearest) as staging:
-            unpacked = _unpacked(archive, Path(staging))
+            with tarfile.open(archive) as source:
+                source.extractall(staging, filter="data")  # a link inside is an unlisted file
+            if not (folders := sorted(Path(staging).iterdir())):
+                raise RunsArchiveError("it holds no runs")
+            for folder in folders:
+                if not (folder.is_dir() and RUN_FOLDER.fullmatch(folder.name)):
+                    raise RunsArchiveError(f"not a runs archive: {folder.name} is not a run folder")
+            usable = {folder: checked for folder in folders if (checked := _checked(folder))}
             root.mkdir(parents=True, exist_ok=True)
             return {folder.name: _placed(folder, root / folder.name, *checked)
-                    for folder, checked in unpacked.items()}
+                    for folder, checked in usable.items()}
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+        reason = str(error).partition("\n")[0]  # tarfile's message lists each method it tried
+        what = ("unsafe member refused" if isinstance(error, tarfile.FilterError)  # a TarError
+                else "damaged or not an archive")
+        raise RunsArchiveError(f"{archive}: {what} ({reason}); nothing was imported") from None
     except RunsArchiveError as error:
         raise RunsArchiveError(f"{archive}: {error}; nothing was imported") from None
     except OSError as error:
@@ -97,24 +108,6 @@ def import_runs(archive, runs_root=None) -> dict[str, str]:
             raise _one_line(error, archive, "change its permissions") from None
         raise _one_line(error, root, "choose another runs folder (--runs-dir) or change its "
                         "permissions") from None
-
-
-def _unpacked(archive: Path, staging: Path) -> dict[Path, tuple[dict, str]]:
-    """The runs of ``archive`` that can be used here, unpacked into ``staging`` and checked."""
-    try:
-        with tarfile.open(archive) as source:
-            source.extractall(staging, filter="data")  # a link inside is an unlisted file
-    except tarfile.FilterError as error:  # a TarError, so before DAMAGED_ARCHIVE
-        raise RunsArchiveError(f"unsafe member refused ({error})") from None
-    except DAMAGED_ARCHIVE as error:  # tarfile's message lists each method it tried
-        reason = str(error).partition("\n")[0]
-        raise RunsArchiveError(f"damaged or not an archive ({reason})") from None
-    if not (folders := sorted(staging.iterdir())):
-        raise RunsArchiveError("it holds no runs")
-    for folder in folders:
-        if not (folder.is_dir() and RUN_FOLDER.fullmatch(folder.name)):
-            raise RunsArchiveError(f"not a runs archive: {folder.name} is not a run folder")
-    return {folder: checked for folder in folders if (checked := _checked(folder))}
 
 
 def _checked(folder: Path) -> tuple[dict, str] | None:
@@ -126,16 +119,15 @@ def _checked(folder: Path) -> tuple[dict, str] | None:
         raise RunsArchiveError(f"{folder.name}: no {COMPLETE} marker: not a finished run")
     if not (problems := training.run_problems(folder)):  # a readable marker with checksums
         info = json.loads((folder / COMPLETE).read_text())
-        present = {path.relative_to(folder).as_posix() for path in folder.rglob("*")
-                   if not path.is_dir()}
-        problems = [*(f"{name} (missing)" for name in LOADED_FILES if name not in present),
-                    *(f"{name} (not in its {COMPLETE} checksums)"
-                      for name in sorted(present - set(info["files"]) - {COMPLETE}))]
+        present = {path.relative_to(folder).as_posix() for path in folder.rglob("*")}
+        problems = [*(f"{name} (missing)" for name in LOADED_FILES if name not in info["files"]),
+                    *(f"{name} (not in its {COMPLETE} checksums)" for name in sorted(
+                        present - set(info["files"]) - {COMPLETE}) if not (folder / name).is_dir())]
     if problems:
         raise RunsArchiveError(f"{folder.name}: damaged: {', '.join(problems)}")
     try:
         config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    except (ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise RunsArchiveError(f"{folder.name}: config.json is not a run config "
                                f"({error})") from None
     try:
