@@ -59,18 +59,13 @@ class TrainConfig:
     """How a network is trained. Defaults suit Adam on a GPU; profiles adjust them.
 
     Arguments:
-        optimizer: "adam" or "sgd" (with ``momentum``, as Koch et al.).
         lr_decay: the "exponential" schedule multiplies the rate by it every epoch (Koch: 0.99).
-        schedule: "exponential", or "cosine": a linear warm-up over ``warmup_epochs``, then a
-            decay to 0 at ``epochs``. A fresh network's first steps are its least informed;
-            the cosine tail lets the last epochs settle instead of stopping at full speed.
-        batch_size: pairs per batch; under "identities", images (whole people, all pairs).
-        patience: epochs without a higher validation AUC before stopping at the best epoch.
-        sampling: "restricted" (the given pairs), "unrestricted" (fresh pairs of the training
-            people each epoch) or "identities" (P people x K = ``images_per_person`` photos).
-        pairs_per_epoch, images_per_epoch: the epoch of pair or of identity sampling; None =
-            one pass over the restricted pairs (two images a pair).
-        xla: None = on a GPU only.
+        schedule: "cosine" warms up linearly over ``warmup_epochs`` (a fresh network's first
+            steps are its least informed), then lets the last epochs settle, decaying to 0.
+        batch_size: pairs; under "identities", images (whole people, every pair among them).
+        sampling: "restricted" (the given pairs), "unrestricted" (fresh pairs each epoch) or
+            "identities" (P people x K = ``images_per_person`` photos).
+        pairs_per_epoch, images_per_epoch: None = one pass over the restricted pairs.
     """
 
     optimizer: str = "adam"
@@ -103,8 +98,7 @@ class TrainConfig:
         k, identities = self.images_per_person, self.sampling == "identities"
         for failed, problem in (
             (self.warmup_epochs < 0, f"warmup_epochs must be 0 or more, got {self.warmup_epochs}"),
-            (k < 2, f"images_per_person must be at least 2 (a same pair needs two photos), "
-                    f"got {k}"),
+            (k < 2, f"images_per_person must be 2 or more (a same pair needs two), got {k}"),
             (identities and self.pairs_per_epoch is not None,
              "pairs_per_epoch: identity batches count images; set images_per_epoch instead"),
             (not identities and self.images_per_epoch is not None,
@@ -131,13 +125,11 @@ class RunConfig:
         # Refused here, before minutes of decoding end in a shape error.
         made, read = self.data.preprocess.image_size, self.model.image_size
         if made != read:
-            raise ValueError(f"RunConfig {self.name!r}: the images are {made} px "
-                             f"(data.preprocess.image_size) but the network reads {read} px "
-                             f"(model.image_size); change both together")
+            raise ValueError(f"RunConfig {self.name!r}: the images are {made} px but the network "
+                             f"reads {read} px; change data.preprocess and model.image_size")
         if self.model.loss == "multi_similarity" and self.train.sampling != "identities":
             raise ValueError(f"RunConfig {self.name!r}: the multi-similarity loss compares each "
-                             "image with the rest of its batch of people; it needs "
-                             f"sampling='identities', not {self.train.sampling!r}")
+                             f"image with its batch of people: sampling='identities'")
 
     def key(self, policy: str | None = None) -> str:
         """Hash of every field but the name, and of the numeric policy. An identity folder's
@@ -149,10 +141,8 @@ class RunConfig:
         return files.short_hash(content)
 
     @cached_property  # listed once per config: a run's key is asked for several times
-    def data_manifest(self) -> str | None:
+    def data_manifest(self) -> str:
         """Hash of an identity folder's image files: relative paths, sizes, modification times."""
-        if self.data.source == LFW:
-            return None
         root = Path(self.data.source).expanduser()
         stamps = [(str(Path(f).relative_to(root)), os.stat(f).st_size, os.stat(f).st_mtime_ns)
                   for f in sorted(identity_images(root)["path"])]
@@ -198,7 +188,6 @@ class Run:
     info: dict
 
     def scores_of(self, split: str) -> pd.DataFrame:
-        """Pair rows and scores of "val" or "test"."""
         return self.scores[self.scores["split"] == split].reset_index(drop=True)
 
     @cached_property  # a finished run's scores never change: fit the threshold once
@@ -208,7 +197,7 @@ class Run:
         return metrics.threshold_for_max_accuracy(val["label"], val["score"])
 
     def summary(self) -> dict:
-        """Validation and test metrics at the validation-chosen threshold, one table row."""
+        """Validation and test metrics at the validation-chosen threshold."""
         row = {"run": self.config.name, "epochs": self.info["epochs_run"],
                "train_s": self.info["wall_time_s"]}
         for split in ("val", "test"):
@@ -225,7 +214,7 @@ def run_dir(config: RunConfig, runs_root: str | Path | None = None) -> Path:
 
 
 def finished(folder: Path) -> bool:
-    """Whether ``folder`` is a finished, undamaged run: what ``train`` loads instead of training."""
+    """A finished, undamaged run: what ``train`` loads instead of training."""
     return (folder / COMPLETE).is_file() and not run_problems(folder)
 
 
@@ -288,8 +277,7 @@ def set_aside(target: Path) -> str | None:
 
 
 def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
-    """A fresh network for ``config`` compiled as ``fit`` trains it (in the all-pairs trainer
-    under identity sampling); ``steps_per_epoch`` times the cosine schedule."""
+    """A fresh network compiled as ``fit`` trains it; ``steps_per_epoch`` times the cosine."""
     settings, policy = config.train, compute_policy()
     model = build_siamese(config.model, policy)
     if settings.sampling == "identities":
@@ -380,18 +368,14 @@ def warn_if_other_keras(name: str, info: dict) -> None:
                       f"{keras.__version__}: scores may differ slightly", stacklevel=3)
 
 
-def learning_rate(settings: TrainConfig, steps_per_epoch: int):
-    """A number (the exponential schedule sets it each epoch) or the cosine schedule of steps."""
-    if settings.schedule == "exponential":
-        return settings.learning_rate
-    warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
-        warmup_target=settings.learning_rate, warmup_steps=warmup)
-
-
 def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
-    rate = learning_rate(settings, steps_per_epoch)
+    """The exponential schedule's rate is set each epoch (``fit``); the cosine one each step."""
+    rate = settings.learning_rate
+    if settings.schedule == "cosine":  # the warm-up leaves at least the last epoch to decay
+        warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
+            warmup_target=settings.learning_rate, warmup_steps=warmup)
     optimizer = (keras.optimizers.SGD(rate, momentum=settings.momentum)
                  if settings.optimizer == "sgd" else keras.optimizers.Adam(rate))
     # The network's layers run in float16 but the outer model does not carry the policy, so
@@ -402,7 +386,6 @@ def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
 
 
 def steps_per_epoch(settings: TrainConfig, train_pairs: int) -> int:
-    """Training steps in one epoch (what ``fit`` trains and ``budget`` prices)."""
     if settings.sampling == "identities":
         return max(1, (settings.images_per_epoch or 2 * train_pairs) // settings.batch_size)
     if settings.sampling == "restricted" and settings.pairs_per_epoch is None:
