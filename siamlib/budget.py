@@ -46,9 +46,8 @@ class Trials:
 
 
 def flops_per_image(model: ModelConfig) -> int:
-    """Forward FLOPs of one image through the tower's convolutions and embedding layer, two (a
-    multiply and an add) per weight use; pooling, batch norm, ReLU and the head add a few
-    percent at most and are left out."""
+    """Forward FLOPs of one image through the tower's convolutions and embedding layer (pooling,
+    batch norm, ReLU and the head add a few percent at most)."""
     flops, channels = 0, 1
     for layer in tower_shapes(model):
         if layer.name.startswith("conv"):
@@ -86,7 +85,6 @@ def plan(runs) -> pd.DataFrame:
 
 
 def show(table: pd.DataFrame) -> None:
-    """Print the plan, where its speeds come from, and its total."""
     to_train = table["status"] == "to train"
     print(f"Speed measured on this device ({device_report()}): a few training steps.")
     print(table.round({"minutes": 1}).to_string(index=False))
@@ -96,12 +94,8 @@ def show(table: pd.DataFrame) -> None:
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
-    """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit).
-
-    A student's notebook stops with one message (``UserError``: no traceback) naming the three
-    ways on: a higher limit, less work (the share of this plan that fits; minutes grow nearly in
-    proportion to epochs and runs), or runs trained elsewhere imported, which load in seconds.
-    """
+    """Stop a notebook over ``max_minutes`` (0: no limit) with one message (``UserError``: no
+    traceback) naming the ways on; minutes grow nearly in proportion to epochs and runs."""
     total = table["minutes"].sum()
     if not max_minutes or total <= max_minutes:
         return
@@ -122,7 +116,6 @@ def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
 
 
 def _total(table: pd.DataFrame) -> str:
-    """The plan's minutes in all, to a tenth below ten."""
     total = table["minutes"].sum()
     return f"{total:.{0 if total >= 10 else 1}f}"
 
@@ -139,8 +132,7 @@ def _per_step(config: RunConfig) -> int:
 
 @lru_cache(maxsize=64)
 def pair_counts(data: DataConfig) -> tuple[int, int, int]:
-    """Training, validation and test pairs of ``data``, as ``load_splits`` chooses them, without
-    decoding an image."""
+    """Training, validation and test pairs as ``load_splits`` chooses them, decoding nothing."""
     return tuple(len(frame) for frame in splits.split_pairs(data))
 
 

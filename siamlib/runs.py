@@ -75,10 +75,9 @@ def export_runs(archive, runs_root=None) -> Path:
 
 
 def import_runs(archive, runs_root=None) -> dict[str, str]:
-    """Check every run of ``archive``, then move each into ``runs_root``; returns what became of
-    each (``{folder name: "imported", "identical" or "kept"}``). A refusal raises
-    RunsArchiveError having written nothing: the archive is unpacked in the nearest folder that
-    exists, so a refused import does not even create the runs folder."""
+    """Check every run of ``archive``, then move each into ``runs_root``: ``{folder name:
+    "imported", "identical" or "kept"}``. A refusal writes nothing: the archive is unpacked in
+    the nearest folder that exists, so it does not even create the runs folder."""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
     if not archive.is_file():
         raise RunsArchiveError(f"{archive}: no such archive")
@@ -111,10 +110,9 @@ def import_runs(archive, runs_root=None) -> dict[str, str]:
 
 
 def _checked(folder: Path) -> tuple[dict, str] | None:
-    """A shareable run's marker and the numeric policy of its key: its files are exactly those
-    its marker lists, unchanged, and its folder is named by its config's key. None, with a
-    warning, for a run trained on an identity folder this machine lacks (its key hashes that
-    folder's files); RunsArchiveError, naming the run, for anything else."""
+    """A shareable run's marker and its key's policy: its files are those its marker lists, its
+    folder is named by its config's key. None, with a warning, for a run of an identity folder
+    this machine lacks (its key hashes that folder's files)."""
     if not (folder / COMPLETE).is_file():
         raise RunsArchiveError(f"{folder.name}: no {COMPLETE} marker: not a finished run")
     if not (problems := training.run_problems(folder)):  # a readable marker with checksums
@@ -164,8 +162,7 @@ def _placed(run: Path, target: Path, info: dict, policy: str) -> str:
 
 
 def _one_line(error: OSError, place: Path, fix: str) -> Exception:
-    """A full, read-only or forbidden ``place`` as one line with the fix; another error of the
-    system as it is."""
+    """A full, read-only or forbidden ``place`` as one line with the fix; another error as is."""
     if error.errno == errno.ENOSPC:
         return RunsArchiveError(f"{place}: the disk is full; free some space or choose another "
                                 "place")
