@@ -1,14 +1,10 @@
 """Before a notebook trains: what it will train, what is cached, and how long the rest may take.
 
-``plan`` lists the runs a notebook is about to train, cached or to train, with the minutes each
-may take; ``check_budget`` stops the notebook with one message when the total is over its
-``max_minutes``. The minutes are an upper bound: every run at its epoch cap (early stopping and
-pruning usually end sooner), plus the validation pairs scored each epoch. The speed is measured
-on this device: a few real training steps of each network, fed by siamlib's own pipeline over
-random pixels, the first step (tracing, XLA) left out.
-
-Entries are ``RunConfig``s, or ``Trials`` for runs not known before they start: a study's trials
-and the seeds of the configuration it will pick (``search.notebook_runs``).
+``plan`` lists the runs a notebook is about to train with the minutes each may take, an upper
+bound: every run at its epoch cap, the validation pairs scored each epoch, at the speed of a few
+real training steps of each network on this device (its own pipeline over random pixels; the
+first step, tracing and XLA, left out). ``check_budget`` stops a notebook whose total is over
+its ``max_minutes``. ``Trials`` stand for runs not known before they start (a study's trials).
 """
 
 from __future__ import annotations
@@ -18,10 +14,8 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-import keras
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from siamlib import splits, training
 from siamlib.device import device_report
@@ -34,6 +28,8 @@ from siamlib.training import RunConfig
 # A scored image is a forward pass: about a third of a trained one, whose backward pass costs
 # twice the forward one.
 EVAL_COST = 1 / 3
+# What sets a run's speed besides its network (the head's cost is negligible): how it is fed.
+SPEED_FIELDS = ("sampling", "batch_size", "images_per_person", "augment", "xla")
 
 
 class BudgetExceeded(UserError, RuntimeError):
@@ -50,9 +46,8 @@ class Trials:
 
 
 def flops_per_image(model: ModelConfig) -> int:
-    """Forward FLOPs of one image through the tower's convolutions and embedding layer, two (a
-    multiply and an add) per weight use; pooling, batch norm, ReLU and the head add a few
-    percent at most and are left out."""
+    """Forward FLOPs of one image through the tower's convolutions and embedding layer (pooling,
+    batch norm, ReLU and the head add a few percent at most)."""
     flops, channels = 0, 1
     for layer in tower_shapes(model):
         if layer.name.startswith("conv"):
@@ -62,9 +57,8 @@ def flops_per_image(model: ModelConfig) -> int:
 
 
 def plan(runs) -> pd.DataFrame:
-    """The table of ``runs``, one row per run (a config listed twice, same key, is one run);
-    each network to train is timed here (``measure``)."""
-    rows, keys = [], set()
+    """The table of ``runs``, one row per run (a config listed twice, same key, is one run)."""
+    rows, keys, speeds = [], set(), {}
     for entry in runs:
         if isinstance(entry, Trials):
             config, count, cached = entry.like, entry.count, entry.count == 0
@@ -74,27 +68,25 @@ def plan(runs) -> pd.DataFrame:
             keys.add(entry.key())
             config, count = entry, 1
             cached = training.finished(training.run_dir(entry))  # as train decides
+        network = (config.model, *(getattr(config.train, name) for name in SPEED_FIELDS))
+        if not cached and network not in speeds:
+            speeds[network] = measure(config)
+        speed = None if cached else speeds[network]
+        _, val, test = pair_counts(config.data)
+        images = config.train.epochs * (images_per_epoch(config) + EVAL_COST * 2 * val)
+        images += EVAL_COST * 2 * (val + test)  # validation and test scored once at the end
         rows.append({"run": entry.name, "status": "cached" if cached else "to train",
                      "runs": count, "epochs": config.train.epochs,
-                     "images/epoch": images_per_epoch(config), "config": config})
-    to_train = {_network(r["config"]): r["config"] for r in rows if r["status"] == "to train"}
-    speeds = {network: measure(config) for network, config in
-              tqdm(to_train.items(), desc="measuring speed", disable=not to_train)}
-    for row in rows:
-        config = row.pop("config")
-        speed = speeds.get(_network(config)) if row["status"] == "to train" else None
-        row["images/s"] = round(speed) if speed else np.nan
-        row["minutes"] = row["runs"] * run_seconds(config, speed) / 60 if speed else 0.0
-    table = pd.DataFrame(rows, columns=["run", "status", "runs", "epochs", "images/epoch",
-                                        "images/s", "minutes"])
-    table.attrs["speed"] = f"measured on this device ({device_report()}): a few training steps"
-    return table
+                     "images/epoch": images_per_epoch(config),
+                     "images/s": round(speed) if speed else np.nan,
+                     "minutes": count * images / speed / 60 if speed else 0.0})
+    return pd.DataFrame(rows, columns=["run", "status", "runs", "epochs", "images/epoch",
+                                       "images/s", "minutes"])
 
 
 def show(table: pd.DataFrame) -> None:
-    """Print the plan, where its speeds come from, and its total."""
     to_train = table["status"] == "to train"
-    print(f"Speed {table.attrs.get('speed', '')}.")
+    print(f"Speed measured on this device ({device_report()}): a few training steps.")
     print(table.round({"minutes": 1}).to_string(index=False))
     print(f"{int(table.loc[to_train, 'runs'].sum())} runs to train ({int((~to_train).sum())} "
           f"cached): at most {_total(table)} minutes of training (an upper bound: every run at "
@@ -102,12 +94,8 @@ def show(table: pd.DataFrame) -> None:
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
-    """Raise ``BudgetExceeded`` when the plan's minutes exceed ``max_minutes`` (0: no limit).
-
-    A student's notebook stops with one message (``UserError``: no traceback) naming the three
-    ways on: a higher limit, less work (the share of this plan that fits; minutes grow nearly in
-    proportion to epochs and runs), or runs trained elsewhere imported, which load in seconds.
-    """
+    """Stop a notebook over ``max_minutes`` (0: no limit) with one message (``UserError``: no
+    traceback) naming the ways on; minutes grow nearly in proportion to epochs and runs."""
     total = table["minutes"].sum()
     if not max_minutes or total <= max_minutes:
         return
@@ -115,8 +103,8 @@ def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
     largest = table.loc[table["minutes"].idxmax()]
     raise BudgetExceeded(
         f"training would take up to {_total(table)} minutes, more than max_minutes = "
-        f"{max_minutes:g} (speed {table.attrs.get('speed', 'unknown')}). Nothing was trained. "
-        "Choose one:\n"
+        f"{max_minutes:g} (speed measured on this device ({device_report()})). Nothing was "
+        "trained. Choose one:\n"
         f"- raise the limit: set max_minutes = {enough} (0: no limit) in the parameters cell, or "
         f"run python -m siamlib.runner -p max_minutes {enough};\n"
         f"- train less: about {max_minutes / total:.0%} of this plan fits (its largest part: "
@@ -128,7 +116,6 @@ def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
 
 
 def _total(table: pd.DataFrame) -> str:
-    """The plan's minutes in all, to a tenth below ten."""
     total = table["minutes"].sum()
     return f"{total:.{0 if total >= 10 else 1}f}"
 
@@ -143,57 +130,29 @@ def _per_step(config: RunConfig) -> int:
     return config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
 
 
-def run_seconds(config: RunConfig, images_per_s: float) -> float:
-    """At most how long ``config`` trains at ``images_per_s``: every epoch with its validation
-    pairs, then validation and test scored once."""
-    _, val, test = pair_counts(config.data)
-    epoch = images_per_epoch(config) + EVAL_COST * 2 * val
-    return (config.train.epochs * epoch + EVAL_COST * 2 * (val + test)) / images_per_s
-
-
 @lru_cache(maxsize=64)
 def pair_counts(data: DataConfig) -> tuple[int, int, int]:
-    """Training, validation and test pairs of ``data``, as ``load_splits`` chooses them, without
-    decoding an image."""
+    """Training, validation and test pairs as ``load_splits`` chooses them, decoding nothing."""
     return tuple(len(frame) for frame in splits.split_pairs(data))
 
 
-def measure(config: RunConfig, seconds: float = 0.5, most: int = 6) -> float:
-    """Training images per second of ``config`` on this device: the network compiled as ``fit``
-    compiles it, fed by its training stream over random pixels; after a first step (tracing,
-    compilation), steps are timed until ``seconds`` have passed (at least two, at most ``most``)."""
-    ends = []
-
-    class StepTimer(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["loss"])  # waits for the step's result (a GPU runs ahead)
-            ends.append(time.perf_counter())
-            if len(ends) > 2 and ends[-1] - ends[0] >= seconds:
-                self.model.stop_training = True
-
-    dataset, _ = training.training_stream(config, _random_splits(config))
-    training.compiled_model(config).fit(dataset, epochs=1, steps_per_epoch=1 + most, verbose=0,
-                                        callbacks=[StepTimer()], shuffle=False)
-    return _per_step(config) * (len(ends) - 1) / (ends[-1] - ends[0])
-
-
-def _random_splits(config: RunConfig, people: int = 64, photos: int = 4) -> splits.Splits:
-    """A face set of random pixels shaped for ``config``: enough people for its batches."""
-    people = max(people, 2 * config.train.batch_size // config.train.images_per_person)
-    size = config.data.preprocess.image_size
-    names = [f"p{person:04d}/p{person:04d}_{photo:04d}.jpg"
-             for person in range(people) for photo in range(1, photos + 1)]
-    rng = np.random.default_rng(0)
-    store = ImageStore(names, rng.integers(0, 256, (len(names), size, size), np.uint8), [])
-    rows = rng.integers(0, len(names), (512, 2))
-    frame = pd.DataFrame({"path_a": [names[i] for i in rows[:, 0]],
-                          "path_b": [names[i] for i in rows[:, 1]],
-                          "label": np.arange(len(rows)) % 2})
-    return splits.Splits(frame, frame, frame, store, set(store.names))
-
-
-def _network(config: RunConfig) -> tuple:
-    """What sets a run's speed: the tower (the head's cost is negligible), and how it is fed."""
-    train = config.train
-    return (config.model, train.sampling, train.batch_size, train.images_per_person,
-            train.augment, train.xla)
+def measure(config: RunConfig) -> float:
+    """Training images per second of ``config`` on this device: its network compiled as ``fit``
+    compiles it, fed by its training stream over random pixels, timed after a first step
+    (tracing, compilation) for at least two steps and at most six or half a second."""
+    train, size = config.train, config.data.preprocess.image_size
+    people = max(64, 2 * train.batch_size // train.images_per_person)  # enough for its batches
+    names = [f"p{image // 4}/{image}.jpg" for image in range(4 * people)]
+    pixels = np.random.default_rng(0).integers(0, 256, (len(names), size, size), np.uint8)
+    pairs = pd.DataFrame({"path_a": names[::2], "path_b": names[1::2], "label": [1, 0] * people})
+    store = ImageStore(names, pixels, [])
+    faces = splits.Splits(pairs, pairs, pairs, store, set(store.names))
+    batches = iter(training.training_stream(config, faces)[0])
+    model = training.compiled_model(config)
+    model.train_on_batch(*next(batches))
+    started = time.perf_counter()
+    for steps in range(1, 7):  # train_on_batch returns the loss: it waits for a GPU's step
+        model.train_on_batch(*next(batches))
+        if steps >= 2 and time.perf_counter() - started >= 0.5:
+            break
+    return _per_step(config) * steps / (time.perf_counter() - started)

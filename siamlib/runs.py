@@ -1,12 +1,12 @@
 """Finished runs to share: an instructor trains once, students import the archive and load.
 
-Each run's ``COMPLETE`` marker already records the SHA-256 of its files, so an archive needs no
-manifest: each run is checked against its own marker on export and again on import, and its
-folder name against its config's cache key (else ``train`` would load weights that another
-configuration trained). Import checks every run before it moves any, so a refused archive
-leaves the runs folder as it was. Each case is in docs/guide.md, "Sharing trained runs".
+Each run's ``COMPLETE`` marker already records the SHA-256 of its files, so the archive (a
+``.tar.gz``) needs no manifest: each run is checked against its own marker on export and again
+on import, and its folder name against its config's cache key (else ``train`` would load weights
+that another configuration trained). Import checks every run before it moves any, so a refused
+archive leaves the runs folder as it was. Each case is in docs/guide.md, "Sharing trained runs".
 
-    python -m siamlib.runs export runs-cpu.tar.gz [--only koch all_pairs]
+    python -m siamlib.runs export runs-cpu.tar.gz
     python -m siamlib.runs import runs-cpu.tar.gz
 """
 
@@ -21,7 +21,6 @@ import sys
 import tarfile
 import tempfile
 import warnings
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -32,10 +31,7 @@ from siamlib.training import COMPLETE, RunConfig
 
 LOADED_FILES = ("config.json", "model.weights.h5", "history.csv", "scores.csv")  # by load_run
 POLICIES = ("float32", "mixed_float16")  # the numeric policies a run's key may be computed under
-SUFFIXES = (".tar.gz", ".tgz", ".zip")
 RUN_FOLDER = re.compile(r"[^.].*-[0-9a-f]{12}")  # <name>-<key>: not hidden, not set aside
-OLD_MANIFEST = "manifest.json"  # the file list that archives of earlier siamlibs began with
-DAMAGED_ARCHIVE = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
 
 
 class RunsArchiveError(Exception):
@@ -49,18 +45,14 @@ def finished_runs(runs_root=None) -> list[Path]:
                   if RUN_FOLDER.fullmatch(folder.name) and (folder / COMPLETE).is_file())
 
 
-def export_runs(archive, runs=None, runs_root=None) -> Path:
-    """Write finished runs to ``archive``: all, or those whose name (``koch``) or folder name
-    (``koch-0123456789ab``) is in ``runs``. A run it cannot vouch for is left out, saying why."""
+def export_runs(archive, runs_root=None) -> Path:
+    """Write every finished run to ``archive``; one it cannot vouch for is left out, saying why.
+    (To share only some runs, train them into their own runs folder.)"""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
-    if not archive.name.lower().endswith(SUFFIXES):
-        raise RunsArchiveError(f"{archive}: the archive's name must end in {', '.join(SUFFIXES)}")
-    names = {folder: {folder.name, folder.name.rsplit("-", 1)[0]} for folder in finished_runs(root)}
-    if unknown := sorted(set(runs or ()) - set().union(*names.values())):
-        raise RunsArchiveError(f"no finished run named {unknown[0]!r} in {root} (finished: "
-                               f"{', '.join(folder.name for folder in names) or 'none'})")
+    if not archive.name.lower().endswith(".tar.gz"):
+        raise RunsArchiveError(f"{archive}: the archive's name must end in .tar.gz")
     shared = {}
-    for folder in (folder for folder in names if runs is None or names[folder] & set(runs)):
+    for folder in finished_runs(root):
         try:
             if checked := _checked(folder):
                 shared[folder] = checked
@@ -68,15 +60,11 @@ def export_runs(archive, runs=None, runs_root=None) -> Path:
             warnings.warn(f"skipped {reason}", stacklevel=2)
     if not shared:
         raise RunsArchiveError(f"nothing to export: no finished runs in {root} can be shared")
-    zipped = archive.name.lower().endswith(".zip")
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
-        with staged(archive, folder=False) as partial, (
-                zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) if zipped
-                else tarfile.open(partial, "w:gz")) as out:
-            for path in (path for folder in shared for path in sorted(folder.rglob("*"))):
-                if path.is_file():
-                    (out.write if zipped else out.add)(path, path.relative_to(root).as_posix())
+        with staged(archive, folder=False) as partial, tarfile.open(partial, "w:gz") as out:
+            for folder in shared:
+                out.add(folder, folder.name)
     except OSError as error:
         raise _one_line(error, archive, "write it elsewhere or change the folder's "
                         "permissions") from None
@@ -87,20 +75,31 @@ def export_runs(archive, runs=None, runs_root=None) -> Path:
 
 
 def import_runs(archive, runs_root=None) -> dict[str, str]:
-    """Check every run of ``archive``, then move each into ``runs_root``; returns what became of
-    each (``{folder name: "imported", "identical" or "kept"}``). A refusal raises
-    RunsArchiveError having written nothing: the archive is unpacked in the nearest folder that
-    exists, so a refused import does not even create the runs folder."""
+    """Check every run of ``archive``, then move each into ``runs_root``: ``{folder name:
+    "imported", "identical" or "kept"}``. A refusal writes nothing: the archive is unpacked in
+    the nearest folder that exists, so it does not even create the runs folder."""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
     if not archive.is_file():
         raise RunsArchiveError(f"{archive}: no such archive")
     nearest = next(folder for folder in (root, *root.parents) if folder.is_dir())
     try:
         with tempfile.TemporaryDirectory(prefix=".import-", dir=nearest) as staging:
-            unpacked = _unpacked(archive, Path(staging))
+            with tarfile.open(archive) as source:
+                source.extractall(staging, filter="data")  # a link inside is an unlisted file
+            if not (folders := sorted(Path(staging).iterdir())):
+                raise RunsArchiveError("it holds no runs")
+            for folder in folders:
+                if not (folder.is_dir() and RUN_FOLDER.fullmatch(folder.name)):
+                    raise RunsArchiveError(f"not a runs archive: {folder.name} is not a run folder")
+            usable = {folder: checked for folder in folders if (checked := _checked(folder))}
             root.mkdir(parents=True, exist_ok=True)
             return {folder.name: _placed(folder, root / folder.name, *checked)
-                    for folder, checked in unpacked.items()}
+                    for folder, checked in usable.items()}
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+        reason = str(error).partition("\n")[0]  # tarfile's message lists each method it tried
+        what = ("unsafe member refused" if isinstance(error, tarfile.FilterError)  # a TarError
+                else "damaged or not an archive")
+        raise RunsArchiveError(f"{archive}: {what} ({reason}); nothing was imported") from None
     except RunsArchiveError as error:
         raise RunsArchiveError(f"{archive}: {error}; nothing was imported") from None
     except OSError as error:
@@ -110,48 +109,23 @@ def import_runs(archive, runs_root=None) -> dict[str, str]:
                         "permissions") from None
 
 
-def _unpacked(archive: Path, staging: Path) -> dict[Path, tuple[dict, str]]:
-    """The runs of ``archive`` that can be used here, unpacked into ``staging`` and checked."""
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as source:  # puts ".." and "/x" names inside staging
-                source.extractall(staging)
-        else:
-            with tarfile.open(archive) as source:
-                source.extractall(staging, filter="data")  # a link inside is an unlisted file
-    except tarfile.FilterError as error:  # a TarError, so before DAMAGED_ARCHIVE
-        raise RunsArchiveError(f"unsafe member refused ({error})") from None
-    except DAMAGED_ARCHIVE as error:  # tarfile's message lists each method it tried
-        reason = str(error).partition("\n")[0]
-        raise RunsArchiveError(f"damaged or not an archive ({reason})") from None
-    folders = sorted(path for path in staging.iterdir() if path.name != OLD_MANIFEST)
-    if not folders:
-        raise RunsArchiveError("it holds no runs")
-    for folder in folders:
-        if not (folder.is_dir() and RUN_FOLDER.fullmatch(folder.name)):
-            raise RunsArchiveError(f"not a runs archive: {folder.name} is not a run folder")
-    return {folder: checked for folder in folders if (checked := _checked(folder))}
-
-
 def _checked(folder: Path) -> tuple[dict, str] | None:
-    """A shareable run's marker and the numeric policy of its key: its files are exactly those
-    its marker lists, unchanged, and its folder is named by its config's key. None, with a
-    warning, for a run trained on an identity folder this machine lacks (its key hashes that
-    folder's files); RunsArchiveError, naming the run, for anything else."""
+    """A shareable run's marker and its key's policy: its files are those its marker lists, its
+    folder is named by its config's key. None, with a warning, for a run of an identity folder
+    this machine lacks (its key hashes that folder's files)."""
     if not (folder / COMPLETE).is_file():
         raise RunsArchiveError(f"{folder.name}: no {COMPLETE} marker: not a finished run")
     if not (problems := training.run_problems(folder)):  # a readable marker with checksums
         info = json.loads((folder / COMPLETE).read_text())
-        present = {path.relative_to(folder).as_posix() for path in folder.rglob("*")
-                   if not path.is_dir()}
-        problems = [*(f"{name} (missing)" for name in LOADED_FILES if name not in present),
-                    *(f"{name} (not in its {COMPLETE} checksums)"
-                      for name in sorted(present - set(info["files"]) - {COMPLETE}))]
+        present = {path.relative_to(folder).as_posix() for path in folder.rglob("*")}
+        problems = [*(f"{name} (missing)" for name in LOADED_FILES if name not in info["files"]),
+                    *(f"{name} (not in its {COMPLETE} checksums)" for name in sorted(
+                        present - set(info["files"]) - {COMPLETE}) if not (folder / name).is_dir())]
     if problems:
         raise RunsArchiveError(f"{folder.name}: damaged: {', '.join(problems)}")
     try:
         config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    except (ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise RunsArchiveError(f"{folder.name}: config.json is not a run config "
                                f"({error})") from None
     try:
@@ -169,8 +143,7 @@ def _checked(folder: Path) -> tuple[dict, str] | None:
 
 
 def _placed(run: Path, target: Path, info: dict, policy: str) -> str:
-    """Move one checked run into place, unless a sound finished run of that name is there;
-    says what it did."""
+    """Move one checked run into place, unless a sound finished run of that name is there."""
     name = target.name
     if training.finished(target):
         same = checksums(target) == checksums(run)
@@ -189,8 +162,7 @@ def _placed(run: Path, target: Path, info: dict, policy: str) -> str:
 
 
 def _one_line(error: OSError, place: Path, fix: str) -> Exception:
-    """A full, read-only or forbidden ``place`` as one line with the fix; another error of the
-    system as it is."""
+    """A full, read-only or forbidden ``place`` as one line with the fix; another error as is."""
     if error.errno == errno.ENOSPC:
         return RunsArchiveError(f"{place}: the disk is full; free some space or choose another "
                                 "place")
@@ -204,18 +176,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m siamlib.runs", description="Share finished "
                                      "training runs: export them to one archive, import it.")
     parser.add_argument("command", choices=("export", "import"))
-    parser.add_argument("archive", help=f"the archive ({', '.join(SUFFIXES)})")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="export: run names (koch) or folder names (koch-<key>)")
+    parser.add_argument("archive", help="the archive (.tar.gz)")
     parser.add_argument("--runs-dir", help=f"default: ${paths.RUNS_DIR_ENV} or data/runs")
     args = parser.parse_args(argv)
-    if args.only and args.command == "import":
-        parser.error("--only selects runs to export; import takes every run of the archive")
     try:
-        if args.command == "export":
-            export_runs(args.archive, args.only, args.runs_dir)
-        else:
-            import_runs(args.archive, args.runs_dir)
+        (export_runs if args.command == "export" else import_runs)(args.archive, args.runs_dir)
     except RunsArchiveError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,12 +1,10 @@
 """Training a Siamese network, and the run cache that makes every notebook re-run instant.
 
 A run's folder under ``data/runs/`` is named by a hash of its ``RunConfig`` and the numeric
-policy, so re-running a notebook loads the finished run in a second and changing any field
-trains a new one. A run is trained in a temporary folder and moved into place after its
-``COMPLETE`` marker, with every file's checksum, is written (``files.staged``): an interrupted
-run is never taken for a finished one, and a file lost or changed later is noticed. The folder
-holds ``config.json``, ``history.csv``, ``model.weights.h5``, ``scores.csv`` (validation and
-test pair scores) and ``COMPLETE`` (versions, device, wall time, checksums).
+policy: re-running a notebook loads the finished run, changing any field trains a new one. A run
+is built in a temporary folder and moved into place after its ``COMPLETE`` marker (versions,
+device, wall time, every file's checksum) is written (``files.staged``), so an interrupted run
+is never taken for a finished one and a file lost or changed later is noticed.
 """
 
 from __future__ import annotations
@@ -49,8 +47,7 @@ MONITOR = "val_auc"
 
 
 class DamagedRunError(ValueError):
-    """A run folder with a COMPLETE marker whose files are lost, changed or unrecorded;
-    ``train`` sets such a folder aside and trains the run again."""
+    """A finished run whose files are lost, changed or unrecorded; ``train`` sets it aside."""
 
 
 class RunsFolderError(OSError):
@@ -62,27 +59,13 @@ class TrainConfig:
     """How a network is trained. Defaults suit Adam on a GPU; profiles adjust them.
 
     Arguments:
-        optimizer: "adam" or "sgd" (SGD with ``momentum``, as Koch et al.).
-        lr_decay: "exponential" schedule: the learning rate is multiplied by this after every
-            epoch (Koch et al.: 0.99).
-        schedule: "exponential" or "cosine": a linear warm-up from 0 over ``warmup_epochs`` (at
-            most all but the last), then a cosine decay to 0 at ``epochs``, step by step. A fresh
-            network's first steps are its least informed; the cosine tail lets the last epochs
-            settle instead of stopping at full speed.
-        batch_size: pairs per batch; under "identities", images per batch (a multiple of
-            ``images_per_person``), which hold ``batch_size * (batch_size - 1) / 2`` pairs.
-        patience: stop after this many epochs without a higher validation AUC (``MONITOR``),
-            and restore the best epoch's weights.
-        sampling: "restricted" (the given DevTrain pairs), "unrestricted" (fresh balanced pairs
-            of the training people's images, each epoch) or "identities" (batches of P people x
-            K = ``images_per_person`` photos, trained on every pair of distinct photos inside the
-            batch by ``model.AllPairsTrainer``).
-        pairs_per_epoch: pair samplings' epoch; None = one pass over the restricted pairs.
-        images_per_epoch: identity batches' epoch; None = the images of one such pass (two a
-            pair).
-        augment: training-time jitter, or None.
-        xla: compile with XLA; None = on a GPU only.
-        seed: seeds weights, shuffling, sampling and augmentation.
+        lr_decay: the "exponential" schedule multiplies the rate by it every epoch (Koch: 0.99).
+        schedule: "cosine" warms up linearly over ``warmup_epochs`` (a fresh network's first
+            steps are its least informed), then lets the last epochs settle, decaying to 0.
+        batch_size: pairs; under "identities", images (whole people, every pair among them).
+        sampling: "restricted" (the given pairs), "unrestricted" (fresh pairs each epoch) or
+            "identities" (P people x K = ``images_per_person`` photos).
+        pairs_per_epoch, images_per_epoch: None = one pass over the restricted pairs.
     """
 
     optimizer: str = "adam"
@@ -115,8 +98,7 @@ class TrainConfig:
         k, identities = self.images_per_person, self.sampling == "identities"
         for failed, problem in (
             (self.warmup_epochs < 0, f"warmup_epochs must be 0 or more, got {self.warmup_epochs}"),
-            (k < 2, f"images_per_person must be at least 2 (a same pair needs two photos), "
-                    f"got {k}"),
+            (k < 2, f"images_per_person must be 2 or more (a same pair needs two), got {k}"),
             (identities and self.pairs_per_epoch is not None,
              "pairs_per_epoch: identity batches count images; set images_per_epoch instead"),
             (not identities and self.images_per_epoch is not None,
@@ -140,23 +122,18 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        # The images are made at one size and the network reads another: refuse it here, before
-        # minutes of decoding end in a shape error.
+        # Refused here, before minutes of decoding end in a shape error.
         made, read = self.data.preprocess.image_size, self.model.image_size
         if made != read:
-            raise ValueError(f"RunConfig {self.name!r}: the images are {made} px "
-                             f"(data.preprocess.image_size) but the network reads {read} px "
-                             f"(model.image_size); change both together")
+            raise ValueError(f"RunConfig {self.name!r}: the images are {made} px but the network "
+                             f"reads {read} px; change data.preprocess and model.image_size")
         if self.model.loss == "multi_similarity" and self.train.sampling != "identities":
             raise ValueError(f"RunConfig {self.name!r}: the multi-similarity loss compares each "
-                             "image with the rest of its batch of people; it needs "
-                             f"sampling='identities', not {self.train.sampling!r}")
+                             f"image with its batch of people: sampling='identities'")
 
     def key(self, policy: str | None = None) -> str:
-        """Hash of every field and the numeric policy (the name is only a label; it names the
-        folder beside the key). For an identity folder the folder's content is hashed too
-        (``data_manifest``): adding, removing or renaming people, or replacing a photo, trains
-        a new run; LFW-a's content is fixed (``siamlib.data`` verifies it)."""
+        """Hash of every field but the name, and of the numeric policy. An identity folder's
+        files are hashed too (``data_manifest``), so a changed folder trains a new run."""
         content = {**asdict(self), "policy": policy or compute_policy()}
         del content["name"]
         if self.data.source != LFW:
@@ -164,10 +141,8 @@ class RunConfig:
         return files.short_hash(content)
 
     @cached_property  # listed once per config: a run's key is asked for several times
-    def data_manifest(self) -> str | None:
+    def data_manifest(self) -> str:
         """Hash of an identity folder's image files: relative paths, sizes, modification times."""
-        if self.data.source == LFW:
-            return None
         root = Path(self.data.source).expanduser()
         stamps = [(str(Path(f).relative_to(root)), os.stat(f).st_size, os.stat(f).st_mtime_ns)
                   for f in sorted(identity_images(root)["path"])]
@@ -186,9 +161,8 @@ class RunConfig:
         return dataclasses.replace(self, **updates)
 
     def with_seeds(self, count: int) -> list[RunConfig]:
-        """This run and the same recipe with seeds 1 .. ``count`` - 1 ("<name>-seed<k>"): what a
-        difference must hold across before it counts as measured. The first is this config
-        itself, so a run already trained is loaded, not trained again under another name."""
+        """This run, then seeds 1 .. ``count`` - 1 as "<name>-seed<k>": what a difference must
+        hold across before it counts as measured."""
         return [self] + [self.replace(name=f"{self.name}-seed{seed}", train={"seed": seed})
                          for seed in range(1, count)]
 
@@ -214,7 +188,6 @@ class Run:
     info: dict
 
     def scores_of(self, split: str) -> pd.DataFrame:
-        """Pair rows and scores of "val" or "test"."""
         return self.scores[self.scores["split"] == split].reset_index(drop=True)
 
     @cached_property  # a finished run's scores never change: fit the threshold once
@@ -224,7 +197,7 @@ class Run:
         return metrics.threshold_for_max_accuracy(val["label"], val["score"])
 
     def summary(self) -> dict:
-        """Validation and test metrics at the validation-chosen threshold, one table row."""
+        """Validation and test metrics at the validation-chosen threshold."""
         row = {"run": self.config.name, "epochs": self.info["epochs_run"],
                "train_s": self.info["wall_time_s"]}
         for split in ("val", "test"):
@@ -241,7 +214,7 @@ def run_dir(config: RunConfig, runs_root: str | Path | None = None) -> Path:
 
 
 def finished(folder: Path) -> bool:
-    """Whether ``folder`` is a finished, undamaged run: what ``train`` loads instead of training."""
+    """A finished, undamaged run: what ``train`` loads instead of training."""
     return (folder / COMPLETE).is_file() and not run_problems(folder)
 
 
@@ -249,14 +222,19 @@ def train(config: RunConfig, splits: Splits | None = None, runs_root: str | Path
           progress: bool = True, callbacks: list[keras.callbacks.Callback] | None = None) -> Run:
     """The finished run for ``config``: loaded from the cache, or trained now and cached.
 
-    ``splits`` may be passed to share decoded images between runs; it must come from
-    ``load_splits(config.data)``. ``callbacks`` are added to training's own (not part of the
-    cache key; a cached run trains nothing, so they are not called).
+    ``splits`` (from ``load_splits(config.data)``) shares decoded images between runs.
+    ``callbacks`` join training's own; a cached run trains nothing and does not call them.
     """
     target = run_dir(config, runs_root)
     if finished(target):
         return load_run(target, check=False)
-    _check_writable(target.parent)
+    try:  # a read-only runs folder, or a file, is refused before any data is decoded
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=target.parent).close()
+    except OSError as error:
+        raise RunsFolderError(
+            f"cannot write trained runs into {target.parent} ({error.strerror or error}); set "
+            f"{paths.RUNS_DIR_ENV} to a writable folder, or make this one writable") from None
     # One process at a time trains a config; a second one waits here, then loads that run.
     with files.waiting_lock(target.with_name(f".{target.name}.lock"), f"training {target.name}"):
         if finished(target):  # perhaps by the process we waited for
@@ -270,43 +248,24 @@ def train(config: RunConfig, splits: Splits | None = None, runs_root: str | Path
         with files.staged(target) as folder:
             started = time.perf_counter()
             model, history = fit(config, splits, folder, progress, callbacks)
-            scores = [frame.assign(split=split, score=score_pairs(model, splits.store, frame))
-                      for split, frame in (("val", splits.val), ("test", splits.test))]
-            pd.concat(scores, ignore_index=True).to_csv(folder / "scores.csv", index=False)
-            info = {
-                "name": config.name,
-                "key": config.key(),
-                "wall_time_s": round(time.perf_counter() - started, 1),
-                "epochs_run": len(history),
-                "best_epoch": int(history[MONITOR].idxmax()) + 1,
-                "device": device_report(),
-                "machine": cpu_model(),
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                # Checked before the run is trusted: a lost or truncated file means retraining.
-                "files": files.checksums(folder),
-            }
+            pd.concat([frame.assign(split=split, score=score_pairs(model, splits.store, frame))
+                       for split, frame in (("val", splits.val), ("test", splits.test))],
+                      ignore_index=True).to_csv(folder / "scores.csv", index=False)
+            info = {"name": config.name, "key": config.key(),
+                    "wall_time_s": round(time.perf_counter() - started, 1),
+                    "epochs_run": len(history), "best_epoch": int(history[MONITOR].idxmax()) + 1,
+                    "device": device_report(), "machine": cpu_model(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__,
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "files": files.checksums(folder)}
             (folder / COMPLETE).write_text(json.dumps(info, indent=2))
-    return load_run(target)
-
-
-def _check_writable(root: Path) -> None:
-    """Refuse, in one line, a runs folder that cannot be written (read-only, or a file), before
-    any data is decoded or trained."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=root).close()
-    except OSError as error:
-        raise RunsFolderError(
-            f"cannot write trained runs into {root} ({error.strerror or error}); set "
-            f"{paths.RUNS_DIR_ENV} to a writable folder, or make this one writable") from None
+    # The scores as a loaded run reads them (CSV), so a fresh run and a cached one agree.
+    return Run(config, target, model, history, pd.read_csv(target / "scores.csv"), info)
 
 
 def set_aside(target: Path) -> str | None:
-    """Move an unfinished or damaged run folder out of the way, kept for a look; returns what was
-    wrong with it (None when there was no folder). Training and ``siamlib.runs`` import alike
-    replace such a folder, never a sound finished run."""
+    """Move an unfinished or damaged run folder out of the way, kept for a look; says what was
+    wrong (None: no folder). Training and import alike never replace a sound finished run."""
     if not target.exists():
         return None
     if (target / COMPLETE).is_file():
@@ -318,9 +277,7 @@ def set_aside(target: Path) -> str | None:
 
 
 def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
-    """A fresh network for ``config``, compiled for training (the all-pairs trainer around it
-    under identity sampling): what ``fit`` trains and ``budget.measure`` times.
-    ``steps_per_epoch`` times the cosine schedule."""
+    """A fresh network compiled as ``fit`` trains it; ``steps_per_epoch`` times the cosine."""
     settings, policy = config.train, compute_policy()
     model = build_siamese(config.model, policy)
     if settings.sampling == "identities":
@@ -336,14 +293,13 @@ def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
 
 def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         callbacks: list[keras.callbacks.Callback] | None = None):
-    """Train a fresh network on ``splits``, writing config, weights and history into ``folder``;
-    returns the network (the best validation epoch's weights) and its history."""
+    """Train a fresh network, writing config, weights and history into ``folder``; returns the
+    network (the best validation epoch's weights) and its history."""
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
     train_ds, steps = training_stream(config, splits)
     model = compiled_model(config, steps)
     siamese = model.siamese if isinstance(model, AllPairsTrainer) else model
-    val_ds = pair_dataset(splits.store, splits.val, settings.batch_size)
     (folder / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     callbacks = [
         *(callbacks or []),  # e.g. Optuna's pruning callback, which may stop training
@@ -357,21 +313,18 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         *([TqdmCallback(epochs=settings.epochs, verbose=0, desc=config.name)] if progress else []),
     ]
     # shuffle=False: the pipeline shuffles (seeded); Keras cannot shuffle a Dataset.
-    model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, steps_per_epoch=steps,
-              callbacks=callbacks, shuffle=False, verbose=0)
-    _ensure_room_for(siamese, folder)
-    siamese.save_weights(folder / "model.weights.h5")
-    return siamese, pd.read_csv(folder / "history.csv")
-
-
-def _ensure_room_for(model: keras.Model, folder: Path) -> None:
-    """Refuse to save weights that the disk cannot hold: h5py writing onto a full disk can kill
-    the process (a segmentation fault) instead of raising, which leaves nothing to clean up."""
-    needed = 2 * sum(weight.numpy().nbytes for weight in model.weights) + (1 << 20)
+    model.fit(train_ds, validation_data=pair_dataset(splits.store, splits.val, settings.batch_size),
+              epochs=settings.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+              verbose=0)
+    # h5py writing onto a full disk can kill the process (a segmentation fault) instead of
+    # raising, which leaves nothing to clean up: refuse first.
+    needed = 2 * sum(weight.numpy().nbytes for weight in siamese.weights) + (1 << 20)
     if (free := shutil.disk_usage(folder).free) < needed:
         raise OSError(errno.ENOSPC, f"the disk holding {folder} is full: {free / 2**20:.0f} MB "
                       f"free, saving the weights needs about {needed / 2**20:.0f} MB; free some "
                       "space and train again", str(folder))
+    siamese.save_weights(folder / "model.weights.h5")
+    return siamese, pd.read_csv(folder / "history.csv")
 
 
 def run_problems(folder: str | Path) -> list[str]:
@@ -388,11 +341,8 @@ def run_problems(folder: str | Path) -> list[str]:
 
 
 def load_run(folder: str | Path, check: bool = True) -> Run:
-    """A finished run folder, rebuilt: config, network with its weights, history, scores.
-
-    Raises DamagedRunError when its files do not match the checksums in its marker
-    (``check=False``: the caller has just checked).
-    """
+    """A finished run folder, rebuilt; DamagedRunError when its files do not match the checksums
+    in its marker (``check=False``: the caller has just checked)."""
     folder = Path(folder)
     if not (folder / COMPLETE).is_file():
         raise FileNotFoundError(f"{folder} is not a finished run (no {COMPLETE} marker)")
@@ -411,27 +361,21 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
 
 
 def warn_if_other_keras(name: str, info: dict) -> None:
-    """Warn that run ``name`` (its ``COMPLETE`` ``info``) was trained under another Keras: the
-    one place this is said, whether the run is loaded here or imported (``siamlib.runs``)."""
+    """The one place that warns of a run (its ``COMPLETE`` ``info``) from another Keras, whether
+    it is loaded or imported (``siamlib.runs``)."""
     if info.get("keras") != keras.__version__:
         warnings.warn(f"run {name} was trained with Keras {info.get('keras')}, this is Keras "
                       f"{keras.__version__}: scores may differ slightly", stacklevel=3)
 
 
-def learning_rate(settings: TrainConfig, steps_per_epoch: int):
-    """The optimizer's learning rate: a number (the exponential schedule sets it each epoch) or,
-    for the cosine schedule, a Keras schedule of the step."""
-    if settings.schedule == "exponential":
-        return settings.learning_rate
-    warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
-        warmup_target=settings.learning_rate, warmup_steps=warmup)
-
-
 def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
-    """Adam, or SGD with momentum, at ``learning_rate``; loss-scaled under mixed float16."""
-    rate = learning_rate(settings, steps_per_epoch)
+    """The exponential schedule's rate is set each epoch (``fit``); the cosine one each step."""
+    rate = settings.learning_rate
+    if settings.schedule == "cosine":  # the warm-up leaves at least the last epoch to decay
+        warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
+            warmup_target=settings.learning_rate, warmup_steps=warmup)
     optimizer = (keras.optimizers.SGD(rate, momentum=settings.momentum)
                  if settings.optimizer == "sgd" else keras.optimizers.Adam(rate))
     # The network's layers run in float16 but the outer model does not carry the policy, so
@@ -442,8 +386,6 @@ def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
 
 
 def steps_per_epoch(settings: TrainConfig, train_pairs: int) -> int:
-    """Training steps in one epoch, given the restricted training pairs: what ``fit`` trains and
-    ``budget`` prices. Identity batches count images (by default two per training pair)."""
     if settings.sampling == "identities":
         return max(1, (settings.images_per_epoch or 2 * train_pairs) // settings.batch_size)
     if settings.sampling == "restricted" and settings.pairs_per_epoch is None:
@@ -452,8 +394,7 @@ def steps_per_epoch(settings: TrainConfig, train_pairs: int) -> int:
 
 
 def training_stream(config: RunConfig, splits: Splits):
-    """The training batches of ``config`` (sampling, augmentation, seed) and the steps of one
-    epoch: what ``fit`` trains on and ``budget.measure`` times."""
+    """The training batches of ``config`` and the steps of one epoch."""
     settings = config.train
     seeded = {"seed": settings.seed, "augment": settings.augment}
     if settings.sampling == "identities":

@@ -120,12 +120,11 @@ def clone(run: Path, root: Path, name: str, source: str | None = None,
 # --- export → import → train loads --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".tar.gz", ".zip"])
 def test_exported_runs_import_elsewhere_and_train_loads_them_instead_of_training(
-    source, target, tmp_path, monkeypatch, suffix
+    source, target, tmp_path, monkeypatch
 ):
     root, run = source
-    archive = export_runs(tmp_path / f"runs{suffix}", runs_root=root)
+    archive = export_runs(tmp_path / "runs.tar.gz", runs_root=root)
     assert import_runs(archive, runs_root=target) == {run.path.name: "imported"}
     assert not [p for p in target.iterdir() if p.name.startswith(".")]  # no staging left
 
@@ -200,7 +199,7 @@ def test_a_run_trained_under_another_keras_imports_with_a_warning(source, tmp_pa
     shutil.copytree(run.path, other / run.path.name)
     marker = other / run.path.name / COMPLETE
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "keras": "3.0.0"}))
-    archive = export_runs(tmp_path / "old-keras.zip", runs_root=other)
+    archive = export_runs(tmp_path / "old-keras.tar.gz", runs_root=other)
     with pytest.warns(UserWarning, match="trained with Keras 3.0.0"):
         outcomes = import_runs(archive, runs_root=tmp_path / "student")
     assert outcomes == {run.path.name: "imported"}
@@ -223,28 +222,16 @@ def test_a_run_whose_data_folder_is_not_here_is_left_out_and_the_rest_imported(
     assert sorted(p.name for p in student.iterdir()) == [run.path.name]
 
 
-def test_an_archive_written_with_a_manifest_by_an_earlier_siamlib_still_imports(
-    archive, target, tmp_path
-):
-    files = {"manifest.json": b'{"format": "siamlib-runs", "files": []}', **contents(archive)}
-    outcomes = import_runs(pack(tmp_path / "old.tar.gz", files), runs_root=target)
-    assert list(outcomes.values()) == ["imported"] and not (target / "manifest.json").exists()
-
-
 # --- export: what is shared, what is left out ---------------------------------------------------
 
 
-def test_export_selects_runs_by_name_or_folder_and_refuses_unknown_names(source, tmp_path):
-    root, run = source
-    for selection in (["shared"], [run.path.name]):
-        archive = export_runs(tmp_path / "only.tar.gz", selection, runs_root=root)
-        assert {path.split("/")[0] for path in contents(archive)} == {run.path.name}
-    with pytest.raises(RunsArchiveError, match="no finished run named 'unfinished'"):
-        export_runs(tmp_path / "none.tar.gz", ["unfinished"], runs_root=root)
+def test_export_refuses_an_empty_runs_folder_and_another_format(source, tmp_path):
+    root, _ = source
     with pytest.raises(RunsArchiveError, match="no finished runs"):
         export_runs(tmp_path / "none.tar.gz", runs_root=tmp_path / "empty")
-    with pytest.raises(RunsArchiveError, match="must end in"):
-        export_runs(tmp_path / "runs.rar", runs_root=root)
+    for other in ("none.zip", "none.tgz", "none.rar"):
+        with pytest.raises(RunsArchiveError, match=r"must end in \.tar\.gz"):
+            export_runs(tmp_path / other, runs_root=root)
     assert not list(tmp_path.glob("none*")) and not list(tmp_path.glob(".*"))
 
 
@@ -290,9 +277,8 @@ def test_export_ignores_folders_set_aside_by_training_or_import(source, tmp_path
     shutil.copytree(run.path, other / run.path.name)
     shutil.copytree(run.path, other / f"{run.path.name}.damaged-1767225600")
     shutil.copytree(run.path, other / f".{run.path.name}.1234.partial")
-    archive = export_runs(tmp_path / "runs.zip", runs_root=other)
-    with zipfile.ZipFile(archive) as zipped:
-        assert {name.split("/")[0] for name in zipped.namelist()} == {run.path.name}
+    archive = export_runs(tmp_path / "runs.tar.gz", runs_root=other)
+    assert {path.split("/")[0] for path in contents(archive)} == {run.path.name}
 
 
 # --- import refusals: nothing is written --------------------------------------------------------
@@ -311,19 +297,6 @@ def flipped_byte(archive: Path, tmp_path: Path) -> Path:
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0x01
     return _write(tmp_path / "flipped.tar.gz", bytes(data))
-
-
-def flipped_byte_zip(archive: Path, tmp_path: Path) -> Path:
-    files = contents(archive)
-    path = tmp_path / "flipped.zip"
-    with zipfile.ZipFile(path, "w") as out:  # stored: the byte lands in the weights themselves
-        for name, data in files.items():
-            out.writestr(name, data)
-    data = bytearray(path.read_bytes())
-    weights = [n for n in files if n.endswith(".h5")][0]
-    start = data.index(files[weights][:64])
-    data[start + len(files[weights]) // 2] ^= 0x01
-    return _write(path, bytes(data))
 
 
 def checksum_mismatch(archive: Path, tmp_path: Path) -> Path:
@@ -370,10 +343,10 @@ def parent_path(archive: Path, tmp_path: Path) -> Path:
     return pack(tmp_path / "parent.tar.gz", {**contents(archive), "../evil.txt": b"outside"})
 
 
-def parent_path_zip(archive: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "parent.zip"
+def zip_archive(archive: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "runs.zip"  # runs archives are .tar.gz only
     with zipfile.ZipFile(path, "w") as out:
-        for name, data in {**contents(archive), "../evil.txt": b"outside"}.items():
+        for name, data in contents(archive).items():
             out.writestr(name, data)
     return path
 
@@ -426,7 +399,6 @@ def _write(path: Path, data: bytes) -> Path:
 REFUSALS = {
     truncated: "damaged",
     flipped_byte: "damaged",
-    flipped_byte_zip: "damaged",
     checksum_mismatch: r"damaged: model.weights.h5 \(content changed",
     changed_file: r"damaged: scores.csv \(content changed",
     missing_file: r"damaged: scores.csv \(missing\)",
@@ -434,7 +406,7 @@ REFUSALS = {
     no_checksums: "records no checksums",
     unfinished_run: "no COMPLETE marker: not a finished run",
     parent_path: "unsafe member.*evil.txt",
-    parent_path_zip: "not a runs archive: evil.txt",
+    zip_archive: "damaged or not an archive",
     absolute_path: "not a runs archive: tmp",
     link_member: "unsafe member.*passwd.*absolute",
     relative_link: r"passwd \(not in its COMPLETE checksums\)",
@@ -499,7 +471,7 @@ def test_cli_exports_and_imports_and_answers_problems_with_one_line_and_status_2
 ):
     root, run = source
     archive = tmp_path / "cli.tar.gz"
-    assert runs.main(["export", str(archive), "--only", "shared", "--runs-dir", str(root)]) == 0
+    assert runs.main(["export", str(archive), "--runs-dir", str(root)]) == 0
     assert f"exported {run.path.name}" in capsys.readouterr().out
     student = tmp_path / "student"
     assert runs.main(["import", str(archive), "--runs-dir", str(student)]) == 0
@@ -508,7 +480,7 @@ def test_cli_exports_and_imports_and_answers_problems_with_one_line_and_status_2
     assert "already here, identical" in capsys.readouterr().out
     for argv in (["import", str(truncated(archive, tmp_path)), "--runs-dir", str(student)],
                  ["import", str(tmp_path / "absent.tar.gz"), "--runs-dir", str(student)],
-                 ["export", str(tmp_path / "x.zip"), "--only", "nobody", "--runs-dir", str(root)]):
+                 ["export", str(tmp_path / "x.zip"), "--runs-dir", str(root)]):
         assert runs.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err

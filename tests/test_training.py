@@ -436,12 +436,18 @@ def test_optimizer_trains_with_the_learning_rate_decayed_every_epoch(
     assert all(moved), "some weights were never updated"
 
 
+def rate_at(optimizer: keras.optimizers.Optimizer, step: int) -> float:
+    """The learning rate ``optimizer`` trains step ``step`` with (its schedule reads its count)."""
+    optimizer.iterations.assign(step)
+    return float(optimizer.learning_rate)
+
+
 def test_cosine_schedule_warms_up_then_decays_to_zero_step_by_step(quick, splits, tmp_path):
     config = quick.replace(name="cosine", train={"schedule": "cosine", "warmup_epochs": 1,
                                                  "learning_rate": 1e-2, "epochs": 3})
     _, steps = training.training_stream(config, splits)
-    schedule = training.learning_rate(config.train, steps)
-    rates = np.array([float(schedule(step)) for step in range(3 * steps + 1)])
+    optimizer = training.optimizer_for(config.train, "float32", steps)
+    rates = np.array([rate_at(optimizer, step) for step in range(3 * steps + 1)])
     assert rates[0] == 0.0
     assert rates[steps] == pytest.approx(1e-2)  # warmed up after one epoch, linearly
     np.testing.assert_allclose(rates[: steps + 1], np.linspace(0, 1e-2, steps + 1), rtol=1e-5)
@@ -462,8 +468,8 @@ def test_a_negative_warmup_is_refused():
 def test_warmup_leaves_at_least_the_last_epoch_to_decay(epochs, warmup, warm_steps):
     settings = TrainConfig(schedule="cosine", learning_rate=1e-2, epochs=epochs,
                            warmup_epochs=warmup)
-    schedule = training.learning_rate(settings, 10)
-    rates = np.array([float(schedule(step)) for step in range(epochs * 10 + 1)])
+    optimizer = training.optimizer_for(settings, "float32", 10)
+    rates = np.array([rate_at(optimizer, step) for step in range(epochs * 10 + 1)])
     assert rates.argmax() == warm_steps and rates.max() == pytest.approx(1e-2)
     assert rates[-1] == pytest.approx(0.0, abs=1e-9)
 
