@@ -1,8 +1,8 @@
 """Which device trains the network, and the numeric policy that suits it.
 
 On a GPU the workbook computes in float16 with float32 weights, loss and outputs (Keras'
-``mixed_float16`` policy: about 2x faster on tensor cores, same accuracy); on a CPU float16
-is slower, so it stays in float32. The choice is made here, once, from what TensorFlow sees.
+``mixed_float16``: about 2x faster on tensor cores, same accuracy); on a CPU float16 is slower,
+so it stays in float32.
 """
 
 from __future__ import annotations
