@@ -1,13 +1,10 @@
 """Getting LFW-a onto this machine, and knowing for sure that all of it arrived.
 
-Whatever the source (a zip or folder a course hands out, a folder of person folders, a web
-mirror, the registry's own addresses), ``fetch`` leaves the same ``<data_dir>/lfw-a/``: the
-person folders under ``images/``, the pair files of View 1 (``pairsDevTrain.txt``,
-``pairsDevTest.txt``) and View 2 (``pairs.txt``), and a ``.complete`` marker (counts, source,
-date). It is built aside and moved into place once checked (``files.staged``), so an
-interrupted run never passes for a finished one. Every fetch checks a finished folder again
-(the pair files the registry's, every image they name present, the counts right) and rebuilds
-it from its source when it fails. Folders siamlib did not make are never deleted.
+Whatever the source, ``fetch`` leaves the same ``<data_dir>/lfw-a/``: ``images/<Name>/``, the
+pair files, and a ``.complete`` marker written last. It is built aside and moved into place once
+checked (``files.staged``), so an interrupted run never passes for a finished one. Every fetch
+checks a finished folder again (the pair files the registry's, every image they name present,
+the counts right) and rebuilds it when it fails. Folders siamlib did not make are never deleted.
 """
 
 from __future__ import annotations
@@ -41,8 +38,7 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file of a data set. ``browser_url`` is for a person to open when every address fails
-    (Google Drive's direct links, for one, break when a file is popular)."""
+    """``browser_url``: for a person when every address fails (Drive's break when popular)."""
 
     name: str
     sha256: str
@@ -155,10 +151,10 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
 
 
 def _write_marker(folder: Path, counts: dict[str, int], source: str) -> None:
+    """A marker cut short is no marker (``read_marker``): the folder is then checked again."""
     marker = {**counts, "source": source,
               "completed": datetime.now(UTC).isoformat(timespec="seconds")}
-    with files.staged(folder / MARKER, folder=False) as part:
-        part.write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+    (folder / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
 
 
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
@@ -200,7 +196,8 @@ def _finished(target: Path, spec: DatasetSpec) -> bool:
 def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     """The work of ``fetch``, by one process at a time (the caller holds the lock). A folder
     fetch made is rebuilt whole when it fails its check: from ``source``, else the source it
-    was made from, else the registry's addresses (downloads stay cached)."""
+    was made from, else the registry's addresses (downloads stay cached). The pair files come
+    before the zip, so that a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     marker, (counts, problems) = read_marker(target), _inspect(target, spec)
@@ -215,7 +212,32 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
               file=sys.stderr)
         if source is None and Path(made_from := str(marker.get("source"))).exists():
             source = made_from
-    description, faces, pair_files = _gather(source, spec, target.parent, progress)
+    text = os.fspath(source) if source is not None else ""
+    mirror = text if text.startswith(("http://", "https://")) else ""
+    description, faces, search = text or f"the download addresses of {spec.name}", None, None
+    if text and not mirror:
+        path = Path(text).expanduser().resolve()
+        if (path / spec.archive.name).is_file():
+            path = path / spec.archive.name
+        if not path.exists():
+            raise DataError(f"The source {text} does not exist. Give a zip of {spec.name}, a "
+                            "folder holding it and the pair files, a folder of person folders, "
+                            "or an http(s) URL of such a folder.")
+        if path.is_file():
+            faces, search = path, path.parent.glob
+        elif faces := _people_folder(path):
+            search = path.rglob  # a pair file may sit anywhere under the folder
+        else:
+            raise DataError(f"{path} holds neither {spec.archive.name} nor person folders "
+                            "(<Name>/<Name>_0001.jpg, at any depth). Point --source at the zip, "
+                            "the folder holding it, or the folder of folders.")
+        description = str(path)
+    pair_files = {}
+    for remote in spec.pair_files:
+        if copy := search and min(search(remote.name), key=lambda f: len(f.parts), default=None):
+            _check_pair_file(copy, remote)
+        pair_files[remote.name] = copy or _download(remote, spec, target.parent, mirror, progress)
+    faces = faces or _download(spec.archive, spec, target.parent, mirror, progress)
     old = target.with_name(f".tmp-{target.name}-old")
     with files.staged(target) as staging:
         if faces.is_dir():
@@ -231,8 +253,8 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
             if people := _people_folder(staging / "unzipped"):
                 people.rename(staging / IMAGES)
             shutil.rmtree(staging / "unzipped", ignore_errors=True)  # the rest of the zip
-        for name, path in pair_files.items():
-            shutil.copyfile(path, staging / name)
+        for name, copy in pair_files.items():
+            shutil.copyfile(copy, staging / name)
         counts, problems = _inspect(staging, spec)
         if problems:
             raise DataError(f"{description} does not hold a complete copy of {spec.name}:\n"
@@ -241,39 +263,6 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         if marker is not None:
             target.rename(old)  # the rebuild takes its place as the block ends
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _gather(source, spec: DatasetSpec, root: Path, progress: bool):
-    """The source's name (for the marker), its faces (a zip, or the folder of person folders)
-    and the pair files: a local source's own (the shallowest copy), else the registry's.
-    Pair files come first, so a missing one fails before a large download."""
-    text = os.fspath(source) if source is not None else ""
-    if not text or text.startswith(("http://", "https://")):  # a mirror first, then the registry
-        pair_files = {remote.name: _download(remote, spec, root, text, progress)
-                      for remote in spec.pair_files}
-        faces = _download(spec.archive, spec, root, text, progress)
-        return text or f"the download addresses of {spec.name}", faces, pair_files
-    path = Path(text).expanduser().resolve()
-    if (path / spec.archive.name).is_file():
-        path = path / spec.archive.name
-    if not path.exists():
-        raise DataError(f"The source {text} does not exist. Give a zip of {spec.name}, a folder "
-                        "holding it and the pair files, a folder of person folders, or an "
-                        "http(s) URL of such a folder.")
-    if path.is_file():
-        faces, search = path, path.parent.glob
-    else:
-        faces, search = _people_folder(path), path.rglob
-    if faces is None:
-        raise DataError(f"{path} holds neither {spec.archive.name} nor person folders "
-                        "(<Name>/<Name>_0001.jpg, at any depth). Point --source at the zip, "
-                        "the folder holding it, or the folder of folders.")
-    pair_files = {}
-    for remote in spec.pair_files:  # a pair file may sit anywhere under a folder
-        if copy := min(search(remote.name), key=lambda file: len(file.parts), default=None):
-            _check_pair_file(copy, remote)
-        pair_files[remote.name] = copy or _download(remote, spec, root, "", progress)
-    return str(path), faces, pair_files
 
 
 def _people_folder(folder: Path) -> Path | None:
