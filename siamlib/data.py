@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sys
-import urllib.parse
 import zipfile
 import zlib
 from collections import Counter
@@ -81,7 +80,6 @@ LFW_A = DatasetSpec(
 
 
 def dataset_dir(data_dir: str | os.PathLike | None = None, spec: DatasetSpec = LFW_A) -> Path:
-    """Where the finished data set lives (``<data_dir>/<spec.name>``), fetched or not."""
     return (Path(data_dir).expanduser() if data_dir is not None else paths.data_dir()) / spec.name
 
 
@@ -98,8 +96,7 @@ def verify(dataset_dir: str | os.PathLike, spec: DatasetSpec = LFW_A) -> dict[st
     counts, problems = _inspect(folder, spec)
     if problems:
         raise DataError(f"{folder} is not a complete copy of {spec.name}:\n{_bullets(problems)}\n"
-                        "To repair it, run python -m siamlib.data fetch [--source PATH]: it "
-                        "takes the data set again from its source.")
+                        "python -m siamlib.data fetch [--source PATH] takes it again.")
     return counts
 
 
@@ -134,10 +131,9 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
     """A pair file must be the registry's to the byte: the pair files *are* the protocol
     (which is also why LFW run keys need not hash them)."""
     if (found := pooch.file_hash(str(path))) != remote.sha256:
-        raise DataError(f"{path} is not the original {remote.name} (sha256 {found[:12]}..., the "
-                        f"registry's is {remote.sha256[:12]}...); an edited pair file changes "
-                        "the benchmark. Fetch with the original, or without it (it is then "
-                        "downloaded).")
+        raise DataError(f"{path} is not the original {remote.name} (sha256 {found[:12]}..., "
+                        f"LFW's {remote.sha256[:12]}...): an edited pair file changes the "
+                        "benchmark. Fetch with the original, or without it (then downloaded).")
 
 
 def read_marker(folder: str | os.PathLike) -> dict | None:
@@ -167,14 +163,13 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
     """
     target = dataset_dir(data_dir, spec)
     source = source if source is not None else os.environ.get(SOURCE_ENV) or None
-    if _finished(target, spec):
+    if read_marker(target) is not None and not _inspect(target, spec)[1]:
         return target  # nothing is written: a read-only shared copy works as it is
     root = target.parent
     try:
         root.mkdir(parents=True, exist_ok=True)
         with files.waiting_lock(root / f".{spec.name}.lock", f"fetching {spec.name} into {root}"):
-            if not _finished(target, spec):  # the process we waited for may have done it
-                _build(source, target, spec, progress)
+            _build(source, target, spec, progress)
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DataError(f"The disk holding {root} is full ({error.strerror}); nothing "
@@ -188,11 +183,6 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
     return target
 
 
-def _finished(target: Path, spec: DatasetSpec) -> bool:
-    """Whether the folder is done and intact; reads, never writes."""
-    return read_marker(target) is not None and not _inspect(target, spec)[1]
-
-
 def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     """The work of ``fetch``, by one process at a time (the caller holds the lock). A folder
     fetch made is rebuilt whole when it fails its check: from ``source``, else the source it
@@ -201,11 +191,13 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     marker, (counts, problems) = read_marker(target), _inspect(target, spec)
+    if marker is not None and not problems:
+        return  # the process we waited for made it
     if target.exists() and marker is None:  # a hand copy: adopted if complete, never deleted
         if problems:
-            raise DataError(f"{target} has no usable {MARKER} marker (a fetch was interrupted, "
-                            f"or it was copied by hand) and is incomplete:\n{_bullets(problems)}"
-                            "\nNothing was deleted: move or delete it yourself, then fetch again.")
+            raise DataError(f"{target} has no usable {MARKER} marker and is incomplete:\n"
+                            f"{_bullets(problems)}\nNothing was deleted: move it aside, then "
+                            "fetch again.")
         return _write_marker(target, counts, "found in place")
     if marker is not None:
         print(f"{target} needs repair; taking it again from its source:\n{_bullets(problems)}",
@@ -220,17 +212,15 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         if (path / spec.archive.name).is_file():
             path = path / spec.archive.name
         if not path.exists():
-            raise DataError(f"The source {text} does not exist. Give a zip of {spec.name}, a "
-                            "folder holding it and the pair files, a folder of person folders, "
-                            "or an http(s) URL of such a folder.")
+            raise DataError(f"The source {text} does not exist. Give a zip, a folder holding it "
+                            "and the pair files, a folder of person folders, or an http(s) URL.")
         if path.is_file():
             faces, search = path, path.parent.glob
         elif faces := _people_folder(path):
             search = path.rglob  # a pair file may sit anywhere under the folder
         else:
             raise DataError(f"{path} holds neither {spec.archive.name} nor person folders "
-                            "(<Name>/<Name>_0001.jpg, at any depth). Point --source at the zip, "
-                            "the folder holding it, or the folder of folders.")
+                            "(<Name>/<Name>_0001.jpg): point --source at the zip or at those.")
         description = str(path)
     pair_files = {}
     for remote in spec.pair_files:
@@ -279,7 +269,7 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
     """The file from the download cache or the first address that serves it intact (pooch
     checks the SHA-256 before moving a download into place)."""
     failures = []
-    mirrored = [f"{mirror.rstrip('/')}/{urllib.parse.quote(remote.name)}"] if mirror else []
+    mirrored = [f"{mirror.rstrip('/')}/{remote.name}"] if mirror else []
     for url in [*mirrored, *remote.urls]:
         try:
             return Path(pooch.retrieve(

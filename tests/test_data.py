@@ -296,7 +296,7 @@ def test_verify_reports_every_problem_at_once(tmp_path, fake):
         in message
     assert f"pair file pairsDevTest.txt cannot be used: {folder / 'pairsDevTest.txt'} is not " \
         "the original pairsDevTest.txt" in message
-    assert "To repair it, run python -m siamlib.data fetch [--source PATH]:" in message
+    assert "python -m siamlib.data fetch [--source PATH] takes it again" in message
 
 
 # --- downloads ----------------------------------------------------------------------------------
@@ -539,13 +539,13 @@ from pathlib import Path
 from siamlib import data
 spec_pickle, source, data_dir, me, log = sys.argv[1:]
 spec = pickle.loads(bytes.fromhex(spec_pickle))
-real_build = data._build
-def slow_build(*args, **kwargs):
+real_write_marker = data._write_marker  # once per data set built
+def slow_write_marker(*args, **kwargs):
     with open(log, "a") as out:
         out.write(me + "\\n")
     time.sleep(1.0)  # long enough for the other process to arrive while this one works
-    return real_build(*args, **kwargs)
-data._build = slow_build
+    return real_write_marker(*args, **kwargs)
+data._write_marker = slow_write_marker
 Path(log).with_name(f"ready-{me}").touch()
 deadline = time.time() + 120
 while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
