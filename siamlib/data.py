@@ -90,13 +90,10 @@ def _bullets(lines: list[str]) -> str:
 def verify(dataset_dir: str | os.PathLike, spec: DatasetSpec = LFW_A) -> dict[str, int]:
     """Check a data set folder, so a partial copy is caught before training on it. Returns the
     counts: ``people``, ``images``, ``other_files`` (skipped entries) and ``pairs``."""
-    folder = Path(dataset_dir)
-    if not folder.is_dir():
-        raise DataError(f"{folder} does not exist: run python -m siamlib.data fetch first.")
-    counts, problems = _inspect(folder, spec)
+    counts, problems = _inspect(Path(dataset_dir), spec)
     if problems:
-        raise DataError(f"{folder} is not a complete copy of {spec.name}:\n{_bullets(problems)}\n"
-                        "python -m siamlib.data fetch [--source PATH] takes it again.")
+        raise DataError(f"{dataset_dir} is not a complete copy of {spec.name}:\n"
+                        f"{_bullets(problems)}\nRun python -m siamlib.data fetch [--source PATH].")
     return counts
 
 
@@ -146,8 +143,12 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
     return content if isinstance(content, dict) else None
 
 
-def _write_marker(folder: Path, counts: dict[str, int], source: str) -> None:
-    """A marker cut short is no marker (``read_marker``): the folder is then checked again."""
+def _mark(folder: Path, spec: DatasetSpec, source: str, what: str, fix: str) -> None:
+    """Check ``folder`` and write its marker, or raise every problem between ``what`` and
+    ``fix``. A marker cut short is no marker (``read_marker``): the folder is checked again."""
+    counts, problems = _inspect(folder, spec)
+    if problems:
+        raise DataError(f"{what}:\n{_bullets(problems)}\n{fix}")
     marker = {**counts, "source": source,
               "completed": datetime.now(UTC).isoformat(timespec="seconds")}
     (folder / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
@@ -172,13 +173,11 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
             _build(source, target, spec, progress)
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DataError(f"The disk holding {root} is full ({error.strerror}); nothing "
-                            "half-written was kept. Free some space or fetch into another "
-                            f"folder (--data-dir or ${paths.DATA_DIR_ENV}).") from None
+            raise DataError(f"The disk holding {root} is full ({error.strerror}); nothing half-"
+                            f"written was kept. Free space or set --data-dir.") from None
         if isinstance(error, PermissionError) or error.errno == errno.EROFS:
             raise DataError(f"{root} is not writable ({error.strerror}) and {spec.name} there is "
-                            f"not ready: set ${paths.DATA_DIR_ENV} (or --data-dir) to a folder "
-                            "you can write, or ask its owner to run fetch once.") from None
+                            f"not ready: set ${paths.DATA_DIR_ENV} (or --data-dir).") from None
         raise
     return target
 
@@ -190,15 +189,12 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     before the zip, so that a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
-    marker, (counts, problems) = read_marker(target), _inspect(target, spec)
+    marker, problems = read_marker(target), _inspect(target, spec)[1]
     if marker is not None and not problems:
         return  # the process we waited for made it
     if target.exists() and marker is None:  # a hand copy: adopted if complete, never deleted
-        if problems:
-            raise DataError(f"{target} has no usable {MARKER} marker and is incomplete:\n"
-                            f"{_bullets(problems)}\nNothing was deleted: move it aside, then "
-                            "fetch again.")
-        return _write_marker(target, counts, "found in place")
+        return _mark(target, spec, "found in place", f"{target} has no usable {MARKER} marker "
+                     "and is incomplete", "Nothing was deleted: move it aside, then fetch again.")
     if marker is not None:
         print(f"{target} needs repair; taking it again from its source:\n{_bullets(problems)}",
               file=sys.stderr)
@@ -245,11 +241,8 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
             shutil.rmtree(staging / "unzipped", ignore_errors=True)  # the rest of the zip
         for name, copy in pair_files.items():
             shutil.copyfile(copy, staging / name)
-        counts, problems = _inspect(staging, spec)
-        if problems:
-            raise DataError(f"{description} does not hold a complete copy of {spec.name}:\n"
-                            f"{_bullets(problems)}\nGet a fresh copy and fetch again with it.")
-        _write_marker(staging, counts, description)
+        _mark(staging, spec, description, f"{description} does not hold a complete copy of "
+              f"{spec.name}", "Get a fresh copy and fetch again with it.")
         if marker is not None:
             target.rename(old)  # the rebuild takes its place as the block ends
     shutil.rmtree(old, ignore_errors=True)
@@ -276,8 +269,7 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
                 url, f"sha256:{remote.sha256}", fname=remote.name, path=root / "downloads",
                 downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60)))
         except ValueError:  # pooch's SHA-256 check
-            failures.append(f"{url}: checksum mismatch (the wrong file, or a quota or sign-in "
-                            "page)")
+            failures.append(f"{url}: checksum mismatch (a wrong file, or a quota or sign-in page)")
         except OSError as error:  # requests' errors (HTTP 404, no connection) are OSErrors too
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # no other address helps; fetch reports the full disk
@@ -292,8 +284,7 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
 
 def main(argv=None) -> int:
     """``python -m siamlib.data fetch|verify``: one line of summary, or the problem and status 2."""
-    parser = argparse.ArgumentParser(prog="python -m siamlib.data",
-                                     description=f"Get (fetch) or check (verify) {LFW_A.name}.")
+    parser = argparse.ArgumentParser(prog="python -m siamlib.data")
     parser.add_argument("command", choices=["fetch", "verify"])
     parser.add_argument("--source", help="fetch from this zip, folder or http(s) URL (default: "
                         f"${SOURCE_ENV}, else the registry's addresses)")

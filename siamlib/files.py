@@ -1,9 +1,8 @@
 """Files written so that nothing half-written is ever taken as finished.
 
 Data sets, trained runs, archives and image caches are built in a temporary sibling and moved
-into place with one rename, so a killed process leaves a hidden temporary folder (which the next
-builder, holding the lock, removes), never one that looks finished. Two processes building the
-same thing take turns behind a lock file; the second then finds the first one's result.
+into place with one rename, so a killed process leaves a hidden temporary folder, never one that
+looks finished. Two processes building the same thing take turns behind a lock file.
 """
 
 from __future__ import annotations
@@ -29,13 +28,11 @@ def short_hash(value) -> str:
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    """``relative/posix/path -> sha256`` of every file under ``folder``."""
     return {path.relative_to(folder).as_posix(): file_hash(str(path))
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def damaged(folder: Path, recorded: dict[str, str]) -> list[str]:
-    """The recorded files that are missing or whose content changed, each with what is wrong."""
     problems = []
     for relative, digest in recorded.items():
         if not (folder / relative).is_file():

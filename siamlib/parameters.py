@@ -1,9 +1,7 @@
-"""Notebook parameters, checked against the types their ``parameters`` cell declares.
-
-papermill injects values without looking at the declared types, so ``-p epochs five`` would
-surface as an obscure error deep in training. The runner checks its overrides with ``problem``
-before anything runs; a notebook checks its own values with ``check(globals())``. Every number
-among the parameters is a count, a seed, minutes or a rate, so none may be negative.
+"""Notebook parameters, checked against the types their ``parameters`` cell declares:
+papermill injects values without looking at them, so ``-p epochs five`` would surface as an
+obscure error deep in training. Every number among them is a count, a seed, minutes or a rate,
+so none may be negative.
 """
 
 from __future__ import annotations
@@ -25,8 +23,7 @@ class ParameterError(UserError, ValueError):
 
 
 def problem(value, type_name: str) -> str | None:
-    """What a parameter of papermill's ``type_name`` ("int", ...) must be instead of ``value``,
-    or None if it is fine or of a type not modelled here."""
+    """What a parameter of papermill's ``type_name`` must be instead of ``value``, or None."""
     expected = _TYPES.get(type_name)
     # True is an int in Python, but not a number of epochs.
     if expected and (isinstance(value, bool) != (type_name == "bool")
@@ -38,8 +35,7 @@ def problem(value, type_name: str) -> str | None:
 
 
 def check(namespace: dict) -> None:
-    """Raise a ParameterError for the first annotated parameter in ``namespace`` (a notebook's
-    ``globals()``) whose value its annotation does not allow."""
+    """``check(globals())`` in a notebook: the runner's check, for papermill run directly."""
     for name, annotation in namespace.get("__annotations__", {}).items():
         type_name = getattr(annotation, "__name__", str(annotation))
         if name in namespace and (wanted := problem(namespace[name], type_name)):

@@ -296,7 +296,7 @@ def test_verify_reports_every_problem_at_once(tmp_path, fake):
         in message
     assert f"pair file pairsDevTest.txt cannot be used: {folder / 'pairsDevTest.txt'} is not " \
         "the original pairsDevTest.txt" in message
-    assert "python -m siamlib.data fetch [--source PATH] takes it again" in message
+    assert "Run python -m siamlib.data fetch [--source PATH]." in message
 
 
 # --- downloads ----------------------------------------------------------------------------------
@@ -378,7 +378,7 @@ def test_wrong_bytes_and_html_pages_are_skipped(tmp_path, fake, mirror, capsys):
     _assert_finished(fetch(data_dir=tmp_path, spec=spec, progress=False), fake)
     reported = capsys.readouterr().err
     assert "bad/lfw2.zip: checksum mismatch" in reported
-    assert "html/lfw2.zip: checksum mismatch (the wrong file, or a quota or sign-in page)" \
+    assert "html/lfw2.zip: checksum mismatch (a wrong file, or a quota or sign-in page)" \
         in reported
     assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == sorted(
         ["lfw2.zip", *PAIR_FILES])  # nothing half-downloaded left behind
@@ -438,7 +438,7 @@ def test_cli_fetch_and_verify_print_one_line(tmp_path, fake, monkeypatch, capsys
 
 def test_cli_verify_without_data_says_to_fetch(tmp_path, capsys):
     assert data.main(["verify", "--data-dir", str(tmp_path)]) == 2
-    assert "run python -m siamlib.data fetch first" in capsys.readouterr().err
+    assert "Run python -m siamlib.data fetch" in capsys.readouterr().err
 
 
 def test_cli_bad_source_exits_2_with_a_message_and_no_traceback(tmp_path):
@@ -539,13 +539,13 @@ from pathlib import Path
 from siamlib import data
 spec_pickle, source, data_dir, me, log = sys.argv[1:]
 spec = pickle.loads(bytes.fromhex(spec_pickle))
-real_write_marker = data._write_marker  # once per data set built
-def slow_write_marker(*args, **kwargs):
+real_mark = data._mark  # once per data set built
+def slow_mark(*args, **kwargs):
     with open(log, "a") as out:
         out.write(me + "\\n")
     time.sleep(1.0)  # long enough for the other process to arrive while this one works
-    return real_write_marker(*args, **kwargs)
-data._write_marker = slow_write_marker
+    return real_mark(*args, **kwargs)
+data._mark = slow_mark
 Path(log).with_name(f"ready-{me}").touch()
 deadline = time.time() + 120
 while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
