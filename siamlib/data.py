@@ -7,8 +7,6 @@ checks a finished folder again (the pair files the registry's, every image they 
 the counts right) and rebuilds it when it fails. Folders siamlib did not make are never deleted.
 """
 
-from __future__ import annotations
-
 import argparse
 import errno
 import json
@@ -57,7 +55,6 @@ class DatasetSpec:
 
 
 _LFW_A_DRIVE_ID = "1p1wjaqpTh_5RHfJu4vUh8JJCdKwYMHCP"
-_LFW_SITE = "vis-www.cs.umass.edu/lfw"
 _LFW_PAIR_FILES = {  # View 1 (development), then View 2 (the ten-fold benchmark)
     "pairsDevTrain.txt": "1d454dada7dfeca0e7eab6f65dc4e97a6312d44cf142207be28d688be92aabfa",
     "pairsDevTest.txt": "7cb06600ea8b2814ac26e946201cdb304296262aad67d046a16a7ec85d0ff87c",
@@ -71,11 +68,10 @@ LFW_A = DatasetSpec(
          "&export=download&confirm=t",
          f"https://drive.google.com/uc?export=download&id={_LFW_A_DRIVE_ID}&confirm=t"),
         browser_url=f"https://drive.google.com/file/d/{_LFW_A_DRIVE_ID}/view"),
-    pair_files=tuple(RemoteFile(name, sha256, (f"http://{_LFW_SITE}/{name}",
-                                               f"https://{_LFW_SITE}/{name}"))
+    pair_files=tuple(RemoteFile(name, sha256, tuple(f"{scheme}://vis-www.cs.umass.edu/lfw/{name}"
+                                                    for scheme in ("http", "https")))
                      for name, sha256 in _LFW_PAIR_FILES.items()),
-    num_people=5_749,
-    num_images=13_233,
+    num_people=5_749, num_images=13_233,
 )
 
 
@@ -134,8 +130,7 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
 
 
 def read_marker(folder: str | os.PathLike) -> dict | None:
-    """The counts, source and date a finished data set was made with; None without a readable
-    marker (the folder is then checked again and adopted if complete)."""
+    """The counts, source and date a finished data set was made with; None if unreadable."""
     try:
         content = json.loads((Path(folder) / MARKER).read_bytes())
     except (OSError, ValueError):  # missing, not UTF-8, or not JSON
@@ -156,12 +151,10 @@ def _mark(folder: Path, spec: DatasetSpec, source: str, what: str, fix: str) -> 
 
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
           spec: DatasetSpec = LFW_A, progress: bool = True) -> Path:
-    """Make the data set ready under ``data_dir`` and return its folder.
-
-    ``source`` (else ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses) is a zip, a folder
-    holding the zip and pair files, a folder of person folders, or the http(s) URL of a folder
-    serving the registry's file names. Raises DataError, with what to do, when it cannot.
-    """
+    """Make the data set ready under ``data_dir`` and return its folder. ``source`` (else
+    ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses) is a zip, a folder holding the zip
+    and pair files, a folder of person folders, or the http(s) URL of a folder serving the
+    registry's file names. Raises DataError, with what to do, when it cannot."""
     target = dataset_dir(data_dir, spec)
     source = source if source is not None else os.environ.get(SOURCE_ENV) or None
     if read_marker(target) is not None and not _inspect(target, spec)[1]:
@@ -183,10 +176,9 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
 
 
 def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
-    """The work of ``fetch``, by one process at a time (the caller holds the lock). A folder
-    fetch made is rebuilt whole when it fails its check: from ``source``, else the source it
-    was made from, else the registry's addresses (downloads stay cached). The pair files come
-    before the zip, so that a missing one fails before a large download."""
+    """``fetch``'s work, under its lock. A folder fetch made that fails its check is rebuilt
+    from ``source``, else the source it was made from, else the registry (downloads stay
+    cached). Pair files come first, so that a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     marker, problems = read_marker(target), _inspect(target, spec)[1]
@@ -259,8 +251,7 @@ def _people_folder(folder: Path) -> Path | None:
 
 def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
               progress: bool) -> Path:
-    """The file from the download cache or the first address that serves it intact (pooch
-    checks the SHA-256 before moving a download into place)."""
+    """From the cache or the first address serving it intact (pooch checks the SHA-256)."""
     failures = []
     mirrored = [f"{mirror.rstrip('/')}/{remote.name}"] if mirror else []
     for url in [*mirrored, *remote.urls]:
@@ -275,19 +266,18 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
                 raise  # no other address helps; fetch reports the full disk
             failures.append(f"{url}: {error}")
         print(f"{remote.name}: {failures[-1]}", file=sys.stderr)
-    raise DataError(
-        f"Could not download {remote.name}:\n{_bullets(failures or ['no address is known'])}\n"
-        f"Download it by hand from {remote.browser_url or next(iter(remote.urls), 'a mirror')}, "
-        f"put it in one folder with the other files of {spec.name}, then run python -m "
-        f"siamlib.data fetch --source FOLDER (or set {SOURCE_ENV}=FOLDER).")
+    page = remote.browser_url or next(iter(remote.urls), "a copy of it")
+    raise DataError(f"Could not download {remote.name}:\n{_bullets(failures or ['no address'])}"
+                    f"\nDownload it by hand from {page} into a folder with the other files of "
+                    f"{spec.name}, then run python -m siamlib.data fetch --source FOLDER (or set "
+                    f"{SOURCE_ENV}=FOLDER).")
 
 
 def main(argv=None) -> int:
     """``python -m siamlib.data fetch|verify``: one line of summary, or the problem and status 2."""
     parser = argparse.ArgumentParser(prog="python -m siamlib.data")
     parser.add_argument("command", choices=["fetch", "verify"])
-    parser.add_argument("--source", help="fetch from this zip, folder or http(s) URL (default: "
-                        f"${SOURCE_ENV}, else the registry's addresses)")
+    parser.add_argument("--source", help=f"zip, folder or http(s) URL; default: ${SOURCE_ENV}")
     parser.add_argument("--data-dir", help=f"default: ${paths.DATA_DIR_ENV} or data/")
     args = parser.parse_args(argv)
     if args.source is not None and not args.source.strip():

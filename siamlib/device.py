@@ -3,8 +3,6 @@
 where float16 is slower.
 """
 
-from __future__ import annotations
-
 import os
 import platform
 import re

@@ -5,8 +5,6 @@ into place with one rename, so a killed process leaves a hidden temporary folder
 looks finished. Two processes building the same thing take turns behind a lock file.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

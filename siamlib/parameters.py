@@ -4,8 +4,6 @@ obscure error deep in training. Every number among them is a count, a seed, minu
 so none may be negative.
 """
 
-from __future__ import annotations
-
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 

@@ -5,8 +5,6 @@ all start from different folders. An environment variable moves each location. A
 figures mean nothing, so they go to a scratch folder, never over the committed ``figures/``.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 
