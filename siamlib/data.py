@@ -216,7 +216,6 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
             _check_pair_file(copy, remote)
         pair_files[remote.name] = copy or _download(remote, spec, target.parent, mirror, progress)
     faces = faces or _download(spec.archive, spec, target.parent, mirror, progress)
-    old = target.with_name(f".tmp-{target.name}-old")
     with files.staged(target) as staging:
         if faces.is_dir():
             shutil.copytree(faces, staging / IMAGES,
@@ -236,8 +235,7 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         _mark(staging, spec, description, f"{description} does not hold a complete copy of "
               f"{spec.name}", "Get a fresh copy and fetch again with it.")
         if marker is not None:
-            target.rename(old)  # the rebuild takes its place as the block ends
-    shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(target)  # the rebuild takes its place as the block ends
 
 
 def _people_folder(folder: Path) -> Path | None:
@@ -280,8 +278,6 @@ def main(argv=None) -> int:
     parser.add_argument("--source", help=f"zip, folder or http(s) URL; default: ${SOURCE_ENV}")
     parser.add_argument("--data-dir", help=f"default: ${paths.DATA_DIR_ENV} or data/")
     args = parser.parse_args(argv)
-    if args.source is not None and not args.source.strip():
-        parser.error("--source is empty: name a zip, folder or URL, or leave --source out")
     try:
         folder = (fetch(args.source, args.data_dir, LFW_A) if args.command == "fetch"
                   else dataset_dir(args.data_dir, LFW_A))

@@ -42,9 +42,8 @@ def damaged(folder: Path, recorded: dict[str, str]) -> list[str]:
 
 @contextmanager
 def waiting_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
-    """Hold ``lock_file``, saying once on stderr when another process holds it (``what`` names
-    the work). The operating system drops the lock when its process dies, so a killed run never
-    leaves the folder locked."""
+    """Hold ``lock_file``, saying once when another process holds it. The operating system
+    drops the lock when its process dies, so a killed run never leaves the folder locked."""
     lock = FileLock(lock_file)
     try:
         held = lock.acquire(timeout=0)
@@ -58,9 +57,8 @@ def waiting_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
 
 @contextmanager
 def staged(target: Path, folder: bool = True) -> Iterator[Path]:
-    """A temporary sibling of ``target`` to build in, moved onto ``target`` (one atomic rename)
-    if the block ends normally, removed if it raises. ``target`` must not be a folder yet: a
-    finished folder is never replaced, its caller decides what to do."""
+    """A temporary sibling to build in, renamed onto ``target`` (atomic) if the block ends
+    normally, removed if it raises. A finished folder is never replaced: remove it first."""
     temporary = target.with_name(f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     if folder:
         temporary.mkdir(parents=True)
