@@ -1,10 +1,9 @@
 """Getting LFW-a onto this machine, and knowing for sure that all of it arrived.
 
-Whatever the source, ``fetch`` leaves the same ``<data_dir>/lfw-a/``: ``images/<Name>/``, the
-pair files, and a ``.complete`` marker written last. It is built aside and moved into place once
-checked (``files.staged``), so an interrupted run never passes for a finished one. Every fetch
-checks a finished folder again (the pair files the registry's, every image they name present,
-the counts right) and rebuilds it when it fails. Folders siamlib did not make are never deleted.
+Whatever the source, ``fetch`` builds ``<data_dir>/lfw-a/`` (``images/<Name>/``, the pair files)
+aside and moves it into place once checked, so an interrupted run never passes for a finished
+one. Every fetch checks it again (the pair files LFW's, the images they name there, the counts)
+and rebuilds it when it fails. Folders siamlib did not make are never deleted.
 """
 
 import argparse
@@ -112,9 +111,8 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
             problems.append(f"pair file {remote.name} cannot be used: {error}")
             continue
         counts["pairs"] += len(wanted)
-        named = set(wanted["path_a"]) | set(wanted["path_b"])
-        if missing := sorted(str(Path(p).relative_to(folder)) for p in named
-                             if not Path(p).is_file()):
+        if missing := sorted(str(Path(p).relative_to(folder))
+                             for p in {*wanted.path_a, *wanted.path_b} if not Path(p).is_file()):
             problems.append(f"{len(missing):,} image(s) named in {remote.name} missing: "
                             + "; ".join(missing[:5]))
     return counts, problems
@@ -199,16 +197,14 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         path = Path(text).expanduser().resolve()
         if (path / spec.archive.name).is_file():
             path = path / spec.archive.name
-        if not path.exists():
-            raise DataError(f"The source {text} does not exist. Give a zip, a folder holding it "
-                            "and the pair files, a folder of person folders, or an http(s) URL.")
         if path.is_file():
             faces, search = path, path.parent.glob
         elif faces := _people_folder(path):
             search = path.rglob  # a pair file may sit anywhere under the folder
         else:
-            raise DataError(f"{path} holds neither {spec.archive.name} nor person folders "
-                            "(<Name>/<Name>_0001.jpg): point --source at the zip or at those.")
+            raise DataError(f"The source {path} does not exist or holds neither "
+                            f"{spec.archive.name} nor person folders (<Name>/<Name>_0001.jpg): "
+                            "give a zip, a folder holding it, person folders or an http(s) URL.")
         description = str(path)
     pair_files = {}
     for remote in spec.pair_files:
