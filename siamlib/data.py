@@ -34,12 +34,10 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """``browser_url``: for a person when every address fails (Drive's break when popular)."""
-
     name: str
     sha256: str
-    urls: tuple[str, ...] = ()
-    browser_url: str | None = None
+    urls: tuple[str, ...] = ()  # tried in turn
+    browser_url: str | None = None  # for a person when they all fail (Drive's, when popular)
 
 
 @dataclass(frozen=True)
@@ -83,8 +81,7 @@ def _bullets(lines: list[str]) -> str:
 
 
 def verify(dataset_dir: str | os.PathLike, spec: DatasetSpec = LFW_A) -> dict[str, int]:
-    """Check a data set folder, so a partial copy is caught before training on it. Returns the
-    counts: ``people``, ``images``, ``other_files`` (skipped entries) and ``pairs``."""
+    """Check a data set folder; returns ``people``, ``images``, ``other_files``, ``pairs``."""
     counts, problems = _inspect(Path(dataset_dir), spec)
     if problems:
         raise DataError(f"{dataset_dir} is not a complete copy of {spec.name}:\n"
@@ -100,9 +97,8 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
         return {}, [f"no usable {IMAGES}/ folder of person folders in {folder}: {error}"]
     counts = {"people": int(images["name"].nunique()), "images": len(images),
               "other_files": sum(map(len, skipped.values())), "pairs": 0}
-    problems = [f"expected {want:,} {what}, found {counts[what]:,}"
-                for what, want in (("people", spec.num_people), ("images", spec.num_images))
-                if counts[what] != want]
+    problems = [f"expected {want:,} {what}, found {counts[what]:,}" for what, want in
+                (("people", spec.num_people), ("images", spec.num_images)) if counts[what] != want]
     for remote in spec.pair_files:
         try:
             _check_pair_file(folder / remote.name, remote)
@@ -128,23 +124,12 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
 
 
 def read_marker(folder: str | os.PathLike) -> dict | None:
-    """The counts, source and date a finished data set was made with; None if unreadable."""
+    """The counts, source and date fetch made a data set with; None if unreadable."""
     try:
         content = json.loads((Path(folder) / MARKER).read_bytes())
     except (OSError, ValueError):  # missing, not UTF-8, or not JSON
         return None
     return content if isinstance(content, dict) else None
-
-
-def _mark(folder: Path, spec: DatasetSpec, source: str, what: str, fix: str) -> None:
-    """Check ``folder`` and write its marker, or raise every problem between ``what`` and
-    ``fix``. A marker cut short is no marker (``read_marker``): the folder is checked again."""
-    counts, problems = _inspect(folder, spec)
-    if problems:
-        raise DataError(f"{what}:\n{_bullets(problems)}\n{fix}")
-    marker = {**counts, "source": source,
-              "completed": datetime.now(UTC).isoformat(timespec="seconds")}
-    (folder / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
 
 
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
@@ -155,8 +140,8 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
     registry's file names. Raises DataError, with what to do, when it cannot."""
     target = dataset_dir(data_dir, spec)
     source = source if source is not None else os.environ.get(SOURCE_ENV) or None
-    if read_marker(target) is not None and not _inspect(target, spec)[1]:
-        return target  # nothing is written: a read-only shared copy works as it is
+    if not _inspect(target, spec)[1]:
+        return target  # nothing is written: a read-only or hand-made copy works as it is
     root = target.parent
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -180,11 +165,11 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     marker, problems = read_marker(target), _inspect(target, spec)[1]
-    if marker is not None and not problems:
+    if not problems:
         return  # the process we waited for made it
-    if target.exists() and marker is None:  # a hand copy: adopted if complete, never deleted
-        return _mark(target, spec, "found in place", f"{target} has no usable {MARKER} marker "
-                     "and is incomplete", "Nothing was deleted: move it aside, then fetch again.")
+    if target.exists() and marker is None:  # not fetch's (a hand copy?): never deleted
+        raise DataError(f"{target} has no usable {MARKER} marker and is incomplete:\n"
+                        f"{_bullets(problems)}\nNothing was deleted: move it aside, then fetch.")
     if marker is not None:
         print(f"{target} needs repair; taking it again from its source:\n{_bullets(problems)}",
               file=sys.stderr)
@@ -212,6 +197,7 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
             _check_pair_file(copy, remote)
         pair_files[remote.name] = copy or _download(remote, spec, target.parent, mirror, progress)
     faces = faces or _download(spec.archive, spec, target.parent, mirror, progress)
+    old = target.with_name(f".tmp-{target.name}-old")  # the damaged folder, moved aside at once
     with files.staged(target) as staging:
         if faces.is_dir():
             shutil.copytree(faces, staging / IMAGES,
@@ -228,10 +214,16 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
             shutil.rmtree(staging / "unzipped", ignore_errors=True)  # the rest of the zip
         for name, copy in pair_files.items():
             shutil.copyfile(copy, staging / name)
-        _mark(staging, spec, description, f"{description} does not hold a complete copy of "
-              f"{spec.name}", "Get a fresh copy and fetch again with it.")
-        if marker is not None:
-            shutil.rmtree(target)  # the rebuild takes its place as the block ends
+        counts, problems = _inspect(staging, spec)
+        if problems:
+            raise DataError(f"{description} does not hold a complete copy of {spec.name}:\n"
+                            f"{_bullets(problems)}\nGet a fresh copy and fetch again with it.")
+        marker = {**counts, "source": description,
+                  "completed": datetime.now(UTC).isoformat(timespec="seconds")}
+        (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        if target.exists():
+            target.rename(old)  # the rebuild takes its place as the block ends
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _people_folder(folder: Path) -> Path | None:
@@ -247,8 +239,7 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
               progress: bool) -> Path:
     """From the cache or the first address serving it intact (pooch checks the SHA-256)."""
     failures = []
-    mirrored = [f"{mirror.rstrip('/')}/{remote.name}"] if mirror else []
-    for url in [*mirrored, *remote.urls]:
+    for url in ([f"{mirror.rstrip('/')}/{remote.name}"] if mirror else []) + [*remote.urls]:
         try:
             return Path(pooch.retrieve(
                 url, f"sha256:{remote.sha256}", fname=remote.name, path=root / "downloads",

@@ -17,9 +17,7 @@ smoke_run = False  # set by profiles.resolve whenever it picks the smoke profile
 def project_root() -> Path:
     """The checkout siamlib was imported from, or the current folder for a plain pip install."""
     here = Path(__file__).resolve().parent.parent
-    if (here / "pyproject.toml").is_file() and (here / "siamlib").is_dir():
-        return here
-    return Path.cwd()
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 def _from_env(env: str, default: Path) -> Path:

@@ -213,7 +213,7 @@ def test_a_complete_folder_without_marker_is_accepted_as_it_is(tmp_path, fake):
     for name in PAIR_FILES:
         shutil.copy(fake.served / name, users_copy)
     assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == users_copy
-    assert data.read_marker(users_copy)["source"] == "found in place"
+    assert not (users_copy / ".complete").exists()  # nothing written: never fetch's to delete
 
 
 def test_a_truncated_zip_is_reported_as_damaged(source_dir, tmp_path, fake):
@@ -539,13 +539,13 @@ from pathlib import Path
 from siamlib import data
 spec_pickle, source, data_dir, me, log = sys.argv[1:]
 spec = pickle.loads(bytes.fromhex(spec_pickle))
-real_mark = data._mark  # once per data set built
-def slow_mark(*args, **kwargs):
+real_staged = data.files.staged  # once per data set built
+def slow_staged(*args, **kwargs):
     with open(log, "a") as out:
         out.write(me + "\\n")
     time.sleep(1.0)  # long enough for the other process to arrive while this one works
-    return real_mark(*args, **kwargs)
-data._mark = slow_mark
+    return real_staged(*args, **kwargs)
+data.files.staged = slow_staged
 Path(log).with_name(f"ready-{me}").touch()
 deadline = time.time() + 120
 while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
@@ -672,14 +672,11 @@ def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fak
 
 
 @pytest.mark.parametrize("garbage", [b"\x00\xff garbage", b"[1, 2]", b"{\"people\": "])
-def test_a_garbage_marker_counts_as_none_the_folder_is_checked_and_never_deleted(
-    tmp_path, fake, garbage
-):
+def test_a_garbage_marker_counts_as_none_and_the_folder_is_never_deleted(tmp_path, fake, garbage):
     folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
     (folder / ".complete").write_bytes(garbage)
-    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder  # complete: adopted
-    assert data.read_marker(folder)["source"] == "found in place"
-    (folder / ".complete").write_bytes(garbage)
+    assert data.read_marker(folder) is None
+    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder  # complete: used
     shutil.rmtree(folder / "images" / "Ann_Lee")
     with pytest.raises(DataError, match="(?s)expected 5 people, found 4.*Nothing was deleted"):
         fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
