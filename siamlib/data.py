@@ -123,15 +123,6 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
                         "benchmark. Fetch with the original, or without it (then downloaded).")
 
 
-def read_marker(folder: str | os.PathLike) -> dict | None:
-    """The counts, source and date fetch made a data set with; None if unreadable."""
-    try:
-        content = json.loads((Path(folder) / MARKER).read_bytes())
-    except (OSError, ValueError):  # missing, not UTF-8, or not JSON
-        return None
-    return content if isinstance(content, dict) else None
-
-
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
           spec: DatasetSpec = LFW_A, progress: bool = True) -> Path:
     """Make the data set ready under ``data_dir`` and return its folder. ``source`` (else
@@ -164,17 +155,19 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     cached). Pair files come first, so that a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
-    marker, problems = read_marker(target), _inspect(target, spec)[1]
-    if not problems:
+    if not (problems := _inspect(target, spec)[1]):
         return  # the process we waited for made it
-    if target.exists() and marker is None:  # not fetch's (a hand copy?): never deleted
+    try:
+        made_from = str(json.loads((target / MARKER).read_bytes())["source"])
+    except (OSError, ValueError, TypeError, KeyError):  # no marker, or not fetch's
+        made_from = None
+    if target.exists() and made_from is None:  # a hand copy, perhaps: never deleted
         raise DataError(f"{target} has no usable {MARKER} marker and is incomplete:\n"
                         f"{_bullets(problems)}\nNothing was deleted: move it aside, then fetch.")
-    if marker is not None:
+    if made_from is not None:
         print(f"{target} needs repair; taking it again from its source:\n{_bullets(problems)}",
               file=sys.stderr)
-        if source is None and Path(made_from := str(marker.get("source"))).exists():
-            source = made_from
+        source = made_from if source is None and Path(made_from).exists() else source
     text = os.fspath(source) if source is not None else ""
     mirror = text if text.startswith(("http://", "https://")) else ""
     description, faces, search = text or f"the download addresses of {spec.name}", None, None

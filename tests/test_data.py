@@ -114,6 +114,10 @@ def source_dir(tmp_path, fake) -> Path:
     return Path(shutil.copytree(fake.served, tmp_path / "source"))
 
 
+def _marker(folder: Path) -> dict:
+    return json.loads((folder / ".complete").read_text())
+
+
 def _assert_finished(folder: Path, fake: FakeLfw) -> None:
     assert folder.name == fake.spec.name
     assert (folder / "images" / "Ann_Lee" / "Ann_Lee_0004.jpg").is_file()
@@ -136,7 +140,7 @@ def test_fetch_from_a_zip_puts_person_folders_under_images(tmp_path, fake, prefi
     folder = fetch(zip_path, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     assert folder == tmp_path / "data" / "fake-lfw"
     _assert_finished(folder, fake)
-    assert data.read_marker(folder)["source"] == str(zip_path)
+    assert _marker(folder)["source"] == str(zip_path)
 
 
 def test_fetch_from_a_folder_holding_the_zip_and_pair_files(tmp_path, fake):
@@ -166,7 +170,7 @@ def test_fetch_from_a_folder_of_person_folders_copies_it(tmp_path, fake):
 def test_the_source_comes_from_the_environment_when_not_given(tmp_path, fake, monkeypatch):
     monkeypatch.setenv(data.SOURCE_ENV, str(fake.served))
     folder = fetch(data_dir=tmp_path, spec=fake.spec, progress=False)
-    assert data.read_marker(folder)["source"] == str(fake.served / "lfw2.zip")
+    assert _marker(folder)["source"] == str(fake.served / "lfw2.zip")
 
 
 def test_truncated_jpegs_are_not_decoded_and_pass(tmp_path, fake):
@@ -474,7 +478,7 @@ def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fak
     finally:
         (fake.served / "pairs.txt").unlink()
     assert (folder / "pairs.txt").read_text() == VIEW2
-    assert data.read_marker(folder)["pairs"] == NUM_PAIRS + 4
+    assert _marker(folder)["pairs"] == NUM_PAIRS + 4
     assert mirror.requests["/good/lfw2.zip"] == 1  # rebuilt from the cached, checked download
     assert not list(folder.glob(".tmp-*"))
 
@@ -503,7 +507,7 @@ def test_fetch_takes_damaged_images_again_from_the_source_it_was_made_from(
     for name in damaged:
         assert (folder / name).read_bytes() == _image_files()[name.removeprefix("images/")]
     assert f"{folder} needs repair; taking it again from its source" in capsys.readouterr().err
-    assert data.read_marker(folder)["source"] == str(source_dir / "lfw2.zip")
+    assert _marker(folder)["source"] == str(source_dir / "lfw2.zip")
     assert verify(folder, fake.spec)["images"] == 11
     assert not list(folder.parent.glob(".tmp-*"))
 
@@ -668,14 +672,13 @@ def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fak
     spec = dataclasses.replace(fake.spec, pair_files=tuple(
         RemoteFile(f.name, _sha256(source_dir / f.name)) for f in fake.spec.pair_files))
     folder = fetch(source_dir, data_dir=tmp_path, spec=spec, progress=False)
-    assert data.read_marker(folder)["pairs"] == NUM_PAIRS
+    assert _marker(folder)["pairs"] == NUM_PAIRS
 
 
 @pytest.mark.parametrize("garbage", [b"\x00\xff garbage", b"[1, 2]", b"{\"people\": "])
 def test_a_garbage_marker_counts_as_none_and_the_folder_is_never_deleted(tmp_path, fake, garbage):
     folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
     (folder / ".complete").write_bytes(garbage)
-    assert data.read_marker(folder) is None
     assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder  # complete: used
     shutil.rmtree(folder / "images" / "Ann_Lee")
     with pytest.raises(DataError, match="(?s)expected 5 people, found 4.*Nothing was deleted"):
