@@ -41,9 +41,7 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """What a finished data set holds, so that "complete" means the same on every machine."""
-
+class DatasetSpec:  # what a finished data set holds, so "complete" means one thing everywhere
     name: str
     archive: RemoteFile  # the zip of person folders
     pair_files: tuple[RemoteFile, ...]
@@ -130,7 +128,6 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
     and pair files, a folder of person folders, or the http(s) URL of a folder serving the
     registry's file names. Raises DataError, with what to do, when it cannot."""
     target = dataset_dir(data_dir, spec)
-    source = source if source is not None else os.environ.get(SOURCE_ENV) or None
     if not _inspect(target, spec)[1]:
         return target  # nothing is written: a read-only or hand-made copy works as it is
     root = target.parent
@@ -151,8 +148,8 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
 
 def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
     """``fetch``'s work, under its lock. A folder fetch made that fails its check is rebuilt
-    from ``source``, else the source it was made from, else the registry (downloads stay
-    cached). Pair files come first, so that a missing one fails before a large download."""
+    from ``source``, else the one it was made from, else ``$SIAMLIB_LFW_SOURCE`` or the registry
+    (downloads stay cached). Pair files come first: a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     if not (problems := _inspect(target, spec)[1]):
@@ -168,7 +165,7 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         print(f"{target} needs repair; taking it again from its source:\n{_bullets(problems)}",
               file=sys.stderr)
         source = made_from if source is None and Path(made_from).exists() else source
-    text = os.fspath(source) if source is not None else ""
+    text = os.fspath(source or os.environ.get(SOURCE_ENV, ""))
     mirror = text if text.startswith(("http://", "https://")) else ""
     description, faces, search = text or f"the download addresses of {spec.name}", None, None
     if text and not mirror:
@@ -230,7 +227,6 @@ def _people_folder(folder: Path) -> Path | None:
 
 def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
               progress: bool) -> Path:
-    """From the cache or the first address serving it intact (pooch checks the SHA-256)."""
     failures = []
     for url in ([f"{mirror.rstrip('/')}/{remote.name}"] if mirror else []) + [*remote.urls]:
         try:

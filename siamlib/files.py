@@ -21,8 +21,7 @@ from pooch import file_hash
 
 def short_hash(value) -> str:
     """Twelve hex digits naming a JSON-able value (run keys, cache keys, study names)."""
-    encoded = json.dumps(value, sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -8,9 +8,8 @@ _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": l
 
 
 class UserError(Exception):
-    """An expected mistake whose message names the place and the fix. A notebook shows that
-    message alone: IPython asks an exception for ``_render_traceback_`` before formatting one,
-    and a traceback through siamlib would bury it. siamlib's error classes derive from this."""
+    """An expected mistake whose message names the place and the fix: a notebook shows it alone
+    (IPython asks for ``_render_traceback_``), as a traceback through siamlib would bury it."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
