@@ -187,7 +187,7 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
             _check_pair_file(copy, remote)
         pair_files[remote.name] = copy or _download(remote, spec, target.parent, mirror, progress)
     faces = faces or _download(spec.archive, spec, target.parent, mirror, progress)
-    old = target.with_name(f".tmp-{target.name}-old")  # the damaged folder, moved aside at once
+    old = target.with_name(f".tmp-{target.name}-old")  # the damaged folder, once replaced
     with files.staged(target) as staging:
         if faces.is_dir():
             shutil.copytree(faces, staging / IMAGES,
