@@ -1,11 +1,7 @@
-"""Which device trains the network, and the numeric policy that suits it.
-
-On a GPU the workbook computes in float16 with float32 weights, loss and outputs (Keras'
-``mixed_float16`` policy: about 2x faster on tensor cores, same accuracy); on a CPU float16
-is slower, so it stays in float32. The choice is made here, once, from what TensorFlow sees.
+"""Which device trains the network, and the numeric policy that suits it: Keras'
+``mixed_float16`` on a GPU (about 2x faster on tensor cores, same accuracy), float32 on a CPU,
+where float16 is slower.
 """
-
-from __future__ import annotations
 
 import os
 import platform
@@ -41,6 +37,5 @@ def device_report() -> str:
 def cpu_model() -> str:
     """The CPU's model name: machines here differ, so every timing says which one it is."""
     cpuinfo = Path("/proc/cpuinfo")  # Linux's; elsewhere platform's, often less telling
-    found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text() if cpuinfo.is_file() else "",
-                      re.MULTILINE)
+    found = cpuinfo.is_file() and re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
     return found[1].strip() if found else platform.processor() or platform.machine()

@@ -192,7 +192,6 @@ def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progr
             f"{len(failures)} file(s) among the images cannot be used, e.g.\n  "
             + "\n  ".join(sorted(failures)[:5])
             + "\nRemove them from the data folder. For a fetched data set, "
-            "python -m siamlib.data verify --deep lists every damaged file and "
-            "python -m siamlib.data fetch --deep --source PATH takes them again from the source."
+            "python -m siamlib.data fetch [--source PATH] then takes it again from its source."
         )
     return pixels, truncated

@@ -1,22 +1,15 @@
-"""Notebook parameters, checked against the types their ``parameters`` cell declares.
-
-papermill injects values without looking at the declared types, so ``-p epochs five`` would
-surface as an obscure error deep in training. The runner checks its overrides against
-papermill's inspection of each notebook before anything runs; a notebook run by papermill
-directly checks its own values with ``check(globals())``. Every number among the workbook's
-parameters is a count, a seed, minutes or a rate, so none may be negative.
+"""Notebook parameters, checked against the types their ``parameters`` cell declares:
+papermill injects values without looking at them, so ``-p epochs five`` would surface as an
+obscure error deep in training. Every number among them is a count, a seed, minutes or a rate,
+so none may be negative.
 """
-
-from __future__ import annotations
 
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 class UserError(Exception):
-    """An expected mistake whose message already names the place and the fix: a notebook shows
-    that message alone, since a traceback through siamlib's frames would bury it. IPython (and
-    so Jupyter and papermill's kernel) asks an exception for ``_render_traceback_`` before
-    formatting one; the error classes of siamlib's modules derive from this one."""
+    """An expected mistake whose message names the place and the fix: a notebook shows it alone
+    (IPython asks for ``_render_traceback_``), as a traceback through siamlib would bury it."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
@@ -27,9 +20,7 @@ class ParameterError(UserError, ValueError):
 
 
 def problem(value, type_name: str) -> str | None:
-    """What a parameter declared as ``type_name`` (papermill's name: "int", "float", ...) must
-    be instead of ``value``, or None if it is fine; a type not modelled here, or none ("None"),
-    leaves the judgement to the notebook."""
+    """What a parameter of papermill's ``type_name`` must be instead of ``value``, or None."""
     expected = _TYPES.get(type_name)
     # True is an int in Python, but not a number of epochs.
     if expected and (isinstance(value, bool) != (type_name == "bool")
@@ -41,8 +32,7 @@ def problem(value, type_name: str) -> str | None:
 
 
 def check(namespace: dict) -> None:
-    """Raise one ParameterError naming the first annotated parameter in ``namespace`` (a
-    notebook's ``globals()``) whose value its annotation does not allow."""
+    """``check(globals())`` in a notebook: the runner's check, for papermill run directly."""
     for name, annotation in namespace.get("__annotations__", {}).items():
         type_name = getattr(annotation, "__name__", str(annotation))
         if name in namespace and (wanted := problem(namespace[name], type_name)):

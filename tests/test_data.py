@@ -114,6 +114,10 @@ def source_dir(tmp_path, fake) -> Path:
     return Path(shutil.copytree(fake.served, tmp_path / "source"))
 
 
+def _marker(folder: Path) -> dict:
+    return json.loads((folder / ".complete").read_text())
+
+
 def _assert_finished(folder: Path, fake: FakeLfw) -> None:
     assert folder.name == fake.spec.name
     assert (folder / "images" / "Ann_Lee" / "Ann_Lee_0004.jpg").is_file()
@@ -136,7 +140,7 @@ def test_fetch_from_a_zip_puts_person_folders_under_images(tmp_path, fake, prefi
     folder = fetch(zip_path, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     assert folder == tmp_path / "data" / "fake-lfw"
     _assert_finished(folder, fake)
-    assert data.read_marker(folder)["source"] == str(zip_path)
+    assert _marker(folder)["source"] == str(zip_path)
 
 
 def test_fetch_from_a_folder_holding_the_zip_and_pair_files(tmp_path, fake):
@@ -166,7 +170,7 @@ def test_fetch_from_a_folder_of_person_folders_copies_it(tmp_path, fake):
 def test_the_source_comes_from_the_environment_when_not_given(tmp_path, fake, monkeypatch):
     monkeypatch.setenv(data.SOURCE_ENV, str(fake.served))
     folder = fetch(data_dir=tmp_path, spec=fake.spec, progress=False)
-    assert data.read_marker(folder)["source"] == str(fake.served / "lfw2.zip")
+    assert _marker(folder)["source"] == str(fake.served / "lfw2.zip")
 
 
 def test_truncated_jpegs_are_not_decoded_and_pass(tmp_path, fake):
@@ -213,7 +217,7 @@ def test_a_complete_folder_without_marker_is_accepted_as_it_is(tmp_path, fake):
     for name in PAIR_FILES:
         shutil.copy(fake.served / name, users_copy)
     assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == users_copy
-    assert data.read_marker(users_copy)["source"] == "found in place"
+    assert not (users_copy / ".complete").exists()  # nothing written: never fetch's to delete
 
 
 def test_a_truncated_zip_is_reported_as_damaged(source_dir, tmp_path, fake):
@@ -296,8 +300,7 @@ def test_verify_reports_every_problem_at_once(tmp_path, fake):
         in message
     assert f"pair file pairsDevTest.txt cannot be used: {folder / 'pairsDevTest.txt'} is not " \
         "the original pairsDevTest.txt" in message
-    assert "5 file(s) differ from what fetch recorded" in message  # 4 images, 1 pair file
-    assert "To repair it, run python -m siamlib.data fetch [--source PATH]:" in message
+    assert "Run python -m siamlib.data fetch [--source PATH]." in message
 
 
 # --- downloads ----------------------------------------------------------------------------------
@@ -368,7 +371,7 @@ def test_a_dead_mirror_is_reported_and_the_next_one_used(tmp_path, fake, mirror,
     spec = mirror.spec_with(fake.spec, "missing", "good")
     folder = fetch(data_dir=tmp_path, spec=spec, progress=False)
     _assert_finished(folder, fake)
-    assert f"{mirror.base}/missing/lfw2.zip: HTTP 404 Not Found" in capsys.readouterr().err
+    assert f"{mirror.base}/missing/lfw2.zip: 404 Client Error: Not Found" in capsys.readouterr().err
     assert sorted((tmp_path / "downloads").iterdir()) == [
         tmp_path / "downloads" / name for name in sorted(["lfw2.zip", *PAIR_FILES])
     ]
@@ -379,7 +382,7 @@ def test_wrong_bytes_and_html_pages_are_skipped(tmp_path, fake, mirror, capsys):
     _assert_finished(fetch(data_dir=tmp_path, spec=spec, progress=False), fake)
     reported = capsys.readouterr().err
     assert "bad/lfw2.zip: checksum mismatch" in reported
-    assert "html/lfw2.zip: checksum mismatch (the wrong file, or a quota or sign-in page)" \
+    assert "html/lfw2.zip: checksum mismatch (a wrong file, or a quota or sign-in page)" \
         in reported
     assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == sorted(
         ["lfw2.zip", *PAIR_FILES])  # nothing half-downloaded left behind
@@ -397,9 +400,10 @@ def test_when_no_mirror_works_one_error_lists_them_and_says_what_to_do(tmp_path,
     with pytest.raises(DataError) as error:
         fetch(data_dir=tmp_path, spec=spec, progress=False)
     message = str(error.value)
-    assert f"{mirror.base}/missing/pairsDevTrain.txt: HTTP 404" in message
+    assert f"{mirror.base}/missing/pairsDevTrain.txt: 404 Client Error" in message
     assert f"{mirror.base}/bad/pairsDevTrain.txt: checksum mismatch" in message
-    assert f"download pairsDevTrain.txt by hand from {mirror.base}/missing/" in message
+    assert f"Could not download pairsDevTrain.txt:\n  - {mirror.base}/missing/" in message
+    assert f"Download it by hand from {mirror.base}/missing/" in message
     assert "python -m siamlib.data fetch --source FOLDER" in message
     assert data.SOURCE_ENV in message
     assert not (tmp_path / "fake-lfw").exists()
@@ -438,7 +442,7 @@ def test_cli_fetch_and_verify_print_one_line(tmp_path, fake, monkeypatch, capsys
 
 def test_cli_verify_without_data_says_to_fetch(tmp_path, capsys):
     assert data.main(["verify", "--data-dir", str(tmp_path)]) == 2
-    assert "run python -m siamlib.data fetch first" in capsys.readouterr().err
+    assert "Run python -m siamlib.data fetch" in capsys.readouterr().err
 
 
 def test_cli_bad_source_exits_2_with_a_message_and_no_traceback(tmp_path):
@@ -474,104 +478,61 @@ def test_a_finished_folder_gains_a_pair_file_added_to_the_registry(tmp_path, fak
     finally:
         (fake.served / "pairs.txt").unlink()
     assert (folder / "pairs.txt").read_text() == VIEW2
-    assert data.read_marker(folder)["pairs"] == NUM_PAIRS + 4
+    assert _marker(folder)["pairs"] == NUM_PAIRS + 4
     assert mirror.requests["/good/lfw2.zip"] == 1  # rebuilt from the cached, checked download
     assert not list(folder.glob(".tmp-*"))
 
 
-# --- a damaged finished folder (fetch trusted its marker, verify read no image) -----------------
+# --- a damaged finished folder: every fetch checks it, and rebuilds it from its source ----------
 
 
 def _damage(folder: Path, how: str) -> list[str]:
     """Damage a finished folder the way users do; returns the damaged files (relative)."""
-    image = folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg"
-    if how == "zeroed":
-        image.write_bytes(b"")
-    elif how == "deleted":
-        image.unlink()
-    elif how == "garbage of the same size":
-        image.write_bytes(bytes(len(image.read_bytes())))
-    elif how == "images folder gone":
+    if how == "images folder gone":
         shutil.rmtree(folder / "images")
         return [f"images/{name}" for name in _image_files()]
+    (folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg").unlink()
     return ["images/Ann_Lee/Ann_Lee_0002.jpg"]
 
 
-@pytest.mark.parametrize("how", ["zeroed", "deleted", "images folder gone"])
+@pytest.mark.parametrize("how", ["deleted", "images folder gone"])
 def test_fetch_takes_damaged_images_again_from_the_source_it_was_made_from(
     source_dir, tmp_path, fake, how, capsys
 ):
     folder = fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     damaged = _damage(folder, how)
-    with pytest.raises(DataError, match="differ from what fetch recorded"):
+    with pytest.raises(DataError, match="is not a complete copy"):
         verify(folder, fake.spec)
     assert fetch(data_dir=tmp_path / "data", spec=fake.spec, progress=False) == folder
     for name in damaged:
         assert (folder / name).read_bytes() == _image_files()[name.removeprefix("images/")]
-    assert f"rebuilt from {source_dir / 'lfw2.zip'} (" in capsys.readouterr().err
-    assert verify(folder, fake.spec, deep=True)["images"] == 11
+    assert f"{folder} needs repair; taking it again from its source" in capsys.readouterr().err
+    assert _marker(folder)["source"] == str(source_dir / "lfw2.zip")
+    assert verify(folder, fake.spec)["images"] == 11
     assert not list(folder.parent.glob(".tmp-*"))
 
 
-def test_deep_checks_find_garbage_of_the_same_size_and_fetch_deep_repairs_it(
-    source_dir, tmp_path, fake
-):
-    folder = fetch(source_dir, data_dir=tmp_path, spec=fake.spec, progress=False)
-    _damage(folder, "garbage of the same size")
-    assert verify(folder, fake.spec)["images"] == 11  # sizes only: cheap, and blind to this
-    with pytest.raises(DataError, match=r"Ann_Lee/Ann_Lee_0002\.jpg \(content changed"):
-        verify(folder, fake.spec, deep=True)
-    fetch(data_dir=tmp_path, spec=fake.spec, progress=False, deep=True)
-    assert verify(folder, fake.spec, deep=True)["images"] == 11
-
-
-def test_damage_with_no_source_left_names_the_files_and_what_to_do(source_dir, tmp_path, fake):
+def test_damage_with_no_source_left_names_the_files_and_what_to_do(source_dir, tmp_path, fake,
+                                                                   capsys):
     folder = fetch(source_dir, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
     shutil.rmtree(source_dir)
-    _damage(folder, "zeroed")
-    with pytest.raises(DataError) as error:
+    _damage(folder, "deleted")
+    with pytest.raises(DataError, match="python -m siamlib.data fetch --source FOLDER"):
         fetch(data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    message = str(error.value)
-    assert "images/Ann_Lee/Ann_Lee_0002.jpg (0 bytes, fetched with" in message
-    assert "needs repair" in message and "python -m siamlib.data fetch --source FOLDER" in message
+    assert "needs repair" in capsys.readouterr().err
+    assert folder.is_dir()  # kept as it was until a rebuild succeeds
     # ... and given a source, it repairs
     fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    assert verify(folder, fake.spec, deep=True)["images"] == 11
+    assert verify(folder, fake.spec)["images"] == 11
 
 
-def test_a_source_without_the_recorded_files_is_not_used_for_a_repair(tmp_path, fake):
-    folder = fetch(fake.served, data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    _damage(folder, "deleted")
-    other = {**_zip_members("lfw2/"), "lfw2/Ann_Lee/Ann_Lee_0002.jpg": _jpeg(99)}
-    _write_zip(tmp_path / "lfw2.zip", other)
-    for name in PAIR_FILES:
-        shutil.copy(fake.served / name, tmp_path)
-    with pytest.raises(DataError, match="does not hold the files it was made from"):
-        fetch(tmp_path / "lfw2.zip", data_dir=tmp_path / "data", spec=fake.spec, progress=False)
-    assert not (folder / "images" / "Ann_Lee" / "Ann_Lee_0002.jpg").exists()
-
-
-def test_a_marker_without_a_file_list_is_checked_again_and_not_trusted_blindly(tmp_path, fake):
-    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
-    marker = json.loads((folder / ".complete").read_text())
-    del marker["files"]
-    (folder / ".complete").write_text(json.dumps(marker))
-    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder
-    assert "images/Ann_Lee/Ann_Lee_0002.jpg" in data.read_marker(folder)["files"]
-    (folder / ".complete").write_text(json.dumps(marker))
-    shutil.rmtree(folder / "images" / "Ann_Lee")
-    with pytest.raises(DataError, match="(?s)expected 5 people, found 4.*Nothing was deleted"):
-        fetch(data_dir=tmp_path, spec=fake.spec, progress=False)
-
-
-def test_cli_verify_deep_exits_2_naming_the_damaged_file(source_dir, tmp_path, fake, monkeypatch,
-                                                        capsys):
+def test_cli_verify_exits_2_naming_the_missing_image(source_dir, tmp_path, fake, monkeypatch,
+                                                    capsys):
     monkeypatch.setattr(data, "LFW_A", fake.spec)
     data.main(["fetch", "--source", str(source_dir), "--data-dir", str(tmp_path)])
-    _damage(tmp_path / "fake-lfw", "garbage of the same size")
-    assert data.main(["verify", "--data-dir", str(tmp_path)]) == 0
-    assert data.main(["verify", "--deep", "--data-dir", str(tmp_path)]) == 2
-    assert "Ann_Lee_0002.jpg (content changed" in capsys.readouterr().err
+    _damage(tmp_path / "fake-lfw", "deleted")
+    assert data.main(["verify", "--data-dir", str(tmp_path)]) == 2
+    assert "missing: images/Ann_Lee/Ann_Lee_0002.jpg" in capsys.readouterr().err
 
 
 # --- two processes, one data folder -------------------------------------------------------------
@@ -582,13 +543,13 @@ from pathlib import Path
 from siamlib import data
 spec_pickle, source, data_dir, me, log = sys.argv[1:]
 spec = pickle.loads(bytes.fromhex(spec_pickle))
-real_build = data._build
-def slow_build(*args, **kwargs):
+real_staged = data.files.staged  # once per data set built
+def slow_staged(*args, **kwargs):
     with open(log, "a") as out:
         out.write(me + "\\n")
     time.sleep(1.0)  # long enough for the other process to arrive while this one works
-    return real_build(*args, **kwargs)
-data._build = slow_build
+    return real_staged(*args, **kwargs)
+data.files.staged = slow_staged
 Path(log).with_name(f"ready-{me}").touch()
 deadline = time.time() + 120
 while len(list(Path(log).parent.glob("ready-*"))) < 2 and time.time() < deadline:
@@ -654,7 +615,7 @@ def test_a_read_only_data_folder_with_the_data_in_it_is_usable(tmp_path, fake, r
     folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
     refuse_writes(tmp_path)
     assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder
-    assert verify(folder, fake.spec, deep=True)["images"] == 11
+    assert verify(folder, fake.spec)["images"] == 11
 
 
 def test_a_read_only_folder_without_the_data_is_one_clear_error(tmp_path, fake, refuse_writes):
@@ -697,12 +658,12 @@ def test_an_edited_pair_file_in_the_data_set_is_refused_and_fetch_restores_the_o
     edited = tmp_path / "fake-lfw" / "pairsDevTrain.txt"
     edited.write_text(PAIR_FILES["pairsDevTrain.txt"].replace("Ann_Lee\t3", "Ann_Lee\t4"))
     capsys.readouterr()
-    assert data.main(["verify", "--deep", *args]) == 2
+    assert data.main(["verify", *args]) == 2
     err = capsys.readouterr().err
     assert f"{edited} is not the original pairsDevTrain.txt" in err and "Traceback" not in err
     assert data.main(["fetch", "--source", str(source_dir), *args]) == 0
     assert edited.read_text() == PAIR_FILES["pairsDevTrain.txt"]
-    assert data.main(["verify", "--deep", *args]) == 0
+    assert data.main(["verify", *args]) == 0
 
 
 def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fake):
@@ -711,21 +672,15 @@ def test_a_pair_file_with_a_byte_order_mark_is_fetched(source_dir, tmp_path, fak
     spec = dataclasses.replace(fake.spec, pair_files=tuple(
         RemoteFile(f.name, _sha256(source_dir / f.name)) for f in fake.spec.pair_files))
     folder = fetch(source_dir, data_dir=tmp_path, spec=spec, progress=False)
-    assert data.read_marker(folder)["pairs"] == NUM_PAIRS
+    assert _marker(folder)["pairs"] == NUM_PAIRS
 
 
 @pytest.mark.parametrize("garbage", [b"\x00\xff garbage", b"[1, 2]", b"{\"people\": "])
-def test_a_garbage_marker_is_one_clear_error_and_deleting_it_recovers(tmp_path, fake, capsys,
-                                                                      monkeypatch, garbage):
-    monkeypatch.setattr(data, "LFW_A", fake.spec)
-    args = ["--data-dir", str(tmp_path)]
-    assert data.main(["fetch", "--source", str(fake.served), *args]) == 0
-    marker = tmp_path / fake.spec.name / ".complete"
-    marker.write_bytes(garbage)
-    capsys.readouterr()
-    assert data.main(["fetch", *args]) == 2
-    error = capsys.readouterr().err
-    assert f"{marker} is damaged" in error and "Traceback" not in error
-    marker.unlink()
-    assert data.main(["fetch", *args]) == 0  # checked and adopted, images untouched
-    assert (tmp_path / fake.spec.name / "images" / "Ann_Lee" / "Ann_Lee_0004.jpg").is_file()
+def test_a_garbage_marker_counts_as_none_and_the_folder_is_never_deleted(tmp_path, fake, garbage):
+    folder = fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    (folder / ".complete").write_bytes(garbage)
+    assert fetch(data_dir=tmp_path, spec=fake.spec, progress=False) == folder  # complete: used
+    shutil.rmtree(folder / "images" / "Ann_Lee")
+    with pytest.raises(DataError, match="(?s)expected 5 people, found 4.*Nothing was deleted"):
+        fetch(fake.served, data_dir=tmp_path, spec=fake.spec, progress=False)
+    assert (folder / "images" / "Bo_Chan" / "Bo_Chan_0001.jpg").is_file()

@@ -1,19 +1,11 @@
 """siamlib.files: hashing, the lock, and building aside before moving into place."""
 
-import hashlib
 import multiprocessing
 import time
 
 import pytest
 
 from siamlib import files
-
-
-def test_sha256_of_reads_the_whole_file_in_chunks(tmp_path):
-    content = bytes(range(256)) * 9000  # over two 1 MiB chunks
-    path = tmp_path / "blob"
-    path.write_bytes(content)
-    assert files.sha256_of(path) == hashlib.sha256(content).hexdigest()
 
 
 def test_short_hash_names_a_value_not_its_key_order():
