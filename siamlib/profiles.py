@@ -241,7 +241,7 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
 
     The highest of fifteen validation AUCs is partly luck: among candidates no better than the
     named model, one usually comes out ahead by a little. So a candidate replaces it only if it
-    is better (one-sided) by the paired bootstrap of ``stats.paired_auc_difference``, resampling
+    is better (one-sided) by the paired bootstrap of ``stats.paired_difference``, resampling
     ``groups`` (``stats.person_clusters`` of the pairs), at the level ``alpha / len(candidates)``
     (Bonferroni): then the chance that any candidate no better than the named model is chosen
     stays below ``alpha``. Of those that pass, the highest AUC is chosen. The table has a row
@@ -255,7 +255,7 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
     named_auc = metrics.roc(labels, named_scores).auc
     rows = []
     for name, scores in candidates.items():
-        test = stats.paired_auc_difference(labels, scores, named_scores, groups, n_boot, alpha,
+        test = stats.paired_difference(labels, scores, named_scores, groups, n_boot, alpha,
                                              seed, one_sided=True)
         rows.append({"candidate": name, "val_auc": named_auc + test.estimate,
                      "ΔAUC": test.estimate, "p (one-sided)": test.p_value, "level": level,

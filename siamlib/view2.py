@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import sem
 
-from siamlib import metrics, stats
+from siamlib import SAME, metrics, stats
 from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
@@ -33,16 +33,15 @@ DECLARATIONS = Path(__file__).with_name("view2_declarations.json")
 
 
 def published() -> pd.DataFrame:
-    """LFW's results page, View 2 (``lfw_results.csv``, its source in the file's header): one
-    row per listed result, with its category, mean accuracy and SE, in the page's order."""
+    """LFW's results page, View 2 (``lfw_results.csv``, its source in the file's header): its
+    rows' category, mean accuracy and SE, in the page's order."""
     return pd.read_csv(Path(__file__).with_name("lfw_results.csv"), comment="#")
 
 
 def chosen_models(names: str) -> list[str]:
     """The named models in a comma-separated list ("koch,all_pairs"), checked, in that order."""
     chosen = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in MODELS]
-    if unknown or not chosen:
+    if not chosen or not set(chosen) <= set(MODELS):
         raise ValueError(f"models must be a comma-separated list of {', '.join(MODELS)}; "
                          f"got {names!r}")
     return list(dict.fromkeys(chosen))
@@ -54,35 +53,26 @@ def setting(config: RunConfig) -> str:
 
 
 def category(config: RunConfig) -> str:
-    """The run's category as LFW's results page names it (on LFW-a, label-free outside data)."""
     return f"{setting(config).title()}, Label-Free Outside Data"
 
 
 def fold_config(base: RunConfig, fold: int) -> RunConfig:
-    """``base`` (model, training, preprocessing) as View 2 experiment ``fold``."""
     return base.replace(name=f"{base.name}-view2-fold{fold:02d}", data={"view2_fold": fold})
 
 
 def mean_se(values) -> tuple[float, float]:
     """Mean and LFW's standard error: sample std (ddof=1) / sqrt(number of folds)."""
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), (float(sem(values)) if len(values) > 1 else np.nan)
+    return float(np.mean(values)), (float(sem(values)) if len(values) > 1 else np.nan)
 
 
 def fold_table(runs: list[Run]) -> pd.DataFrame:
     """One row per experiment: the test fold's metrics at its validation fold's threshold."""
-    rows = []
-    for run in runs:
-        summary = run.summary()
-        rows.append({
-            "fold": run.config.data.view2_fold,
-            "test pairs": len(run.scores_of("test")),
-            "threshold": summary["threshold"],
-            **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
-            "epochs": summary["epochs"],
-            "best epoch": run.info["best_epoch"],  # the cap was too short where it is the last
-            "train_s": summary["train_s"],
-        })
+    rows = [{"fold": run.config.data.view2_fold, "test pairs": len(run.scores_of("test")),
+             "threshold": (summary := run.summary())["threshold"],
+             **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
+             "epochs": summary["epochs"],
+             "best epoch": run.info["best_epoch"],  # the cap was too short where it is the last
+             "train_s": summary["train_s"]} for run in runs]
     return pd.DataFrame(rows).set_index("fold")
 
 
@@ -93,20 +83,13 @@ def fold_scores(runs: list[Run]) -> dict[int, pd.DataFrame]:
 
 
 def rescored(scores: dict[int, pd.DataFrame], scorer) -> dict[int, pd.DataFrame]:
-    """The same pairs scored by ``scorer(frame) -> scores`` (a baseline such as
-    ``partial(baseline.lbp_scores, store)``), validation and test alike."""
+    """The same pairs scored by ``scorer(frame) -> scores``, e.g. ``partial(baseline.lbp_scores,
+    store)``."""
     return {fold: frame.assign(score=scorer(frame)) for fold, frame in scores.items()}
 
 
 def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split].reset_index(drop=True)
-
-
-def _correct(frame: pd.DataFrame) -> np.ndarray:
-    """Which test pairs are decided right at the threshold fitted on the validation pairs."""
-    val, test = _split(frame, "val"), _split(frame, "test")
-    threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
-    return np.isin(metrics.outcome(test["label"], test["score"], threshold), ["TP", "TN"])
 
 
 def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFrame],
@@ -120,18 +103,20 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
                          f"{sorted(scores_b)}")
     differences, pooled = [], []
     for fold in scores_a:
-        test_a, test_b = _split(scores_a[fold], "test"), _split(scores_b[fold], "test")
-        if not test_a[["path_a", "path_b"]].equals(test_b[["path_a", "path_b"]]):
+        test, other = (_split(scores[fold], "test") for scores in (scores_a, scores_b))
+        if not test[["path_a", "path_b"]].equals(other[["path_a", "path_b"]]):
             raise ValueError(f"fold {fold}: the methods scored other test pairs")
-        correct_a, correct_b = _correct(scores_a[fold]), _correct(scores_b[fold])
-        differences.append(correct_a.mean() - correct_b.mean())
-        pooled.append(test_a.assign(a=correct_a, b=correct_b))
-    pooled = pd.concat(pooled, ignore_index=True)
+        for method, frame, scored in (("a", scores_a[fold], test), ("b", scores_b[fold], other)):
+            val = _split(frame, "val")
+            threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
+            test[method] = (scored["score"] >= threshold) == (test["label"] == SAME)  # right
+        differences.append(test["a"].mean() - test["b"].mean())
+        pooled.append(test)
+    pooled, differences = pd.concat(pooled, ignore_index=True), np.asarray(differences)
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
-    test = stats.paired_accuracy_difference(pooled["label"], pooled["a"], pooled["b"], groups,
-                                            n_boot, seed=seed)
-    differences = np.asarray(differences)
+    test = stats.paired_difference(pooled["label"], pooled["a"], pooled["b"], groups, n_boot,
+                                   seed=seed, metric="accuracy")
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
             "folds b better": int((differences < 0).sum()), "folds": len(differences),
@@ -149,11 +134,11 @@ def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) 
     for fold, frame in scores.items():
         val, test = _split(frame, "val"), _split(frame, "test")
         point = metrics.operating_point(val["label"], val["score"], target_far, test["label"],
-                                        test["score"])
-        shown = point.estimable
-        rows.append({"fold": fold, "threshold": point.threshold if shown else np.nan,
-                     "TAR": point.tar if shown else np.nan, "FAR": point.far if shown else np.nan,
-                     "validation impostors": point.n_impostors, "estimable": shown})
+                                        test["score"])._asdict()
+        rows.append({"fold": fold, **{name: point[name.lower()] if point["estimable"] else np.nan
+                                      for name in ("threshold", "TAR", "FAR")},
+                     "validation impostors": point["n_impostors"],
+                     "estimable": point["estimable"]})
     return pd.DataFrame(rows).set_index("fold")
 
 
@@ -178,14 +163,12 @@ def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame
         fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
         far_grid = np.logspace(np.log10(1 / fewest), 0, 200)
     far_grid = np.asarray(far_grid)
-    tars = []
-    for test in tests:
-        curve = metrics.roc(test["label"], test["score"])
-        # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
-        tars.append(curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1])
-    tars = np.array(tars)
-    se = sem(tars, axis=0) if len(tars) > 1 else np.nan
-    return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0), "tar_se": se})
+    # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
+    curves = [metrics.roc(test["label"], test["score"]) for test in tests]
+    tars = np.array([curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1]
+                     for curve in curves])
+    return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0),
+                         "tar_se": sem(tars, axis=0) if len(tars) > 1 else np.nan})
 
 
 def report(model: str, runs: list[Run]) -> dict:

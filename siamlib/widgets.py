@@ -22,7 +22,6 @@ from siamlib.pairs import PAIR_COLUMNS
 OUTCOME_NAMES = {"TP": "true accept", "FP": "false accept", "FN": "false reject",
                  "TN": "true reject"}
 EMPTY_MESSAGE = "no pairs with this outcome at this threshold"
-SQUARE = {"width": "160px", "height": "160px"}  # a 105-pixel face is too small to judge
 
 
 class PairInspector:
@@ -64,8 +63,9 @@ class PairInspector:
         self.next_button = widgets.Button(description="next ▶")
         self.position = widgets.IntSlider(max=0, readout=False, description="pair")
         self.position_label = widgets.Label()
-        self.image_a = widgets.Image(format="png", layout=SQUARE)
-        self.image_b = widgets.Image(format="png", layout=SQUARE)
+        # A 105-pixel face is too small to judge at its own size.
+        self.image_a, self.image_b = (widgets.Image(format="png", layout={
+            "width": "160px", "height": "160px"}) for _ in "ab")
         self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>")] * bool(title) + [
             self.filter, self.threshold, self.counts,
             widgets.HBox([self.prev_button, self.position, self.next_button, self.position_label]),
@@ -74,8 +74,7 @@ class PairInspector:
             control.observe(self._refresh, names="value")
         self.prev_button.on_click(lambda _: self._step(-1))
         self.next_button.on_click(lambda _: self._step(+1))
-        self._row = -1  # position in ``pairs`` of the pair on screen
-        self._busy = False
+        self._row, self._busy = -1, False  # the pair on screen, as a position in ``pairs``
         self._refresh()
 
     def _repr_mimebundle_(self, **kwargs):
@@ -94,8 +93,8 @@ class PairInspector:
         self._busy, moved = True, change and change["owner"]
         labels, scores, threshold = self._table["label"], self._table["score"], self.threshold.value
         self._table["outcome"] = outcomes = metrics.outcome(labels, scores, threshold)
-        self.outcome_counts = metrics.confusion_at(labels, scores, threshold)
-        tally = {kind: self.outcome_counts[kind.lower()] for kind in OUTCOME_NAMES}
+        tally = {kind: int(np.sum(outcomes == kind)) for kind in OUTCOME_NAMES}
+        self.outcome_counts = {kind.lower(): n for kind, n in tally.items()}
         chosen = self.filter.value or "all"
         self.filter.options = [(f"all: {len(outcomes)}", "all")] + [
             (f"{OUTCOME_NAMES[kind]}s ({kind}): {n}", kind) for kind, n in tally.items()]
@@ -110,7 +109,7 @@ class PairInspector:
             self.position.value = int(kept[0]) if len(kept) else 0
         elif moved is not self.position:  # a new filter starts at its first pair
             self.position.value = 0
-        accuracy = metrics.accuracy_at(labels, scores, threshold)
+        accuracy = (tally["TP"] + tally["TN"]) / len(outcomes)
         counts = " · ".join(f"{kind} {n}" for kind, n in tally.items())
         self.counts.value = f"at threshold {threshold:.3f}: {counts} · accuracy {accuracy:.1%}"
         self._busy = False

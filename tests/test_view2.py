@@ -180,12 +180,13 @@ def test_the_cluster_bootstrap_widens_when_pairs_share_people():
     rng = np.random.default_rng(0)
     labels = np.tile([1, 0], 200)
     correct_a, correct_b = rng.random(400) < 0.8, rng.random(400) < 0.75
-    alone = stats.paired_accuracy_difference(labels, correct_a, correct_b, n_boot=500)
+    alone = stats.paired_difference(labels, correct_a, correct_b, np.arange(400), n_boot=500,
+                                    metric="accuracy")
     # 400 pairs in 20 clusters of 20 whose pairs are all right or all wrong together.
     clusters = np.repeat(np.arange(20), 20)
     tied_a, tied_b = correct_a[clusters * 20], correct_b[clusters * 20]
-    shared = stats.paired_accuracy_difference(labels, tied_a, tied_b, groups=clusters,
-                                                n_boot=500)
+    shared = stats.paired_difference(labels, tied_a, tied_b, clusters, n_boot=500,
+                                     metric="accuracy")
     assert (shared.high - shared.low) > 2 * (alone.high - alone.low)
 
 
