@@ -3,8 +3,7 @@
 LFW's test pairs are not independent draws: a model that fails on one photo of a person fails
 on all that person's pairs. So intervals resample whole clusters of people
 (``person_clusters``), two methods are compared on the same pairs (a paired bootstrap, McNemar),
-a p-value at the resampling floor is written "≤" that floor (``p_text``), and "equivalent" needs
-its own test (``equivalence``): a difference the data could not measure is not shown to be zero.
+and a p-value at the resampling floor is written "≤" that floor (``p_text``).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import binomtest, norm
+from scipy.stats import binomtest
 
 from siamlib import metrics
 
@@ -45,15 +44,10 @@ def person_clusters(name_a, name_b) -> np.ndarray:
 
 def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float, seed: int):
     """``statistic`` of all pairs, the percentile interval of its resamples of whole ``groups``
-    and the resampled values, or, with a warning, None for all three when they are too few.
-
-    Pairs sharing people are not independent, so whole clusters are drawn, and the balance
-    varies as with another draw of people (a draw missing a class is drawn again). The spread is
-    learnt only from which clusters a resample holds, so a few give far too little:
-    cluster-robust statistics calls fewer than 20-50 clusters "few" (Cameron & Miller, 2015).
-    Below ``MIN_CLUSTERS``, counted as (sum of sizes)² / (sum of squared sizes) (k for k equal
-    clusters, near 1 when one holds most pairs), nothing is measured, and a small face set runs
-    to the end and says so.
+    (a draw missing a class is drawn again) and the resampled values; None for the last three,
+    with a warning, when the clusters are too few to learn a spread from. Fewer than 20-50 are
+    "few" (Cameron & Miller, 2015): below ``MIN_CLUSTERS``, counted as (sum of sizes)² / (sum
+    of squared sizes), k for k equal clusters, a small face set runs to the end and says so.
     """
     groups = np.asarray(groups)
     if int(n_boot) < 1 or not 0.0 < alpha < 1.0:
@@ -86,26 +80,25 @@ def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float,
     return estimate, *np.quantile(values, [alpha / 2, 1 - alpha / 2]), np.array(values)
 
 
-def bootstrap_ci(labels, scores, metric: str, groups, n_boot: int = 1000, alpha: float = 0.05,
-                 seed: int = 0, threshold: float | None = None) -> ConfidenceInterval:
-    """How much a metric could move with another draw of the people in ``groups`` (e.g.
-    ``person_clusters``): the resamples' percentile interval, or [0, 1], every value the metric
-    can take, with too few clusters. ``accuracy`` is at the fixed ``threshold`` chosen on
-    VALIDATION: refitting it per resample would measure a different procedure."""
-    labels, scores = metrics.checked(labels, scores)
+def _metric(metric: str, threshold: float | None):
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
     if metric == "accuracy" and threshold is None:
         raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
+    return {"accuracy": lambda y, s: metrics.accuracy_at(y, s, threshold),
+            "auc": lambda y, s: metrics.roc(y, s).auc,
+            "eer": lambda y, s: metrics.eer(y, s).eer}[metric]
 
-    def value(index) -> float:
-        if metric == "accuracy":
-            return metrics.accuracy_at(labels[index], scores[index], threshold)
-        if metric == "auc":
-            return metrics.roc(labels[index], scores[index]).auc
-        return metrics.eer(labels[index], scores[index]).eer
 
-    estimate, low, high, _ = _bootstrap(value, labels, groups, n_boot, alpha, seed)
+def bootstrap_ci(labels, scores, metric: str, groups, n_boot: int = 1000, alpha: float = 0.05,
+                 seed: int = 0, threshold: float | None = None) -> ConfidenceInterval:
+    """How much a metric could move with another draw of the people in ``groups`` (e.g.
+    ``person_clusters``; with too few clusters, [0, 1]). ``accuracy`` is at the ``threshold``
+    fitted on VALIDATION: refitting it per resample would measure a different procedure."""
+    labels, scores = metrics.checked(labels, scores)
+    value = _metric(metric, threshold)
+    estimate, low, high, _ = _bootstrap(lambda index: value(labels[index], scores[index]),
+                                        labels, groups, n_boot, alpha, seed)
     return ConfidenceInterval(estimate, *((0.0, 1.0) if low is None else (low, high)))
 
 
@@ -114,8 +107,7 @@ def mcnemar(correct_a, correct_b) -> McNemarResult:
 
     Two accuracies on the same pairs are not independent, so overlapping intervals do not mean
     "no difference". Only items where the methods disagree say which is better: ``n10`` (A
-    right, B wrong) and ``n01``; if neither is better, ``n10`` is Binomial(n01 + n10, 1/2). Any
-    per-item correctness works: pairs at a validation threshold, ``metrics.n_way_correct``.
+    right, B wrong) and ``n01``; if neither is better, ``n10`` is Binomial(n01 + n10, 1/2).
     """
     correct_a, correct_b = np.asarray(correct_a), np.asarray(correct_b)
     if (correct_a.ndim != 1 or correct_a.shape != correct_b.shape or len(correct_a) == 0
@@ -130,32 +122,22 @@ def mcnemar(correct_a, correct_b) -> McNemarResult:
 
 
 def paired_difference(labels, a, b, groups, n_boot: int = 1000, alpha: float = 0.05,
-                      seed: int = 0, one_sided: bool = False,
-                      metric: str = "auc") -> PairedDifference:
-    """AUC(A) - AUC(B) of scores ``a, b`` on the same pairs, or with ``metric="accuracy"``
-    accuracy(A) - accuracy(B) of pairs already decided (``a``: True where A was right at its
-    validation threshold), with a paired bootstrap interval and p-value.
+                      seed: int = 0, one_sided: bool = False, metric: str = "auc",
+                      threshold: float | None = None) -> PairedDifference:
+    """``metric`` of scores ``a`` minus that of ``b`` on the same pairs (as ``bootstrap_ci``),
+    with a paired bootstrap interval and p-value.
 
-    Each resample of ``groups`` (as in ``bootstrap_ci``; too few clusters give [-1, 1] and
-    p = 1) scores BOTH methods, so what they share (the same hard pairs) cancels in the
-    difference; unlike McNemar's test it resamples people. The two-sided p-value is
-    ``2 (1 + k) / (n_boot + 1)``, capped at 1, with k the resampled differences on the rarer
-    side of 0; the one added keeps it from reading 0 (``p_text``). ``one_sided`` asks only "is
-    A better?": k counts those at or below 0, no 2.
+    Each resample of ``groups`` (too few give [-1, 1] and p = 1) scores BOTH methods, so what
+    they share (the same hard pairs) cancels; unlike McNemar's test it resamples people. The
+    two-sided p-value is ``2 (1 + k) / (n_boot + 1)``, capped at 1, k the resampled differences
+    on the rarer side of 0, the one added keeping it from reading 0 (``p_text``); ``one_sided``
+    ("is A better?") counts those at or below 0, without the 2.
     """
-    if metric == "accuracy":
-        labels = metrics.checked(labels, np.zeros(len(labels)))[0]
-        a, b = (np.asarray(c, dtype=float) for c in (a, b))
-        if a.shape != labels.shape or b.shape != labels.shape:
-            raise ValueError(f"a and b need one entry per pair ({len(labels)}), got shapes "
-                             f"{a.shape} and {b.shape}")
-        values = [lambda index, c=c: float(np.mean(c[index])) for c in (a, b)]
-    else:
-        labels, a = metrics.checked(labels, a)
-        b = metrics.checked(labels, b)[1]
-        values = [lambda index, s=s: metrics.roc(labels[index], s[index]).auc for s in (a, b)]
+    labels, a = metrics.checked(labels, a)
+    b, value = metrics.checked(labels, b)[1], _metric(metric, threshold)
     estimate, low, high, differences = _bootstrap(
-        lambda index: values[0](index) - values[1](index), labels, groups, n_boot, alpha, seed)
+        lambda index: value(labels[index], a[index]) - value(labels[index], b[index]), labels,
+        groups, n_boot, alpha, seed)
     if differences is None:
         return PairedDifference(estimate, -1.0, 1.0, 1.0)
     if one_sided:
@@ -171,17 +153,6 @@ def p_text(p_value: float, n_boot: int, one_sided: bool = False) -> str:
     give (none on the far side of 0), only "≤" that floor is known."""
     floor = (1 if one_sided else 2) / (n_boot + 1)
     return f"≤ {floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
-
-
-def equivalence(difference: float, se: float, margin: float) -> float:
-    """The p-value of two one-sided tests (TOST) that ``difference`` (normal, standard error
-    ``se``) lies within ±``margin``, fixed before looking at the data: below 0.05 the two
-    are equivalent. A small, noisy difference is neither different nor equivalent."""
-    if not se > 0 or not margin > 0:
-        raise ValueError(f"se and margin must be positive, got se {se} and margin {margin}")
-    below = norm.sf((difference + margin) / se)  # H0: difference <= -margin
-    above = norm.cdf((difference - margin) / se)  # H0: difference >= +margin
-    return float(max(below, above))
 
 
 def reading(p_value: float, difference: float, first: str, second: str, alpha: float = 0.05) -> str:

@@ -1,14 +1,11 @@
 """LFW View 2, the benchmark: ten experiments, reported as the field reports them.
 
-Every published LFW result is a View 2 result: ``pairs.txt`` holds ten person-disjoint folds of
-300 same + 300 different pairs; experiment k tests on fold k, validates (early stopping,
-thresholds) on the next fold and trains on the other eight (``splits.view2_experiment``), a
-cached run with its fold in its key. As LFW's README asks, each number is a mean over the ten
-test folds with SE = sample standard deviation / sqrt(10), every threshold fitted on the
-experiment's validation fold. Results are compared only within LFW's category of what a method
-may use: **image-restricted** (the given pairs' labels: Koch's network) or **unrestricted**
-(the training people's identities: ``all_pairs``), and on LFW-a, whose alignment counts as
-such, **label-free outside data**.
+``pairs.txt`` holds ten person-disjoint folds of 300 same + 300 different pairs; experiment k
+tests on fold k, validates (early stopping, thresholds) on the next and trains on the other
+eight (``splits.view2_experiment``). As LFW's README asks, each number is a mean over the ten
+test folds with SE = sample standard deviation / sqrt(10), and results are compared only within
+LFW's category of what a method may use: **image-restricted** (the given pairs' labels: Koch's
+network) or **unrestricted** (identities: ``all_pairs``), on LFW-a **label-free outside data**.
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import sem
+from scipy.stats import norm, sem
 
-from siamlib import SAME, metrics, stats
+from siamlib import metrics, stats
 from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
@@ -28,8 +25,6 @@ MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
 # Equivalence with a published result is claimed only within this margin of accuracy, fixed
 # before any View 2 run was compared (issue 24): one percentage point.
 EQUIVALENCE_MARGIN = 0.01
-# Every View 2 run of a named model, declared before it ran (see ``looks``).
-DECLARATIONS = Path(__file__).with_name("view2_declarations.json")
 
 
 def published() -> pd.DataFrame:
@@ -108,15 +103,17 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
             raise ValueError(f"fold {fold}: the methods scored other test pairs")
         for method, frame, scored in (("a", scores_a[fold], test), ("b", scores_b[fold], other)):
             val = _split(frame, "val")
-            threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
-            test[method] = (scored["score"] >= threshold) == (test["label"] == SAME)  # right
-        differences.append(test["a"].mean() - test["b"].mean())
+            # Scores as margins over the fold's validation threshold: accepted from 0 on.
+            test[method] = scored["score"] - metrics.threshold_for_max_accuracy(val["label"],
+                                                                                val["score"])
+        differences.append(metrics.accuracy_at(test["label"], test["a"], 0.0)
+                           - metrics.accuracy_at(test["label"], test["b"], 0.0))
         pooled.append(test)
     pooled, differences = pd.concat(pooled, ignore_index=True), np.asarray(differences)
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
     test = stats.paired_difference(pooled["label"], pooled["a"], pooled["b"], groups, n_boot,
-                                   seed=seed, metric="accuracy")
+                                   seed=seed, metric="accuracy", threshold=0.0)
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
             "folds b better": int((differences < 0).sum()), "folds": len(differences),
@@ -188,17 +185,14 @@ def report(model: str, runs: list[Run]) -> dict:
     }
 
 
-def comparison(ours: dict, others: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The published rows of ``ours``' category with the workbook's row among them, best first,
-    each ranked within the category; then the rows of ``others`` categories, ranked in theirs."""
+def comparison(ours: dict) -> pd.DataFrame:
+    """The published rows of ``ours``' category with the workbook's row among them, best first."""
     table = pd.concat([published(), pd.DataFrame([ours])[["category", "method", "accuracy",
                                                           "se"]]], ignore_index=True)
-    shown = table[table["category"].isin([ours["category"], *others])].copy()
-    shown["rank in category"] = shown.groupby("category")["accuracy"].rank(
-        ascending=False, method="min").astype(int)
-    order = {name: i for i, name in enumerate([ours["category"], *others])}
-    return shown.sort_values(["category", "accuracy"], key=lambda column: column.map(order)
-                             if column.name == "category" else -column, ignore_index=True)
+    shown = table[table["category"] == ours["category"]].sort_values(
+        "accuracy", ascending=False, ignore_index=True)
+    return shown.assign(**{"rank in category": shown["accuracy"].rank(
+        ascending=False, method="min").astype(int)})
 
 
 def headline(ours: dict) -> str:
@@ -213,14 +207,16 @@ def headline(ours: dict) -> str:
 def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
     """What the numbers let one say about ``ours`` against a published ``row``. Only means and
     SEs are published, so the difference is one of two independent means, SE = sqrt(SE_ours² +
-    SE_theirs²), 95 % interval by the normal approximation; "equivalent" needs the TOST
-    (``stats.equivalence``) within ±``margin``, and an interval holding 0 is not that."""
+    SE_theirs²), 95 % interval by the normal approximation. "Equivalent" needs two one-sided
+    tests (TOST) to put it within ±``margin``, fixed before looking: an interval holding 0 is
+    not that, and a small, noisy difference is neither different nor equivalent."""
     difference = ours["accuracy"] - row["accuracy"]
     se = float(np.hypot(ours["se"], row["se"]))
     low, high = difference - 1.96 * se, difference + 1.96 * se
     interval = f"{difference:+.4f} [{low:+.4f}, {high:+.4f}]"
     versus = f"{ours['method']} vs {row['method']} ({row['category']})"
-    p_equivalent = stats.equivalence(difference, se, margin)
+    # H0: difference <= -margin, and H0: difference >= +margin; both must be rejected.
+    p_equivalent = max(norm.sf((difference + margin) / se), norm.cdf((difference - margin) / se))
     if p_equivalent < 0.05:
         return (f"{versus}: equivalent within ±{margin:.3f} (TOST p {p_equivalent:.3f}); "
                 f"difference {interval}")
@@ -231,24 +227,19 @@ def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str
             f"±{margin:.3f} (TOST p {p_equivalent:.2f})")
 
 
-# --- looks at View 2 ---------------------------------------------------------------------------
-
 def looks() -> pd.DataFrame:
     """Every View 2 run of the named models (``view2_declarations.json``), oldest first. A look
     is declared before it runs (date, profile, model, recipe, run keys, and why View 1 chose
     it); its result is added after, whatever it shows (NaN until then), and the headline is the
     latest declared look that ran. Older looks are marked ``declared_before_run: false``."""
-    rows = json.loads(DECLARATIONS.read_text())
-    table = pd.DataFrame(rows)
-    table.index = pd.RangeIndex(1, len(table) + 1, name="look")
-    return table
+    table = pd.DataFrame(json.loads(Path(__file__).with_name("view2_declarations.json")
+                                    .read_text()))
+    return table.set_axis(pd.RangeIndex(1, len(table) + 1, name="look"))
 
 
 def declared_look(configs: list[RunConfig], policy: str) -> int | None:
     """The number of the look whose run keys are exactly ``configs``' (the fold runs about to
     train or load, under numeric ``policy``), or None when no declaration names them."""
     keys = [config.key(policy) for config in configs]
-    for number, row in looks().iterrows():
-        if row.get("run_keys") == keys:
-            return int(number)
-    return None
+    return next((int(number) for number, row in looks().iterrows()
+                 if row.get("run_keys") == keys), None)
