@@ -6,8 +6,7 @@
   8 neighbours are at least as bright (a local binary pattern), so a brighter or more
   contrasted photo gets the same codes; a grid of cells, each a histogram of its codes, says
   where on the face which micro-textures (edges, corners, spots, flat skin) occur.
-- **raw pixels**: the correlation of the two images' pixels, what "looks alike" means pixel by
-  pixel.
+- **raw pixels**: the correlation of the two images' pixels: "looks alike" pixel by pixel.
 
 ``PREPROCESS`` is their input: the face crop (LFW-a's centre 125 pixels) at 105×105. The LBP
 settings (that crop, radius 2, the 59-bin patterns) were chosen by ROC AUC on DevTrain's pairs,
@@ -31,16 +30,12 @@ RADIUS = 2  # ... on a circle of this radius (pixels)
 
 
 def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndarray:
-    """LBP histograms of a ``grid`` x ``grid`` of cells, concatenated, of one uint8 image or a
-    stack. The 59 bins are the 58 uniform patterns and one for all others (Ahonen et al.'s u2);
-    each cell's histogram sums to 1, so cells weigh the same whatever their pixel count."""
+    """LBP histograms of a ``grid`` x ``grid`` of cells, concatenated, per image of a uint8 stack.
+    The 59 bins are the 58 uniform patterns and one for all others (Ahonen et al.'s u2); each
+    cell's histogram sums to 1, so cells weigh the same whatever their pixel count."""
     pixels = np.asarray(pixels)
-    single = pixels.ndim == 2
-    if single:
-        pixels = pixels[np.newaxis]
     if pixels.ndim != 3:
-        raise ValueError(f"pixels must be (height, width) or (n, height, width), got shape "
-                         f"{pixels.shape}")
+        raise ValueError(f"pixels must be (n, height, width), got shape {pixels.shape}")
     if pixels.dtype != np.uint8:
         # skimage warns that float images give unstable codes (tiny differences flip bits).
         raise ValueError(f"pixels must be uint8 grey levels, got {pixels.dtype}")
@@ -63,7 +58,7 @@ def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndar
         codes = codes[margin : margin + height, margin : margin + width]
         counts = np.bincount((cell * bins + codes).ravel(), minlength=grid * grid * bins)
         descriptors[i] = (counts.reshape(grid * grid, bins) / cell_sizes[:, None]).ravel()
-    return descriptors[0] if single else descriptors
+    return descriptors
 
 
 def lbp_similarity(first: np.ndarray, second: np.ndarray, grid: int = GRID) -> np.ndarray:
@@ -91,10 +86,7 @@ def lbp_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
 def pixel_vectors(pixels) -> np.ndarray:
     """Each image as a unit-length, mean-subtracted vector: without the mean, any two photos
     have a cosine near 1 (all pixels positive). A flat image scores 0 against everything."""
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 2:
-        pixels = pixels[np.newaxis]
-    vectors = pixels.reshape(len(pixels), -1).astype(np.float32)
+    vectors = np.asarray(pixels).reshape(len(pixels), -1).astype(np.float32)
     return normalize(vectors - vectors.mean(axis=1, keepdims=True))
 
 

@@ -1,12 +1,11 @@
 """Verification and identification metrics, computed from one scoring pass.
 
-Every metric works on the ``labels`` (1 = same person) and ``scores`` (higher = more alike) of
-one pass of the network, so sweeping a threshold costs a sort, not a pass per threshold (a
-student's sweep that re-ran the network took nine days). A pair is accepted when ``score >=
-threshold``. TAR (true accept rate) is the share of same-person pairs accepted, FAR (false
-accept rate) the share of different-person pairs accepted, FRR = 1 - TAR (ISO/IEC 19795-1 and
-pyeer say FMR and FNMR). Thresholds are fitted on *validation* scores and applied to *test*
-scores: one tuned on the test set reports an accuracy no one could have had in advance.
+Every metric takes the ``labels`` (1 = same person) and ``scores`` (higher = more alike) of one
+pass of the network: sweeping a threshold costs a sort, not a pass per threshold (a student's
+sweep that re-ran the network took nine days). ``score >= threshold`` accepts; TAR and FAR are
+the shares of same- and different-person pairs accepted, FRR = 1 - TAR (ISO/IEC 19795-1: FMR,
+FNMR). Thresholds are fitted on *validation* scores and applied to *test* scores: one tuned on
+the test set reports an accuracy no one could have had in advance.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from sklearn.metrics import auc, roc_curve
 
 from siamlib import DIFFERENT, SAME
 
-# A ROC runs from the strictest threshold (+inf: accept nothing) to the most lenient (the lowest
-# score: accept everything), one point per distinct score.
+# From the strictest threshold (+inf: accept nothing) to the lowest score, one point per score.
 Roc = namedtuple("Roc", "far tar thresholds auc")
 EerPoint = namedtuple("EerPoint", "eer threshold")
 OperatingPoint = namedtuple("OperatingPoint", "threshold tar far low high n_impostors estimable")
@@ -39,8 +37,7 @@ def _finite(values, name: str) -> np.ndarray:
 
 def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Labels as 0/1 ints and scores as floats, or one ValueError that says what is wrong. Rates
-    need both classes (FAR divides by the different-person pairs, TAR by the same-person ones);
-    counting outcomes does not."""
+    need both classes (FAR and TAR divide by their counts); counting outcomes does not."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     if labels.ndim != 1 or labels.shape != scores.shape or len(labels) == 0:
         raise ValueError(f"labels and scores must be non-empty, one-dimensional and of the same "
@@ -74,7 +71,7 @@ def roc(labels, scores) -> Roc:
 
 def error_rates(labels, scores, thresholds) -> pd.DataFrame:
     """FAR, TAR, FRR and accuracy, one row per threshold: a binary search per threshold into
-    each class sorted once, so 10^6 scores against 10^3 thresholds take under a second."""
+    each class sorted once (10^6 scores, 10^3 thresholds: under a second)."""
     labels, scores = checked(labels, scores)
     thresholds = _unless_nan(np.atleast_1d(thresholds), "thresholds")
     genuine, impostor = np.sort(scores[labels == SAME]), np.sort(scores[labels == DIFFERENT])
@@ -96,9 +93,9 @@ def eer(labels, scores) -> EerPoint:
 
 
 def _fitted(thresholds: np.ndarray, best: int) -> float:
-    """ROC threshold ``best`` moved halfway to the next, more lenient, one: both accept the same
-    fitting pairs, and the margin keeps a test score a hair below the lowest accepted
-    validation score from being rejected by luck. The most lenient stays."""
+    """ROC threshold ``best`` moved halfway to the next, more lenient, one: it accepts the same
+    fitting pairs, and a test score a hair below the lowest one accepted is not rejected by luck.
+    """
     return float(np.r_[(thresholds[:-1] + thresholds[1:]) / 2, thresholds[-1]][best])
 
 
@@ -115,12 +112,11 @@ def operating_point(labels, scores, target_far: float, test_labels=None,
     """The most accepting threshold whose FAR on ``labels, scores`` is at most ``target_far``
     (+inf when none is), and the TAR and FAR it gives.
 
-    Alone, it reads these pairs' own ROC: the "TAR at FAR 1%" papers quote, at a threshold tuned
-    on the pairs it is scored on. The honest number fits on VALIDATION and counts on TEST
-    (``test_labels, test_scores``), where the FAR reached misses the target. ``low, high`` is the
-    TAR's Wilson 95% interval, which treats pairs as independent (LFW's share people: read it as
-    the least uncertainty there is). Fewer than ``1 / target_far`` fitting impostors cannot show
-    that rate: the point is then ``estimable=False``.
+    Alone, it reads these pairs' own ROC, as papers' "TAR at FAR 1%" do. The honest number fits
+    on VALIDATION and counts on TEST (``test_labels, test_scores``), where the FAR misses the
+    target. ``low, high``: the TAR's Wilson 95% interval, which treats pairs as independent (the
+    least uncertainty there is). Fewer than ``1 / target_far`` fitting impostors cannot show
+    that rate: ``estimable=False``.
     """
     labels, scores = checked(labels, scores)
     if not 0.0 <= target_far <= 1.0:
@@ -155,11 +151,9 @@ def accuracy_at(labels, scores, threshold: float) -> float:
     return float(np.isin(outcome(labels, scores, threshold), ("TP", "TN")).mean())
 
 
-# --- one-shot tasks and identification --------------------------------------------------------
 def _above_and_tied(candidates, correct=None):
-    """Per task (row), how many candidates outscore the correct one and how many tie with it
-    (itself included); ``correct`` defaults to column 0, the match of ``scoring.one_shot_scores``.
-    """
+    """Per task, the candidates above the correct one (column 0 unless given) and those tied
+    with it, itself included."""
     candidates = _finite(candidates, "scores_matrix")
     if candidates.ndim != 2 or candidates.shape[1] < 2 or len(candidates) == 0:
         raise ValueError(f"scores_matrix must be (tasks, N) with at least one task and N >= 2, "
@@ -187,10 +181,9 @@ def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
 
 def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
                             reduce: str = "max", k: int = 1) -> float:
-    """Rank-``k`` accuracy of closed-set identification, from (probes, templates) scores. An
-    identity's templates are combined with ``reduce``: "max" (the best image decides, forgiving
-    one bad photo of the right person) or "mean" (all vote, forgiving one lucky photo of the
-    wrong one). Ties count in expectation."""
+    """Rank-``k`` accuracy of closed-set identification from (probes, templates) scores, each
+    identity's templates combined by ``reduce``: "max" (forgives one bad photo of the right
+    person) or "mean" (forgives one lucky photo of the wrong one). Ties count in expectation."""
     scores = _finite(probe_gallery_scores, "probe_gallery_scores")
     probe_labels, gallery_labels = np.asarray(probe_labels), np.asarray(gallery_labels)
     identities = np.unique(gallery_labels)
@@ -205,7 +198,7 @@ def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
         raise ValueError(f"k must be between 1 and {len(identities)} (gallery identities), got {k}")
     if len(unknown):
         raise ValueError(f"probe identities missing from the gallery: {unknown[:5].tolist()}")
-    # (probes, identities), the identities in np.unique's order, as ``identities`` holds them.
+    # (probes, identities), in np.unique's order as ``identities``.
     per_identity = pd.DataFrame(scores.T).groupby(gallery_labels).agg(reduce).to_numpy().T
     correct = per_identity[np.arange(len(probe_labels)), np.searchsorted(identities, probe_labels)]
     return n_way_accuracy(per_identity, k, correct)

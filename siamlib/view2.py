@@ -22,8 +22,7 @@ from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
 
-# Equivalence with a published result is claimed only within this margin of accuracy, fixed
-# before any View 2 run was compared (issue 24): one percentage point.
+# Equivalence to a published result: within this accuracy, fixed before any comparison (issue 24).
 EQUIVALENCE_MARGIN = 0.01
 
 
@@ -72,15 +71,8 @@ def fold_table(runs: list[Run]) -> pd.DataFrame:
 
 
 def fold_scores(runs: list[Run]) -> dict[int, pd.DataFrame]:
-    """Each experiment's scored validation and test pairs (``Run.scores``) by test fold: what
-    the functions below compare, a baseline's scores (``rescored``) alike."""
+    """Each experiment's scored validation and test pairs (``Run.scores``) by test fold."""
     return {run.config.data.view2_fold: run.scores for run in runs}
-
-
-def rescored(scores: dict[int, pd.DataFrame], scorer) -> dict[int, pd.DataFrame]:
-    """The same pairs scored by ``scorer(frame) -> scores``, e.g. ``partial(baseline.lbp_scores,
-    store)``."""
-    return {fold: frame.assign(score=scorer(frame)) for fold, frame in scores.items()}
 
 
 def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -89,10 +81,9 @@ def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFrame],
                 n_boot: int = 2000, seed: int = 0) -> dict:
-    """Method a against method b on the same test pairs of the same folds, each at its own
-    validation threshold, by two tests that respect people: the fold accuracy differences
-    (a - b, mean ± SE, as LFW's SE: folds share no person) and a bootstrap of the pooled
-    difference that resamples clusters of people (``stats.person_clusters``)."""
+    """Method a against b on the same test pairs, each at its own validation thresholds, by two
+    tests that respect people: the folds' accuracy differences (mean ± SE: folds share no one)
+    and a bootstrap of the pooled difference that resamples clusters of people."""
     if scores_a.keys() != scores_b.keys():
         raise ValueError(f"the methods were run on other folds: {sorted(scores_a)} and "
                          f"{sorted(scores_b)}")
@@ -124,9 +115,8 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
 
 
 def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) -> pd.DataFrame:
-    """Per experiment, ``metrics.operating_point`` fitted on the validation fold and counted on
-    the test fold; NaN where validation has too few impostor pairs to show the target (300
-    cannot show 0.1 %): "not estimable", rather than a number read off the test pairs."""
+    """Per experiment, ``metrics.operating_point`` fitted on validation and counted on test; NaN
+    where validation has too few impostors to show the target (300 cannot show 0.1 %)."""
     rows = []
     for fold, frame in scores.items():
         val, test = _split(frame, "val"), _split(frame, "test")
@@ -152,9 +142,8 @@ def at_far(scores: dict[int, pd.DataFrame], target_far: float) -> str:
 
 
 def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame:
-    """Mean and SE of the folds' test TAR at equal FAR (each fold has its own score scale, so
-    not at equal threshold), by default from one false accept among the fewest impostor pairs
-    of a test fold (1/300 on LFW): below that no fold supports the curve."""
+    """Mean and SE of the folds' test TAR at equal FAR (each fold has its own score scale), by
+    default from one false accept among a test fold's fewest impostors: no fold goes below."""
     tests = [_split(frame, "test") for frame in scores.values()]
     if far_grid is None:
         fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
@@ -205,11 +194,10 @@ def headline(ours: dict) -> str:
 
 
 def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """What the numbers let one say about ``ours`` against a published ``row``. Only means and
-    SEs are published, so the difference is one of two independent means, SE = sqrt(SE_ours² +
-    SE_theirs²), 95 % interval by the normal approximation. "Equivalent" needs two one-sided
-    tests (TOST) to put it within ±``margin``, fixed before looking: an interval holding 0 is
-    not that, and a small, noisy difference is neither different nor equivalent."""
+    """What the numbers let one say about ``ours`` against a published ``row``: only means and
+    SEs are published, so the difference of two independent means, SE = sqrt(SE_ours² +
+    SE_theirs²), normal 95 % interval. "Equivalent" needs two one-sided tests (TOST) within
+    ±``margin``, fixed in advance: an interval holding 0 is not that."""
     difference = ours["accuracy"] - row["accuracy"]
     se = float(np.hypot(ours["se"], row["se"]))
     low, high = difference - 1.96 * se, difference + 1.96 * se
@@ -228,18 +216,16 @@ def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str
 
 
 def looks() -> pd.DataFrame:
-    """Every View 2 run of the named models (``view2_declarations.json``), oldest first. A look
-    is declared before it runs (date, profile, model, recipe, run keys, and why View 1 chose
-    it); its result is added after, whatever it shows (NaN until then), and the headline is the
-    latest declared look that ran. Older looks are marked ``declared_before_run: false``."""
+    """Every View 2 run of the named models (``view2_declarations.json``), oldest first: declared
+    before it runs (recipe, run keys, why View 1 chose it), its result added whatever it shows.
+    The headline is the latest that ran; older looks say ``declared_before_run: false``."""
     table = pd.DataFrame(json.loads(Path(__file__).with_name("view2_declarations.json")
                                     .read_text()))
     return table.set_axis(pd.RangeIndex(1, len(table) + 1, name="look"))
 
 
 def declared_look(configs: list[RunConfig], policy: str) -> int | None:
-    """The number of the look whose run keys are exactly ``configs``' (the fold runs about to
-    train or load, under numeric ``policy``), or None when no declaration names them."""
+    """The look whose run keys are exactly ``configs``' under ``policy``, or None."""
     keys = [config.key(policy) for config in configs]
     return next((int(number) for number, row in looks().iterrows()
                  if row.get("run_keys") == keys), None)

@@ -1,10 +1,9 @@
 """An interactive pair inspector: look at the faces behind the numbers, one outcome at a time.
 
-Accuracy says how many pairs a network gets wrong, not which or why. Within an outcome (say,
-false accepts) pairs come farthest from the threshold first, ties in the order of ``pairs``: a
-pair just across the threshold is a coin toss, a different-person pair scored 0.98 says what the
-network has learnt to look at. It is plain ipywidgets state, so Python can drive it (as the
-tests do) and papermill can build it without a browser.
+Accuracy says how many pairs a network gets wrong, not which or why. Within an outcome pairs
+come farthest from the threshold first: a pair just across it is a coin toss, a different-person
+pair scored 0.98 says what the network has learnt to look at. Plain ipywidgets state, so Python
+can drive it (as the tests do) and papermill can build it without a browser.
 """
 
 from __future__ import annotations
@@ -25,13 +24,10 @@ EMPTY_MESSAGE = "no pairs with this outcome at this threshold"
 
 
 class PairInspector:
-    """Browse scored pairs by outcome, at a threshold the student can move.
-
-    ``score >= threshold`` accepts; a threshold outside the scores (one fitted on validation
-    may be) widens the slider. Code can drive the public widgets and read ``current_pair``
-    (None when the filter is empty), ``visible_indices`` (``.iloc`` positions, in the order
-    shown) and ``outcome_counts``. prev/next stop at the ends, so reaching one is noticeable.
-    """
+    """Browse scored pairs by outcome, at a threshold the student can move (``score >=
+    threshold`` accepts; one outside the scores widens the slider). Code can drive the widgets
+    and read ``current_pair`` (None when the filter is empty), ``visible_indices`` (``.iloc``
+    positions, in the order shown) and ``outcome_counts``. prev/next stop at the ends."""
 
     def __init__(self, pairs: pd.DataFrame, scores, store, threshold, title: str = ""):
         # Bad input gets one error here, not a traceback from deep in a widget's callback.
@@ -59,8 +55,8 @@ class PairInspector:
             layout={"width": "480px"})
         self.filter = widgets.ToggleButtons(style={"button_width": "auto"})
         self.counts, self.caption = widgets.HTML(), widgets.HTML()
-        self.prev_button = widgets.Button(description="◀ prev")
-        self.next_button = widgets.Button(description="next ▶")
+        self.prev_button, self.next_button = (widgets.Button(description=text)
+                                              for text in ("◀ prev", "next ▶"))
         self.position = widgets.IntSlider(max=0, readout=False, description="pair")
         self.position_label = widgets.Label()
         # A 105-pixel face is too small to judge at its own size.
