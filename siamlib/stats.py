@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import binomtest
+from scipy.stats import binomtest, rankdata
 
-from siamlib import metrics
+from siamlib import SAME, metrics
 
 BOOTSTRAP_METRICS = ("accuracy", "auc", "eer")
 # Fewest independent clusters a cluster bootstrap may rest on; see ``bootstrap_ci``.
@@ -80,13 +80,21 @@ def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float,
     return estimate, *np.quantile(values, [alpha / 2, 1 - alpha / 2]), np.array(values)
 
 
+def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The ROC's area as Mann-Whitney's U / (n_same n_different), ties counting half: a rank sum
+    costs a sixteenth of drawing the ROC (``metrics.roc``), and a bootstrap takes thousands."""
+    ranks, same = rankdata(scores), labels == SAME
+    n_same = same.sum()
+    return float((ranks[same].sum() - n_same * (n_same + 1) / 2) / (n_same * (~same).sum()))
+
+
 def _metric(metric: str, threshold: float | None):
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
     if metric == "accuracy" and threshold is None:
         raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
     return {"accuracy": lambda y, s: metrics.accuracy_at(y, s, threshold),
-            "auc": lambda y, s: metrics.roc(y, s).auc,
+            "auc": _rank_auc,
             "eer": lambda y, s: metrics.eer(y, s).eer}[metric]
 
 

@@ -68,8 +68,10 @@ class PairInspector:
             widgets.HBox([self.image_a, self.image_b]), self.caption])
         for control in (self.threshold, self.filter, self.position):
             control.observe(self._refresh, names="value")
-        self.prev_button.on_click(lambda _: self._step(-1))
-        self.next_button.on_click(lambda _: self._step(+1))
+        for button, step in ((self.prev_button, -1), (self.next_button, 1)):
+            # The slider clamps at its ends: prev/next stop there.
+            button.on_click(lambda _, step=step: setattr(self.position, "value",
+                                                         self.position.value + step))
         self._row, self._busy = -1, False  # the pair on screen, as a position in ``pairs``
         self._refresh()
 
@@ -79,11 +81,9 @@ class PairInspector:
         text = f"PairInspector: {title}{len(self._table)} pairs, {self.counts.value}"
         return self.widget._repr_mimebundle_(**kwargs) | {"text/plain": text}
 
-    def _step(self, delta: int) -> None:
-        self.position.value += delta  # the slider clamps at its ends: prev/next stop there
-
     def _refresh(self, change=None) -> None:
-        """Outcomes, filter labels, order and position after any control moved, as one step."""
+        """Outcomes, filter labels, order, position and the pair shown after any control moved,
+        as one step."""
         if self._busy:
             return  # an echo of a change made below (new filter labels reset the filter)
         self._busy, moved = True, change and change["owner"]
@@ -109,9 +109,6 @@ class PairInspector:
         counts = " · ".join(f"{kind} {n}" for kind, n in tally.items())
         self.counts.value = f"at threshold {threshold:.3f}: {counts} · accuracy {accuracy:.1%}"
         self._busy = False
-        self._show()
-
-    def _show(self) -> None:
         total, at = len(self.visible_indices), self.position.value
         self._row = self.visible_indices[at] if total else -1
         self.current_pair = pair = self._table.iloc[self._row] if total else None
@@ -132,4 +129,4 @@ class PairInspector:
         self.caption.value = (
             f"{people}<br>{truth} · score {pair['score']:.3f} · <b style='color:"
             f"{'#2e7d32' if correct else '#c62828'}'>{OUTCOME_NAMES[kind]} ({kind}), "
-            f"{'correct' if correct else 'error'}</b> at threshold {self.threshold.value:.3f}")
+            f"{'correct' if correct else 'error'}</b> at threshold {threshold:.3f}")
