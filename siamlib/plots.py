@@ -104,7 +104,6 @@ def det_axes(ax):
     ax.plot(positions[[0, -1]], positions[[0, -1]], color="grey", ls=":", lw=1)
     ax.set(xlim=positions[[0, -1]], ylim=positions[[0, -1]], aspect="equal",
            xlabel="FAR (false accepts)", ylabel="FRR (false rejects)")
-    return ax
 
 
 def det_line(ax, labels, scores, **style):
