@@ -18,7 +18,6 @@ FACES = "faces"  # figures/faces/: figures showing LFW-a photos; git-ignored, ne
 
 
 def use_style() -> None:
-    """The workbook's look: seaborn's clean grid, readable fonts, print-ready resolution."""
     sns.set_theme(style="whitegrid", context="notebook")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
 
@@ -32,8 +31,7 @@ def save_fig(name: str, fig=None, faces: bool = False) -> None:
 
 
 def pair_gallery(store, pairs: pd.DataFrame, title: str = "", scores=None):
-    """Pairs in columns of four (first image above the second), titled with names and scores
-    in the colour of the truth: green for same-person pairs, orange for different people."""
+    """Pairs in columns of four, first image above the second, titled in the truth's colour."""
     rows = max(1, -(-len(pairs) // 4))
     fig, axes = plt.subplots(2 * rows, 4, figsize=(8.4, 4.9 * rows), squeeze=False)
     for ax in axes.flat:

@@ -37,7 +37,6 @@ def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) 
 
 
 def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
-    """Scores of ``features[rows_a[i]]`` against ``features[rows_b[i]]``, one float64 per i."""
     head = head_of(scorer) if isinstance(scorer, keras.Model) else None
     if head is None and not callable(scorer):
         raise ValueError(f"scorer must be a Siamese network or a function (first, second) -> "
@@ -97,11 +96,8 @@ def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0)
 
 
 def one_shot_scores(scorer, features: np.ndarray, tasks: np.ndarray) -> np.ndarray:
-    """``(num_tasks, n_way)`` scores of each task's probe (column 0 of ``tasks``) against its
-    candidates, for ``metrics.n_way_accuracy``; ``features`` (``embed``, a baseline's
-    descriptors) has a row per photo the tasks index. With the whole gallery as each probe's
-    candidates, it gives ``metrics.identification_accuracy`` its (probes, templates) scores.
-    """
+    """Each task's probe (column 0) against its candidates, ``features`` indexed by ``tasks``.
+    With the whole gallery as candidates: (probes, templates), for identification."""
     tasks = np.asarray(tasks)
     if tasks.ndim != 2 or tasks.shape[1] < 3:
         raise ValueError(f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape "
