@@ -1,20 +1,16 @@
 """Classical baselines, scored like the network: one score per pair, higher = same person.
 
-"How much does learning buy?" needs something that did not learn. Two such scorers:
+"How much does learning buy?" needs something that did not learn:
 
-- **LBP histograms** (Ahonen, Hadid & Pietikäinen, 2006): every pixel is coded by which of its
-  8 neighbours are at least as bright as it (a local binary pattern), the face is cut into a
-  grid of cells, and each cell becomes a histogram of its codes: where on the face which
-  micro-textures (edges, corners, spots, flat skin) occur. A code only records *which
-  neighbour is brighter*, so a brighter or more contrasted photo gets the same codes.
-- **raw pixels**: the correlation of the two images' pixels. Nothing is learned at all; it shows
-  what "looks alike" means pixel by pixel.
+- **LBP histograms** (Ahonen, Hadid & Pietikäinen, 2006): each pixel is coded by which of its
+  8 neighbours are at least as bright (a local binary pattern), so a brighter or more
+  contrasted photo gets the same codes; a grid of cells, each a histogram of its codes, says
+  where on the face which micro-textures (edges, corners, spots, flat skin) occur.
+- **raw pixels**: the correlation of the two images' pixels: "looks alike" pixel by pixel.
 
-Both describe each unique image of an ``ImageStore`` once (``scoring.pair_scores``).
-``PREPROCESS`` is the input they are meant for: the face set's face crop (LFW-a's centre 125
-pixels) resized to 105×105. The LBP settings (that crop, radius 2, the 59-bin patterns) were
-chosen by ROC AUC on DevTrain's pairs, never on DevTest; they beat a 150-pixel crop, radius 1
-and the 10-bin rotation-invariant patterns there.
+``PREPROCESS`` is their input: the face crop (LFW-a's centre 125 pixels) at 105×105. The LBP
+settings (that crop, radius 2, the 59-bin patterns) were chosen by ROC AUC on DevTrain's pairs,
+never on DevTest, over a 150-pixel crop, radius 1 and the 10-bin rotation-invariant patterns.
 """
 
 from __future__ import annotations
@@ -34,18 +30,12 @@ RADIUS = 2  # ... on a circle of this radius (pixels)
 
 
 def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndarray:
-    """LBP histograms of a ``grid`` x ``grid`` of cells, concatenated: float32 ``(n, grid *
-    grid * 59)`` for a uint8 stack ``(n, height, width)``, ``(grid * grid * 59,)`` for one
-    image. The 59 bins are the 58 uniform patterns in every rotation and one for all others
-    (Ahonen et al.'s u2); each cell's histogram sums to 1, so cells weigh the same whatever
-    their pixel count."""
+    """LBP histograms of a ``grid`` x ``grid`` of cells, concatenated, per image of a uint8 stack.
+    The 59 bins are the 58 uniform patterns and one for all others (Ahonen et al.'s u2); each
+    cell's histogram sums to 1, so cells weigh the same whatever their pixel count."""
     pixels = np.asarray(pixels)
-    single = pixels.ndim == 2
-    if single:
-        pixels = pixels[np.newaxis]
     if pixels.ndim != 3:
-        raise ValueError(f"pixels must be (height, width) or (n, height, width), got shape "
-                         f"{pixels.shape}")
+        raise ValueError(f"pixels must be (n, height, width), got shape {pixels.shape}")
     if pixels.dtype != np.uint8:
         # skimage warns that float images give unstable codes (tiny differences flip bits).
         raise ValueError(f"pixels must be uint8 grey levels, got {pixels.dtype}")
@@ -68,19 +58,17 @@ def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndar
         codes = codes[margin : margin + height, margin : margin + width]
         counts = np.bincount((cell * bins + codes).ravel(), minlength=grid * grid * bins)
         descriptors[i] = (counts.reshape(grid * grid, bins) / cell_sizes[:, None]).ravel()
-    return descriptors[0] if single else descriptors
+    return descriptors
 
 
 def lbp_similarity(first: np.ndarray, second: np.ndarray, grid: int = GRID) -> np.ndarray:
-    """1 - the chi-square distance ``½ Σ (a - b)² / (a + b)`` between rows of LBP descriptors,
-    divided by the ``grid * grid`` cells: a score in [0, 1], 1 for identical descriptors, 0 when
-    no cell has a pattern in common.
+    """1 - the chi-square distance ``½ Σ (a - b)² / (a + b)`` between rows of LBP descriptors
+    per cell: 1 for identical descriptors, 0 when no cell has a pattern in common.
 
-    A bin holds a count, whose noise grows with its size (roughly Poisson), so each squared
-    difference is divided by the bin's size: a difference in a rare pattern (a corner at the
-    eye) weighs as much as it says, and the largest bins (flat skin) cannot drown everything as
-    under the Euclidean distance. Ahonen et al. found chi-square the best of the simple
-    histogram distances for LBP faces. Bins empty in both add nothing (0/0 counts as 0).
+    A bin's count is noisier the larger it is (roughly Poisson), so each squared difference is
+    divided by the bin's size: a rare pattern (a corner at the eye) weighs as much as it says,
+    and flat skin cannot drown everything as under the Euclidean distance (Ahonen et al. found
+    chi-square the best simple histogram distance for LBP faces). 0/0 counts as 0.
     """
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if first.shape != second.shape:
@@ -92,28 +80,22 @@ def lbp_similarity(first: np.ndarray, second: np.ndarray, grid: int = GRID) -> n
 
 
 def lbp_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
-    """One LBP score per pair (``lbp_similarity``; 1 = identical histograms)."""
     return scoring.pair_scores(lbp_similarity, lbp_descriptors, store, pairs)
 
 
 def pixel_vectors(pixels) -> np.ndarray:
-    """Each image as a unit-length, mean-subtracted float32 vector. Without subtracting the
-    mean, any two photos (all pixels positive) have a cosine near 1 and the score measures
-    brightness; a flat image has no direction and scores 0 against everything."""
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 2:
-        pixels = pixels[np.newaxis]
-    vectors = pixels.reshape(len(pixels), -1).astype(np.float32)
+    """Each image as a unit-length, mean-subtracted vector: without the mean, any two photos
+    have a cosine near 1 (all pixels positive). A flat image scores 0 against everything."""
+    vectors = np.asarray(pixels).reshape(len(pixels), -1).astype(np.float32)
     return normalize(vectors - vectors.mean(axis=1, keepdims=True))
 
 
 def pixel_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Cosine similarity of paired rows of ``pixel_vectors``, in [-1, 1] (1 = identical up to
-    brightness and contrast); float32 rounding is clipped back into that range."""
+    """Cosine similarity of paired rows of ``pixel_vectors`` (1 = identical up to brightness
+    and contrast), float32 rounding clipped back into [-1, 1]."""
     cosine = np.sum(np.asarray(first) * np.asarray(second), axis=1, dtype=np.float64)
     return np.clip(cosine, -1.0, 1.0)
 
 
 def pixel_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
-    """One raw-pixel score per pair: ``pixel_similarity`` of the two images' vectors."""
     return scoring.pair_scores(pixel_similarity, pixel_vectors, store, pairs)

@@ -1,12 +1,11 @@
 """Verification and identification metrics, computed from one scoring pass.
 
-Every metric works on the ``labels`` (1 = same person) and ``scores`` (higher = more alike) of
-one pass of the network, so sweeping a threshold costs a sort, not a pass per threshold (a
-student's sweep that re-ran the network took nine days). A pair is accepted when ``score >=
-threshold``. TAR (true accept rate) is the share of same-person pairs accepted, FAR (false
-accept rate) the share of different-person pairs accepted, FRR = 1 - TAR (ISO/IEC 19795-1 and
-pyeer say FMR and FNMR). Thresholds are fitted on *validation* scores and applied to *test*
-scores: one tuned on the test set reports an accuracy no one could have had in advance.
+Every metric takes the ``labels`` (1 = same person) and ``scores`` (higher = more alike) of one
+pass of the network: sweeping a threshold costs a sort, not a pass per threshold (a student's
+sweep that re-ran the network took nine days). ``score >= threshold`` accepts; TAR and FAR are
+the shares of same- and different-person pairs accepted, FRR = 1 - TAR (ISO/IEC 19795-1: FMR,
+FNMR). Thresholds are fitted on *validation* scores and applied to *test* scores: one tuned on
+the test set reports an accuracy no one could have had in advance.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ from collections import namedtuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, norm
+from scipy.stats import binomtest
+from sklearn.metrics import auc, roc_curve
 
 from siamlib import DIFFERENT, SAME
 
-# A ROC runs from the strictest threshold (+inf: accept nothing) to the most lenient (the lowest
-# score: accept everything), one point per distinct score.
+# From the strictest threshold (+inf: accept nothing) to the lowest score, one point per score.
 Roc = namedtuple("Roc", "far tar thresholds auc")
 EerPoint = namedtuple("EerPoint", "eer threshold")
 OperatingPoint = namedtuple("OperatingPoint", "threshold tar far low high n_impostors estimable")
@@ -38,8 +37,7 @@ def _finite(values, name: str) -> np.ndarray:
 
 def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Labels as 0/1 ints and scores as floats, or one ValueError that says what is wrong. Rates
-    need both classes (FAR divides by the different-person pairs, TAR by the same-person ones);
-    counting outcomes does not."""
+    need both classes (FAR and TAR divide by their counts); counting outcomes does not."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     if labels.ndim != 1 or labels.shape != scores.shape or len(labels) == 0:
         raise ValueError(f"labels and scores must be non-empty, one-dimensional and of the same "
@@ -56,73 +54,57 @@ def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.n
     return labels, scores
 
 
-def _checked_threshold(threshold, name: str = "threshold") -> np.ndarray:
+def _unless_nan(threshold, name: str = "threshold") -> np.ndarray:
     """+-inf is a threshold (accept nothing / everything); NaN would silently reject all."""
-    threshold = np.asarray(threshold, dtype=float)
-    if np.isnan(threshold).any():
+    if np.isnan(threshold := np.asarray(threshold, dtype=float)).any():
         raise ValueError(f"{name} is NaN: fit it on validation scores "
                          "(threshold_for_max_accuracy or operating_point)")
     return threshold
 
 
-def _roc_points(labels: np.ndarray, scores: np.ndarray):
-    """FAR, TAR and threshold at +inf and at every distinct score, strictest first: sklearn's
-    ``roc_curve(..., drop_intermediate=False)`` (tested equal) without its input checks, which
-    cost ten times the work itself, and a bootstrap computes thousands of ROCs."""
-    order = np.argsort(-scores, kind="stable")
-    ranked = scores[order]
-    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # last pair of each score
-    true_accepts = np.cumsum(labels[order] == SAME)[last]
-    false_accepts = last + 1 - true_accepts
-    return (np.r_[0.0, false_accepts / false_accepts[-1]],
-            np.r_[0.0, true_accepts / true_accepts[-1]], np.r_[np.inf, ranked[last]])
-
-
 def roc(labels, scores) -> Roc:
     """The ROC and its area: the chance that a same-person pair outscores a different-person
     pair, ties counting half (a tie across classes is a diagonal step)."""
-    far, tar, thresholds = _roc_points(*checked(labels, scores))
-    return Roc(far, tar, thresholds, float(np.diff(far) @ (tar[1:] + tar[:-1]) / 2))
+    far, tar, thresholds = roc_curve(*checked(labels, scores), drop_intermediate=False)
+    return Roc(far, tar, thresholds, float(auc(far, tar)))
 
 
 def error_rates(labels, scores, thresholds) -> pd.DataFrame:
     """FAR, TAR, FRR and accuracy, one row per threshold: a binary search per threshold into
-    each class sorted once, so 10^6 scores against 10^3 thresholds take under a second."""
+    each class sorted once (10^6 scores, 10^3 thresholds: under a second)."""
     labels, scores = checked(labels, scores)
-    thresholds = _checked_threshold(np.atleast_1d(thresholds), "thresholds")
+    thresholds = _unless_nan(np.atleast_1d(thresholds), "thresholds")
     genuine, impostor = np.sort(scores[labels == SAME]), np.sort(scores[labels == DIFFERENT])
-    genuine_accepted = len(genuine) - np.searchsorted(genuine, thresholds, side="left")
-    impostor_accepted = len(impostor) - np.searchsorted(impostor, thresholds, side="left")
-    tar, far = genuine_accepted / len(genuine), impostor_accepted / len(impostor)
-    correct = genuine_accepted + len(impostor) - impostor_accepted
+    true_accepts = len(genuine) - np.searchsorted(genuine, thresholds)
+    false_accepts = len(impostor) - np.searchsorted(impostor, thresholds)
+    tar, far = true_accepts / len(genuine), false_accepts / len(impostor)
     return pd.DataFrame({"threshold": thresholds, "far": far, "tar": tar, "frr": 1.0 - tar,
-                         "accuracy": correct / len(scores)})
+                         "accuracy": (true_accepts + len(impostor) - false_accepts) / len(scores)})
 
 
 def eer(labels, scores) -> EerPoint:
     """The equal error rate (FAR = FRR), a threshold-free number to rank models by. It usually
     falls between two ROC points, so rate and threshold are interpolated along that segment."""
-    far, tar, thresholds = _roc_points(*checked(labels, scores))
+    far, tar, thresholds, _ = roc(labels, scores)
     far_minus_frr = far - (1.0 - tar)  # rises strictly from -1 to 1
     thresholds[0] = thresholds[1]  # the first segment's (from +inf) is its lower end
     return EerPoint(float(np.interp(0.0, far_minus_frr, far)),
                     float(np.interp(0.0, far_minus_frr, thresholds)))
 
 
-def _fitted(thresholds: np.ndarray) -> np.ndarray:
-    """Each ROC threshold moved halfway to the next, more lenient, one: both accept the same
-    fitting pairs, and the margin keeps a test score a hair below the lowest accepted
-    validation score from being rejected by luck. +inf (accept nothing) stays."""
-    return np.r_[(thresholds[:-1] + thresholds[1:]) / 2, thresholds[-1]]
+def _fitted(thresholds: np.ndarray, best: int) -> float:
+    """ROC threshold ``best`` moved halfway to the next, more lenient, one: it accepts the same
+    fitting pairs, and a test score a hair below the lowest one accepted is not rejected by luck.
+    """
+    return float(np.r_[(thresholds[:-1] + thresholds[1:]) / 2, thresholds[-1]][best])
 
 
 def threshold_for_max_accuracy(labels, scores) -> float:
     """The most accurate threshold (the strictest of equals), to fit on VALIDATION scores."""
     labels, scores = checked(labels, scores)
-    far, tar, thresholds = _roc_points(labels, scores)
-    n_same = int((labels == SAME).sum())
-    correct = tar * n_same + (1.0 - far) * (len(labels) - n_same)
-    return float(_fitted(thresholds)[np.argmax(correct)])
+    curve, n_same = roc(labels, scores), int((labels == SAME).sum())
+    correct = curve.tar * n_same + (1.0 - curve.far) * (len(labels) - n_same)
+    return _fitted(curve.thresholds, int(np.argmax(correct)))
 
 
 def operating_point(labels, scores, target_far: float, test_labels=None,
@@ -130,20 +112,19 @@ def operating_point(labels, scores, target_far: float, test_labels=None,
     """The most accepting threshold whose FAR on ``labels, scores`` is at most ``target_far``
     (+inf when none is), and the TAR and FAR it gives.
 
-    Alone, it reads these pairs' own ROC: the "TAR at FAR 1%" papers quote, at a threshold tuned
-    on the pairs it is scored on. The honest number fits on VALIDATION and counts on TEST
-    (``test_labels, test_scores``), where the FAR reached misses the target. ``low, high`` is the
-    TAR's Wilson 95% interval, which treats pairs as independent (LFW's share people: read it as
-    the least uncertainty there is). Fewer than ``1 / target_far`` fitting impostors cannot show
-    that rate: the point is then ``estimable=False``.
+    Alone, it reads these pairs' own ROC, as papers' "TAR at FAR 1%" do. The honest number fits
+    on VALIDATION and counts on TEST (``test_labels, test_scores``), where the FAR misses the
+    target. ``low, high``: the TAR's Wilson 95% interval, which treats pairs as independent (the
+    least uncertainty there is). Fewer than ``1 / target_far`` fitting impostors cannot show
+    that rate: ``estimable=False``.
     """
     labels, scores = checked(labels, scores)
     if not 0.0 <= target_far <= 1.0:
         raise ValueError(f"target_far must be a rate between 0 and 1, got {target_far}")
     if (test_labels is None) != (test_scores is None):
         raise ValueError("give both test_labels and test_scores, or neither")
-    far, _, thresholds = _roc_points(labels, scores)
-    threshold = float(_fitted(thresholds)[np.flatnonzero(far <= target_far)[-1]])
+    curve = roc(labels, scores)
+    threshold = _fitted(curve.thresholds, int(np.flatnonzero(curve.far <= target_far)[-1]))
     n_impostors = int(np.sum(labels == DIFFERENT))
     if test_labels is not None:
         labels, scores = checked(test_labels, test_scores)
@@ -158,86 +139,51 @@ def operating_point(labels, scores, target_far: float, test_labels=None,
     )
 
 
-def decidability(labels, scores) -> float:
-    """Daugman's d' = |mu_genuine - mu_impostor| / sqrt((var_genuine + var_impostor) / 2), with
-    pyeer's population variances: blind to shifts and scales of the scores and, unlike AUC,
-    still growing once the classes stop overlapping. Both classes constant: inf or 0."""
-    labels, scores = checked(labels, scores)
-    genuine, impostor = scores[labels == SAME], scores[labels == DIFFERENT]
-    gap = abs(genuine.mean() - impostor.mean())
-    spread = np.sqrt((genuine.var() + impostor.var()) / 2)
-    return float(gap / spread) if spread else (np.inf if gap > 0 else 0.0)
-
-
 def outcome(labels, scores, threshold: float) -> np.ndarray:
     """Each pair's outcome as "TP", "FP", "FN" or "TN", to pick examples of each to look at."""
     labels, scores = checked(labels, scores, both_classes=False)
-    accepted, same = scores >= _checked_threshold(threshold), labels == SAME
+    accepted, same = scores >= _unless_nan(threshold), labels == SAME
     return np.select([same & accepted, ~same & accepted, same & ~accepted], ["TP", "FP", "FN"],
                      default="TN")
-
-
-def confusion_at(labels, scores, threshold: float) -> dict[str, int]:
-    """Counts of ``tp``, ``fp`` (false accepts), ``fn`` (false rejects) and ``tn``."""
-    kinds = outcome(labels, scores, threshold)
-    return {kind.lower(): int(np.sum(kinds == kind)) for kind in ("TP", "FP", "FN", "TN")}
 
 
 def accuracy_at(labels, scores, threshold: float) -> float:
     return float(np.isin(outcome(labels, scores, threshold), ("TP", "TN")).mean())
 
 
-def normal_deviate(p, eps: float = 1e-6) -> np.ndarray:
-    """Probit of a rate, the DET plot's axis scale; 0 and 1 (at -inf and +inf, off the plot)
-    are clipped to ``[eps, 1 - eps]``."""
-    return norm.ppf(np.clip(np.asarray(p, dtype=float), eps, 1.0 - eps))
-
-
-# --- one-shot tasks and identification --------------------------------------------------------
-def _above_and_tied(candidates: np.ndarray, correct: np.ndarray):
-    correct = correct[:, None]  # one row per task; ``tied`` counts the correct one itself
+def _above_and_tied(candidates, correct=None):
+    """Per task, the candidates above the correct one (column 0 unless given) and those tied
+    with it, itself included."""
+    candidates = _finite(candidates, "scores_matrix")
+    if candidates.ndim != 2 or candidates.shape[1] < 2 or len(candidates) == 0:
+        raise ValueError(f"scores_matrix must be (tasks, N) with at least one task and N >= 2, "
+                         f"got shape {candidates.shape}")
+    correct = (candidates[:, 0] if correct is None else correct)[:, None]
     return np.sum(candidates > correct, axis=1), np.sum(candidates == correct, axis=1)
 
 
-def _credit(candidates: np.ndarray, correct: np.ndarray, k: int = 1) -> np.ndarray:
-    """Per task, the chance the correct candidate lands in the top ``k`` when ties are broken at
-    random: a constant scorer earns k/N, the chance level, not 0 (ties as wrong) or 1."""
-    above, tied = _above_and_tied(candidates, correct)
-    return np.clip((k - above) / tied, 0.0, 1.0)
-
-
-def _checked_tasks(scores_matrix) -> np.ndarray:
-    scores_matrix = _finite(scores_matrix, "scores_matrix")
-    if scores_matrix.ndim != 2 or scores_matrix.shape[1] < 2 or len(scores_matrix) == 0:
-        raise ValueError(f"scores_matrix must be (tasks, N) with at least one task and N >= 2, "
-                         f"got shape {scores_matrix.shape}")
-    return scores_matrix
-
-
-def n_way_accuracy(scores_matrix) -> float:
-    """Accuracy on N-way one-shot tasks (Koch et al.): how often the match, column 0 of
-    ``scoring.one_shot_scores``, scores highest, ties counting in expectation (``_credit``)."""
-    scores_matrix = _checked_tasks(scores_matrix)
-    return float(np.mean(_credit(scores_matrix, scores_matrix[:, 0])))
+def n_way_accuracy(scores_matrix, k: int = 1, correct=None) -> float:
+    """Accuracy on N-way one-shot tasks (Koch et al.): how often the match scores in the top
+    ``k``, ties broken at random in expectation, so a constant scorer earns k/N, the chance
+    level, not 0 (ties as wrong) or 1."""
+    above, tied = _above_and_tied(scores_matrix, correct)
+    return float(np.mean(np.clip((k - above) / tied, 0.0, 1.0)))
 
 
 def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
     """Per task, whether the match (column 0) scored highest, for ``stats.mcnemar``: a paired
     test needs a yes or no, so a tie is broken by a draw from ``np.random.default_rng(seed)``,
     the same for two methods tying on a task. The mean approaches ``n_way_accuracy``."""
-    scores_matrix = _checked_tasks(scores_matrix)
-    above, tied = _above_and_tied(scores_matrix, scores_matrix[:, 0])
+    above, tied = _above_and_tied(scores_matrix)
     # Among the ``tied`` level candidates (the match included), the match wins one draw in tied.
-    drawn = np.random.default_rng(seed).integers(0, tied)
-    return (above == 0) & (drawn == 0)
+    return (above == 0) & (np.random.default_rng(seed).integers(0, tied) == 0)
 
 
 def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
                             reduce: str = "max", k: int = 1) -> float:
-    """Rank-``k`` accuracy of closed-set identification, from (probes, templates) scores. An
-    identity's templates are combined with ``reduce``: "max" (the best image decides, forgiving
-    one bad photo of the right person) or "mean" (all vote, forgiving one lucky photo of the
-    wrong one). Ties count in expectation."""
+    """Rank-``k`` accuracy of closed-set identification from (probes, templates) scores, each
+    identity's templates combined by ``reduce``: "max" (forgives one bad photo of the right
+    person) or "mean" (forgives one lucky photo of the wrong one). Ties count in expectation."""
     scores = _finite(probe_gallery_scores, "probe_gallery_scores")
     probe_labels, gallery_labels = np.asarray(probe_labels), np.asarray(gallery_labels)
     identities = np.unique(gallery_labels)
@@ -252,10 +198,10 @@ def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
         raise ValueError(f"k must be between 1 and {len(identities)} (gallery identities), got {k}")
     if len(unknown):
         raise ValueError(f"probe identities missing from the gallery: {unknown[:5].tolist()}")
-    # (probes, identities), the identities in np.unique's order, as ``identities`` holds them.
+    # (probes, identities), in np.unique's order as ``identities``.
     per_identity = pd.DataFrame(scores.T).groupby(gallery_labels).agg(reduce).to_numpy().T
     correct = per_identity[np.arange(len(probe_labels)), np.searchsorted(identities, probe_labels)]
-    return float(np.mean(_credit(per_identity, correct, k)))
+    return n_way_accuracy(per_identity, k, correct)
 
 
 def summary(labels, scores, threshold: float) -> dict[str, float]:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from scipy.stats import norm
 
 from siamlib import SAME, metrics, paths
 
@@ -17,25 +18,20 @@ FACES = "faces"  # figures/faces/: figures showing LFW-a photos; git-ignored, ne
 
 
 def use_style() -> None:
-    """The workbook's look: seaborn's clean grid, readable fonts, print-ready resolution."""
     sns.set_theme(style="whitegrid", context="notebook")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
 
 
 def save_fig(name: str, fig=None, faces: bool = False) -> None:
-    """Save a figure as ``figures/<name>.png`` (from the project root, wherever we run).
-
-    ``faces=True`` for a figure that shows photos: it goes to ``figures/faces/``, which git
-    ignores, because LFW-a's images (or any part of them) are not ours to redistribute.
-    """
+    """Save a figure as ``figures/<name>.png`` under the project root; ``faces=True`` (photos
+    shown) into the git-ignored ``figures/faces/``: LFW-a's images are not ours to share."""
     folder = paths.figures_dir() / FACES if faces else paths.figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (fig or plt.gcf()).savefig(folder / f"{name}.png")
 
 
 def pair_gallery(store, pairs: pd.DataFrame, title: str = "", scores=None):
-    """Pairs in columns of four (first image above the second), titled with names and scores
-    in the colour of the truth: green for same-person pairs, orange for different people."""
+    """Pairs in columns of four, first image above the second, titled in the truth's colour."""
     rows = max(1, -(-len(pairs) // 4))
     fig, axes = plt.subplots(2 * rows, 4, figsize=(8.4, 4.9 * rows), squeeze=False)
     for ax in axes.flat:
@@ -56,11 +52,8 @@ def pair_gallery(store, pairs: pd.DataFrame, title: str = "", scores=None):
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning curves"):
-    """Training and validation loss and AUC per epoch for several runs side by side.
-
-    AUC is what early stopping watches (``training.MONITOR``); a dotted line marks each run's
-    best validation epoch, the one whose weights were kept.
-    """
+    """Loss and AUC per epoch, training and validation, of several runs. AUC is what early
+    stopping watches: a dotted line marks each run's best validation epoch, the one kept."""
     fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
     for (name, history), colour in zip(histories.items(), sns.color_palette()):
         epochs = np.arange(1, len(history) + 1)
@@ -88,7 +81,6 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
 
 
 def score_histogram(labels, scores, threshold: float, ax, title: str):
-    """Score distributions of same and different pairs, with the decision threshold."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     bins = np.linspace(scores.min(), scores.max(), 40)
     ax.hist(scores[labels == SAME], bins=bins, alpha=0.6, color=SAME_COLOUR, label="same person")
@@ -97,33 +89,25 @@ def score_histogram(labels, scores, threshold: float, ax, title: str):
     ax.axvline(threshold, color="k", ls=":", label=f"threshold {threshold:.3f}")
     ax.set(xlabel="score (higher = same)", ylabel="pairs", title=title)
     ax.legend(fontsize=8)
-    return ax
 
 
 def det_axes(ax):
-    """Turn ``ax`` into DET axes: FAR across, FRR up, both on the normal-deviate scale.
-
-    A rate p sits at the probit of p (``metrics.normal_deviate``), so 1% and 0.1% are as far
-    apart as 10% and 1%. A dotted diagonal marks FAR = FRR, where a curve crosses at its EER.
-    Draw curves on it with ``det_line``.
-    """
-    positions = metrics.normal_deviate(DET_TICKS)
+    """Turn ``ax`` into DET axes for ``det_line``: FAR across, FRR up, both at the probit of the
+    rate (``norm.ppf``), so 1% and 0.1% are as far apart as 10% and 1%. A dotted diagonal marks
+    FAR = FRR, where a curve crosses at its EER."""
+    positions = norm.ppf(DET_TICKS)
     labels = [f"{t:.1%}" if t < 0.01 else f"{t:.0%}" for t in DET_TICKS]
     ax.set_xticks(positions, labels, fontsize=8)
     ax.set_yticks(positions, labels, fontsize=8)
     ax.plot(positions[[0, -1]], positions[[0, -1]], color="grey", ls=":", lw=1)
     ax.set(xlim=positions[[0, -1]], ylim=positions[[0, -1]], aspect="equal",
            xlabel="FAR (false accepts)", ylabel="FRR (false rejects)")
-    return ax
 
 
 def det_line(ax, labels, scores, **style):
-    """One scoring pass's DET curve on ``det_axes``; ``style`` goes to ``ax.plot``.
-
-    Points where FAR or FRR is 0 have no probit (it is minus infinity) and are left out: a rate
-    below one pair of its class cannot be measured, so the curve stops there.
-    """
+    """One scoring pass's DET curve on ``det_axes``. Points where FAR or FRR is 0 have no probit
+    (minus infinity) and are left out: a rate below one pair of its class is not measured."""
     curve = metrics.roc(labels, scores)
     far, frr = curve.far, 1.0 - curve.tar
     keep = (far > 0) & (frr > 0)
-    return ax.plot(metrics.normal_deviate(far[keep]), metrics.normal_deviate(frr[keep]), **style)
+    return ax.plot(norm.ppf(far[keep]), norm.ppf(frr[keep]), **style)

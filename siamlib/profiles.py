@@ -219,7 +219,7 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
                 n_boot: int = 2000, seed: int = 0) -> tuple[str | None, pd.DataFrame]:
     """Which of ``candidates`` (name -> scores on the same pairs) replaces the named model; None
     keeps it. The highest of fifteen validation AUCs is partly luck, so a candidate must be better
-    by the one-sided paired bootstrap over ``groups`` (``stats.paired_auc_difference``) at
+    by the one-sided paired bootstrap over ``groups`` (``stats.paired_difference``) at
     ``alpha / len(candidates)`` (Bonferroni); of those, the highest AUC wins. The table has a row
     per candidate, best AUC first."""
     level = alpha / max(len(candidates), 1)
@@ -229,8 +229,8 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
                          f"n_boot of at least {int(np.ceil(4 / level))}")
     named_auc, rows = metrics.roc(labels, named_scores).auc, {}
     for name, scores in candidates.items():
-        test = stats.paired_auc_difference(labels, scores, named_scores, groups, n_boot, alpha,
-                                             seed, one_sided=True)
+        test = stats.paired_difference(labels, scores, named_scores, groups, n_boot, alpha,
+                                       seed, one_sided=True)
         rows[name] = {"val_auc": named_auc + test.estimate, "ΔAUC": test.estimate,
                       "p (one-sided)": test.p_value, "level": level, "better": test.p_value < level}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")

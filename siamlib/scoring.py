@@ -1,12 +1,9 @@
-"""Scoring pairs, one-shot tasks and galleries from cached embeddings.
+"""Scoring pairs and one-shot tasks from cached embeddings.
 
-The tower is by far the expensive half of the network and the head is cheap, so each unique
-image is embedded once and the head is applied to the pairs' embeddings (equal to the two-tower
-forward pass within 1e-5): 500 20-way one-shot tasks name 10,500 image slots, but only the
-unique images are embedded. Every function takes a *scorer*: the Siamese network (its head
-scores embeddings) or any function ``(first, second) -> one score per row``, such as
-``baseline.lbp_similarity`` on LBP descriptors, so the classical baselines meet the same pairs
-and tasks the same way. ``siamlib.metrics`` turns the scores into numbers.
+The tower is the expensive half of the network, so each unique image is embedded once and the
+head scores the pairs' embeddings (the two-tower forward pass within 1e-5): 500 20-way tasks
+name 10,500 image slots. A *scorer* is the network or any function ``(first, second) -> one
+score per row`` (``baseline.lbp_similarity``), so the baselines meet the same pairs and tasks.
 """
 
 from __future__ import annotations
@@ -27,9 +24,8 @@ SCORER_BLOCK_ROWS = 4096
 
 
 def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
-    """Embeddings (float32) of ``(n, size, size)`` uint8 images through the model's tower;
-    ``flip=True`` averages them with their mirror images' (a face and its mirror show the same
-    person)."""
+    """Tower embeddings (float32) of uint8 images; ``flip=True`` averages them with their mirror
+    images' (a face and its mirror show the same person)."""
     tower = tower_of(model)
     dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(batch_size)
     dataset = dataset.map(lambda x: tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0)
@@ -41,8 +37,6 @@ def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) 
 
 
 def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
-    """Scores of ``features[rows_a[i]]`` against ``features[rows_b[i]]``, one float64 per i, in
-    blocks of ``SCORER_BLOCK_ROWS`` rows (which changes nothing: each row is scored alone)."""
     head = head_of(scorer) if isinstance(scorer, keras.Model) else None
     if head is None and not callable(scorer):
         raise ValueError(f"scorer must be a Siamese network or a function (first, second) -> "
@@ -63,8 +57,8 @@ def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
 
 def pair_scores(scorer, describe: Callable[[np.ndarray], np.ndarray], store: ImageStore,
                 pairs: pd.DataFrame) -> np.ndarray:
-    """One score per row of a pair frame: ``describe`` turns the pixels of each unique image
-    into features once (embeddings, LBP histograms), however many pairs name it."""
+    """One score per row of a pair frame, ``describe`` (embedding, LBP histograms) run once per
+    unique image, however many pairs name it."""
     missing = [column for column in ("path_a", "path_b") if column not in pairs.columns]
     if missing:
         raise ValueError(f"pairs lack the column(s) {missing}")
@@ -75,16 +69,12 @@ def pair_scores(scorer, describe: Callable[[np.ndarray], np.ndarray], store: Ima
 
 
 def score_pairs(model, store: ImageStore, pairs: pd.DataFrame, flip: bool = False) -> np.ndarray:
-    """The network's scores of a pair frame (1 = same person), embedding each image once."""
     return pair_scores(model, lambda pixels: embed(model, pixels, flip=flip), store, pairs)
 
 
 def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0) -> np.ndarray:
-    """``(num_tasks, n_way + 1)`` row numbers: probe, its match, then n_way - 1 other people.
-
-    Each task asks "which of these n_way faces is the probe's person?" with exactly one right
-    answer (column 1): the probe's person needs a second image, the distractors are one image
-    each of n_way - 1 distinct other people. Seeded, so every model meets the same tasks.
+    """``(num_tasks, n_way + 1)`` row numbers: probe, its match (the one right answer), then one
+    image each of n_way - 1 distinct other people. Seeded, so every model meets the same tasks.
     """
     names = np.asarray(names)
     people, person_of = np.unique(names, return_inverse=True)
@@ -106,25 +96,11 @@ def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0)
 
 
 def one_shot_scores(scorer, features: np.ndarray, tasks: np.ndarray) -> np.ndarray:
-    """``(num_tasks, n_way)`` scores of each task's probe against its candidates (match first),
-    for ``metrics.n_way_accuracy``. ``features`` holds one row per photo of the store the
-    ``one_shot_tasks`` index: the network's embeddings (``embed``) or a baseline's descriptors.
-    """
+    """Each task's probe (column 0) against its candidates, ``features`` indexed by ``tasks``.
+    With the whole gallery as candidates: (probes, templates), for identification."""
     tasks = np.asarray(tasks)
     if tasks.ndim != 2 or tasks.shape[1] < 3:
         raise ValueError(f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape "
                          f"{tasks.shape}")
     probes = np.repeat(tasks[:, 0], tasks.shape[1] - 1)
     return _row_scores(scorer, features, probes, tasks[:, 1:].reshape(-1)).reshape(len(tasks), -1)
-
-
-def gallery_scores(scorer, features: np.ndarray, probe_rows, gallery_rows) -> np.ndarray:
-    """``(probes, templates)`` scores of every probe against every gallery template, for
-    ``metrics.identification_accuracy``; ``scorer`` and ``features`` as in ``one_shot_scores``."""
-    probe_rows, gallery_rows = np.asarray(probe_rows), np.asarray(gallery_rows)
-    if probe_rows.ndim != 1 or gallery_rows.ndim != 1 or 0 in (probe_rows.size, gallery_rows.size):
-        raise ValueError(f"probe_rows and gallery_rows must be non-empty one-dimensional row "
-                         f"numbers, got shapes {probe_rows.shape} and {gallery_rows.shape}")
-    scores = _row_scores(scorer, features, np.repeat(probe_rows, len(gallery_rows)),
-                         np.tile(gallery_rows, len(probe_rows)))
-    return scores.reshape(len(probe_rows), -1)

@@ -1,14 +1,11 @@
 """LFW View 2, the benchmark: ten experiments, reported as the field reports them.
 
-Every published LFW result is a View 2 result: ``pairs.txt`` holds ten person-disjoint folds of
-300 same + 300 different pairs; experiment k tests on fold k, validates (early stopping,
-thresholds) on the next fold and trains on the other eight (``splits.view2_experiment``), a
-cached run with its fold in its key. As LFW's README asks, each number is a mean over the ten
-test folds with SE = sample standard deviation / sqrt(10), every threshold fitted on the
-experiment's validation fold. Results are compared only within LFW's category of what a method
-may use: **image-restricted** (the given pairs' labels: Koch's network) or **unrestricted**
-(the training people's identities: ``all_pairs``), and on LFW-a, whose alignment counts as
-such, **label-free outside data**.
+``pairs.txt`` holds ten person-disjoint folds of 300 same + 300 different pairs; experiment k
+tests on fold k, validates (early stopping, thresholds) on the next and trains on the other
+eight (``splits.view2_experiment``). As LFW's README asks, each number is a mean over the ten
+test folds with SE = sample standard deviation / sqrt(10), and results are compared only within
+LFW's category of what a method may use: **image-restricted** (the given pairs' labels: Koch's
+network) or **unrestricted** (identities: ``all_pairs``), on LFW-a **label-free outside data**.
 """
 
 from __future__ import annotations
@@ -18,31 +15,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import sem
+from scipy.stats import norm, sem
 
 from siamlib import metrics, stats
 from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
 
-# Equivalence with a published result is claimed only within this margin of accuracy, fixed
-# before any View 2 run was compared (issue 24): one percentage point.
+# Equivalence to a published result: within this accuracy, fixed before any comparison (issue 24).
 EQUIVALENCE_MARGIN = 0.01
-# Every View 2 run of a named model, declared before it ran (see ``looks``).
-DECLARATIONS = Path(__file__).with_name("view2_declarations.json")
 
 
 def published() -> pd.DataFrame:
-    """LFW's results page, View 2 (``lfw_results.csv``, its source in the file's header): one
-    row per listed result, with its category, mean accuracy and SE, in the page's order."""
+    """LFW's results page, View 2 (``lfw_results.csv``, its source in the file's header): its
+    rows' category, mean accuracy and SE, in the page's order."""
     return pd.read_csv(Path(__file__).with_name("lfw_results.csv"), comment="#")
 
 
 def chosen_models(names: str) -> list[str]:
     """The named models in a comma-separated list ("koch,all_pairs"), checked, in that order."""
     chosen = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in MODELS]
-    if unknown or not chosen:
+    if not chosen or not set(chosen) <= set(MODELS):
         raise ValueError(f"models must be a comma-separated list of {', '.join(MODELS)}; "
                          f"got {names!r}")
     return list(dict.fromkeys(chosen))
@@ -54,84 +47,64 @@ def setting(config: RunConfig) -> str:
 
 
 def category(config: RunConfig) -> str:
-    """The run's category as LFW's results page names it (on LFW-a, label-free outside data)."""
     return f"{setting(config).title()}, Label-Free Outside Data"
 
 
 def fold_config(base: RunConfig, fold: int) -> RunConfig:
-    """``base`` (model, training, preprocessing) as View 2 experiment ``fold``."""
     return base.replace(name=f"{base.name}-view2-fold{fold:02d}", data={"view2_fold": fold})
 
 
 def mean_se(values) -> tuple[float, float]:
     """Mean and LFW's standard error: sample std (ddof=1) / sqrt(number of folds)."""
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), (float(sem(values)) if len(values) > 1 else np.nan)
+    return float(np.mean(values)), (float(sem(values)) if len(values) > 1 else np.nan)
 
 
 def fold_table(runs: list[Run]) -> pd.DataFrame:
     """One row per experiment: the test fold's metrics at its validation fold's threshold."""
-    rows = []
-    for run in runs:
-        summary = run.summary()
-        rows.append({
-            "fold": run.config.data.view2_fold,
-            "test pairs": len(run.scores_of("test")),
-            "threshold": summary["threshold"],
-            **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
-            "epochs": summary["epochs"],
-            "best epoch": run.info["best_epoch"],  # the cap was too short where it is the last
-            "train_s": summary["train_s"],
-        })
+    rows = [{"fold": run.config.data.view2_fold, "test pairs": len(run.scores_of("test")),
+             "threshold": (summary := run.summary())["threshold"],
+             **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
+             "epochs": summary["epochs"],
+             "best epoch": run.info["best_epoch"],  # the cap was too short where it is the last
+             "train_s": summary["train_s"]} for run in runs]
     return pd.DataFrame(rows).set_index("fold")
 
 
 def fold_scores(runs: list[Run]) -> dict[int, pd.DataFrame]:
-    """Each experiment's scored validation and test pairs (``Run.scores``) by test fold: what
-    the functions below compare, a baseline's scores (``rescored``) alike."""
+    """Each experiment's scored validation and test pairs (``Run.scores``) by test fold."""
     return {run.config.data.view2_fold: run.scores for run in runs}
-
-
-def rescored(scores: dict[int, pd.DataFrame], scorer) -> dict[int, pd.DataFrame]:
-    """The same pairs scored by ``scorer(frame) -> scores`` (a baseline such as
-    ``partial(baseline.lbp_scores, store)``), validation and test alike."""
-    return {fold: frame.assign(score=scorer(frame)) for fold, frame in scores.items()}
 
 
 def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split].reset_index(drop=True)
 
 
-def _correct(frame: pd.DataFrame) -> np.ndarray:
-    """Which test pairs are decided right at the threshold fitted on the validation pairs."""
-    val, test = _split(frame, "val"), _split(frame, "test")
-    threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
-    return np.isin(metrics.outcome(test["label"], test["score"], threshold), ["TP", "TN"])
-
-
 def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFrame],
                 n_boot: int = 2000, seed: int = 0) -> dict:
-    """Method a against method b on the same test pairs of the same folds, each at its own
-    validation threshold, by two tests that respect people: the fold accuracy differences
-    (a - b, mean ± SE, as LFW's SE: folds share no person) and a bootstrap of the pooled
-    difference that resamples clusters of people (``stats.person_clusters``)."""
+    """Method a against b on the same test pairs, each at its own validation thresholds, by two
+    tests that respect people: the folds' accuracy differences (mean ± SE: folds share no one)
+    and a bootstrap of the pooled difference that resamples clusters of people."""
     if scores_a.keys() != scores_b.keys():
         raise ValueError(f"the methods were run on other folds: {sorted(scores_a)} and "
                          f"{sorted(scores_b)}")
     differences, pooled = [], []
     for fold in scores_a:
-        test_a, test_b = _split(scores_a[fold], "test"), _split(scores_b[fold], "test")
-        if not test_a[["path_a", "path_b"]].equals(test_b[["path_a", "path_b"]]):
+        test, other = (_split(scores[fold], "test") for scores in (scores_a, scores_b))
+        if not test[["path_a", "path_b"]].equals(other[["path_a", "path_b"]]):
             raise ValueError(f"fold {fold}: the methods scored other test pairs")
-        correct_a, correct_b = _correct(scores_a[fold]), _correct(scores_b[fold])
-        differences.append(correct_a.mean() - correct_b.mean())
-        pooled.append(test_a.assign(a=correct_a, b=correct_b))
-    pooled = pd.concat(pooled, ignore_index=True)
+        for method, frame, scored in (("a", scores_a[fold], test), ("b", scores_b[fold], other)):
+            val = _split(frame, "val")
+            # Scores as margins over the fold's validation threshold: accepted from 0 on.
+            test[method] = scored["score"] - metrics.threshold_for_max_accuracy(val["label"],
+                                                                                val["score"])
+        differences.append(metrics.accuracy_at(test["label"], test["a"], 0.0)
+                           - metrics.accuracy_at(test["label"], test["b"], 0.0))
+        pooled.append(test)
+    pooled, differences = pd.concat(pooled, ignore_index=True), np.asarray(differences)
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
-    test = stats.paired_accuracy_difference(pooled["label"], pooled["a"], pooled["b"], groups,
-                                            n_boot, seed=seed)
-    differences = np.asarray(differences)
+    test = stats.paired_difference(pooled["label"], pooled["a"], pooled["b"], groups, n_boot,
+                                   seed=seed, metric="accuracy", threshold=0.0)
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
             "folds b better": int((differences < 0).sum()), "folds": len(differences),
@@ -142,18 +115,17 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
 
 
 def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) -> pd.DataFrame:
-    """Per experiment, ``metrics.operating_point`` fitted on the validation fold and counted on
-    the test fold; NaN where validation has too few impostor pairs to show the target (300
-    cannot show 0.1 %): "not estimable", rather than a number read off the test pairs."""
+    """Per experiment, ``metrics.operating_point`` fitted on validation and counted on test; NaN
+    where validation has too few impostors to show the target (300 cannot show 0.1 %)."""
     rows = []
     for fold, frame in scores.items():
         val, test = _split(frame, "val"), _split(frame, "test")
         point = metrics.operating_point(val["label"], val["score"], target_far, test["label"],
-                                        test["score"])
-        shown = point.estimable
-        rows.append({"fold": fold, "threshold": point.threshold if shown else np.nan,
-                     "TAR": point.tar if shown else np.nan, "FAR": point.far if shown else np.nan,
-                     "validation impostors": point.n_impostors, "estimable": shown})
+                                        test["score"])._asdict()
+        rows.append({"fold": fold, **{name: point[name.lower()] if point["estimable"] else np.nan
+                                      for name in ("threshold", "TAR", "FAR")},
+                     "validation impostors": point["n_impostors"],
+                     "estimable": point["estimable"]})
     return pd.DataFrame(rows).set_index("fold")
 
 
@@ -170,22 +142,19 @@ def at_far(scores: dict[int, pd.DataFrame], target_far: float) -> str:
 
 
 def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame:
-    """Mean and SE of the folds' test TAR at equal FAR (each fold has its own score scale, so
-    not at equal threshold), by default from one false accept among the fewest impostor pairs
-    of a test fold (1/300 on LFW): below that no fold supports the curve."""
+    """Mean and SE of the folds' test TAR at equal FAR (each fold has its own score scale), by
+    default from one false accept among a test fold's fewest impostors: no fold goes below."""
     tests = [_split(frame, "test") for frame in scores.values()]
     if far_grid is None:
         fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
         far_grid = np.logspace(np.log10(1 / fewest), 0, 200)
     far_grid = np.asarray(far_grid)
-    tars = []
-    for test in tests:
-        curve = metrics.roc(test["label"], test["score"])
-        # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
-        tars.append(curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1])
-    tars = np.array(tars)
-    se = sem(tars, axis=0) if len(tars) > 1 else np.nan
-    return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0), "tar_se": se})
+    # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
+    curves = [metrics.roc(test["label"], test["score"]) for test in tests]
+    tars = np.array([curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1]
+                     for curve in curves])
+    return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0),
+                         "tar_se": sem(tars, axis=0) if len(tars) > 1 else np.nan})
 
 
 def report(model: str, runs: list[Run]) -> dict:
@@ -205,17 +174,14 @@ def report(model: str, runs: list[Run]) -> dict:
     }
 
 
-def comparison(ours: dict, others: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The published rows of ``ours``' category with the workbook's row among them, best first,
-    each ranked within the category; then the rows of ``others`` categories, ranked in theirs."""
+def comparison(ours: dict) -> pd.DataFrame:
+    """The published rows of ``ours``' category with the workbook's row among them, best first."""
     table = pd.concat([published(), pd.DataFrame([ours])[["category", "method", "accuracy",
                                                           "se"]]], ignore_index=True)
-    shown = table[table["category"].isin([ours["category"], *others])].copy()
-    shown["rank in category"] = shown.groupby("category")["accuracy"].rank(
-        ascending=False, method="min").astype(int)
-    order = {name: i for i, name in enumerate([ours["category"], *others])}
-    return shown.sort_values(["category", "accuracy"], key=lambda column: column.map(order)
-                             if column.name == "category" else -column, ignore_index=True)
+    shown = table[table["category"] == ours["category"]].sort_values(
+        "accuracy", ascending=False, ignore_index=True)
+    return shown.assign(**{"rank in category": shown["accuracy"].rank(
+        ascending=False, method="min").astype(int)})
 
 
 def headline(ours: dict) -> str:
@@ -228,16 +194,17 @@ def headline(ours: dict) -> str:
 
 
 def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """What the numbers let one say about ``ours`` against a published ``row``. Only means and
-    SEs are published, so the difference is one of two independent means, SE = sqrt(SE_ours² +
-    SE_theirs²), 95 % interval by the normal approximation; "equivalent" needs the TOST
-    (``stats.equivalence``) within ±``margin``, and an interval holding 0 is not that."""
+    """What the numbers let one say about ``ours`` against a published ``row``: only means and
+    SEs are published, so the difference of two independent means, SE = sqrt(SE_ours² +
+    SE_theirs²), normal 95 % interval. "Equivalent" needs two one-sided tests (TOST) within
+    ±``margin``, fixed in advance: an interval holding 0 is not that."""
     difference = ours["accuracy"] - row["accuracy"]
     se = float(np.hypot(ours["se"], row["se"]))
     low, high = difference - 1.96 * se, difference + 1.96 * se
     interval = f"{difference:+.4f} [{low:+.4f}, {high:+.4f}]"
     versus = f"{ours['method']} vs {row['method']} ({row['category']})"
-    p_equivalent = stats.equivalence(difference, se, margin)
+    # H0: difference <= -margin, and H0: difference >= +margin; both must be rejected.
+    p_equivalent = max(norm.sf((difference + margin) / se), norm.cdf((difference - margin) / se))
     if p_equivalent < 0.05:
         return (f"{versus}: equivalent within ±{margin:.3f} (TOST p {p_equivalent:.3f}); "
                 f"difference {interval}")
@@ -248,24 +215,17 @@ def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str
             f"±{margin:.3f} (TOST p {p_equivalent:.2f})")
 
 
-# --- looks at View 2 ---------------------------------------------------------------------------
-
 def looks() -> pd.DataFrame:
-    """Every View 2 run of the named models (``view2_declarations.json``), oldest first. A look
-    is declared before it runs (date, profile, model, recipe, run keys, and why View 1 chose
-    it); its result is added after, whatever it shows (NaN until then), and the headline is the
-    latest declared look that ran. Older looks are marked ``declared_before_run: false``."""
-    rows = json.loads(DECLARATIONS.read_text())
-    table = pd.DataFrame(rows)
-    table.index = pd.RangeIndex(1, len(table) + 1, name="look")
-    return table
+    """Every View 2 run of the named models (``view2_declarations.json``), oldest first: declared
+    before it runs (recipe, run keys, why View 1 chose it), its result added whatever it shows.
+    The headline is the latest that ran; older looks say ``declared_before_run: false``."""
+    table = pd.DataFrame(json.loads(Path(__file__).with_name("view2_declarations.json")
+                                    .read_text()))
+    return table.set_axis(pd.RangeIndex(1, len(table) + 1, name="look"))
 
 
 def declared_look(configs: list[RunConfig], policy: str) -> int | None:
-    """The number of the look whose run keys are exactly ``configs``' (the fold runs about to
-    train or load, under numeric ``policy``), or None when no declaration names them."""
+    """The look whose run keys are exactly ``configs``' under ``policy``, or None."""
     keys = [config.key(policy) for config in configs]
-    for number, row in looks().iterrows():
-        if row.get("run_keys") == keys:
-            return int(number)
-    return None
+    return next((int(number) for number, row in looks().iterrows()
+                 if row.get("run_keys") == keys), None)

@@ -1,10 +1,9 @@
 """An interactive pair inspector: look at the faces behind the numbers, one outcome at a time.
 
-Accuracy says how many pairs a network gets wrong, not which or why. Within an outcome (say,
-false accepts) pairs come farthest from the threshold first, ties in the order of ``pairs``: a
-pair just across the threshold is a coin toss, a different-person pair scored 0.98 says what the
-network has learnt to look at. It is plain ipywidgets state, so Python can drive it (as the
-tests do) and papermill can build it without a browser.
+Accuracy says how many pairs a network gets wrong, not which or why. Within an outcome pairs
+come farthest from the threshold first: a pair just across it is a coin toss, a different-person
+pair scored 0.98 says what the network has learnt to look at. Plain ipywidgets state, so Python
+can drive it (as the tests do) and papermill can build it without a browser.
 """
 
 from __future__ import annotations
@@ -22,17 +21,13 @@ from siamlib.pairs import PAIR_COLUMNS
 OUTCOME_NAMES = {"TP": "true accept", "FP": "false accept", "FN": "false reject",
                  "TN": "true reject"}
 EMPTY_MESSAGE = "no pairs with this outcome at this threshold"
-SQUARE = {"width": "160px", "height": "160px"}  # a 105-pixel face is too small to judge
 
 
 class PairInspector:
-    """Browse scored pairs by outcome, at a threshold the student can move.
-
-    ``score >= threshold`` accepts; a threshold outside the scores (one fitted on validation
-    may be) widens the slider. Code can drive the public widgets and read ``current_pair``
-    (None when the filter is empty), ``visible_indices`` (``.iloc`` positions, in the order
-    shown) and ``outcome_counts``. prev/next stop at the ends, so reaching one is noticeable.
-    """
+    """Browse scored pairs by outcome, at a threshold the student can move (``score >=
+    threshold`` accepts; one outside the scores widens the slider). Code can drive the widgets
+    and read ``current_pair`` (None when the filter is empty), ``visible_indices`` (``.iloc``
+    positions, in the order shown) and ``outcome_counts``. prev/next stop at the ends."""
 
     def __init__(self, pairs: pd.DataFrame, scores, store, threshold, title: str = ""):
         # Bad input gets one error here, not a traceback from deep in a widget's callback.
@@ -60,22 +55,24 @@ class PairInspector:
             layout={"width": "480px"})
         self.filter = widgets.ToggleButtons(style={"button_width": "auto"})
         self.counts, self.caption = widgets.HTML(), widgets.HTML()
-        self.prev_button = widgets.Button(description="◀ prev")
-        self.next_button = widgets.Button(description="next ▶")
+        self.prev_button, self.next_button = (widgets.Button(description=text)
+                                              for text in ("◀ prev", "next ▶"))
         self.position = widgets.IntSlider(max=0, readout=False, description="pair")
         self.position_label = widgets.Label()
-        self.image_a = widgets.Image(format="png", layout=SQUARE)
-        self.image_b = widgets.Image(format="png", layout=SQUARE)
+        # A 105-pixel face is too small to judge at its own size.
+        self.image_a, self.image_b = (widgets.Image(format="png", layout={
+            "width": "160px", "height": "160px"}) for _ in "ab")
         self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>")] * bool(title) + [
             self.filter, self.threshold, self.counts,
             widgets.HBox([self.prev_button, self.position, self.next_button, self.position_label]),
             widgets.HBox([self.image_a, self.image_b]), self.caption])
         for control in (self.threshold, self.filter, self.position):
             control.observe(self._refresh, names="value")
-        self.prev_button.on_click(lambda _: self._step(-1))
-        self.next_button.on_click(lambda _: self._step(+1))
-        self._row = -1  # position in ``pairs`` of the pair on screen
-        self._busy = False
+        for button, step in ((self.prev_button, -1), (self.next_button, 1)):
+            # The slider clamps at its ends: prev/next stop there.
+            button.on_click(lambda _, step=step: setattr(self.position, "value",
+                                                         self.position.value + step))
+        self._row, self._busy = -1, False  # the pair on screen, as a position in ``pairs``
         self._refresh()
 
     def _repr_mimebundle_(self, **kwargs):
@@ -84,18 +81,16 @@ class PairInspector:
         text = f"PairInspector: {title}{len(self._table)} pairs, {self.counts.value}"
         return self.widget._repr_mimebundle_(**kwargs) | {"text/plain": text}
 
-    def _step(self, delta: int) -> None:
-        self.position.value += delta  # the slider clamps at its ends: prev/next stop there
-
     def _refresh(self, change=None) -> None:
-        """Outcomes, filter labels, order and position after any control moved, as one step."""
+        """Outcomes, filter labels, order, position and the pair shown after any control moved,
+        as one step."""
         if self._busy:
             return  # an echo of a change made below (new filter labels reset the filter)
         self._busy, moved = True, change and change["owner"]
         labels, scores, threshold = self._table["label"], self._table["score"], self.threshold.value
         self._table["outcome"] = outcomes = metrics.outcome(labels, scores, threshold)
-        self.outcome_counts = metrics.confusion_at(labels, scores, threshold)
-        tally = {kind: self.outcome_counts[kind.lower()] for kind in OUTCOME_NAMES}
+        tally = {kind: int(np.sum(outcomes == kind)) for kind in OUTCOME_NAMES}
+        self.outcome_counts = {kind.lower(): n for kind, n in tally.items()}
         chosen = self.filter.value or "all"
         self.filter.options = [(f"all: {len(outcomes)}", "all")] + [
             (f"{OUTCOME_NAMES[kind]}s ({kind}): {n}", kind) for kind, n in tally.items()]
@@ -110,13 +105,10 @@ class PairInspector:
             self.position.value = int(kept[0]) if len(kept) else 0
         elif moved is not self.position:  # a new filter starts at its first pair
             self.position.value = 0
-        accuracy = metrics.accuracy_at(labels, scores, threshold)
+        accuracy = (tally["TP"] + tally["TN"]) / len(outcomes)
         counts = " · ".join(f"{kind} {n}" for kind, n in tally.items())
         self.counts.value = f"at threshold {threshold:.3f}: {counts} · accuracy {accuracy:.1%}"
         self._busy = False
-        self._show()
-
-    def _show(self) -> None:
         total, at = len(self.visible_indices), self.position.value
         self._row = self.visible_indices[at] if total else -1
         self.current_pair = pair = self._table.iloc[self._row] if total else None
@@ -137,4 +129,4 @@ class PairInspector:
         self.caption.value = (
             f"{people}<br>{truth} · score {pair['score']:.3f} · <b style='color:"
             f"{'#2e7d32' if correct else '#c62828'}'>{OUTCOME_NAMES[kind]} ({kind}), "
-            f"{'correct' if correct else 'error'}</b> at threshold {self.threshold.value:.3f}")
+            f"{'correct' if correct else 'error'}</b> at threshold {threshold:.3f}")

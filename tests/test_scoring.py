@@ -1,5 +1,5 @@
 """Tests for siamlib.scoring: cached scoring equals the two-tower forward pass, flip averaging,
-one-shot task construction, one-shot and gallery scores of a network and of plain functions,
+one-shot task construction, one-shot scores of a network and of plain functions,
 and N-way accuracy of a hand-made and a trained scorer."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from siamlib import baseline, metrics, scoring
 from siamlib.images import ImageStore, Preprocess
 from siamlib.model import ModelConfig, build_siamese
 from siamlib.pairs import identity_images
-from siamlib.scoring import embed, gallery_scores, one_shot_scores, one_shot_tasks, score_pairs
+from siamlib.scoring import embed, one_shot_scores, one_shot_tasks, score_pairs
 
 # Glorot weights spread the scores out, so a pair scored with the wrong images shows.
 SMALL = ModelConfig(
@@ -220,32 +220,6 @@ def test_one_shot_scores_reject_bad_input(scorer, tasks, message):
         one_shot_scores(scorer, LINE, tasks)
 
 
-# --- galleries ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("block_rows", [4096, 3, 1])
-def test_gallery_scores_of_a_function_by_hand(block_rows, monkeypatch):
-    # Probes 0 and 6 against templates 1 and 3: [[-1, -3], [-5, -3]]. However small the blocks
-    # are, even splitting a probe's row, they do not change the scores.
-    monkeypatch.setattr(scoring, "SCORER_BLOCK_ROWS", block_rows)
-    scores = gallery_scores(minus_distance, LINE, [0, 3], [1, 2])
-    np.testing.assert_array_equal(scores, [[-1.0, -3.0], [-5.0, -3.0]])
-
-
-def test_gallery_scores_equal_the_two_tower_forward_pass(small_model, store, monkeypatch):
-    probes, templates = np.array([0, 5, 7, 11, 20]), np.array([1, 2, 8, 30])
-    monkeypatch.setattr(scoring, "SCORER_BLOCK_ROWS", 8)  # three blocks for 20 probe-template pairs
-    scores = gallery_scores(small_model, embed(small_model, store.pixels), probes, templates)
-    first = as_inputs(store.pixels[np.repeat(probes, len(templates))])
-    second = as_inputs(store.pixels[np.tile(templates, len(probes))])
-    forward = small_model.predict([first, second], verbose=0).reshape(len(probes), -1)
-    assert scores.shape == (5, 4)
-    np.testing.assert_allclose(scores, forward, atol=1e-5)
-
-
-def test_gallery_scores_need_probes_and_templates():
-    with pytest.raises(ValueError, match="non-empty"):
-        gallery_scores(minus_distance, LINE, [], [1, 2])
 
 
 def test_trained_network_does_one_shot_tasks_on_new_people(tmp_path_factory, tmp_path):

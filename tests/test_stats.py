@@ -16,12 +16,18 @@ from siamlib import metrics, stats
 # --- bootstrap ------------------------------------------------------------------------------
 
 
+def ALONE(labels):  # noqa: N802
+    """Every pair a cluster of its own: what resampling pairs, ignoring shared people, would do."""
+    return np.arange(len(labels))
+
+
 @pytest.mark.parametrize("metric", stats.BOOTSTRAP_METRICS)
 def test_bootstrap_ci_contains_estimate_and_narrows_with_more_pairs(metric):
     widths = []
     for n_per_class in (100, 2000):
         labels, scores = overlapping(n_per_class, seed=6)
-        interval = stats.bootstrap_ci(labels, scores, metric, n_boot=300, threshold=0.5)
+        interval = stats.bootstrap_ci(labels, scores, metric, ALONE(labels), n_boot=300,
+                                      threshold=0.5)
         assert interval.low <= interval.estimate <= interval.high
         widths.append(interval.high - interval.low)
     assert widths[1] < widths[0] / 2
@@ -34,7 +40,7 @@ def test_bootstrap_estimate_is_the_metric_itself(metric):
     scores = np.round(scores, 1)
     expected = {"accuracy": metrics.accuracy_at(labels, scores, 0.4),
                 "auc": roc_auc_score(labels, scores), "eer": metrics.eer(labels, scores).eer}
-    interval = stats.bootstrap_ci(labels, scores, metric, n_boot=50, threshold=0.4)
+    interval = stats.bootstrap_ci(labels, scores, metric, ALONE(labels), n_boot=50, threshold=0.4)
     assert interval.estimate == pytest.approx(expected[metric], abs=1e-12)
 
 
@@ -42,10 +48,12 @@ def test_bootstrap_is_seeded_and_fast():
     labels, scores = overlapping(500, seed=8)
     started = time.perf_counter()
     for metric in stats.BOOTSTRAP_METRICS:
-        interval = stats.bootstrap_ci(labels, scores, metric, n_boot=1000, threshold=0.5)
+        interval = stats.bootstrap_ci(labels, scores, metric, ALONE(labels), n_boot=1000,
+                                      threshold=0.5)
     assert time.perf_counter() - started < 5.0
-    assert interval == stats.bootstrap_ci(labels, scores, "eer", n_boot=1000)
-    assert interval != stats.bootstrap_ci(labels, scores, "eer", n_boot=1000, seed=1)
+    assert interval == stats.bootstrap_ci(labels, scores, "eer", ALONE(labels), n_boot=1000)
+    assert interval != stats.bootstrap_ci(labels, scores, "eer", ALONE(labels), n_boot=1000,
+                                          seed=1)
 
 
 # --- cluster (person) bootstrap -------------------------------------------------------------
@@ -99,7 +107,7 @@ def test_cluster_ci_is_wider_than_pair_ci_on_correlated_pairs(metric):
     # 400 pairs but only 40 independent clusters: resampling pairs pretends to ten times as many
     # independent units, so its interval is about sqrt(5) ~ 2.2 times too narrow.
     labels, scores, groups = clustered()
-    pair = stats.bootstrap_ci(labels, scores, metric, n_boot=500, threshold=0.5)
+    pair = stats.bootstrap_ci(labels, scores, metric, ALONE(labels), n_boot=500, threshold=0.5)
     cluster = stats.bootstrap_ci(labels, scores, metric, n_boot=500, threshold=0.5, groups=groups)
     assert cluster.estimate == pair.estimate
     assert cluster.low <= cluster.estimate <= cluster.high
@@ -122,7 +130,7 @@ def test_cluster_resamples_keep_each_cluster_whole():
     groups = np.repeat(np.arange(25), 4)
     whole = stats.bootstrap_ci(labels, scores, "auc", n_boot=200, groups=groups)
     assert (whole.estimate, whole.low, whole.high) == pytest.approx((0.75,) * 3)
-    pairs = stats.bootstrap_ci(labels, scores, "auc", n_boot=200)
+    pairs = stats.bootstrap_ci(labels, scores, "auc", ALONE(labels), n_boot=200)
     assert pairs.high - pairs.low > 0.05
 
 
@@ -164,7 +172,7 @@ def test_paired_difference_on_one_cluster_is_not_significant():
     other[0] -= 0.3  # pair 0 is a same-person pair
     one = np.zeros(len(labels), dtype=int)
     with pytest.warns(UserWarning, match="cluster bootstrap needs"):
-        result = stats.paired_auc_difference(labels, scores, other, groups=one, n_boot=100)
+        result = stats.paired_difference(labels, scores, other, groups=one, n_boot=100)
     assert 0 < result.estimate < 0.001
     assert (result.low, result.high, result.p_value) == (-1.0, 1.0, 1.0)
     assert stats.reading(result.p_value, result.estimate, "A", "B") == "no measured difference"
@@ -238,7 +246,8 @@ def test_paired_auc_difference_by_hand():
     # A: AUC 8/9 (see above). B: same 0.9, 0.2, 0.1 vs different 0.8, 0.7, 0.3 -> 0.9 beats
     # all three, 0.2 and 0.1 beat none: 3/9. Difference 5/9.
     scores_b = np.array([0.9, 0.2, 0.1, 0.8, 0.7, 0.3])
-    result = stats.paired_auc_difference(SIX_LABELS, SIX_SCORES, scores_b, n_boot=200)
+    with pytest.warns(UserWarning, match="cluster bootstrap needs"):  # six pairs, six clusters
+        result = stats.paired_difference(SIX_LABELS, SIX_SCORES, scores_b, ALONE(SIX_LABELS))
     assert result.estimate == pytest.approx(5 / 9)
     assert result.low <= result.estimate <= result.high
     assert 0 < result.p_value <= 1
@@ -248,25 +257,27 @@ def test_paired_auc_difference_is_paired():
     labels, scores = overlapping(200, seed=11)
     # A monotone transform ranks every resample's pairs the same way: the difference is exactly
     # 0 in each, so the interval is (0, 0) and p = 1. Unpaired intervals would overlap widely.
-    same = stats.paired_auc_difference(labels, scores, 3 * scores + 1, n_boot=200)
+    same = stats.paired_difference(labels, scores, 3 * scores + 1, ALONE(labels), n_boot=200)
     assert (same.estimate, same.low, same.high, same.p_value) == (0, 0, 0, 1)
     # A perfect scorer against its reverse: +1 in every resample, p at its floor 2 / (n + 1).
-    labels, scores = separable()
-    flipped = stats.paired_auc_difference(labels, scores, -scores, n_boot=99)
+    labels, scores = (np.tile(values, 10) for values in separable())
+    flipped = stats.paired_difference(labels, scores, -scores, ALONE(labels), n_boot=99)
     assert (flipped.estimate, flipped.low, flipped.high) == (1, 1, 1)
     assert flipped.p_value == pytest.approx(2 / 100)
     # One-sided ("is A better?"): no resample at or below 0, p at its floor 1 / (n + 1); the
     # reverse question gets every resample against it.
-    better = stats.paired_auc_difference(labels, scores, -scores, n_boot=99, one_sided=True)
+    better = stats.paired_difference(labels, scores, -scores, ALONE(labels), n_boot=99,
+                                     one_sided=True)
     assert better.p_value == pytest.approx(1 / 100)
-    worse = stats.paired_auc_difference(labels, -scores, scores, n_boot=99, one_sided=True)
+    worse = stats.paired_difference(labels, -scores, scores, ALONE(labels), n_boot=99,
+                                    one_sided=True)
     assert worse.p_value == 1
 
 
 def test_paired_auc_difference_with_groups():
     labels, scores, groups = clustered()
     other = scores + np.random.default_rng(12).normal(0, 0.5, len(scores))
-    pairs = stats.paired_auc_difference(labels, scores, other, n_boot=300)
-    clusters = stats.paired_auc_difference(labels, scores, other, groups=groups, n_boot=300)
+    pairs = stats.paired_difference(labels, scores, other, ALONE(labels), n_boot=300)
+    clusters = stats.paired_difference(labels, scores, other, groups=groups, n_boot=300)
     assert clusters.estimate == pairs.estimate
     assert clusters.high - clusters.low > pairs.high - pairs.low

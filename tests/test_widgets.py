@@ -162,7 +162,8 @@ def test_threshold_updates_counts_and_option_labels(inspector, fixture, threshol
     pairs, scores, _, _ = fixture
     inspector.filter.value = "FP"
     inspector.threshold.value = threshold
-    expected = metrics.confusion_at(pairs["label"], scores, threshold)
+    outcomes = metrics.outcome(pairs["label"], scores, threshold)
+    expected = {kind: int(np.sum(outcomes == kind.upper())) for kind in ("tp", "fp", "fn", "tn")}
     assert inspector.outcome_counts == expected
     assert option_labels(inspector) == {
         key: f"{name}: {len(PAIRS) if key == 'all' else expected[key.lower()]}"
@@ -172,7 +173,6 @@ def test_threshold_updates_counts_and_option_labels(inspector, fixture, threshol
     assert f"TP {expected['tp']} · FP {expected['fp']}" in inspector.counts.value
     # Relabelling the options must not lose the chosen filter.
     assert inspector.filter.value == "FP"
-    outcomes = metrics.outcome(pairs["label"], scores, threshold)
     assert sorted(inspector.visible_indices) == np.flatnonzero(outcomes == "FP").tolist()
 
 
