@@ -1,19 +1,14 @@
 """Koch et al.'s Siamese network (2015) and its variants, built from one ModelConfig.
 
-A pair's score is ``head(tower(a), tower(b))``: one **tower** (shared weights) embeds each
-image, the **head** compares two embeddings to a score in [0, 1]. Apart, they let the workbook
-embed each image once and score thousands of pairs, and let ``AllPairsTrainer`` score every
-pair of a batch for one tower pass per image.
-
-Every loss takes ``siamlib.SAME`` = 1 (published Keras examples flip it for the contrastive
-loss; our tests pin it).
+A score is ``head(tower(a), tower(b))``, kept apart so that each image is embedded once however
+many pairs it is in (``AllPairsTrainer`` scores every pair of a batch). Every loss takes
+``siamlib.SAME`` = 1, which published Keras examples flip for the contrastive loss.
 """
 
 from __future__ import annotations
 
-import math
+from collections import namedtuple
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -21,10 +16,9 @@ from keras import layers, ops
 
 from siamlib.device import compute_policy
 
-DISTANCES = ("l1", "l2", "cosine")
+DISTANCES = ("l1", "l2")
 LOSSES = ("bce", "contrastive", "multi_similarity")
-# Wang et al. (2019)'s multi-similarity settings: positive and negative scales, the similarity
-# that separates "alike" from "unlike", and the mining margin.
+# Wang et al. (2019)'s multi-similarity scales, "alike" threshold and mining margin.
 MS_ALPHA, MS_BETA, MS_BASE, MS_MARGIN = 2.0, 50.0, 0.5, 0.1
 INITS = ("paper", "glorot")
 
@@ -33,17 +27,10 @@ INITS = ("paper", "glorot")
 class ModelConfig:
     """Everything that defines a network; the defaults are Koch et al.'s exactly.
 
-    Arguments:
-        filters, kernels: per conv block; every block but the last is followed by a 2x2 max-pool.
-        strided_stem: the first conv strides 2 with no pool after it: the same map for a quarter
-            of its multiply-adds (Koch et al.: stride 1).
-        width: multiplies every block's filters.
-        distance: "l1" (paper), "l2" or "cosine" (scored sigmoid(scale * cosine + bias)).
-        loss: "bce" = logistic head on the component-wise distance (paper); "contrastive" and
-            "multi_similarity" (Wang et al., identity batches only) work on the distance d of
-            L2-normalised embeddings, scored 1 / (1 + d).
-        init: "paper" (N(0, 1e-2) conv and N(0, 2e-1) dense weights, N(0.5, 1e-2) biases) or
-            "glorot" (Keras' default).
+    ``strided_stem``: the first conv strides 2 and no pool follows, the same map for a quarter of
+    its multiply-adds. ``loss``: "bce" = a logistic layer on the component-wise distance (paper);
+    "contrastive" and "multi_similarity" (identity batches only) score the distance d of unit
+    embeddings as 1 / (1 + d). ``init``: "paper" normals, or "glorot" (Keras' default).
     """
 
     image_size: int = 105
@@ -116,12 +103,8 @@ def build_tower(config: ModelConfig, policy: str = "float32") -> keras.Model:
     return keras.Model(image, embedding, name="tower")
 
 
-class LayerShape(NamedTuple):
-    name: str  # "conv1", "pool1", "conv2", ...
-    kernel: int  # window side: the conv's kernel, 2 for a pool
-    stride: int
-    side: int  # output side in pixels
-    channels: int
+# A conv or pool layer of the tower: its window side, stride, and output side and channels.
+LayerShape = namedtuple("LayerShape", "name kernel stride side channels")
 
 
 def tower_shapes(config: ModelConfig) -> list[LayerShape]:
@@ -145,19 +128,13 @@ def build_head(config: ModelConfig) -> keras.Model:
     emb_a = keras.Input((config.dense_units,), name="embedding_a")
     emb_b = keras.Input((config.dense_units,), name="embedding_b")
     a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
-    if config.loss != "bce" or config.distance == "cosine":
-        a, b = ops.normalize(a), ops.normalize(b)  # unit length: only the direction counts
-    if config.loss != "bce":  # a scalar distance d, scored 1 / (1 + d)
+    if config.loss != "bce":  # a scalar distance d of unit embeddings, scored 1 / (1 + d)
+        a, b = ops.normalize(a), ops.normalize(b)
         if config.distance == "l1":
             distance = ops.sum(ops.abs(a - b), axis=-1)
-        elif config.distance == "l2":  # + 1e-12: a finite gradient at d = 0
+        else:  # + 1e-12: a finite gradient at d = 0
             distance = ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12)
-        else:
-            distance = 1.0 - ops.sum(a * b, axis=-1)
         score = ops.expand_dims(1.0 / (1.0 + distance), -1)
-    elif config.distance == "cosine":
-        cosine = ops.sum(a * b, axis=-1, keepdims=True)
-        score = ScaledCosine(dtype="float32", name="score")(cosine)
     else:
         # Koch et al.: component-wise L1 (or squared L2), weighted by a logistic dense layer.
         features = ops.square(a - b) if config.distance == "l2" else ops.abs(a - b)
@@ -165,29 +142,6 @@ def build_head(config: ModelConfig) -> keras.Model:
         score = layers.Dense(1, activation="sigmoid", kernel_initializer=dense_init,
                              bias_initializer=bias_init, dtype="float32", name="score")(features)
     return keras.Model([emb_a, emb_b], score, name="head")
-
-
-class ScaledCosine(layers.Layer):
-    """sigmoid(scale * cosine + bias), the scale kept positive (``exp`` of a weight).
-
-    Sigmoid embeddings (all positive) give cosines in a narrow band below 1, so a plain dense
-    layer (weight about +-1) scores every pair nearly alike and the tower gets little gradient
-    (a cosine ablation collapsed to one constant embedding so). The scale starts at 10 so the
-    band spans the sigmoid, the bias at -scale / 2: score 1/2 at cosine 1/2.
-    """
-
-    INITIAL_SCALE = 10.0
-
-    def build(self, input_shape):
-        self.log_scale = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(math.log(self.INITIAL_SCALE)),
-            name="log_scale")
-        self.bias = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(-self.INITIAL_SCALE / 2),
-            name="bias")
-
-    def call(self, cosine):
-        return ops.sigmoid(ops.exp(self.log_scale) * cosine + self.bias)
 
 
 def _distance_of_score(score):
@@ -213,15 +167,11 @@ def contrastive_loss(margin: float = 1.0):
 def multi_similarity_loss(score, same, counted, first, second, n):
     """Wang et al.'s multi-similarity loss over the pairs ``first[i], second[i]`` of a batch.
 
-    Every image is an anchor. A different pair counts if within ``MS_MARGIN`` of the anchor's
-    least alike same pair, a same pair if within it of the most alike different pair; the easy
-    rest adds nothing. With cosine similarities s (of unit embeddings: s = 1 - d^2 / 2),
-    loss = 1/alpha log(1 + sum_same exp(-alpha (s - base)))
-         + 1/beta log(1 + sum_diff exp(beta (s - base))), averaged over anchors:
-    the harder a pair, the more it counts, which a mean over a batch's mostly easy pairs lacks.
-    ``counted`` is 0 for a pair to leave out (a photo with itself).
+    Every image is an anchor; only its pairs within ``MS_MARGIN`` of its hardest pair of the
+    other kind count, and the harder the more, which a mean over a batch's mostly easy pairs
+    lacks. ``counted`` is 0 for a pair to leave out (a photo with itself).
     """
-    similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0
+    similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0  # cosine of unit vectors
     # Each pair once for each of its two images as the anchor.
     anchor = ops.concatenate([first, second])
     similarity = ops.concatenate([similarity, similarity])
@@ -259,11 +209,9 @@ def loss_for(config: ModelConfig):
 
 
 class AllPairsTrainer(keras.Model):
-    """Trains a Siamese network on every pair inside a batch of people's images.
-
-    One tower pass per image, then the head scores all n(n-1)/2 pairs (128 images: 8,128 pairs),
-    weighted by ``pair_weights`` or mined by ``multi_similarity_loss``. Evaluation (Keras' own
-    ``test_step``) scores ordinary pairs, so validation means the same as for other samplings.
+    """Trains on every pair of a batch of people's images: 128 tower passes give 8,128 pairs,
+    weighted by ``pair_weights`` or mined by ``multi_similarity_loss``. Evaluation (Keras'
+    ``test_step``) scores ordinary pairs, so validation means what it does for other samplings.
     """
 
     def __init__(self, siamese: keras.Model, multi_similarity: bool = False):
@@ -295,12 +243,9 @@ class AllPairsTrainer(keras.Model):
 
 
 def pair_weights(person_ids, photo_rows):
-    """Every pair i < j of a batch: its two indices, its label (1 = same person) and its weight.
-
-    A photo with itself weighs 0. Keras divides the weighted sum by the number of pairs, so the
-    weights of same and of different pairs each add up to half that: each kind carries half the
-    loss.
-    """
+    """Every pair i < j of a batch: its indices, label (1 = same person) and weight: 0 for a
+    photo with itself; Keras divides by the number of pairs, so the weights of each kind add up
+    to half that, and same and different pairs carry half the loss each."""
     n = tf.shape(person_ids)[0]
     first, second = ops.nonzero(ops.triu(ops.ones((n, n)), k=1))  # the upper triangle
     same = ops.cast(ops.take(person_ids, first) == ops.take(person_ids, second), "float32")
@@ -311,8 +256,7 @@ def pair_weights(person_ids, photo_rows):
     return first, second, same, weight
 
 
-def _initialisers(init: str):
-    """Conv kernels, dense kernels and biases."""
+def _initialisers(init: str):  # for conv kernels, dense kernels and biases
     if init == "glorot":
         return "glorot_uniform", "glorot_uniform", "zeros"
     normal = keras.initializers.RandomNormal
