@@ -59,17 +59,15 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     if not lines:
         raise PairFileError(f"{pair_file}: the file is empty")
     if blank := next((n for n, line in enumerate(lines[1:], start=2) if not line.strip()), 0):
-        raise PairFileError(f"{pair_file}, line {blank}: a blank line among the pairs; delete it "
-                            "(only the end of the file may hold blank lines)")
+        raise PairFileError(f"{pair_file}, line {blank}: a blank line among the pairs; delete it")
     header = lines[0].split()
     if not 1 <= len(header) <= 2 or not all(h.isdigit() for h in header):
         raise PairFileError(f"{pair_file}, line 1: expected a header 'N' (View 1) or 'folds N' "
                             f"(View 2), got {lines[0]!r}")
     folds, per_class = (1, int(header[0])) if len(header) == 1 else map(int, header)
     if len(lines) - 1 != folds * 2 * per_class:
-        raise PairFileError(f"{pair_file}: the header promises {folds * 2 * per_class} pairs "
-                            f"({folds} fold(s) x {per_class} same + {per_class} different) but "
-                            f"the file has {len(lines) - 1} pair lines")
+        raise PairFileError(f"{pair_file}: the header promises {folds * 2 * per_class} pairs, the "
+                            f"file has {len(lines) - 1} pair lines")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fold, position = divmod(number - 2, 2 * per_class)
@@ -98,8 +96,7 @@ def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     clashes = sorted(f"{person} (folds {a} and {b})" for a, b in combinations(people, 2)
                      for person in people[a] & people[b])
     if clashes:
-        raise PairFileError(f"{pair_file}: {len(clashes)} people appear in more than one fold, so "
-                            "a fold's test people would be in its training folds: "
+        raise PairFileError(f"{pair_file}: {len(clashes)} people appear in more than one fold: "
                             + ", ".join(clashes[:5]))
     return frame
 
@@ -160,8 +157,7 @@ def identity_images(root: str | Path) -> pd.DataFrame:
         print(f"{root}: skipped {len(names)} ({reason}): {', '.join(names[:3])}{more}",
               file=sys.stderr)
     if images.empty:
-        raise FileNotFoundError(f"{root} holds no <identity>/<image> files that OpenCV reads "
-                                f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise FileNotFoundError(f"{root} holds no <identity>/<image> files that OpenCV reads")
     return images
 
 
@@ -212,9 +208,8 @@ def person_overlap(first: pd.DataFrame, second: pd.DataFrame) -> dict:
             "shared_people": len(shared), "shared_names": sorted(shared)}
 
 
-def person_disjoint_split(
-    pairs: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def person_disjoint_split(pairs: pd.DataFrame, val_fraction: float = 0.2,
+                          seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train/validation pairs with no person on both sides, losing no pair.
 
     People linked by a pair stay together, so the split moves whole clusters of the "appear in

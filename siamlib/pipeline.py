@@ -55,11 +55,7 @@ def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffl
 
 def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_size: int,
                          seed: int = 0, augment: Augment | None = None) -> tf.data.Dataset:
-    """An endless stream of pairs from all images of ``people``, alternating same/different.
-
-    A same pair: an image (uniform among people with two or more) and another of its person; a
-    different pair: an image and a uniform image of anyone else. Every epoch draws new pairs.
-    """
+    """Endless pairs of ``people``'s images, alternating same/different, new every epoch."""
     chosen, person_of, starts, counts = _rows_by_person(store, people)
     if counts.max() < 2 or len(counts) < 2:
         raise ValueError("sampling needs two people and someone with at least two images")
@@ -96,13 +92,9 @@ def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_
 def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], people_per_batch: int,
                            images_per_person: int, seed: int = 0,
                            augment: Augment | None = None) -> tf.data.Dataset:
-    """Endless batches ``(images, (person_ids, photo_rows))`` of ``people_per_batch`` distinct
-    people (with two or more images: a same pair) x ``images_per_person``.
-
-    A person with fewer images repeats some, jittered anew. A repeat has its row twice, so the
-    trainer can leave out a photo paired with itself, which teaches only "a photo matches its
-    own jitter".
-    """
+    """Endless batches ``(images, (person_ids, photo_rows))``: ``people_per_batch`` people with
+    two or more images x ``images_per_person``, repeating some where a person has fewer. The rows
+    let the trainer leave out a photo with its own jitter, which would teach nothing."""
     rows, _, starts, counts = _rows_by_person(store, people)
     keep = np.flatnonzero(counts >= 2)
     if len(keep) < max(2, people_per_batch):
@@ -114,8 +106,8 @@ def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], peop
 
     def draw_batch(k):
         key = _key(seed, _SAMPLING, k)
-        chosen = tf.random.experimental.stateless_shuffle(tf.range(len(keep)), key)
-        chosen = chosen[:people_per_batch]
+        shuffled = tf.random.experimental.stateless_shuffle(tf.range(len(keep)), key)
+        chosen = shuffled[:people_per_batch]
         n = tf.gather(counts, chosen)[:, tf.newaxis]
         # A random order of each person's images (positions past n masked out to the end),
         # cycled to K: a person with fewer than K images repeats them in that order.
