@@ -22,10 +22,8 @@ from siamlib.stats import person_clusters
 PAIR_COLUMNS = ["name_a", "index_a", "name_b", "index_b", "path_a", "path_b", "label", "fold"]
 # Every still-image format OpenCV reads (GIF since 4.11; OpenEXR is off by default), known by
 # suffix alone: decoding 13,233 files to list them is slow.
-IMAGE_SUFFIXES = frozenset({
-    ".avif", ".bmp", ".dib", ".gif", ".hdr", ".jp2", ".jpe", ".jpeg", ".jpg", ".pbm", ".pfm",
-    ".pgm", ".pic", ".png", ".pnm", ".ppm", ".pxm", ".ras", ".sr", ".tif", ".tiff", ".webp",
-})
+IMAGE_SUFFIXES = frozenset(".avif .bmp .dib .gif .hdr .jp2 .jpe .jpeg .jpg .pbm .pfm .pgm .pic "
+                           ".png .pnm .ppm .pxm .ras .sr .tif .tiff .webp".split())
 
 
 class PairFileError(ValueError):

@@ -20,8 +20,7 @@ from siamlib.images import CENTRE_HALF, FACE_CROPS, WHOLE, ImageStore, Preproces
 LFW = "lfw-a"
 VIEW2_FOLDS = 10
 AUTO = "auto"
-# Each group of the 60/20/20 person split needs two people (a different pair), one of them with
-# two photos (a same pair): train, validation and test, so at least six people.
+# Each group of the 60/20/20 person split needs two people, one with two photos.
 MIN_PEOPLE = 6
 
 
@@ -32,17 +31,11 @@ class _ChosenCrop(str):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which pairs and images a run uses; part of every run's key.
-
-    Arguments:
-        source: "lfw-a" or the path of an ``<identity>/<image>`` folder.
-        face_crop: one of ``images.FACE_CROPS``, or "auto": the source's own, written into the
-            config so that the run key and ``load_splits``' report name it.
-        max_train_pairs, max_eval_pairs: balanced subsets for quick runs (None = all pairs).
-        generated_pairs: training pairs generated for an identity folder (a quarter for the
-            validation and test people).
-        view2_fold: that View 2 experiment's test fold (LFW-a only), None for View 1.
-    """
+    """Which pairs and images a run uses; part of every run's key. ``source``: "lfw-a" or an
+    ``<identity>/<image>`` folder; ``face_crop`` "auto" is replaced by the source's own, so the
+    run key names it; ``max_*_pairs``: balanced subsets (None = all); ``generated_pairs``: for
+    an identity folder's training people (a quarter for the others); ``view2_fold``: that View 2
+    experiment's test fold, None for View 1."""
 
     source: str = LFW
     face_crop: str = AUTO
@@ -78,8 +71,8 @@ class DataConfig:
 
 @dataclass
 class Splits:
-    """The pair sets and, decoded once, every image of the training people (the unrestricted
-    sampler may use any of them) and of the validation and test pairs."""
+    """The pair sets, and decoded once every image of the training people (for the samplers)
+    and of the validation and test pairs."""
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -109,8 +102,7 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
 
 
 def split_pairs(config: DataConfig):
-    """The train, validation and test pairs of ``config`` (subsets drawn), without decoding an
-    image: what ``load_splits`` trains and scores on, and what ``budget`` counts."""
+    """``load_splits``' pairs without decoding an image (what ``budget`` counts)."""
     images_dir = _images_dir(config.source, progress=False)
     if config.view2_fold is not None:
         train, val, test = view2_experiment(
@@ -136,8 +128,7 @@ def split_pairs(config: DataConfig):
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
-    """Train, validation and test pairs of View 2 experiment ``fold``: the test fold, the next
-    fold for validation (early stopping, threshold), the remaining folds for training."""
+    """Train, validation (the next fold) and test pairs of View 2 experiment ``fold``."""
     folds = sorted(view2["fold"].unique())
     val_fold = folds[(folds.index(fold) + 1) % len(folds)]
     parts = (~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold,
@@ -146,8 +137,8 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
 
 
 def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
-    """Every photo of ``people`` in ``config``'s source, decoded with its face crop and
-    ``preprocess`` (default: ``config``'s): the gallery for one-shot tasks."""
+    """Every photo of ``people`` in ``config``'s source, decoded as ``config`` says (or at
+    ``preprocess``): the gallery for one-shot tasks."""
     photos = all_images(config.source)
     if preprocess is not None:
         config = replace(config, preprocess=preprocess)
@@ -155,7 +146,6 @@ def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) 
 
 
 def all_images(source: str = LFW) -> pd.DataFrame:
-    """One row per image of ``source`` (``name``, ``path``), as ``pairs.identity_images``."""
     return pairs.identity_images(_images_dir(source, progress=False))
 
 
@@ -192,7 +182,6 @@ def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
 
 def _person_groups(images: pd.DataFrame, config: DataConfig,
                    people_per_batch: int = 1) -> list[np.ndarray]:
-    """The training, validation and test people of an identity folder (60/20/20, seeded)."""
     people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
         raise ValueError(f"{config.source} has {len(people)} people; the 60/20/20 person split "
