@@ -62,7 +62,8 @@ class DataConfig:
             "generated_pairs": (self.generated_pairs < 8, "at least 8"),
             "view2_fold": (self.view2_fold is not None and (
                 self.source != LFW or not 1 <= self.view2_fold <= VIEW2_FOLDS),
-                f"None or 1-{VIEW2_FOLDS}, with source={LFW!r}"),
+                f"None (View 1) or 1-{VIEW2_FOLDS}, with source={LFW!r} (source is "
+                f"{self.source!r})"),
         }
         for name, (is_wrong, wanted) in wrong.items():
             if is_wrong:
