@@ -1,7 +1,7 @@
 """Pairs of face images: LFW pair files, pairs generated from identity folders, and splits.
 
 Every pair set is one DataFrame with ``PAIR_COLUMNS``, however it was made; ``label`` is 1 for
-the same person. Splits are by *person*, never by pair: a face trained on that shows up in
+the same person. Splits are by *person*, never by pair: a person trained on who shows up in
 validation makes its accuracy measure memory instead of one-shot verification.
 """
 

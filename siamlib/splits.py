@@ -59,7 +59,8 @@ class DataConfig:
             "max_train_pairs": (self.max_train_pairs is not None and self.max_train_pairs < 2,
                                 subset),
             "max_eval_pairs": (self.max_eval_pairs is not None and self.max_eval_pairs < 2, subset),
-            "generated_pairs": (self.generated_pairs < 8, "at least 8"),
+            "generated_pairs": (self.generated_pairs < 8,
+                                "at least 8 (validation and test get a quarter each)"),
             "view2_fold": (self.view2_fold is not None and (
                 self.source != LFW or not 1 <= self.view2_fold <= VIEW2_FOLDS),
                 f"None (View 1) or 1-{VIEW2_FOLDS}, with source={LFW!r} (source is "
