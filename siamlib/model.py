@@ -1,20 +1,14 @@
 """Koch et al.'s Siamese network (2015) and its variants, built from one ModelConfig.
 
-A pair's score is ``head(tower(a), tower(b))``: the **tower** (one set of weights for both
-images) maps an image to an embedding, the **head** compares two embeddings to a score in
-[0, 1]. Keeping them apart lets the workbook embed each image once and score thousands of pairs
-from the cache, and lets ``AllPairsTrainer`` train on every pair of a batch of people for one
-tower pass per image.
-
-Labels follow ``siamlib.SAME`` = 1 in every loss: same pairs' scores go to 1, their distances
-to 0. (Published Keras examples flip this for the contrastive loss; our tests pin it.)
+A score is ``head(tower(a), tower(b))``, kept apart so that each image is embedded once however
+many pairs it is in (``AllPairsTrainer`` scores every pair of a batch). Every loss takes
+``siamlib.SAME`` = 1, which published Keras examples flip for the contrastive loss.
 """
 
 from __future__ import annotations
 
-import math
+from collections import namedtuple
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -22,12 +16,9 @@ from keras import layers, ops
 
 from siamlib.device import compute_policy
 
-DISTANCES = ("l1", "l2", "cosine")
+DISTANCES = ("l1", "l2")
 LOSSES = ("bce", "contrastive", "multi_similarity")
-# Losses on the distance between L2-normalised embeddings, scored as 1 / (1 + distance).
-DISTANCE_LOSSES = ("contrastive", "multi_similarity")
-# Wang et al. (2019)'s multi-similarity loss, their settings: positive and negative scales,
-# the similarity that separates "alike" from "unlike", and the mining margin.
+# Wang et al. (2019)'s multi-similarity scales, "alike" threshold and mining margin.
 MS_ALPHA, MS_BETA, MS_BASE, MS_MARGIN = 2.0, 50.0, 0.5, 0.1
 INITS = ("paper", "glorot")
 
@@ -36,27 +27,10 @@ INITS = ("paper", "glorot")
 class ModelConfig:
     """Everything that defines a network; the defaults are Koch et al.'s exactly.
 
-    Arguments:
-        image_size: input side in pixels (105 in the paper).
-        filters: conv filters per block, before ``width`` scaling.
-        kernels: conv kernel sides per block. Every block but the last is followed by 2x2 max-pool.
-        strided_stem: the first conv strides 2 and has no max-pool after it: the same map size
-            after the first block for a quarter of its multiply-adds (Koch et al.: stride 1).
-        width: multiplies every block's filters (0.25 gives a narrow net that trains ~8x faster).
-        dense_units: embedding size (a sigmoid dense layer after the flattened features).
-        batch_norm: batch normalisation after each conv (before ReLU).
-        dropout: dropout rate before the embedding layer (0 = none).
-        distance: how the head compares embeddings: "l1" (paper), "l2" or "cosine" (scored as
-            sigmoid(scale * cosine + bias), with a learned positive scale).
-        loss: "bce" = logistic head on the weighted component-wise distance, trained with
-            binary cross-entropy (paper); "contrastive" = contrastive loss on the scalar
-            distance between L2-normalised embeddings, scored as 1 / (1 + distance);
-            "multi_similarity" = Wang et al.'s multi-similarity loss on the cosine similarities
-            of every pair in a batch of people (identity sampling only), same head and score.
-        margin: contrastive loss margin (different pairs are pushed at least this far apart).
-        init: "paper" (weights N(0, 1e-2) in convs and N(0, 2e-1) in dense layers, biases
-            N(0.5, 1e-2)) or "glorot" (Keras' default, zero biases).
-        l2: L2 weight penalty on every layer's kernel.
+    ``strided_stem``: the first conv strides 2 and no pool follows, the same map for a quarter of
+    its multiply-adds. ``loss``: "bce" = a logistic layer on the component-wise distance (paper);
+    "contrastive" and "multi_similarity" (identity batches only) score the distance d of unit
+    embeddings as 1 / (1 + d). ``init``: "paper" normals, or "glorot" (Keras' default).
     """
 
     image_size: int = 105
@@ -85,11 +59,8 @@ class ModelConfig:
 
 
 def build_siamese(config: ModelConfig = ModelConfig(), policy: str | None = None) -> keras.Model:
-    """The full network: two image inputs -> one score, with the tower and head as sub-models.
-
-    ``policy`` defaults to the device's (mixed float16 on a GPU); the head always computes in
-    float32 so scores and losses keep their precision.
-    """
+    """Two image inputs -> one score. ``policy`` defaults to the device's (mixed float16 on a
+    GPU); the head computes in float32 so scores and losses keep their precision."""
     tower, head = build_tower(config, policy or compute_policy()), build_head(config)
     shape = (config.image_size, config.image_size, 1)
     image_a = keras.Input(shape, name="image_a")
@@ -100,17 +71,14 @@ def build_siamese(config: ModelConfig = ModelConfig(), policy: str | None = None
 
 
 def tower_of(siamese: keras.Model) -> keras.Model:
-    """The shared embedding tower inside a network from ``build_siamese``."""
     return siamese.get_layer("tower")
 
 
 def head_of(siamese: keras.Model) -> keras.Model:
-    """The comparison head inside a network from ``build_siamese``."""
     return siamese.get_layer("head")
 
 
 def build_tower(config: ModelConfig, policy: str = "float32") -> keras.Model:
-    """Image -> embedding: conv blocks (ReLU, max-pool between), flatten, sigmoid dense."""
     conv_init, dense_init, bias_init = _initialisers(config.init)
     regulariser = keras.regularizers.L2(config.l2) if config.l2 else None
     weights = dict(bias_initializer=bias_init, kernel_regularizer=regulariser, dtype=policy)
@@ -135,22 +103,14 @@ def build_tower(config: ModelConfig, policy: str = "float32") -> keras.Model:
     return keras.Model(image, embedding, name="tower")
 
 
-class LayerShape(NamedTuple):
-    """One conv or pooling layer of the tower: its window and what it outputs."""
-
-    name: str  # "conv1", "pool1", "conv2", ...
-    kernel: int  # side of its window: the conv's kernel, 2 for a pool
-    stride: int  # 2 for a pool and a strided stem, else 1
-    side: int  # output side in pixels
-    channels: int  # output channels
+# A conv or pool layer of the tower: its window side, stride, and output side and channels.
+LayerShape = namedtuple("LayerShape", "name kernel stride side channels")
 
 
 def tower_shapes(config: ModelConfig) -> list[LayerShape]:
-    """The tower's conv and pooling layers in order, with their output shapes.
-
-    The one place the tower's layout is worked out: ``build_tower`` builds these layers,
-    ``receptive_field`` tabulates them, ``budget`` counts their multiply-adds. Convs are
-    "valid" (a k x k kernel takes k - 1 pixels off the side), strides and pools floor odd sides.
+    """The tower's conv and pooling layers in order: the one place its layout is worked out
+    (``build_tower`` builds it, ``receptive_field`` and ``budget`` tabulate it). Convs are
+    "valid" (a k x k kernel takes k - 1 pixels off the side); strides and pools floor odd sides.
     """
     shapes, side = [], config.image_size
     for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
@@ -165,23 +125,16 @@ def tower_shapes(config: ModelConfig) -> list[LayerShape]:
 
 
 def build_head(config: ModelConfig) -> keras.Model:
-    """Two embeddings -> score in [0, 1] (float32), per ``config.loss`` and ``config.distance``."""
     emb_a = keras.Input((config.dense_units,), name="embedding_a")
     emb_b = keras.Input((config.dense_units,), name="embedding_b")
     a, b = ops.cast(emb_a, "float32"), ops.cast(emb_b, "float32")
-    if config.loss in DISTANCE_LOSSES or config.distance == "cosine":
-        a, b = ops.normalize(a), ops.normalize(b)  # unit length: only the direction counts
-    if config.loss in DISTANCE_LOSSES:  # a scalar distance d, scored 1 / (1 + d)
+    if config.loss != "bce":  # a scalar distance d of unit embeddings, scored 1 / (1 + d)
+        a, b = ops.normalize(a), ops.normalize(b)
         if config.distance == "l1":
             distance = ops.sum(ops.abs(a - b), axis=-1)
-        elif config.distance == "l2":  # + 1e-12: a finite gradient at d = 0
+        else:  # + 1e-12: a finite gradient at d = 0
             distance = ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12)
-        else:
-            distance = 1.0 - ops.sum(a * b, axis=-1)
         score = ops.expand_dims(1.0 / (1.0 + distance), -1)
-    elif config.distance == "cosine":
-        cosine = ops.sum(a * b, axis=-1, keepdims=True)
-        score = ScaledCosine(dtype="float32", name="score")(cosine)
     else:
         # Koch et al.: component-wise L1 (or squared L2), weighted by a logistic dense layer.
         features = ops.square(a - b) if config.distance == "l2" else ops.abs(a - b)
@@ -191,39 +144,15 @@ def build_head(config: ModelConfig) -> keras.Model:
     return keras.Model([emb_a, emb_b], score, name="head")
 
 
-class ScaledCosine(layers.Layer):
-    """Cosine similarity -> score: sigmoid(scale * cosine + bias), the scale learned and > 0.
-
-    A plain one-input dense layer here starts with a weight of about +-1, and sigmoid
-    embeddings (all positive) give cosines in a narrow band below 1, so every pair scores
-    nearly the same and the tower gets little gradient (the cosine ablation collapsed to one
-    constant embedding that way). The scale is kept positive (``exp`` of a weight), so a
-    higher cosine always means "more alike", and starts at 10 so the band spans the sigmoid;
-    the bias starts at -scale / 2, putting score 1/2 at cosine 1/2, the middle of the [0, 1]
-    range of non-negative embeddings.
-    """
-
-    INITIAL_SCALE = 10.0
-
-    def build(self, input_shape):
-        self.log_scale = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(math.log(self.INITIAL_SCALE)),
-            name="log_scale")
-        self.bias = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(-self.INITIAL_SCALE / 2),
-            name="bias")
-
-    def call(self, cosine):
-        return ops.sigmoid(ops.exp(self.log_scale) * cosine + self.bias)
+def _distance_of_score(score):
+    """A distance head's score is 1 / (1 + d), so d = 1 / score - 1 exactly."""
+    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
+    return 1.0 / score - 1.0
 
 
 def contrastive_loss(margin: float = 1.0):
-    """Hadsell et al.'s contrastive loss for label 1 = same person, on a head's score.
-
-    The head scores a distance d as s = 1 / (1 + d), so d = 1/s - 1 is recovered exactly:
-    loss = y * d^2 + (1 - y) * max(margin - d, 0)^2.
-    Same pairs (y = 1) are pulled to d = 0; different pairs are pushed out to d >= margin.
-    """
+    """Hadsell et al.'s loss on a distance head's score: y d^2 + (1 - y) max(margin - d, 0)^2,
+    pulling same pairs (y = 1) to d = 0 and pushing different pairs out to d >= margin."""
 
     def loss(y_true, score):
         y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
@@ -235,32 +164,14 @@ def contrastive_loss(margin: float = 1.0):
     return loss
 
 
-def _distance_of_score(score):
-    """The distance d of a distance head's score 1 / (1 + d), exactly: d = 1 / score - 1."""
-    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
-    return 1.0 / score - 1.0
-
-
-def _similarity_of_score(score):
-    """Cosine similarity of the unit embeddings behind a distance head's score: 1 - d^2 / 2."""
-    return 1.0 - ops.square(_distance_of_score(score)) / 2.0
-
-
 def multi_similarity_loss(score, same, counted, first, second, n):
     """Wang et al.'s multi-similarity loss over the pairs ``first[i], second[i]`` of a batch.
 
-    Every image of the batch is an anchor. Its pairs are mined first: a different pair counts
-    if it is within ``MS_MARGIN`` of the anchor's least alike same pair, and a same pair counts
-    if it is within ``MS_MARGIN`` of the anchor's most alike different pair; the easy rest adds
-    nothing. Then, with cosine similarities s,
-    loss = 1/alpha log(1 + sum_same exp(-alpha (s - base)))
-         + 1/beta log(1 + sum_diff exp(beta (s - base))),
-    averaged over anchors. A different pair counts more the more alike it looks (and a same pair
-    the less), which is what a mean over all pairs of a batch, mostly easy different pairs,
-    lacks. ``score`` is the head's 1 / (1 + d) with d the distance of unit embeddings, so
-    s = 1 - d^2 / 2 exactly; ``counted`` is 0 for a pair to leave out (a photo with itself).
+    Every image is an anchor; only its pairs within ``MS_MARGIN`` of its hardest pair of the
+    other kind count, and the harder the more, which a mean over a batch's mostly easy pairs
+    lacks. ``counted`` is 0 for a pair to leave out (a photo with itself).
     """
-    similarity = _similarity_of_score(score)
+    similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0  # cosine of unit vectors
     # Each pair once for each of its two images as the anchor.
     anchor = ops.concatenate([first, second])
     similarity = ops.concatenate([similarity, similarity])
@@ -279,18 +190,17 @@ def multi_similarity_loss(score, same, counted, first, second, n):
 
 
 def pair_multi_similarity_loss(y_true, score):
-    """The multi-similarity loss of pairs that share no image (each pair its own anchor, nothing
-    mined): what validation reports for a model that trains with ``multi_similarity_loss``."""
+    """Multi-similarity of pairs that share no image (each its own anchor, nothing mined): what
+    validation reports for a model trained with ``multi_similarity_loss``."""
     y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-    similarity = _similarity_of_score(score)
+    similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0
     pull = ops.log1p(ops.exp(-MS_ALPHA * (similarity - MS_BASE))) / MS_ALPHA
     push = ops.log1p(ops.exp(MS_BETA * (similarity - MS_BASE))) / MS_BETA
     return ops.mean(y * pull + (1.0 - y) * push)
 
 
 def loss_for(config: ModelConfig):
-    """The loss of one pair that matches ``config.loss`` (for evaluation, and for training on
-    pairs; ``multi_similarity_loss`` trains a batch of people)."""
+    """The loss of one pair for ``config.loss`` (``multi_similarity_loss`` trains a batch)."""
     if config.loss == "contrastive":
         return contrastive_loss(config.margin)
     if config.loss == "multi_similarity":
@@ -299,13 +209,9 @@ def loss_for(config: ModelConfig):
 
 
 class AllPairsTrainer(keras.Model):
-    """Trains a Siamese network on every pair inside a batch of people's images.
-
-    Each image goes through the tower once; the head then scores all n(n-1)/2 pairs of the
-    n embeddings (128 images: 8,128 pairs for 128 tower passes), weighted by ``pair_weights``
-    or, with ``multi_similarity``, mined by ``multi_similarity_loss``. Evaluation (Keras' own
-    ``test_step``) scores ordinary ``(image_a, image_b)`` pairs, so validation loss and AUC
-    mean the same as for the other samplings.
+    """Trains on every pair of a batch of people's images: 128 tower passes give 8,128 pairs,
+    weighted by ``pair_weights`` or mined by ``multi_similarity_loss``. Evaluation (Keras'
+    ``test_step``) scores ordinary pairs, so validation means what it does for other samplings.
     """
 
     def __init__(self, siamese: keras.Model, multi_similarity: bool = False):
@@ -337,12 +243,9 @@ class AllPairsTrainer(keras.Model):
 
 
 def pair_weights(person_ids, photo_rows):
-    """Every pair i < j of a batch: its two indices, its label (1 = same person) and its weight.
-
-    A pair of one photo with itself weighs 0. The others are weighted so that same pairs and
-    different pairs each carry half of the loss: Keras divides the weighted sum by the number
-    of pairs, all of them, so the weights of each kind add up to half that number.
-    """
+    """Every pair i < j of a batch: its indices, label (1 = same person) and weight: 0 for a
+    photo with itself; Keras divides by the number of pairs, so the weights of each kind add up
+    to half that, and same and different pairs carry half the loss each."""
     n = tf.shape(person_ids)[0]
     first, second = ops.nonzero(ops.triu(ops.ones((n, n)), k=1))  # the upper triangle
     same = ops.cast(ops.take(person_ids, first) == ops.take(person_ids, second), "float32")
@@ -353,8 +256,7 @@ def pair_weights(person_ids, photo_rows):
     return first, second, same, weight
 
 
-def _initialisers(init: str):
-    """Conv kernels, dense kernels and biases: Koch et al.'s normals, or Keras' default."""
+def _initialisers(init: str):  # for conv kernels, dense kernels and biases
     if init == "glorot":
         return "glorot_uniform", "glorot_uniform", "zeros"
     normal = keras.initializers.RandomNormal
@@ -362,12 +264,10 @@ def _initialisers(init: str):
 
 
 def receptive_field(config: ModelConfig) -> list[dict]:
-    """Output shape, parameters (counted on the built tower) and receptive field of each layer,
-    for notebook 02's table."""
+    """Each layer's output, parameters and receptive field, for notebook 02's table."""
     tower, rows, field, jump = build_tower(config), [], 1, 1
     for layer in tower_shapes(config):
-        # A window of k pixels widens the field by (k - 1) steps of the layer's input; a
-        # stride multiplies the step.
+        # A k-pixel window widens the field by k - 1 input steps; a stride multiplies the step.
         field += (layer.kernel - 1) * jump
         jump *= layer.stride
         rows.append({"layer": layer.name, "output": f"{layer.side}x{layer.side}x{layer.channels}",

@@ -1,11 +1,8 @@
-"""Pairs of face images: LFW pair files, pairs generated from any identity folders, and splits.
+"""Pairs of face images: LFW pair files, pairs generated from identity folders, and splits.
 
-Every pair set in the workbook is one pandas DataFrame with the same columns (``PAIR_COLUMNS``),
-whichever way it was made, so loaders, metrics and plots never care where pairs came from.
-``label`` follows the convention in ``siamlib``: 1 = same person, 0 = different people.
-
-Splits are by *person*, never by pair: a person whose face the network trained on must not
-show up in validation, or validation accuracy measures memory instead of one-shot verification.
+Every pair set is one DataFrame with ``PAIR_COLUMNS``, however it was made; ``label`` is 1 for
+the same person. Splits are by *person*, never by pair: a person trained on who shows up in
+validation makes its accuracy measure memory instead of one-shot verification.
 """
 
 from __future__ import annotations
@@ -23,16 +20,14 @@ from siamlib import DIFFERENT, SAME
 from siamlib.stats import person_clusters
 
 PAIR_COLUMNS = ["name_a", "index_a", "name_b", "index_b", "path_a", "path_b", "label", "fold"]
-# Every still-image format OpenCV's decoder reads (GIF too, since OpenCV 4.11; OpenEXR is off by
-# default). Images are known by their suffix alone: decoding 13,233 files to list them is slow.
-IMAGE_SUFFIXES = frozenset({
-    ".avif", ".bmp", ".dib", ".gif", ".hdr", ".jp2", ".jpe", ".jpeg", ".jpg", ".pbm", ".pfm",
-    ".pgm", ".pic", ".png", ".pnm", ".ppm", ".pxm", ".ras", ".sr", ".tif", ".tiff", ".webp",
-})
+# Every still-image format OpenCV reads (GIF since 4.11; OpenEXR is off by default), known by
+# suffix alone: decoding 13,233 files to list them is slow.
+IMAGE_SUFFIXES = frozenset(".avif .bmp .dib .gif .hdr .jp2 .jpe .jpeg .jpg .pbm .pfm .pgm .pic "
+                           ".png .pnm .ppm .pxm .ras .sr .tif .tiff .webp".split())
 
 
 class PairFileError(ValueError):
-    """A pair file that does not follow the LFW format; the message names the file and line."""
+    """A pair file not in LFW's format; the message names the file and line."""
 
 
 def is_image(name: str | PurePath) -> bool:
@@ -45,38 +40,32 @@ def is_junk(name: str) -> bool:
 
 
 def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
-    """Parse an LFW pair file into a DataFrame with resolved image paths.
+    """An LFW pair file as a DataFrame with resolved image paths.
 
-    Both formats are accepted: View 1 (first line ``N``: N same-person lines ``name i j``, then N
-    different-person lines ``name1 i name2 j``) and View 2 (first line ``folds N``: that block
-    repeated once per fold). Column ``fold`` is 1..folds for View 2 and 0 for View 1. The
-    header's count must agree with the lines, so a truncated or concatenated file is caught
-    here rather than as a skewed label balance later.
+    View 1: a header ``N``, N same-person lines ``name i j``, N different-person lines
+    ``name1 i name2 j``; View 2: a header ``folds N``, that block once per fold (``fold`` 1..folds;
+    0 for View 1). The header's count must match the lines, so a truncated or concatenated file
+    is caught here rather than as a skewed label balance later.
     """
-    pair_file = Path(pair_file)
-    data = pair_file.read_bytes()
-    fix = "LFW pair files are plain ASCII/UTF-8. Save it again as UTF-8 (or download the original)."
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise PairFileError(f"{pair_file}: the file is UTF-16 text; {fix}")
+    data = Path(pair_file).read_bytes()
     try:
         lines = data.decode("utf-8-sig").rstrip().splitlines()  # -sig: Windows' byte-order mark
     except UnicodeDecodeError as error:
         raise PairFileError(f"{pair_file}: not a UTF-8 text file (byte {error.start} is "
-                            f"{data[error.start]:#04x}); {fix}") from None
+                            f"{data[error.start]:#04x}); save it again as UTF-8, not UTF-16 or "
+                            "Latin-1 (or download the original)") from None
     if not lines:
         raise PairFileError(f"{pair_file}: the file is empty")
     if blank := next((n for n, line in enumerate(lines[1:], start=2) if not line.strip()), 0):
-        raise PairFileError(f"{pair_file}, line {blank}: a blank line among the pairs; delete it "
-                            "(only the end of the file may hold blank lines)")
+        raise PairFileError(f"{pair_file}, line {blank}: a blank line among the pairs; delete it")
     header = lines[0].split()
     if not 1 <= len(header) <= 2 or not all(h.isdigit() for h in header):
         raise PairFileError(f"{pair_file}, line 1: expected a header 'N' (View 1) or 'folds N' "
                             f"(View 2), got {lines[0]!r}")
     folds, per_class = (1, int(header[0])) if len(header) == 1 else map(int, header)
     if len(lines) - 1 != folds * 2 * per_class:
-        raise PairFileError(f"{pair_file}: the header promises {folds * 2 * per_class} pairs "
-                            f"({folds} fold(s) x {per_class} same + {per_class} different) but "
-                            f"the file has {len(lines) - 1} pair lines")
+        raise PairFileError(f"{pair_file}: the header promises {folds * 2 * per_class} pairs, the "
+                            f"file has {len(lines) - 1} pair lines")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fold, position = divmod(number - 2, 2 * per_class)
@@ -96,12 +85,8 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
-    """LFW View 2 (``pairs.txt``): ``read_pairs`` plus the check the protocol rests on.
-
-    Each fold is the test set of one of the ten experiments and the other nine are its
-    training data, so a person in two folds would be trained on and tested on. LFW built the
-    folds person-disjoint; this refuses a file where they are not, naming who is shared.
-    """
+    """LFW View 2 (``pairs.txt``), refused if a person is in two folds: each fold is tested
+    on by a model trained on the others, so that person would be trained on and tested on."""
     frame = read_pairs(pair_file, images_dir)
     if frame["fold"].nunique() < 2:
         raise PairFileError(f"{pair_file}: a View 2 file has two or more folds (header 'folds N')")
@@ -109,32 +94,26 @@ def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
     clashes = sorted(f"{person} (folds {a} and {b})" for a, b in combinations(people, 2)
                      for person in people[a] & people[b])
     if clashes:
-        raise PairFileError(f"{pair_file}: {len(clashes)} people appear in more than one fold, so "
-                            "a fold's test people would be in its training folds: "
+        raise PairFileError(f"{pair_file}: {len(clashes)} people appear in more than one fold: "
                             + ", ".join(clashes[:5]))
     return frame
 
 
 def fold_people(frame: pd.DataFrame) -> dict[int, set[str]]:
-    """The people of each fold (on either side of any of its pairs)."""
     return {fold: pair_people(group) for fold, group in frame.groupby("fold", sort=True)}
 
 
 def fold_overlap(frame: pd.DataFrame) -> pd.DataFrame:
-    """People shared by every two folds (diagonal: each fold's own people), folds as in the file."""
+    """People shared by every two folds (diagonal: each fold's own people)."""
     people = fold_people(frame)
     counts = [[len(people[a] & people[b]) for b in people] for a in people]
     return pd.DataFrame(counts, index=pd.Index(list(people), name="fold"), columns=list(people))
 
 
 def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Every image of a ``root/<identity>/...`` tree (``name, index, path``), and reason ->
-    the entries skipped (relative paths), so that nothing is lost unseen.
-
-    This is what lets the workbook run on another face set (ORL/Olivetti, CFPW, ...): any
-    folder-per-identity set becomes the table LFW gives. A photo in a subfolder of a person
-    folder is that person's. Two folders that are one person (the same name in other Unicode
-    code points, or a link to another person folder) would make one person two: refused.
+    """Every image of a ``root/<identity>/...`` tree (``name, index, path``; a photo in a
+    subfolder is its person's), and reason -> the entries skipped, so nothing is lost unseen.
+    Two folders that are one person (a name in other Unicode code points, a link) are refused.
     """
     root = Path(root)
     if not root.is_dir():
@@ -150,10 +129,8 @@ def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list
         for key in (unicodedata.normalize("NFC", person.name), person.resolve()):
             if key in people:
                 first, second = ascii(people[key].name), ascii(person.name)  # NFC/NFD differ
-                raise ValueError(
-                    f"{root}: the folders {first} and {second} are one person (the same name in "
-                    "other Unicode code points, or a link to the other folder); keep one of them, "
-                    "or both would count as different people")
+                raise ValueError(f"{root}: the folders {first} and {second} are one person (one "
+                                 "name in other code points, or a link); keep one of them")
             people[key] = person
         photos = []
         for file in sorted(person.rglob("*")):
@@ -171,25 +148,20 @@ def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list
 
 
 def identity_images(root: str | Path) -> pd.DataFrame:
-    """``scan_identity_folder``'s table; one line on stderr per reason anything was skipped."""
+    """``scan_identity_folder``'s table; one line on stderr per reason for skipping."""
     images, skipped = scan_identity_folder(root)
     for reason, names in skipped.items():
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
         print(f"{root}: skipped {len(names)} ({reason}): {', '.join(names[:3])}{more}",
               file=sys.stderr)
     if images.empty:
-        raise FileNotFoundError(f"{root} holds no <identity>/<image> files that OpenCV reads "
-                                f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise FileNotFoundError(f"{root} holds no <identity>/<image> files that OpenCV reads")
     return images
 
 
 def make_pairs(images: pd.DataFrame, num_pairs: int, seed: int = 0) -> pd.DataFrame:
-    """Balanced same/different pairs drawn from an ``identity_images`` table, seeded.
-
-    Half the pairs are two distinct images of one person (people with a single image cannot
-    give one), half are images of two different people. Pairs are drawn without repeats so a
-    small data set does not silently fill its quota with duplicates.
-    """
+    """Balanced same/different pairs from an ``identity_images`` table, seeded, without
+    repeats, so a small data set does not silently fill its quota with duplicates."""
     rng = np.random.default_rng(seed)
     by_person = {name: group for name, group in images.groupby("name", sort=True)}
     names = sorted(by_person)
@@ -223,7 +195,6 @@ def make_pairs(images: pd.DataFrame, num_pairs: int, seed: int = 0) -> pd.DataFr
 
 
 def pair_people(pairs: pd.DataFrame) -> set[str]:
-    """Everyone who appears in a pair set, on either side of a pair."""
     return set(pairs["name_a"]) | set(pairs["name_b"])
 
 
@@ -235,15 +206,13 @@ def person_overlap(first: pd.DataFrame, second: pd.DataFrame) -> dict:
             "shared_people": len(shared), "shared_names": sorted(shared)}
 
 
-def person_disjoint_split(
-    pairs: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split pairs into train/validation so that no person is on both sides, losing no pair.
+def person_disjoint_split(pairs: pd.DataFrame, val_fraction: float = 0.2,
+                          seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train/validation pairs with no person on both sides, losing no pair.
 
-    People linked by a pair must stay together, so the unit of the split is a cluster of the
-    "appear in a pair together" graph (``stats.person_clusters``; DevTrain has 1,032 of them,
-    the largest with 18 people). Clusters are shuffled with the seed and moved to validation
-    until it holds ``val_fraction`` of the pairs; each side keeps its pairs as they were.
+    People linked by a pair stay together, so the split moves whole clusters of the "appear in
+    a pair together" graph (``stats.person_clusters``; DevTrain has 1,032), shuffled with the
+    seed, to validation until it holds ``val_fraction`` of the pairs.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")

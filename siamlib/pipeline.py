@@ -1,18 +1,9 @@
-"""tf.data pipelines that turn an ImageStore and pairs or people into training batches.
+"""tf.data pipelines: the given pairs, fresh sampled pairs, or batches of P people x K images.
 
-Three ways to feed a Siamese network: the given pairs (``pair_dataset``, LFW's restricted
-protocol), fresh balanced pairs sampled from the training people's images
-(``sampled_pair_dataset``, so the network rarely sees one pair twice), and batches of P people
-x K images whose every pair the trainer scores (``identity_batch_dataset``).
-
-The pipelines carry int32 row numbers and gather uint8 pixels per batch, scaling to [0, 1]
-floats only then: memory grows with the number of unique images, never with pairs. Random
-choices use TensorFlow's *stateless* ops keyed by (seed, stream, element number), so a pipeline
-gives the same batches in the same order on every run, whatever the parallelism; sampling and
-augmentation draw from separate streams, so their randomness is independent.
-
-Pair streams give ``((image_a, image_b), label)``, images ``(batch, size, size, 1)`` float32,
-labels float32 with 1 = same person.
+They carry int32 store rows and gather uint8 pixels per batch, so memory grows with unique
+images, never with pairs. Random choices use *stateless* ops keyed by (seed, stream, element
+number): the same batches on every run whatever the parallelism, with sampling and augmentation
+on independent streams. Pair streams give ``((image_a, image_b), label)``, 1 = same person.
 """
 
 from __future__ import annotations
@@ -31,23 +22,14 @@ _SAMPLING, _AUGMENTATION = 1, 2  # independent random streams under one seed
 
 
 def _key(seed: int, stream: int, number):
-    """A stateless-RNG key unique to (seed, stream, number)."""
     base = tf.constant([seed, stream], dtype=tf.int64)
     return tf.random.experimental.stateless_fold_in(base, tf.cast(number, tf.int64))
 
 
 @dataclass(frozen=True)
 class Augment:
-    """Training-only image jitter; each pair's two images are jittered independently.
-
-    Arguments:
-        flip: mirror left-right with probability 1/2 (faces are roughly symmetric).
-        max_shift: largest translation, as a fraction of the image side.
-        max_rotation: largest rotation in degrees.
-        max_zoom: largest relative zoom in or out.
-        brightness: largest additive brightness change (pixel values are in [0, 1]).
-        contrast: largest relative contrast change.
-    """
+    """Training-only jitter, drawn per image: mirror (faces are roughly symmetric), shift (a
+    fraction of the side), rotation (degrees), zoom, brightness (pixels in [0, 1]), contrast."""
 
     flip: bool = True
     max_shift: float = 0.05
@@ -61,10 +43,9 @@ def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffl
                  seed: int = 0, augment: Augment | None = None,
                  repeat: bool = False) -> tf.data.Dataset:
     """The given pairs, optionally shuffled (anew each epoch, seeded) and augmented."""
-    rows_a = store.rows(pairs["path_a"])
-    rows_b = store.rows(pairs["path_b"])
     labels = pairs["label"].to_numpy(np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices((rows_a, rows_b, labels))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (store.rows(pairs["path_a"]), store.rows(pairs["path_b"]), labels))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -74,13 +55,7 @@ def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffl
 
 def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_size: int,
                          seed: int = 0, augment: Augment | None = None) -> tf.data.Dataset:
-    """An endless stream of balanced pairs sampled from all images of ``people``.
-
-    Elements alternate same/different. A same pair is an image (chosen uniformly among
-    images whose person has at least two) and another image of that person; a different
-    pair is an image and a uniformly chosen image of anyone else. Use it with
-    ``steps_per_epoch``: every epoch draws new pairs, deterministically from ``seed``.
-    """
+    """Endless pairs of ``people``'s images, alternating same/different, new every epoch."""
     chosen, person_of, starts, counts = _rows_by_person(store, people)
     if counts.max() < 2 or len(counts) < 2:
         raise ValueError("sampling needs two people and someone with at least two images")
@@ -89,8 +64,7 @@ def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_
     count = tf.constant(counts[person_of], tf.int32)
     eligible = tf.constant(np.flatnonzero(counts[person_of] >= 2), tf.int32)
 
-    def sample_pair(k):
-        """Pair number k of the stream: even k = same person, odd k = different people."""
+    def sample_pair(k):  # even k: a same pair, odd k: a different pair
         u = tf.random.stateless_uniform([2], seed=_key(seed, _SAMPLING, k), dtype=tf.float32)
 
         def draw(fraction, n):
@@ -118,14 +92,9 @@ def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_
 def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], people_per_batch: int,
                            images_per_person: int, seed: int = 0,
                            augment: Augment | None = None) -> tf.data.Dataset:
-    """An endless stream of batches of ``people_per_batch`` distinct people x ``images_per_person``.
-
-    Only people with at least two images are drawn (the others cannot form a same pair).
-    A person with fewer images than ``images_per_person`` repeats some, each repeat jittered
-    anew by ``augment``. Elements are ``(images, (person_ids, photo_rows))``: a repeated photo
-    has its row twice, so the trainer can leave out the pair of a photo with itself, which
-    would teach nothing but "a photo matches its own jitter".
-    """
+    """Endless batches ``(images, (person_ids, photo_rows))``: ``people_per_batch`` people with
+    two or more images x ``images_per_person``, repeating some where a person has fewer. The rows
+    let the trainer leave out a photo with its own jitter, which would teach nothing."""
     rows, _, starts, counts = _rows_by_person(store, people)
     keep = np.flatnonzero(counts >= 2)
     if len(keep) < max(2, people_per_batch):
@@ -137,8 +106,8 @@ def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], peop
 
     def draw_batch(k):
         key = _key(seed, _SAMPLING, k)
-        chosen = tf.random.experimental.stateless_shuffle(tf.range(len(keep)), key)
-        chosen = chosen[:people_per_batch]
+        shuffled = tf.random.experimental.stateless_shuffle(tf.range(len(keep)), key)
+        chosen = shuffled[:people_per_batch]
         n = tf.gather(counts, chosen)[:, tf.newaxis]
         # A random order of each person's images (positions past n masked out to the end),
         # cycled to K: a person with fewer than K images repeats them in that order.
@@ -169,18 +138,32 @@ def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
 
 
 def _batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
-    """Batches of a stream of pairs ``(row_a, row_b, label)`` or of photos ``(row, person)``.
-
-    Each image is loaded as a ``(size, size, 1)`` float in [0, 1] and jittered by ``augment``
-    with the random draws of its number in the stream, so parallel loading changes nothing.
-    """
+    """Batches of pairs ``(row_a, row_b, label)`` or photos ``(row, person)``; each image is
+    jittered with the draws of its number in the stream, so parallel loading changes nothing."""
     pixels = tf.constant(store.pixels)  # (n, size, size) uint8: the only copy of the images
+    side = float(store.pixels.shape[1])
+    centre = (side - 1.0) / 2.0
 
     def load_image(row, number):
         image = tf.cast(tf.gather(pixels, row), tf.float32)[..., tf.newaxis] / 255.0
-        if augment is not None:
-            image = _augment_image(image, augment, _key(seed, _AUGMENTATION, number))
-        return image
+        if augment is None:
+            return image
+        draws = tf.random.stateless_uniform([7], _key(seed, _AUGMENTATION, number), -1.0, 1.0)
+        if augment.flip:
+            image = tf.where(draws[0] > 0, tf.image.flip_left_right(image), image)
+        # Rotate and zoom about the centre, then shift. An affine transform maps each *output*
+        # pixel to the input pixel it samples, so its matrix is the inverse of that motion.
+        angle = draws[1] * augment.max_rotation * math.pi / 180.0
+        zoom = 1.0 + draws[2] * augment.max_zoom
+        x, y = tf.unstack(centre + draws[3:5] * augment.max_shift * side)
+        cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+        transform = tf.stack([cos, sin, centre - cos * x - sin * y,
+                              -sin, cos, centre + sin * x - cos * y, 0.0, 0.0])
+        image = keras.ops.image.affine_transform(image, transform, fill_mode="reflect")
+        image = image + draws[5] * augment.brightness
+        mean = tf.reduce_mean(image)
+        image = (image - mean) * (1.0 + draws[6] * augment.contrast) + mean
+        return tf.clip_by_value(image, 0.0, 1.0)
 
     def load(k, element):
         if len(element) == 3:  # pair k: its images are numbers 2k and 2k + 1
@@ -192,24 +175,3 @@ def _batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
     numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), dataset))
     batches = numbered.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     return batches.prefetch(tf.data.AUTOTUNE)
-
-
-def _augment_image(image, augment: Augment, key):
-    """Jitter one (size, size, 1) image in [0, 1]; every random draw is keyed by ``key``."""
-    draws = tf.random.stateless_uniform([7], seed=key, minval=-1.0, maxval=1.0)
-    if augment.flip:
-        image = tf.where(draws[0] > 0, tf.image.flip_left_right(image), image)
-    # Rotate and zoom about the centre, then shift. An affine transform maps each *output*
-    # pixel to the input pixel it samples, so its matrix is the inverse of that motion.
-    size = tf.cast(tf.shape(image)[0], tf.float32)
-    angle = draws[1] * augment.max_rotation * math.pi / 180.0
-    zoom = 1.0 + draws[2] * augment.max_zoom
-    dx, dy = draws[3] * augment.max_shift * size, draws[4] * augment.max_shift * size
-    cos, sin, centre = tf.cos(angle) / zoom, tf.sin(angle) / zoom, (size - 1.0) / 2.0
-    transform = tf.stack([cos, sin, centre - cos * (centre + dx) - sin * (centre + dy),
-                          -sin, cos, centre + sin * (centre + dx) - cos * (centre + dy), 0.0, 0.0])
-    image = keras.ops.image.affine_transform(image, transform, fill_mode="reflect")
-    image = image + draws[5] * augment.brightness
-    mean = tf.reduce_mean(image)
-    image = (image - mean) * (1.0 + draws[6] * augment.contrast) + mean
-    return tf.clip_by_value(image, 0.0, 1.0)

@@ -1,15 +1,9 @@
-"""The workbook's three pair sets and their images, made from one DataConfig.
+"""The workbook's train, validation and test pairs and their images, from one DataConfig.
 
-- **train** and **validation**: DevTrain split by person (``pairs.person_disjoint_split``);
-  validation is where every choice (epochs, hyperparameters, the decision threshold) is made;
-- **test**: DevTest, people never seen in training, scored once per final model.
-
-For View 2 experiment k (``DataConfig.view2_fold = k``) the sets come from ``pairs.txt``: test
-is fold k, validation the next fold (fold 1 after fold 10), train the other eight. LFW made the
-folds person-disjoint (checked when the file is read), so no person of fold k is trained on,
-validated on or used to fit a threshold. A folder-per-identity face set (``DataConfig.source``)
-has its people split 60/20/20 before balanced pairs are generated in each group: no person is
-on two sides there either.
+View 1: DevTrain split by person into train and validation (where every choice is made), and
+DevTest. View 2 experiment k: test fold k, validation the next fold, train the other eight (LFW's
+folds are person-disjoint, checked when read). An identity folder: people split 60/20/20, then
+balanced pairs generated in each group. In every case no person is on two sides.
 """
 
 from __future__ import annotations
@@ -26,34 +20,22 @@ from siamlib.images import CENTRE_HALF, FACE_CROPS, WHOLE, ImageStore, Preproces
 LFW = "lfw-a"
 VIEW2_FOLDS = 10
 AUTO = "auto"
-# Each group of the 60/20/20 person split needs two people (a different pair), one of them with
-# two photos (a same pair): train, validation and test, so at least six people.
+# Each group of the 60/20/20 person split needs two people, one with two photos.
 MIN_PEOPLE = 6
 
 
 class _ChosenCrop(str):
-    """A face crop that "auto" chose: equal to the crop it names, so equality and the run key
-    see only the crop, yet known to be chosen, so a copy for another source
-    (``dataclasses.replace(config, source=...)``, what ``RunConfig.replace`` does) chooses
-    again instead of carrying LFW-a's centre half over to a folder of ORL photos."""
+    """A crop "auto" chose: equal to it for equality and the run key, yet a copy for another
+    source (``dataclasses.replace``) chooses again rather than keep LFW-a's centre half."""
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which pairs and images a run uses. Part of every run's cache key.
-
-    Arguments:
-        source: "lfw-a" (View 1 pair files) or the path of a ``<identity>/<image>`` folder.
-        face_crop: "centre-half" (LFW-a's alignment puts the face in the middle 125 px of its
-            250 px frame), "whole" (photos that are the face, such as ORL), or "auto", replaced
-            by the source's own, so that the run key and ``load_splits``' report name the crop.
-        preprocess: the network's input size.
-        val_fraction, split_seed: share of DevTrain's pairs (whole person groups) held out for
-            validation, and the seed of that split.
-        max_train_pairs, max_eval_pairs: balanced subsets for quick runs (None = all pairs).
-        generated_pairs: pairs per split generated for an identity-folder source.
-        view2_fold: 1-10 for that View 2 experiment (test fold; LFW-a only), None for View 1.
-    """
+    """Which pairs and images a run uses; part of every run's key. ``source``: "lfw-a" or an
+    ``<identity>/<image>`` folder; ``face_crop`` "auto" is replaced by the source's own, so the
+    run key names it; ``max_*_pairs``: balanced subsets (None = all); ``generated_pairs``: for
+    an identity folder's training people (a quarter for the others); ``view2_fold``: that View 2
+    experiment's test fold, None for View 1."""
 
     source: str = LFW
     face_crop: str = AUTO
@@ -69,32 +51,30 @@ class DataConfig:
         if self.face_crop == AUTO or isinstance(self.face_crop, _ChosenCrop):
             chosen = _ChosenCrop(CENTRE_HALF if self.source == LFW else WHOLE)
             object.__setattr__(self, "face_crop", chosen)
-        smallest_subset = "None (all pairs) or at least 2 (one same and one different pair)"
-        requirements = {  # field: (whether its value is wrong, what it must be)
-            "source": (not str(self.source).strip(),
-                       f"{LFW!r} or the path of a folder of identity folders"),
+        subset = "None or at least 2 (a same and a different pair)"
+        wrong = {  # field: what it must be, where it is not
+            "source": (not str(self.source).strip(), f"{LFW!r} or a folder of identity folders"),
             "face_crop": (self.face_crop not in FACE_CROPS, f"one of {(AUTO, *FACE_CROPS)}"),
             "val_fraction": (not 0 < self.val_fraction < 1, "strictly between 0 and 1"),
             "max_train_pairs": (self.max_train_pairs is not None and self.max_train_pairs < 2,
-                                smallest_subset),
-            "max_eval_pairs": (self.max_eval_pairs is not None and self.max_eval_pairs < 2,
-                               smallest_subset),
+                                subset),
+            "max_eval_pairs": (self.max_eval_pairs is not None and self.max_eval_pairs < 2, subset),
             "generated_pairs": (self.generated_pairs < 8,
                                 "at least 8 (validation and test get a quarter each)"),
             "view2_fold": (self.view2_fold is not None and (
                 self.source != LFW or not 1 <= self.view2_fold <= VIEW2_FOLDS),
-                f"None (View 1) or 1-{VIEW2_FOLDS}, with source={LFW!r} (View 2 is LFW's "
-                f"benchmark; source is {self.source!r})"),
+                f"None (View 1) or 1-{VIEW2_FOLDS}, with source={LFW!r} (source is "
+                f"{self.source!r})"),
         }
-        for name, (wrong, wanted) in requirements.items():
-            if wrong:
+        for name, (is_wrong, wanted) in wrong.items():
+            if is_wrong:
                 raise ValueError(f"DataConfig.{name} must be {wanted}, got {getattr(self, name)!r}")
 
 
 @dataclass
 class Splits:
-    """The pair sets and, decoded once, every image of the training people (the unrestricted
-    sampler may use any of them) and of the validation and test pairs."""
+    """The pair sets, and decoded once every image of the training people (for the samplers)
+    and of the validation and test pairs."""
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -124,8 +104,7 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
 
 
 def split_pairs(config: DataConfig):
-    """The train, validation and test pairs of ``config`` (subsets drawn), without decoding an
-    image: what ``load_splits`` trains and scores on, and what ``budget`` counts."""
+    """``load_splits``' pairs without decoding an image (what ``budget`` counts)."""
     images_dir = _images_dir(config.source, progress=False)
     if config.view2_fold is not None:
         train, val, test = view2_experiment(
@@ -135,16 +114,23 @@ def split_pairs(config: DataConfig):
         test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
         train, val = pairs.person_disjoint_split(dev_train, config.val_fraction,
                                                  seed=config.split_seed)
-    else:
-        train, val, test = _generated_splits(all_images(config.source), config)
+    else:  # balanced pairs inside each person group, fewer where a group has too few same pairs
+        images, frames = all_images(config.source), []
+        for offset, group in enumerate(_person_groups(images, config)):
+            group_images = images[images["name"].isin(set(group))]
+            wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
+            per_person = group_images["name"].value_counts()
+            same_available = int((per_person * (per_person - 1) // 2).sum())
+            frames.append(pairs.make_pairs(group_images, min(wanted, 2 * same_available),
+                                           seed=config.split_seed + offset))
+        train, val, test = frames
     return (_balanced_subset(train, config.max_train_pairs, config.split_seed),
             _balanced_subset(val, config.max_eval_pairs, config.split_seed),
             _balanced_subset(test, config.max_eval_pairs, config.split_seed))
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
-    """Train, validation and test pairs of View 2 experiment ``fold``: the test fold, the next
-    fold for validation (early stopping, threshold), the remaining folds for training."""
+    """Train, validation (the next fold) and test pairs of View 2 experiment ``fold``."""
     folds = sorted(view2["fold"].unique())
     val_fold = folds[(folds.index(fold) + 1) % len(folds)]
     parts = (~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold,
@@ -153,8 +139,8 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
 
 
 def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
-    """Every photo of ``people`` in ``config``'s source, decoded with its face crop and
-    ``preprocess`` (default: ``config``'s): the gallery for one-shot tasks."""
+    """Every photo of ``people`` in ``config``'s source, decoded as ``config`` says (or at
+    ``preprocess``): the gallery for one-shot tasks."""
     photos = all_images(config.source)
     if preprocess is not None:
         config = replace(config, preprocess=preprocess)
@@ -162,27 +148,25 @@ def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) 
 
 
 def all_images(source: str = LFW) -> pd.DataFrame:
-    """One row per image of ``source`` (``name``, ``path``), as ``pairs.identity_images``."""
     return pairs.identity_images(_images_dir(source, progress=False))
 
 
 def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore:
-    """The images among ``image_paths``, each named by its person in the ``images`` table (a
-    photo in a subfolder of a person folder is that person's)."""
+    """The images among ``image_paths``, named by their person in ``images`` (a photo in a
+    subfolder is its person folder's)."""
     names = dict(zip(images["path"].astype(str), images["name"]))
     return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=False,
                            names=names)
 
 
 def _images_dir(source: str, progress: bool) -> Path:
-    """The folder of person folders: LFW-a's (fetched first if needed) or a generated set's."""
+    """The folder of person folders; LFW-a's is fetched first if need be."""
     if source == LFW:
         return data.fetch(progress=progress) / data.IMAGES
     return Path(source).expanduser()
 
 
 def _balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
-    """At most ``max_pairs`` pairs, half same and half different, drawn with ``seed``."""
     if max_pairs is None or max_pairs >= len(frame):
         return frame
     picked = [group.sample(min(max_pairs // 2, len(group)), random_state=seed)
@@ -191,22 +175,19 @@ def _balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> p
 
 
 def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
-    """Stop with one clear error, before any training, if an identity folder (listed, not
-    decoded) has too few people for the 60/20/20 split or fewer than ``people_per_batch``
-    training people with two or more photos (identity batches). LFW-a is checked by
-    ``siamlib.data`` when it is fetched."""
+    """One clear error before any training if an identity folder (listed, not decoded) has too
+    few people for the split, or for identity batches of ``people_per_batch`` (LFW-a is
+    checked when fetched)."""
     if config.source != LFW:
         _person_groups(all_images(config.source), config, people_per_batch)
 
 
 def _person_groups(images: pd.DataFrame, config: DataConfig,
                    people_per_batch: int = 1) -> list[np.ndarray]:
-    """The training, validation and test people of an identity folder (60/20/20, seeded)."""
     people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
         raise ValueError(f"{config.source} has {len(people)} people; the 60/20/20 person split "
-                         f"needs at least {MIN_PEOPLE} (two per group, one of each two with "
-                         "two or more photos)")
+                         f"needs at least {MIN_PEOPLE}")
     np.random.default_rng(config.split_seed).shuffle(people)
     n_test = max(2, round(0.2 * len(people)))
     n_val = max(2, round(config.val_fraction * (len(people) - n_test)))
@@ -215,27 +196,12 @@ def _person_groups(images: pd.DataFrame, config: DataConfig,
     for what, group in zip(("training", "validation", "test"), groups):
         if len(group) < 2 or photos.loc[list(group)].max() < 2:
             raise ValueError(f"{config.source}: the {what} people ({len(group)} of "
-                             f"{len(people)}) need two people, one with two or more photos; "
-                             f"add people with several photos (at least {MIN_PEOPLE} people "
-                             "in all)")
+                             f"{len(people)}) need two people, one with two or more photos")
     with_two = int((photos.loc[list(groups[0])] >= 2).sum())
     if with_two < people_per_batch:
         raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
                          f"{people_per_batch} training people with two or more photos; the "
-                         f"60% training share of its {len(people)} people has {with_two}. Use "
-                         "a smaller batch_size or more people.")
+                         f"60% of its {len(people)} people has {with_two}: use a smaller "
+                         "batch_size or more people")
     return groups
 
-
-def _generated_splits(images: pd.DataFrame, config: DataConfig):
-    """Balanced pairs inside each person group: ``generated_pairs`` for training, a quarter of
-    that for validation and test, fewer where a small group has too few same-person pairs."""
-    frames = []
-    for offset, group in enumerate(_person_groups(images, config)):
-        group_images = images[images["name"].isin(set(group))]
-        wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
-        per_person = group_images["name"].value_counts()
-        same_available = int((per_person * (per_person - 1) // 2).sum())
-        frames.append(pairs.make_pairs(group_images, min(wanted, 2 * same_available),
-                                       seed=config.split_seed + offset))
-    return tuple(frames)

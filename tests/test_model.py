@@ -135,9 +135,7 @@ VARIANTS = {
     ),
     "dropout": ({"dropout": 0.3}, lambda tower: tower.get_layer("dropout").rate == 0.3),
     "l2-distance": ({"distance": "l2"}, None),
-    "cosine-distance": ({"distance": "cosine"}, None),
     "contrastive": ({"loss": "contrastive"}, None),
-    "contrastive-cosine": ({"loss": "contrastive", "distance": "cosine"}, None),
     "glorot": (
         {"init": "glorot"},
         lambda tower: not np.any(tower.get_layer("conv1").bias.numpy()),
@@ -182,7 +180,7 @@ def test_paper_initialisation_statistics_on_the_built_weights(koch):
 @pytest.mark.parametrize(
     "changes",
     [
-        {"distance": "euclidean"},
+        {"distance": "cosine"},
         {"loss": "triplet"},
         {"init": "he"},
         {"filters": (4, 8), "kernels": (3,)},
@@ -346,24 +344,6 @@ def test_one_gradient_step_moves_the_score_towards_the_label(loss, label):
         assert step > 1e-3
     else:
         assert step < -1e-3
-
-
-def test_cosine_head_scores_sigmoid_of_a_learned_positive_scale_times_the_cosine():
-    head = head_of(build_siamese(replace(TINY, distance="cosine"), "float32"))
-    score = head.get_layer("score")
-    rng = np.random.default_rng(14)
-    a, b = rng.random((2, 5, TINY.dense_units), dtype=np.float32)  # like sigmoid embeddings
-    cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
-
-    def by_hand(scale, bias):
-        return 1.0 / (1.0 + np.exp(-(scale * cosine + bias)))
-
-    # Starts at scale 10 and bias -5: score 1/2 at cosine 1/2.
-    np.testing.assert_allclose(np.ravel(head([a, b])), by_hand(10.0, -5.0), rtol=1e-5)
-    score.log_scale.assign(np.log(2.0))
-    score.bias.assign(0.5)
-    np.testing.assert_allclose(np.ravel(head([a, b])), by_hand(2.0, 0.5), rtol=1e-5)
-    assert sorted(w.name for w in head.trainable_weights) == ["bias", "log_scale"]
 
 
 # --- tower and head -------------------------------------------------------------------------
