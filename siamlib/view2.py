@@ -94,17 +94,18 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
             raise ValueError(f"fold {fold}: the methods scored other test pairs")
         for method, frame, scored in (("a", scores_a[fold], test), ("b", scores_b[fold], other)):
             val = _split(frame, "val")
-            # Scores as margins over the fold's validation threshold: accepted from 0 on.
-            test[method] = scored["score"] - metrics.threshold_for_max_accuracy(val["label"],
-                                                                                val["score"])
-        differences.append(metrics.accuracy_at(test["label"], test["a"], 0.0)
-                           - metrics.accuracy_at(test["label"], test["b"], 0.0))
+            # Each method's decisions (1 accept) at its fold's validation threshold, which may
+            # be infinite (reject all), so decisions rather than margins over it.
+            threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
+            test[method] = (scored["score"] >= threshold).astype(float)
+        differences.append(metrics.accuracy_at(test["label"], test["a"], 0.5)
+                           - metrics.accuracy_at(test["label"], test["b"], 0.5))
         pooled.append(test)
     pooled, differences = pd.concat(pooled, ignore_index=True), np.asarray(differences)
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
     test = stats.paired_difference(pooled["label"], pooled["a"], pooled["b"], groups, n_boot,
-                                   seed=seed, metric="accuracy", threshold=0.0)
+                                   seed=seed, metric="accuracy", threshold=0.5)
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
             "folds b better": int((differences < 0).sum()), "folds": len(differences),

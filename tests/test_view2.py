@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siamlib import pairs, profiles, stats, view2
+from siamlib import metrics, pairs, profiles, stats, view2
 from siamlib.pipeline import identity_batch_dataset
 from siamlib.splits import DataConfig, load_splits, view2_experiment
 from siamlib.training import Run, RunConfig, TrainConfig
@@ -163,6 +163,16 @@ def test_fold_paired_tests_respect_folds_and_people():
     other[1] = other[1].assign(path_a="elsewhere")
     with pytest.raises(ValueError, match="fold 1: the methods scored other test pairs"):
         view2.fold_paired(view2.fold_scores(a), other)
+
+
+def test_a_method_that_rejects_every_pair_is_compared_at_its_infinite_threshold():
+    # b's validation scores are best rejected outright: its threshold is +inf, 2 of 4 right.
+    a = [_run(1, [0.9, 0.6, 0.4, 0.1], [0.9, 0.8, 0.2, 0.1])]
+    b = [_run(1, [0.1, 0.2, 0.8, 0.9], [0.1, 0.2, 0.8, 0.9])]
+    assert metrics.threshold_for_max_accuracy([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]) == np.inf
+    with pytest.warns(UserWarning, match="fewer than the 20 a cluster bootstrap needs"):
+        result = view2.fold_paired(view2.fold_scores(a), view2.fold_scores(b), n_boot=200)
+    assert result["fold difference (mean)"] == pytest.approx(0.5)
 
 
 def test_a_clearly_better_method_is_measured_and_noise_is_not():
