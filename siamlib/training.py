@@ -54,7 +54,8 @@ class RunsFolderError(OSError):
 class TrainConfig:
     """How a network is trained; profiles adjust the defaults. "cosine" warms up over
     ``warmup_epochs`` because a fresh network's first steps are its least informed.
-    ``batch_size`` counts images under "identities" sampling (P people x K photos), else pairs."""
+    ``batch_size`` counts images under "identities" sampling (P people x K photos), else pairs;
+    ``pairs_per_epoch``/``images_per_epoch`` None: one pass over the training pairs."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
