@@ -1,17 +1,15 @@
 """Before a notebook trains: what it will train, what is cached, and how long the rest may take.
 
-``plan`` lists the runs a notebook is about to train with the minutes each may take, an upper
-bound: every run at its epoch cap, the validation pairs scored each epoch, at the speed of a few
-real training steps of each network on this device (its own pipeline over random pixels; the
-first step, tracing and XLA, left out). ``check_budget`` stops a notebook whose total is over
-its ``max_minutes``. ``Trials`` stand for runs not known before they start (a study's trials).
+``plan`` prices each run as an upper bound (every run at its epoch cap) at the speed of a few
+real training steps of its network on this device.
+``check_budget`` stops a notebook over its ``max_minutes`` before anything trains.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import lru_cache
 
 import numpy as np
@@ -25,8 +23,7 @@ from siamlib.parameters import UserError
 from siamlib.splits import DataConfig
 from siamlib.training import RunConfig
 
-# A scored image is a forward pass: about a third of a trained one, whose backward pass costs
-# twice the forward one.
+# A scored image is a forward pass: about a third of a trained one (backward costs twice).
 EVAL_COST = 1 / 3
 # What sets a run's speed besides its network (the head's cost is negligible): how it is fed.
 SPEED_FIELDS = ("sampling", "batch_size", "images_per_person", "augment", "xla")
@@ -36,18 +33,12 @@ class BudgetExceeded(UserError, RuntimeError):
     """The runs left to train would take longer than the notebook's ``max_minutes``."""
 
 
-@dataclass(frozen=True)
-class Trials:
-    """``count`` runs not known before they start, each priced as ``like``."""
-
-    name: str
-    like: RunConfig
-    count: int
+# ``count`` runs not known before they start (a study's trials), each priced as ``like``.
+Trials = namedtuple("Trials", "name like count")
 
 
 def flops_per_image(model: ModelConfig) -> int:
-    """Forward FLOPs of one image through the tower's convolutions and embedding layer (pooling,
-    batch norm, ReLU and the head add a few percent at most)."""
+    """Forward FLOPs of the tower's convs and embedding (the rest adds a few percent at most)."""
     flops, channels = 0, 1
     for layer in tower_shapes(model):
         if layer.name.startswith("conv"):
@@ -57,7 +48,6 @@ def flops_per_image(model: ModelConfig) -> int:
 
 
 def plan(runs) -> pd.DataFrame:
-    """The table of ``runs``, one row per run (a config listed twice, same key, is one run)."""
     rows, keys, speeds = [], set(), {}
     for entry in runs:
         if isinstance(entry, Trials):
@@ -94,8 +84,7 @@ def show(table: pd.DataFrame) -> None:
 
 
 def check_budget(table: pd.DataFrame, max_minutes: float) -> None:
-    """Stop a notebook over ``max_minutes`` (0: no limit) with one message (``UserError``: no
-    traceback) naming the ways on; minutes grow nearly in proportion to epochs and runs."""
+    """One message and no traceback (``UserError``); minutes grow about as epochs and runs."""
     total = table["minutes"].sum()
     if not max_minutes or total <= max_minutes:
         return
@@ -121,12 +110,10 @@ def _total(table: pd.DataFrame) -> str:
 
 
 def images_per_epoch(config: RunConfig) -> int:
-    """Tower passes in one training epoch."""
     return training.steps_per_epoch(config.train, pair_counts(config.data)[0]) * _per_step(config)
 
 
 def _per_step(config: RunConfig) -> int:
-    """Tower passes in one training step: the batch's images, or two per pair."""
     return config.train.batch_size * (1 if config.train.sampling == "identities" else 2)
 
 
@@ -137,9 +124,8 @@ def pair_counts(data: DataConfig) -> tuple[int, int, int]:
 
 
 def measure(config: RunConfig) -> float:
-    """Training images per second of ``config`` on this device: its network compiled as ``fit``
-    compiles it, fed by its training stream over random pixels, timed after a first step
-    (tracing, compilation) for at least two steps and at most six or half a second."""
+    """Images per second of ``config``'s own training on random pixels, timed after the first
+    step (tracing, XLA) for two to six steps or half a second."""
     train, size = config.train, config.data.preprocess.image_size
     people = max(64, 2 * train.batch_size // train.images_per_person)  # enough for its batches
     names = [f"p{image // 4}/{image}.jpg" for image in range(4 * people)]

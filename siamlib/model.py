@@ -1,8 +1,7 @@
 """Koch et al.'s Siamese network (2015) and its variants, built from one ModelConfig.
 
-A score is ``head(tower(a), tower(b))``, kept apart so that each image is embedded once however
-many pairs it is in (``AllPairsTrainer`` scores every pair of a batch). Every loss takes
-``siamlib.SAME`` = 1, which published Keras examples flip for the contrastive loss.
+A score is ``head(tower(a), tower(b))``, kept apart so each image is embedded once however many
+pairs it is in. Every loss takes ``siamlib.SAME`` = 1, which Keras examples flip for contrastive.
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ INITS = ("paper", "glorot")
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that defines a network; the defaults are Koch et al.'s exactly.
-
-    ``strided_stem``: the first conv strides 2 and no pool follows, the same map for a quarter of
-    its multiply-adds. ``loss``: "bce" = a logistic layer on the component-wise distance (paper);
-    "contrastive" and "multi_similarity" (identity batches only) score the distance d of unit
-    embeddings as 1 / (1 + d). ``init``: "paper" normals, or "glorot" (Keras' default).
-    """
+    ``strided_stem``: the same map from a stride-2 first conv without its pool, at a quarter of
+    the multiply-adds."""
 
     image_size: int = 105
     filters: tuple[int, ...] = (64, 128, 128, 256)
@@ -59,8 +54,7 @@ class ModelConfig:
 
 
 def build_siamese(config: ModelConfig = ModelConfig(), policy: str | None = None) -> keras.Model:
-    """Two image inputs -> one score. ``policy`` defaults to the device's (mixed float16 on a
-    GPU); the head computes in float32 so scores and losses keep their precision."""
+    """The head computes in float32 whatever ``policy``, so scores keep their precision."""
     tower, head = build_tower(config, policy or compute_policy()), build_head(config)
     shape = (config.image_size, config.image_size, 1)
     image_a = keras.Input(shape, name="image_a")
@@ -108,10 +102,8 @@ LayerShape = namedtuple("LayerShape", "name kernel stride side channels")
 
 
 def tower_shapes(config: ModelConfig) -> list[LayerShape]:
-    """The tower's conv and pooling layers in order: the one place its layout is worked out
-    (``build_tower`` builds it, ``receptive_field`` and ``budget`` tabulate it). Convs are
-    "valid" (a k x k kernel takes k - 1 pixels off the side); strides and pools floor odd sides.
-    """
+    """The one place the tower's layout is worked out (built, and tabulated for notebook 02 and
+    the budget). Convs are "valid"; strides and pools floor odd sides."""
     shapes, side = [], config.image_size
     for block, (filters, kernel) in enumerate(zip(config.filters, config.kernels), start=1):
         channels = max(1, round(filters * config.width))
@@ -165,12 +157,8 @@ def contrastive_loss(margin: float = 1.0):
 
 
 def multi_similarity_loss(score, same, counted, first, second, n):
-    """Wang et al.'s multi-similarity loss over the pairs ``first[i], second[i]`` of a batch.
-
-    Every image is an anchor; only its pairs within ``MS_MARGIN`` of its hardest pair of the
-    other kind count, and the harder the more, which a mean over a batch's mostly easy pairs
-    lacks. ``counted`` is 0 for a pair to leave out (a photo with itself).
-    """
+    """Wang et al.'s loss: each image's pairs within ``MS_MARGIN`` of its hardest pair of the
+    other kind count, the harder the more, which a mean over mostly easy pairs lacks."""
     similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0  # cosine of unit vectors
     # Each pair once for each of its two images as the anchor.
     anchor = ops.concatenate([first, second])
@@ -190,8 +178,7 @@ def multi_similarity_loss(score, same, counted, first, second, n):
 
 
 def pair_multi_similarity_loss(y_true, score):
-    """Multi-similarity of pairs that share no image (each its own anchor, nothing mined): what
-    validation reports for a model trained with ``multi_similarity_loss``."""
+    """Validation's multi-similarity: pairs share no image, so each is its own anchor."""
     y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
     similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0
     pull = ops.log1p(ops.exp(-MS_ALPHA * (similarity - MS_BASE))) / MS_ALPHA
@@ -200,7 +187,7 @@ def pair_multi_similarity_loss(y_true, score):
 
 
 def loss_for(config: ModelConfig):
-    """The loss of one pair for ``config.loss`` (``multi_similarity_loss`` trains a batch)."""
+    """Per pair; ``AllPairsTrainer`` trains "multi_similarity" on whole batches instead."""
     if config.loss == "contrastive":
         return contrastive_loss(config.margin)
     if config.loss == "multi_similarity":
@@ -209,10 +196,8 @@ def loss_for(config: ModelConfig):
 
 
 class AllPairsTrainer(keras.Model):
-    """Trains on every pair of a batch of people's images: 128 tower passes give 8,128 pairs,
-    weighted by ``pair_weights`` or mined by ``multi_similarity_loss``. Evaluation (Keras'
-    ``test_step``) scores ordinary pairs, so validation means what it does for other samplings.
-    """
+    """Every pair of a batch of people's images: 128 tower passes give 8,128 pairs. Evaluation
+    scores ordinary pairs, so validation means what it does for other samplings."""
 
     def __init__(self, siamese: keras.Model, multi_similarity: bool = False):
         super().__init__(name="all_pairs_trainer")
@@ -243,9 +228,8 @@ class AllPairsTrainer(keras.Model):
 
 
 def pair_weights(person_ids, photo_rows):
-    """Every pair i < j of a batch: its indices, label (1 = same person) and weight: 0 for a
-    photo with itself; Keras divides by the number of pairs, so the weights of each kind add up
-    to half that, and same and different pairs carry half the loss each."""
+    """Every pair i < j of a batch, weighted 0 for a photo with itself; Keras divides by the
+    pair count, so each kind's weights add up to half that: half the loss each."""
     n = tf.shape(person_ids)[0]
     first, second = ops.nonzero(ops.triu(ops.ones((n, n)), k=1))  # the upper triangle
     same = ops.cast(ops.take(person_ids, first) == ops.take(person_ids, second), "float32")

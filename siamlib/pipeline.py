@@ -1,9 +1,8 @@
 """tf.data pipelines: the given pairs, fresh sampled pairs, or batches of P people x K images.
 
-They carry int32 store rows and gather uint8 pixels per batch, so memory grows with unique
-images, never with pairs. Random choices use *stateless* ops keyed by (seed, stream, element
-number): the same batches on every run whatever the parallelism, with sampling and augmentation
-on independent streams. Pair streams give ``((image_a, image_b), label)``, 1 = same person.
+They carry store rows and gather pixels per batch, so memory grows with images, not pairs.
+Random draws are *stateless*, keyed by (seed, stream, element number): the same batches on every
+run whatever the parallelism. Pairs come as ``((image_a, image_b), label)``, 1 = same person.
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ class Augment:
 def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffle: bool = False,
                  seed: int = 0, augment: Augment | None = None,
                  repeat: bool = False) -> tf.data.Dataset:
-    """The given pairs, optionally shuffled (anew each epoch, seeded) and augmented."""
     labels = pairs["label"].to_numpy(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices(
         (store.rows(pairs["path_a"]), store.rows(pairs["path_b"]), labels))
@@ -55,7 +53,7 @@ def pair_dataset(store: ImageStore, pairs: pd.DataFrame, batch_size: int, shuffl
 
 def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_size: int,
                          seed: int = 0, augment: Augment | None = None) -> tf.data.Dataset:
-    """Endless pairs of ``people``'s images, alternating same/different, new every epoch."""
+    """Endless fresh pairs of ``people``'s images, alternating same and different."""
     chosen, person_of, starts, counts = _rows_by_person(store, people)
     if counts.max() < 2 or len(counts) < 2:
         raise ValueError("sampling needs two people and someone with at least two images")
@@ -92,9 +90,8 @@ def sampled_pair_dataset(store: ImageStore, people: set[str] | list[str], batch_
 def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], people_per_batch: int,
                            images_per_person: int, seed: int = 0,
                            augment: Augment | None = None) -> tf.data.Dataset:
-    """Endless batches ``(images, (person_ids, photo_rows))``: ``people_per_batch`` people with
-    two or more images x ``images_per_person``, repeating some where a person has fewer. The rows
-    let the trainer leave out a photo with its own jitter, which would teach nothing."""
+    """Endless batches ``(images, (person_ids, photo_rows))``; the rows let the trainer leave out
+    a photo paired with its own jitter, which would teach nothing."""
     rows, _, starts, counts = _rows_by_person(store, people)
     keep = np.flatnonzero(counts >= 2)
     if len(keep) < max(2, people_per_batch):
@@ -125,8 +122,7 @@ def identity_batch_dataset(store: ImageStore, people: set[str] | list[str], peop
 
 
 def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
-    """Store rows of ``people``'s images sorted by person, each row's person, and each
-    person's block of those rows: its first position and its length."""
+    """Rows sorted by person, each row's person, and each person's block start and length."""
     names = store.names
     chosen = np.flatnonzero(np.isin(names, list(people)))
     if len(chosen) == 0:
@@ -138,8 +134,7 @@ def _rows_by_person(store: ImageStore, people) -> tuple[np.ndarray, ...]:
 
 
 def _batches(dataset, store: ImageStore, batch_size: int, seed: int, augment):
-    """Batches of pairs ``(row_a, row_b, label)`` or photos ``(row, person)``; each image is
-    jittered with the draws of its number in the stream, so parallel loading changes nothing."""
+    """Jitter is keyed by each image's number in the stream: parallel loading changes nothing."""
     pixels = tf.constant(store.pixels)  # (n, size, size) uint8: the only copy of the images
     side = float(store.pixels.shape[1])
     centre = (side - 1.0) / 2.0

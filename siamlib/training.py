@@ -1,10 +1,8 @@
 """Training a Siamese network, and the run cache that makes every notebook re-run instant.
 
-A run's folder under ``data/runs/`` is named by a hash of its ``RunConfig`` and the numeric
-policy: re-running a notebook loads the finished run, changing any field trains a new one. A run
-is built in a temporary folder and moved into place after its ``COMPLETE`` marker (versions,
-device, wall time, every file's checksum) is written (``files.staged``), so an interrupted run
-is never taken for a finished one and a file lost or changed later is noticed.
+A run's folder is named by a hash of its ``RunConfig`` and numeric policy: changing any field
+trains a new run. It is built aside and moved into place once its ``COMPLETE`` marker (every
+file's checksum) is written, so an interrupted run or a file changed later is noticed.
 """
 
 from __future__ import annotations
@@ -38,11 +36,9 @@ from siamlib.scoring import score_pairs
 from siamlib.splits import LFW, DataConfig, Splits, check_data, load_splits
 
 COMPLETE = "COMPLETE"
-# The per-epoch decay by ``lr_decay`` (Koch et al.'s, and the search's), stated in full so that
-# a change of schedule also undoes a cosine recipe's warm-up.
+# Stated in full so that a change of schedule also undoes a cosine recipe's warm-up.
 EXPONENTIAL_SCHEDULE = {"schedule": "exponential", "warmup_epochs": 0}
-# Early stopping and a run's best epoch follow validation AUC, not validation loss: with Koch's
-# L2 penalty the loss is mostly the penalty, and would stop training on the penalty's minimum.
+# Not val_loss: with Koch's L2 penalty the loss is mostly the penalty, and would stop on its low.
 MONITOR = "val_auc"
 
 
@@ -56,17 +52,10 @@ class RunsFolderError(OSError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a network is trained. Defaults suit Adam on a GPU; profiles adjust them.
-
-    Arguments:
-        lr_decay: the "exponential" schedule multiplies the rate by it every epoch (Koch: 0.99).
-        schedule: "cosine" warms up linearly over ``warmup_epochs`` (a fresh network's first
-            steps are its least informed), then lets the last epochs settle, decaying to 0.
-        batch_size: pairs; under "identities", images (whole people, every pair among them).
-        sampling: "restricted" (the given pairs), "unrestricted" (fresh pairs each epoch) or
-            "identities" (P people x K = ``images_per_person`` photos).
-        pairs_per_epoch, images_per_epoch: None = one pass over the restricted pairs.
-    """
+    """How a network is trained; profiles adjust the defaults. "cosine" warms up over
+    ``warmup_epochs`` because a fresh network's first steps are its least informed.
+    ``batch_size`` counts images under "identities" sampling (P people x K photos), else pairs;
+    ``pairs_per_epoch``/``images_per_epoch`` None: one pass over the training pairs."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
@@ -114,8 +103,6 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A complete, hashable description of one training run."""
-
     name: str
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -132,8 +119,7 @@ class RunConfig:
                              f"image with its batch of people: sampling='identities'")
 
     def key(self, policy: str | None = None) -> str:
-        """Hash of every field but the name, and of the numeric policy. An identity folder's
-        files are hashed too (``data_manifest``), so a changed folder trains a new run."""
+        """Not the name; an identity folder's files too, so a changed folder trains anew."""
         content = {**asdict(self), "policy": policy or compute_policy()}
         del content["name"]
         if self.data.source != LFW:
@@ -142,14 +128,13 @@ class RunConfig:
 
     @cached_property  # listed once per config: a run's key is asked for several times
     def data_manifest(self) -> str:
-        """Hash of an identity folder's image files: relative paths, sizes, modification times."""
         root = Path(self.data.source).expanduser()
         stamps = [(str(Path(f).relative_to(root)), os.stat(f).st_size, os.stat(f).st_mtime_ns)
                   for f in sorted(identity_images(root)["path"])]
         return files.short_hash(stamps)
 
     def check_data(self) -> None:
-        """Stop with one clear error if this run cannot train on its data (before training)."""
+        """One clear error now rather than after minutes of training."""
         train = self.train  # an identity batch needs that many training people with 2+ photos
         check_data(self.data, train.batch_size // train.images_per_person
                    if train.sampling == "identities" else 2)
@@ -161,8 +146,7 @@ class RunConfig:
         return dataclasses.replace(self, **updates)
 
     def with_seeds(self, count: int) -> list[RunConfig]:
-        """This run, then seeds 1 .. ``count`` - 1 as "<name>-seed<k>": what a difference must
-        hold across before it counts as measured."""
+        """This run and seeds 1 .. ``count`` - 1: a difference must hold across seeds to count."""
         return [self] + [self.replace(name=f"{self.name}-seed{seed}", train={"seed": seed})
                          for seed in range(1, count)]
 
@@ -178,8 +162,6 @@ class RunConfig:
 
 @dataclass
 class Run:
-    """A finished run: its trained network and what it recorded."""
-
     config: RunConfig
     path: Path
     model: keras.Model
@@ -190,14 +172,12 @@ class Run:
     def scores_of(self, split: str) -> pd.DataFrame:
         return self.scores[self.scores["split"] == split].reset_index(drop=True)
 
-    @cached_property  # a finished run's scores never change: fit the threshold once
+    @cached_property  # chosen on validation (maximum accuracy), never on test
     def threshold(self) -> float:
-        """The decision threshold, chosen on validation (maximum accuracy), never on test."""
         val = self.scores_of("val")
         return metrics.threshold_for_max_accuracy(val["label"], val["score"])
 
     def summary(self) -> dict:
-        """Validation and test metrics at the validation-chosen threshold."""
         row = {"run": self.config.name, "epochs": self.info["epochs_run"],
                "train_s": self.info["wall_time_s"]}
         for split in ("val", "test"):
@@ -209,22 +189,17 @@ class Run:
 
 
 def run_dir(config: RunConfig, runs_root: str | Path | None = None) -> Path:
-    root = Path(runs_root) if runs_root is not None else paths.runs_dir()
-    return root / f"{config.name}-{config.key()}"
+    return Path(runs_root or paths.runs_dir()) / f"{config.name}-{config.key()}"
 
 
 def finished(folder: Path) -> bool:
-    """A finished, undamaged run: what ``train`` loads instead of training."""
     return (folder / COMPLETE).is_file() and not run_problems(folder)
 
 
 def train(config: RunConfig, splits: Splits | None = None, runs_root: str | Path | None = None,
           progress: bool = True, callbacks: list[keras.callbacks.Callback] | None = None) -> Run:
-    """The finished run for ``config``: loaded from the cache, or trained now and cached.
-
-    ``splits`` (from ``load_splits(config.data)``) shares decoded images between runs.
-    ``callbacks`` join training's own; a cached run trains nothing and does not call them.
-    """
+    """Loaded from the cache, or trained now and cached. ``splits`` shares decoded images
+    between runs; a cached run trains nothing and calls no ``callbacks``."""
     target = run_dir(config, runs_root)
     if finished(target):
         return load_run(target, check=False)
@@ -241,7 +216,7 @@ def train(config: RunConfig, splits: Splits | None = None, runs_root: str | Path
             return load_run(target, check=False)
         if (why := set_aside(target)) is not None:
             warnings.warn(f"{target} {why}; training anew", stacklevel=2)
-        # Holding the lock, no one else builds this run: a temporary folder is a killed one's.
+        # Holding the lock: a temporary folder is a killed process's.
         for stale in target.parent.glob(f".tmp-{target.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         splits = splits or load_splits(config.data, progress=progress)
@@ -264,8 +239,7 @@ def train(config: RunConfig, splits: Splits | None = None, runs_root: str | Path
 
 
 def set_aside(target: Path) -> str | None:
-    """Move an unfinished or damaged run folder out of the way, kept for a look; says what was
-    wrong (None: no folder). Training and import alike never replace a sound finished run."""
+    """Moved aside, not deleted, so it can be looked at; says what was wrong (None: no folder)."""
     if not target.exists():
         return None
     if (target / COMPLETE).is_file():
@@ -277,13 +251,25 @@ def set_aside(target: Path) -> str | None:
 
 
 def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
-    """A fresh network compiled as ``fit`` trains it; ``steps_per_epoch`` times the cosine."""
+    """Shared with ``budget.measure``, which times exactly what ``fit`` trains. An exponential
+    schedule's rate is set each epoch (``fit``), a cosine one's each step."""
     settings, policy = config.train, compute_policy()
+    rate = settings.learning_rate
+    if settings.schedule == "cosine":  # the warm-up leaves at least the last epoch to decay
+        warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
+            warmup_target=settings.learning_rate, warmup_steps=warmup)
+    optimizer = (keras.optimizers.SGD(rate, momentum=settings.momentum)
+                 if settings.optimizer == "sgd" else keras.optimizers.Adam(rate))
+    # The outer model carries no policy, so Keras adds no loss scaling: float16 gradients vanish.
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model = build_siamese(config.model, policy)
     if settings.sampling == "identities":
         model = AllPairsTrainer(model, multi_similarity=config.model.loss == "multi_similarity")
     model.compile(
-        optimizer=optimizer_for(settings, policy, steps_per_epoch),
+        optimizer=optimizer,
         loss=loss_for(config.model),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
         jit_compile=has_gpu() if settings.xla is None else settings.xla,
@@ -293,8 +279,6 @@ def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
 
 def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
         callbacks: list[keras.callbacks.Callback] | None = None):
-    """Train a fresh network, writing config, weights and history into ``folder``; returns the
-    network (the best validation epoch's weights) and its history."""
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
     train_ds, steps = training_stream(config, splits)
@@ -316,8 +300,7 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
     model.fit(train_ds, validation_data=pair_dataset(splits.store, splits.val, settings.batch_size),
               epochs=settings.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
               verbose=0)
-    # h5py writing onto a full disk can kill the process (a segmentation fault) instead of
-    # raising, which leaves nothing to clean up: refuse first.
+    # h5py on a full disk can crash the process (a segfault) instead of raising: refuse first.
     needed = 2 * sum(weight.numpy().nbytes for weight in siamese.weights) + (1 << 20)
     if (free := shutil.disk_usage(folder).free) < needed:
         raise OSError(errno.ENOSPC, f"the disk holding {folder} is full: {free / 2**20:.0f} MB "
@@ -328,8 +311,7 @@ def fit(config: RunConfig, splits: Splits, folder: Path, progress: bool = True,
 
 
 def run_problems(folder: str | Path) -> list[str]:
-    """What is wrong with a finished run folder (empty: it can be loaded). A marker without
-    checksums counts as damaged: better to train again than trust weights nobody checked."""
+    """A marker without checksums counts as damaged: no trusting weights nobody checked."""
     folder = Path(folder)
     try:
         recorded = json.loads((folder / COMPLETE).read_text())["files"]
@@ -341,8 +323,7 @@ def run_problems(folder: str | Path) -> list[str]:
 
 
 def load_run(folder: str | Path, check: bool = True) -> Run:
-    """A finished run folder, rebuilt; DamagedRunError when its files do not match the checksums
-    in its marker (``check=False``: the caller has just checked)."""
+    """``check=False``: the caller has just checked the checksums."""
     folder = Path(folder)
     if not (folder / COMPLETE).is_file():
         raise FileNotFoundError(f"{folder} is not a finished run (no {COMPLETE} marker)")
@@ -361,28 +342,9 @@ def load_run(folder: str | Path, check: bool = True) -> Run:
 
 
 def warn_if_other_keras(name: str, info: dict) -> None:
-    """The one place that warns of a run (its ``COMPLETE`` ``info``) from another Keras, whether
-    it is loaded or imported (``siamlib.runs``)."""
     if info.get("keras") != keras.__version__:
         warnings.warn(f"run {name} was trained with Keras {info.get('keras')}, this is Keras "
                       f"{keras.__version__}: scores may differ slightly", stacklevel=3)
-
-
-def optimizer_for(settings: TrainConfig, policy: str, steps_per_epoch: int):
-    """The exponential schedule's rate is set each epoch (``fit``); the cosine one each step."""
-    rate = settings.learning_rate
-    if settings.schedule == "cosine":  # the warm-up leaves at least the last epoch to decay
-        warmup = min(settings.warmup_epochs, settings.epochs - 1) * steps_per_epoch
-        rate = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=settings.epochs * steps_per_epoch - warmup,
-            warmup_target=settings.learning_rate, warmup_steps=warmup)
-    optimizer = (keras.optimizers.SGD(rate, momentum=settings.momentum)
-                 if settings.optimizer == "sgd" else keras.optimizers.Adam(rate))
-    # The network's layers run in float16 but the outer model does not carry the policy, so
-    # Keras would not add loss scaling by itself; without it small float16 gradients vanish.
-    if policy == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
 
 
 def steps_per_epoch(settings: TrainConfig, train_pairs: int) -> int:
@@ -394,7 +356,6 @@ def steps_per_epoch(settings: TrainConfig, train_pairs: int) -> int:
 
 
 def training_stream(config: RunConfig, splits: Splits):
-    """The training batches of ``config`` and the steps of one epoch."""
     settings = config.train
     seeded = {"seed": settings.seed, "augment": settings.augment}
     if settings.sampling == "identities":
@@ -402,8 +363,7 @@ def training_stream(config: RunConfig, splits: Splits):
         dataset = identity_batch_dataset(splits.store, splits.train_people,
                                          settings.batch_size // k, k, **seeded)
     elif settings.sampling == "restricted":
-        # Repeated, so one iterator spans all epochs: reshuffled every pass, and augmentation
-        # keys keep counting instead of replaying the same jitter each epoch.
+        # One endless iterator, so augmentation keys keep counting instead of replaying epochs.
         dataset = pair_dataset(splits.store, splits.train, settings.batch_size, shuffle=True,
                                repeat=True, **seeded)
     else:

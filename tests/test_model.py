@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from siamlib import DIFFERENT, SAME, device, training
+from siamlib.images import Preprocess
 from siamlib.model import (
     DISTANCES,
     LOSSES,
@@ -28,6 +29,7 @@ from siamlib.model import (
     tower_of,
     tower_shapes,
 )
+from siamlib.splits import DataConfig
 
 # Small enough to build and run in milliseconds; paper initialisation, no weight penalty.
 TINY = ModelConfig(image_size=32, filters=(4, 8), kernels=(5, 3), dense_units=16, l2=0.0)
@@ -421,11 +423,13 @@ def test_on_a_gpu_the_tower_computes_in_float16_and_the_head_outputs_float32(mon
 
 
 def test_on_a_gpu_the_optimizer_scales_the_loss(monkeypatch):
-    monkeypatch.setattr(device, "has_gpu", lambda: True)
-    optimizer = training.optimizer_for(training.TrainConfig(), device.compute_policy(), 1)
-    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    plain = training.optimizer_for(training.TrainConfig(), device.compute_policy(gpu=False), 1)
+    config = training.RunConfig("tiny", DataConfig(preprocess=Preprocess(image_size=32)), TINY)
+    monkeypatch.setattr(device, "has_gpu", lambda: False)
+    plain = training.compiled_model(config).optimizer
     assert not isinstance(plain, keras.optimizers.LossScaleOptimizer)
+    monkeypatch.setattr(device, "has_gpu", lambda: True)
+    optimizer = training.compiled_model(config).optimizer
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
 
 def test_device_report_names_versions_and_policy():

@@ -446,7 +446,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_step_by_step(quick, splits
     config = quick.replace(name="cosine", train={"schedule": "cosine", "warmup_epochs": 1,
                                                  "learning_rate": 1e-2, "epochs": 3})
     _, steps = training.training_stream(config, splits)
-    optimizer = training.optimizer_for(config.train, "float32", steps)
+    optimizer = training.compiled_model(config, steps).optimizer
     rates = np.array([rate_at(optimizer, step) for step in range(3 * steps + 1)])
     assert rates[0] == 0.0
     assert rates[steps] == pytest.approx(1e-2)  # warmed up after one epoch, linearly
@@ -465,10 +465,10 @@ def test_a_negative_warmup_is_refused():
 
 
 @pytest.mark.parametrize(("epochs", "warmup", "warm_steps"), [(3, 1, 10), (2, 5, 10), (1, 1, 0)])
-def test_warmup_leaves_at_least_the_last_epoch_to_decay(epochs, warmup, warm_steps):
-    settings = TrainConfig(schedule="cosine", learning_rate=1e-2, epochs=epochs,
-                           warmup_epochs=warmup)
-    optimizer = training.optimizer_for(settings, "float32", 10)
+def test_warmup_leaves_at_least_the_last_epoch_to_decay(quick, epochs, warmup, warm_steps):
+    config = quick.replace(train={"schedule": "cosine", "learning_rate": 1e-2, "epochs": epochs,
+                                  "warmup_epochs": warmup})
+    optimizer = training.compiled_model(config, 10).optimizer
     rates = np.array([rate_at(optimizer, step) for step in range(epochs * 10 + 1)])
     assert rates.argmax() == warm_steps and rates.max() == pytest.approx(1e-2)
     assert rates[-1] == pytest.approx(0.0, abs=1e-9)
