@@ -98,8 +98,7 @@ class Profile:
 
 
 # Changes adopted into all_pairs since notebook 03's study, named by the ablation that undoes
-# them: notebook 03 trains those rows with every seed, as a change is kept only on evidence
-# that holds in each (``RunConfig.with_seeds``).
+# them: notebook 03 trains those rows with every seed, as a change is kept only if each agrees.
 ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 
 # Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch (the
@@ -107,10 +106,9 @@ ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99,
             **EXPONENTIAL_SCHEDULE}
 
-# cpu: all_pairs' 45 epochs are under 10 minutes of training on 2 AMD EPYC cores with the strided
-# stem (Koch's stem: about 12.5), inside 12 minutes per View 2 experiment (issue 25), where koch
-# gets 6 epochs. Notebook 03 screens at 4 epochs (a ninth of the budget): its 14 screened runs,
-# the study's 10 trials and the study's best with 3 seeds fit beside the named models in an hour.
+# cpu: all_pairs' 45 epochs train in under 10 minutes on 2 AMD EPYC cores, inside 12 minutes per
+# View 2 experiment (issue 25; koch gets 6 epochs there). Screening at 4 epochs fits notebook 03's
+# ablations, trials and seeds beside the named models in an hour.
 CPU = Profile(
     "cpu", "laptop CPU: all pairs, Koch's layout at quarter width",
     # Koch et al.'s network (ModelConfig's defaults: four valid conv blocks, 2x2 max-pool
@@ -121,17 +119,14 @@ CPU = Profile(
         "all_pairs",
         # The face set's face crop: LFW-a's centre half (125 of 250 px), a folder's whole photo.
         DataConfig(face_crop="auto"),
-        # Koch's layout with what a small face set needs: batch norm, and a strided stem (issue
-        # 25) that keeps the first block's 48 x 48 output for a quarter of its multiply-adds
-        # (notebook 03's "Koch's stem" row measures it over every seed). Dropout is the study's.
+        # Koch's layout with what a small face set needs: batch norm, and a strided stem that keeps
+        # the first block's 48 x 48 output for a quarter of its multiply-adds (issue 25).
         ModelConfig(image_size=105, filters=(64, 128, 128, 256), kernels=(10, 7, 4, 4),
                     width=0.25, dense_units=512, strided_stem=True, batch_norm=True,
                     dropout=0.0773, init="glorot", loss="contrastive", distance="l2"),
-        # Adam warmed up for an epoch, then a cosine decay, on every pair of batches of 8 people
-        # x 4 photos, augmented; learning rate and batch are the study's. Patience is the whole
-        # run: early stopping keeps the best validation epoch but must not cut the cosine
-        # schedule before it anneals (a View 2 experiment stopped at epoch 13 of 30 under
-        # patience 8 did).
+        # Adam, warmed up for an epoch, then a cosine decay, on every pair of batches of 8 people
+        # x 4 photos; rate, batch and dropout are the study's. Patience is the whole run: early
+        # stopping must not cut the cosine schedule before it anneals.
         TrainConfig(optimizer="adam", learning_rate=5.26e-4, schedule="cosine", warmup_epochs=1,
                     sampling="identities", batch_size=32, images_per_person=4, augment=Augment(),
                     epochs=45, images_per_epoch=4096, patience=45)),

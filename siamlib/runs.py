@@ -3,9 +3,6 @@
 Each run's ``COMPLETE`` marker records its files' SHA-256, so the ``.tar.gz`` needs no manifest:
 each run is checked against its marker, and its folder name against its config's cache key (else
 ``train`` would load another configuration's weights). docs/guide.md, "Sharing trained runs".
-
-    python -m siamlib.runs export runs-cpu.tar.gz
-    python -m siamlib.runs import runs-cpu.tar.gz
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ only, since a notebook parameter would be saved, password included). docs/guide.
 from __future__ import annotations
 
 import os
-import random
 import re
 import time
 import warnings
@@ -146,11 +145,10 @@ def _database(url: str) -> optuna.storages.RDBStorage:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine,
                                                   heartbeat_interval=60, grace_period=300)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
-            # Workers starting together on an empty database all create Optuna's tables, and
-            # PostgreSQL's CREATE TABLE IF NOT EXISTS is not atomic: the losers fail on
-            # pg_type's unique index. The tables exist now: open the storage again.
+            # Workers starting together all create Optuna's tables; PostgreSQL's CREATE TABLE IF
+            # NOT EXISTS is not atomic, so the losers fail. The tables exist now: open it again.
             failure = error
-            time.sleep(0.2 + random.random())
+            time.sleep(0.2 + np.random.random())
         except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
             failure = error
             break
