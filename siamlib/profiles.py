@@ -1,18 +1,15 @@
-"""Run profiles: how big every notebook's work is on a given machine.
+"""Run profiles: how big every notebook's work is on a given machine (smoke, cpu, colab, gpu).
 
-``smoke`` runs every code path in minutes on 2 CPU cores (CI; its numbers mean nothing), ``cpu``
-fits a laptop, ``colab`` a student's Colab T4 (each notebook within about 30 minutes), ``gpu`` the
-paper's sizes (hours; only when asked for by name). Every profile names the same two runs, so
-notebooks 02-05 talk about the same models: ``koch``, Koch et al.'s network and training on the
-whole frame, and ``all_pairs``, the workbook's model (trial #14 of notebook 03's study on the cpu
-profile, its schedule and strided stem chosen on View 1: CHANGELOG.md). The cpu profile writes out
-every setting of both; the others change its sizes and budgets.
+Every profile names the same two runs, so notebooks 02-05 talk about the same models: ``koch``
+(Koch et al.'s network and training) and ``all_pairs`` (the workbook's, from notebook 03's study:
+CHANGELOG.md). The cpu profile writes out every setting of both; the others change sizes only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,22 +45,19 @@ class Profile:
     view2_epochs: dict[str, int]  # most epochs of each model in one View 2 experiment
 
     def screening(self, config: RunConfig, epochs: int | None = None) -> RunConfig:
-        """``config`` at notebook 03's screening budget, ``epochs`` (default
-        ``screening_epochs``) with no early stop. Notebook 03's many variants would take hours at
-        the full budget; each is compared with ``all_pairs`` screened alike."""
+        """``config`` at notebook 03's screening budget, no early stop: its many variants would take
+        hours at the full budget."""
         epochs = epochs or self.screening_epochs
         return config.replace(name=f"{config.name}-screened",
                               train={"epochs": epochs, "patience": epochs})
 
     def full_budget(self, config: RunConfig) -> RunConfig:
-        """``config`` trained as long as ``all_pairs`` (a screened winner, for notebooks 04-05)."""
         return config.replace(train={"epochs": self.all_pairs.train.epochs,
                                      "patience": self.all_pairs.train.patience})
 
     def ablations(self, epochs: int | None = None) -> dict[str, RunConfig]:
-        """Screened ``all_pairs`` with one thing changed per entry, keyed by what changed. Each
-        sees as many images per epoch (DevTrain's pairs cycle to fill it): the sampling rows
-        compare ways of using the same tower passes."""
+        """Screened ``all_pairs`` with one thing changed per entry. Each sees as many images per
+        epoch, so the sampling rows compare ways of using the same tower passes."""
         base = self.screening(self.all_pairs, epochs)
         model = base.model
         pairs = {"images_per_epoch": None, "pairs_per_epoch": base.train.images_per_epoch // 2}
@@ -88,28 +82,23 @@ class Profile:
                                                       "model": {"image_size": 80,
                                                                 "width": model.width * 1.4}},
         }
-        slug = {what: "-".join("".join(c if c.isalnum() else " " for c in what.lower()).split())
-                for what in changes}
+        slug = {what: re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-") for what in changes}
         return {what: base.replace(name=f"ablation-{slug[what]}", **change)
                 for what, change in changes.items()}
 
     def view2_runs(self, model: str) -> list[RunConfig]:
-        """``model`` ("koch" or "all_pairs") as each View 2 experiment (notebook 06): the same
-        network, preprocessing and training, within ``view2_epochs``."""
         base = getattr(self, model)
         if model in self.view2_epochs:
             base = base.replace(train={"epochs": self.view2_epochs[model]})
         return [view2.fold_config(base, fold) for fold in range(1, self.view2_folds + 1)]
 
     def seed_runs(self, epochs: int | None = None) -> list[RunConfig]:
-        """Screened ``all_pairs`` trained with ``seeds`` different seeds (the first is the
-        ablations' base): the spread any screened difference must beat."""
+        """The spread any screened difference must beat; seed 0 is the ablations' base."""
         return self.screening(self.all_pairs, epochs).with_seeds(self.seeds)
 
 
 # Changes adopted into all_pairs since notebook 03's study, named by the ablation that undoes
-# them: notebook 03 trains those rows with every seed, as a change is kept only on evidence
-# that holds in each (``RunConfig.with_seeds``).
+# them: notebook 03 trains those rows with every seed, as a change is kept only if each agrees.
 ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 
 # Koch et al.'s optimiser and schedule: SGD with momentum, learning rate down 1% per epoch (the
@@ -117,10 +106,9 @@ ADOPTED = ("Koch's stem (stride 1, then max-pool)",)
 KOCH_SGD = {"optimizer": "sgd", "learning_rate": 1e-2, "momentum": 0.5, "lr_decay": 0.99,
             **EXPONENTIAL_SCHEDULE}
 
-# cpu: all_pairs' 45 epochs are under 10 minutes of training on 2 AMD EPYC cores with the strided
-# stem (Koch's stem: about 12.5), inside 12 minutes per View 2 experiment (issue 25), where koch
-# gets 6 epochs. Notebook 03 screens at 4 epochs (a ninth of the budget): its 14 screened runs,
-# the study's 10 trials and the study's best with 3 seeds fit beside the named models in an hour.
+# cpu: all_pairs' 45 epochs train in under 10 minutes on 2 AMD EPYC cores, inside 12 minutes per
+# View 2 experiment (issue 25; koch gets 6 epochs there). Screening at 4 epochs fits notebook 03's
+# ablations, trials and seeds beside the named models in an hour.
 CPU = Profile(
     "cpu", "laptop CPU: all pairs, Koch's layout at quarter width",
     # Koch et al.'s network (ModelConfig's defaults: four valid conv blocks, 2x2 max-pool
@@ -131,17 +119,14 @@ CPU = Profile(
         "all_pairs",
         # The face set's face crop: LFW-a's centre half (125 of 250 px), a folder's whole photo.
         DataConfig(face_crop="auto"),
-        # Koch's layout with what a small face set needs: batch norm, and a strided stem (issue
-        # 25) that keeps the first block's 48 x 48 output for a quarter of its multiply-adds
-        # (notebook 03's "Koch's stem" row measures it over every seed). Dropout is the study's.
+        # Koch's layout with what a small face set needs: batch norm, and a strided stem that keeps
+        # the first block's 48 x 48 output for a quarter of its multiply-adds (issue 25).
         ModelConfig(image_size=105, filters=(64, 128, 128, 256), kernels=(10, 7, 4, 4),
                     width=0.25, dense_units=512, strided_stem=True, batch_norm=True,
                     dropout=0.0773, init="glorot", loss="contrastive", distance="l2"),
-        # Adam warmed up for an epoch, then a cosine decay, on every pair of batches of 8 people
-        # x 4 photos, augmented; learning rate and batch are the study's. Patience is the whole
-        # run: early stopping keeps the best validation epoch but must not cut the cosine
-        # schedule before it anneals (a View 2 experiment stopped at epoch 13 of 30 under
-        # patience 8 did).
+        # Adam, warmed up for an epoch, then a cosine decay, on every pair of batches of 8 people
+        # x 4 photos; rate, batch and dropout are the study's. Patience is the whole run: early
+        # stopping must not cut the cosine schedule before it anneals.
         TrainConfig(optimizer="adam", learning_rate=5.26e-4, schedule="cosine", warmup_epochs=1,
                     sampling="identities", batch_size=32, images_per_person=4, augment=Augment(),
                     epochs=45, images_per_epoch=4096, patience=45)),
@@ -185,9 +170,8 @@ PROFILES = {profile.name: profile for profile in (SMOKE, CPU, COLAB, GPU)}
 
 
 def resolve(name: str = "auto") -> Profile:
-    """The profile called ``name``; "auto" follows $SIAMLIB_PROFILE, then the hardware (a GPU
-    gets "colab"; "gpu", hours of training, only by name). A smoke run's figures mean nothing:
-    they go to a scratch folder (``paths.figures_dir``), whichever way "smoke" was chosen."""
+    """"auto" follows $SIAMLIB_PROFILE, then the hardware ("gpu", hours, only by name). A smoke
+    run's figures mean nothing: they go to a scratch folder, whichever way "smoke" was chosen."""
     if name == "auto":
         name = os.environ.get(PROFILE_ENV) or ("colab" if has_gpu() else "cpu")
     if name not in PROFILES:
@@ -197,9 +181,8 @@ def resolve(name: str = "auto") -> Profile:
 
 
 def start(namespace: dict) -> Profile:
-    """A notebook's set-up after its parameters cell, given ``globals()``: checks the parameters
-    (papermill injects them unchecked), applies the figure style, and prints the device and the
-    profile, so every notebook's output starts with what it runs on."""
+    """A notebook's set-up, given ``globals()``: papermill injects parameters unchecked, and every
+    notebook's output should start with what it runs on."""
     parameters.check(namespace)
     plots.use_style()
     profile = resolve(namespace.get("profile", "auto"))
@@ -209,19 +192,16 @@ def start(namespace: dict) -> Profile:
 
 
 def results_dir(profile: Profile):
-    """Where a profile's notebooks leave results for the next notebook (``data/results/<name>``)."""
     folder = paths.data_dir() / "results" / profile.name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
 def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0.05,
-                n_boot: int = 2000, seed: int = 0) -> tuple[str | None, pd.DataFrame]:
-    """Which of ``candidates`` (name -> scores on the same pairs) replaces the named model; None
-    keeps it. The highest of fifteen validation AUCs is partly luck, so a candidate must be better
-    by the one-sided paired bootstrap over ``groups`` (``stats.paired_difference``) at
-    ``alpha / len(candidates)`` (Bonferroni); of those, the highest AUC wins. The table has a row
-    per candidate, best AUC first."""
+                n_boot: int = 2000) -> tuple[str | None, pd.DataFrame]:
+    """Which of ``candidates`` replaces the named model (None keeps it). The highest of fifteen
+    validation AUCs is partly luck, so a candidate must be better by the one-sided paired
+    bootstrap at ``alpha / len(candidates)`` (Bonferroni); of those, the highest AUC wins."""
     level = alpha / max(len(candidates), 1)
     if 1 / (n_boot + 1) >= level:  # the smallest p-value the bootstrap can give
         raise ValueError(f"n_boot = {n_boot} resamples cannot give a p-value below the level "
@@ -230,7 +210,7 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
     named_auc, rows = metrics.roc(labels, named_scores).auc, {}
     for name, scores in candidates.items():
         test = stats.paired_difference(labels, scores, named_scores, groups, n_boot, alpha,
-                                       seed, one_sided=True)
+                                       one_sided=True)
         rows[name] = {"val_auc": named_auc + test.estimate, "ΔAUC": test.estimate,
                       "p (one-sided)": test.p_value, "level": level, "better": test.p_value < level}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
@@ -240,14 +220,12 @@ def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0
 
 
 def save_selected(profile: Profile, config: RunConfig, reason: str) -> None:
-    """Record notebook 03's choice and why: a result notebooks 04 and 05 load and print
-    (``selected``), never a setting applied behind their back."""
+    """A result notebooks 04 and 05 load and print, never a setting applied behind their back."""
     (results_dir(profile) / "selected_run.json").write_text(
         json.dumps({"reason": reason, **asdict(config)}, indent=2, ensure_ascii=False))
 
 
 def selected(profile: Profile) -> RunConfig:
-    """The model notebook 03 chose, or ``all_pairs`` if 03 has not run; it prints which and why."""
     chosen = results_dir(profile) / "selected_run.json"
     if not chosen.is_file():
         print(f"No selection from notebook 03 for profile {profile.name!r} (03 has not run): "

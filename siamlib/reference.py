@@ -1,7 +1,6 @@
-"""The reference run: the six notebooks executed under one profile at one version of the code,
-committed in ``notebooks/reference/`` so that a reader sees every result without running
-anything, with the records the README's results blocks are written from. It may take several
-sittings, but never two code versions. LFW-a's photos are not ours to share, so they stay out.
+"""The reference run: the notebooks executed under one profile at one code version (in several
+sittings, perhaps), committed so a reader sees every result without running anything, with the
+records the README's results blocks come from. LFW-a's photos are not ours to share: they stay out.
 """
 
 from __future__ import annotations
@@ -34,14 +33,12 @@ def folder() -> Path:
 
 
 def code_cells(notebook: Path) -> list[str]:
-    """The notebook's code cells as written (papermill's injected parameter cell left out)."""
     cells = nbformat.read(notebook, as_version=4).cells
     return [cell.source for cell in cells if cell.cell_type == "code"
             and "injected-parameters" not in cell.metadata.get("tags", [])]
 
 
 def code_version(notebooks: list[Path]) -> str:
-    """A hash of what a result depends on: siamlib's sources and the notebooks' code cells."""
     sources = [path for path in Path(__file__).parent.iterdir()
                if path.suffix in (".py", ".json", ".csv")]
     return short_hash({**{path.name: path.read_text() for path in sources},
@@ -49,7 +46,6 @@ def code_version(notebooks: list[Path]) -> str:
 
 
 def without_faces(executed: Path) -> None:
-    """Drop the images of cells that show photos, and all widget state, from ``executed``."""
     notebook = nbformat.read(executed, as_version=4)
     notebook.metadata.pop("widgets", None)
     note = nbformat.v4.new_output("stream", name="stdout", text=FACES_REMOVED)
@@ -63,9 +59,8 @@ def without_faces(executed: Path) -> None:
 
 def record(notebook: Path, profile: str, wall_s: float, training_s: float,
            trained_now_s: float, version: str, results: Path) -> None:
-    """Add one executed notebook to the manifest and copy its profile's result tables beside it.
-    ``training_s`` is what the runs it was first to use took to train (a notebook that loads its
-    runs still owes a reader their cost), ``trained_now_s`` the part trained in this execution."""
+    """``training_s``: what the runs it was first to use took to train (a notebook that loads its
+    runs still owes a reader their cost); ``trained_now_s``: the part trained now."""
     manifest_path = folder() / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if manifest and (manifest["code_version"], manifest["profile"]) != (version, profile):
@@ -73,8 +68,14 @@ def record(notebook: Path, profile: str, wall_s: float, training_s: float,
                          f"{manifest['code_version']} under {manifest['profile']!r}; this is "
                          f"{version} under {profile!r}. Move its manifest.json aside to start "
                          "a new reference run")
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=paths.project_root(), capture_output=True,
+                              text=True).stdout.strip()
+    changed = git("status", "--porcelain", "--", "siamlib", "notebooks",
+                  ":!notebooks/reference")  # the run's own output is not a change of code
+    commit = (git("rev-parse", "--short", "HEAD") or "unknown") + (" +changes" if changed else "")
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    manifest.update({"profile": profile, "code_version": version, "commit": _commit(),
+    manifest.update({"profile": profile, "code_version": version, "commit": commit,
                      "hardware": f"{cpu_model()}, {os.cpu_count()} cores, {memory:.0f} GiB; "
                                  f"{device_report()}"})  # machines here differ: results say which
     manifest.setdefault("notebooks", {})[notebook.name] = {
@@ -87,25 +88,13 @@ def record(notebook: Path, profile: str, wall_s: float, training_s: float,
 
 
 def training_s(run_folders) -> float:
-    """Seconds the runs in ``run_folders`` trained, as each recorded when it finished."""
     return sum(json.loads((run / COMPLETE).read_text())["wall_time_s"] for run in run_folders)
 
 
 def stale(notebooks: list[Path]) -> list[str]:
-    """The notebooks whose code cells differ from their reference copy (or have none)."""
     return [notebook.name for notebook in notebooks
             if not (copy := folder() / notebook.name).is_file()
             or code_cells(copy) != code_cells(notebook)]
-
-
-def _commit() -> str:
-    """HEAD's commit, marked "+changes" when siamlib or the notebooks differ from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=paths.project_root(), capture_output=True,
-                              text=True).stdout.strip()
-    changed = git("status", "--porcelain", "--", "siamlib", "notebooks",
-                  ":!notebooks/reference")  # the run's own output is not a change of code
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + (" +changes" if changed else "")
 
 
 # The README's blocks written from the records: "<!-- reference:NAME -->" ... "<!-- /reference -->".
@@ -115,7 +104,6 @@ NOT_YET = "(filled from the reference run's records: not run yet at this version
 
 
 def readme_blocks() -> dict[str, str]:
-    """Each README block as the reference run's records give it (``NOT_YET`` without them)."""
     manifest_path, results, blocks = folder() / MANIFEST, folder() / "results", {}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
@@ -156,7 +144,6 @@ def with_blocks(readme: str, blocks: dict[str, str]) -> str:
 
 
 def main() -> None:
-    """Write the README's results blocks from the reference run's records."""
     readme = paths.project_root() / "README.md"
     readme.write_text(with_blocks(readme.read_text(), readme_blocks()))
     print(f"{readme}: results blocks written from {folder() / MANIFEST}")

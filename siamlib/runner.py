@@ -5,11 +5,8 @@
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
     python -m siamlib.runner --profile cpu --reference        # the committed reference run
 
-Executed notebooks go to ``outputs/<profile>/`` (``--output``), wall times to ``timings.csv``.
-Bad input stops the run before any kernel starts, with one line and exit status 2: an unknown
-profile, notebook or parameter, a value the notebook's ``parameters`` cell does not allow, a URL
-with a password (the executed notebook would keep it), or a folder that cannot be written. A
-failing cell is named, with status 1.
+Executed notebooks go to ``outputs/<profile>/``, wall times to ``timings.csv``. Bad input stops
+the run before any kernel starts, with one line and status 2; a failing cell is named, status 1.
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ class NotebookFailed(RuntimeError):
 
 
 def notebooks(folder: Path | None = None, only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks (``NN_name.ipynb``) in order, or those whose names ``only`` begin."""
     folder = folder or paths.project_root() / "notebooks"
     if not (found := sorted(folder.glob("[0-9][0-9]_*.ipynb"))):
         raise RunnerError(f"no numbered notebooks in {folder}")
@@ -47,7 +43,6 @@ def notebooks(folder: Path | None = None, only: list[str] | None = None) -> list
 
 
 def parse_value(text: str):
-    """A Python literal, else the string as given."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -55,8 +50,8 @@ def parse_value(text: str):
 
 
 def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
-    """Per notebook, the overrides its ``parameters`` cell declares, each checked against the
-    type papermill infers there (papermill itself injects anything)."""
+    """Per notebook, the overrides its ``parameters`` cell declares, checked against their types
+    (papermill itself injects anything)."""
     declared = {nb: papermill.inspect_notebook(str(nb)) for nb in selected}
     for name, value in overrides.items():
         if isinstance(value, str) and masked(value) != value:
@@ -75,8 +70,7 @@ def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
 def run(profile: str, overrides: dict | None = None, output: Path | None = None,
         only: list[str] | None = None, folder: Path | None = None,
         as_reference: bool = False) -> list[tuple[str, float]]:
-    """Execute the notebooks in order; returns (notebook, seconds) per notebook. As the
-    reference run: into ``notebooks/reference/``, each notebook recorded as it finishes."""
+    """(notebook, seconds) per notebook; the reference run records each as it finishes."""
     overrides = dict(overrides or {})
     profile = overrides.pop("profile", profile)  # -p profile is --profile, said another way
     if profile not in (*PROFILES, "auto"):

@@ -1,13 +1,8 @@
 """Finished runs to share: an instructor trains once, students import the archive and load.
 
-Each run's ``COMPLETE`` marker already records the SHA-256 of its files, so the archive (a
-``.tar.gz``) needs no manifest: each run is checked against its own marker on export and again
-on import, and its folder name against its config's cache key (else ``train`` would load weights
-that another configuration trained). Import checks every run before it moves any, so a refused
-archive leaves the runs folder as it was. Each case is in docs/guide.md, "Sharing trained runs".
-
-    python -m siamlib.runs export runs-cpu.tar.gz
-    python -m siamlib.runs import runs-cpu.tar.gz
+Each run's ``COMPLETE`` marker records its files' SHA-256, so the ``.tar.gz`` needs no manifest:
+each run is checked against its marker, and its folder name against its config's cache key (else
+``train`` would load another configuration's weights). docs/guide.md, "Sharing trained runs".
 """
 
 from __future__ import annotations
@@ -39,15 +34,13 @@ class RunsArchiveError(Exception):
 
 
 def finished_runs(runs_root=None) -> list[Path]:
-    """Run folders under ``runs_root`` that hold a ``COMPLETE`` marker, sorted by name."""
     root = Path(runs_root or paths.runs_dir())
     return sorted(folder for folder in (root.iterdir() if root.is_dir() else ())
                   if RUN_FOLDER.fullmatch(folder.name) and (folder / COMPLETE).is_file())
 
 
 def export_runs(archive, runs_root=None) -> Path:
-    """Write every finished run to ``archive``; one it cannot vouch for is left out, saying why.
-    (To share only some runs, train them into their own runs folder.)"""
+    """Every finished run to ``archive``; one it cannot vouch for is left out, saying why."""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
     if not archive.name.lower().endswith(".tar.gz"):
         raise RunsArchiveError(f"{archive}: the archive's name must end in .tar.gz")
@@ -75,9 +68,9 @@ def export_runs(archive, runs_root=None) -> Path:
 
 
 def import_runs(archive, runs_root=None) -> dict[str, str]:
-    """Check every run of ``archive``, then move each into ``runs_root``: ``{folder name:
-    "imported", "identical" or "kept"}``. A refusal writes nothing: the archive is unpacked in
-    the nearest folder that exists, so it does not even create the runs folder."""
+    """``{folder name: "imported", "identical" or "kept"}``. Every run is checked before any
+    moves, in the nearest folder that exists, so a refusal writes nothing, not even the runs
+    folder."""
     archive, root = Path(archive), Path(runs_root or paths.runs_dir())
     if not archive.is_file():
         raise RunsArchiveError(f"{archive}: no such archive")
@@ -110,9 +103,8 @@ def import_runs(archive, runs_root=None) -> dict[str, str]:
 
 
 def _checked(folder: Path) -> tuple[dict, str] | None:
-    """A shareable run's marker and its key's policy: its files are those its marker lists, its
-    folder is named by its config's key. None, with a warning, for a run of an identity folder
-    this machine lacks (its key hashes that folder's files)."""
+    """A shareable run's marker and its key's policy; None, with a warning, for a run of an
+    identity folder this machine lacks (its key hashes that folder's files)."""
     if not (folder / COMPLETE).is_file():
         raise RunsArchiveError(f"{folder.name}: no {COMPLETE} marker: not a finished run")
     if not (problems := training.run_problems(folder)):  # a readable marker with checksums
@@ -143,7 +135,7 @@ def _checked(folder: Path) -> tuple[dict, str] | None:
 
 
 def _placed(run: Path, target: Path, info: dict, policy: str) -> str:
-    """Move one checked run into place, unless a sound finished run of that name is there."""
+    """Never over a sound finished run of that name."""
     name = target.name
     if training.finished(target):
         same = checksums(target) == checksums(run)
@@ -162,7 +154,6 @@ def _placed(run: Path, target: Path, info: dict, policy: str) -> str:
 
 
 def _one_line(error: OSError, place: Path, fix: str) -> Exception:
-    """A full, read-only or forbidden ``place`` as one line with the fix; another error as is."""
     if error.errno == errno.ENOSPC:
         return RunsArchiveError(f"{place}: the disk is full; free some space or choose another "
                                 "place")
@@ -172,7 +163,6 @@ def _one_line(error: OSError, place: Path, fix: str) -> Exception:
 
 
 def main(argv=None) -> int:
-    """``python -m siamlib.runs export|import ARCHIVE``: a line per run, or the problem and 2."""
     parser = argparse.ArgumentParser(prog="python -m siamlib.runs", description="Share finished "
                                      "training runs: export them to one archive, import it.")
     parser.add_argument("command", choices=("export", "import"))

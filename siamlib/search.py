@@ -1,19 +1,12 @@
-"""Hyperparameter search with Optuna: one search space, pruned trials, a study machines share.
-
-Each trial is a cached run around a base model (a profile's screened ``all_pairs``). The study
-lives in a storage, so a search can be resumed and several workers can add trials at once: a
-journal file (the default, ``data/optuna/<study>.log``), or "shared", the database at
-``$SIAMLIB_OPTUNA_URL``, read from the environment only: as a notebook parameter or an argument
-it would be saved in the executed notebook or the shell history, password included.
-
-    python -m siamlib.search --profile cpu [--storage shared]
+"""Notebook 03's Optuna search: each trial a cached run around a profile's screened
+``all_pairs``, in a storage that lets a search resume and several workers share it (a journal
+file by default, or "shared": the database at ``$SIAMLIB_OPTUNA_URL``, read from the environment
+only, since a notebook parameter would be saved, password included). docs/guide.md shows both.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import random
 import re
 import time
 import warnings
@@ -43,12 +36,8 @@ URL_FORM = "postgresql+psycopg://user:password@host:5432/database"
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """What a trial may change in the base model; every value is a choice or a (low, high) range.
-
-    Widths are relative to the base model's and depths take its first conv blocks, so the same
-    space works on a CPU and a GPU profile. The learning rate is drawn on a log scale and
-    multiplied by the decay after every epoch. "bce" is the L1 head with binary cross-entropy.
-    """
+    """What a trial may change in the base model. Widths are relative to the base's and depths
+    take its first conv blocks, so one space fits every profile."""
 
     face_crops: tuple[str, ...] = FACE_CROPS
     image_sizes: tuple[int, ...] = (80, 105)
@@ -96,9 +85,8 @@ class SearchSpace:
         )
 
     def costliest(self, base: RunConfig, epochs: int) -> RunConfig:
-        """The slowest configuration the space allows around ``base``, at the depth with the most
-        FLOPs per image (three blocks can cost more than four: they leave a larger map for the
-        embedding layer). Unknown trials are priced as this, so a plan's minutes bound them."""
+        """The slowest configuration the space allows, which prices unknown trials in a plan. Every
+        depth is tried: three blocks can cost more than four (a larger map to embed)."""
         fixed = {"face_crop": self.face_crops[0], "image_size": max(self.image_sizes),
                  "width_factor": max(self.width_factors), "dropout": 0.0,
                  "learning_rate": self.learning_rate[0], "lr_decay": 1.0, "loss": "contrastive",
@@ -113,9 +101,8 @@ PRUNER = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
 
 
 class TrialSeededTPE(optuna.samplers.TPESampler):
-    """Optuna's TPE sampler, seeded afresh for each trial from (seed, trial number): one seeded
-    sampler per process would make every worker, and every resumed search, draw the same first
-    configurations again. TPE still learns from every trial."""
+    """TPE seeded afresh per trial from (seed, trial number): one seed per process would make every
+    worker, and every resumed search, draw the same first configurations again."""
 
     def __init__(self, seed: int = 0):
         super().__init__(seed=seed)
@@ -132,9 +119,8 @@ class StorageError(UserError, ValueError):
 
 
 def masked(text: str) -> str:
-    """``text`` with every password in a URL replaced by ``***``: a ``password=`` in a query
-    string, and in ``scheme://user:password@host`` all from the user name's ``:`` to the last
-    ``@`` (a password may hold "/", ":" and "@", percent-encoded or not)."""
+    """``text`` with every password in a URL as ``***``; in ``user:password@host`` up to the last
+    ``@``, as a password may hold "/", ":" and "@"."""
     text = re.sub(r"((?:password|passwd|pwd)=)[^&\s'\"]*", r"\1***", str(text), flags=re.I)
     return re.sub(r"(://[^:/?#@\s'\"]*):[^\s'\"]*@", r"\1:***@", text)
 
@@ -159,11 +145,10 @@ def _database(url: str) -> optuna.storages.RDBStorage:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine,
                                                   heartbeat_interval=60, grace_period=300)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
-            # Workers starting together on an empty database all create Optuna's tables, and
-            # PostgreSQL's CREATE TABLE IF NOT EXISTS is not atomic: the losers fail on
-            # pg_type's unique index. The tables exist now: open the storage again.
+            # Workers starting together all create Optuna's tables; PostgreSQL's CREATE TABLE IF
+            # NOT EXISTS is not atomic, so the losers fail. The tables exist now: open it again.
             failure = error
-            time.sleep(0.2 + random.random())
+            time.sleep(0.2 + np.random.random())
         except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
             failure = error
             break
@@ -184,10 +169,9 @@ def _database(url: str) -> optuna.storages.RDBStorage:
 
 def open_study(base: RunConfig, epochs: int, storage: str | Path | None = None, seed: int = 0,
                space: SearchSpace = SPACE) -> optuna.Study:
-    """The study of ``base``, ``epochs`` and ``space``, created on first use in ``storage``: None
-    or "journal" for ``data/optuna/<study>.log``, "shared" for the database at
-    ``$SIAMLIB_OPTUNA_URL``, else a journal file. Its name hashes all three, so every machine that
-    runs the same code and profile joins one study, and other trials are never mixed in."""
+    """The study of ``base``, ``epochs`` and ``space`` in ``storage`` ("journal", "shared" or a
+    journal file). Its name hashes all three: machines with the same code and profile join one
+    study, and trials made for something else are never mixed in."""
     made_for = {"base": asdict(base), "epochs": epochs, "space": asdict(space)}
     name = f"search-{base.name}-{short_hash(made_for)[:8]}"
     text = str(storage or "journal")
@@ -210,9 +194,8 @@ def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def run_trials(study: optuna.Study, objective, n_trials: int) -> optuna.Study:
-    """Run ``objective`` until ``study`` holds ``n_trials`` finished trials, whoever ran them
-    (each worker checks after each of its trials, so W workers may end up to W - 1 over); stop
-    with one error after ``10 * n_trials`` failed ones (a space the data hardly fits)."""
+    """Run until ``study`` holds ``n_trials`` finished trials, whoever ran them; one error after
+    ``10 * n_trials`` failed ones (a space the data hardly fits)."""
     if len(finished(study)) < n_trials:
         study.optimize(objective, callbacks=[
             MaxTrialsCallback(n_trials, states=FINISHED),
@@ -226,9 +209,8 @@ def run_trials(study: optuna.Study, objective, n_trials: int) -> optuna.Study:
 
 def optimize(base: RunConfig, n_trials: int, epochs: int, storage: str | Path | None = None,
              seed: int = 0, space: SearchSpace = SPACE) -> optuna.Study:
-    """Search around ``base`` until the study holds ``n_trials`` finished trials; returns it.
-    A trial's value is its run's validation AUC (test pairs are never looked at). Resuming, or
-    joining a study other machines work on, is calling this again with the same arguments."""
+    """Search around ``base``: a trial's value is its validation AUC (test pairs are never looked
+    at). Resuming, or joining other workers, is calling this again with the same arguments."""
     study = open_study(base, epochs, storage, seed, space)
     splits_by_data = {}
 
@@ -262,8 +244,8 @@ def optimize(base: RunConfig, n_trials: int, epochs: int, storage: str | Path | 
 
 
 def best_runs(study: optuna.Study, base: RunConfig, seeds: int) -> list[RunConfig]:
-    """The best trial's configuration at ``base``'s budget with seeds 0 .. ``seeds`` - 1. Seed
-    0 is the trial's own run (at the trial's epochs, loaded, not trained twice)."""
+    """The best trial's configuration with ``seeds`` seeds; seed 0 is the trial's own run (loaded,
+    not trained twice)."""
     trial = study.best_trial
     return SPACE.config(base, trial.params, base.train.epochs,
                         f"{study.study_name}-{trial.number:03d}").with_seeds(seeds)
@@ -271,10 +253,8 @@ def best_runs(study: optuna.Study, base: RunConfig, seeds: int) -> list[RunConfi
 
 def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
                   storage: str | Path | None = None, seed: int = 0, source: str = LFW) -> list:
-    """Everything notebook 03 may train, as ``budget.plan`` entries: the named models, the
-    screened ablations and seeds (``profiles.ADOPTED`` with every seed), the study's trials
-    still to run and its best configuration's seeds, and a winner trained at the full budget.
-    What is not known yet is priced as the space's costliest configuration."""
+    """Everything notebook 03 may train, as ``budget.plan`` entries; what is not known yet is
+    priced as the space's costliest configuration."""
     here = {"data": {"source": source}}
     screened = profile.screening(profile.all_pairs, epochs).replace(**here)
     study = open_study(screened, epochs, storage=storage, seed=seed)
@@ -295,22 +275,3 @@ def notebook_runs(profile: profiles.Profile, epochs: int, trials: int,
     return entries + [Trials("section 3's winner at the full budget (only if a candidate wins)",
                              profile.full_budget(costliest), 1)]
 
-
-def main(argv: list[str] | None = None) -> None:
-    """A worker of notebook 03's study (its base, the screened all_pairs, and its trials)."""
-    parser = argparse.ArgumentParser("python -m siamlib.search",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="auto", help="smoke, cpu, colab, gpu or auto")
-    parser.add_argument("--storage", default="journal", help=f"journal (data/optuna/) or shared "
-                        f"(the database at ${URL_ENV})")
-    args = parser.parse_args(argv)
-    profile = profiles.resolve(args.profile)
-    try:  # Optuna's line after each trial says how the study stands
-        optimize(profile.screening(profile.all_pairs), profile.search_trials,
-                 profile.screening_epochs, storage=args.storage)
-    except StorageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-
-
-if __name__ == "__main__":
-    main()

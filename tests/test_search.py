@@ -427,15 +427,6 @@ def test_each_storage_error_is_one_line_with_the_masked_url_and_the_fix(
     assert "s3c" not in message and "ret@" not in message
 
 
-def test_the_command_line_shows_a_storage_error_as_one_line(capsys):
-    with pytest.raises(SystemExit) as exited:
-        search.main(["--profile", "smoke", "--storage",
-                     "postgresql+psycopg://siamlib:s3cret@127.0.0.1:1/db"])
-    error = capsys.readouterr().err
-    assert exited.value.code == 2 and URL_ENV in error
-    assert "Traceback" not in error and "s3cret" not in error and error.count("\n") == 1
-
-
 def test_a_notebook_shows_a_storage_error_as_one_line(monkeypatch, notebook_shows):
     monkeypatch.delenv(URL_ENV, raising=False)
     shown = notebook_shows("from siamlib import search, training\n"
