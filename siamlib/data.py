@@ -1,10 +1,7 @@
-"""Getting LFW-a onto this machine, and knowing for sure that all of it arrived.
-
-Whatever the source, ``fetch`` builds ``<data_dir>/lfw-a/`` (``images/<Name>/``, the pair files)
-aside and moves it into place once checked, so an interrupted run never passes for a finished
-one. Every fetch checks it again (the pair files LFW's, the images they name there, the counts)
-and rebuilds it when it fails. Folders siamlib did not make are never deleted.
-"""
+"""Getting LFW-a onto this machine, and knowing for sure that all of it arrived: ``fetch``
+builds ``<data_dir>/lfw-a/`` aside and moves it into place once checked, so an interrupted run
+never passes for a finished one; every fetch checks it again and rebuilds it if it fails.
+Folders siamlib did not make are never deleted."""
 
 import argparse
 import errno
@@ -113,8 +110,7 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
 
 
 def _check_pair_file(path: Path, remote: RemoteFile) -> None:
-    """A pair file must be the registry's to the byte: the pair files *are* the protocol
-    (which is also why LFW run keys need not hash them)."""
+    """The pair files *are* the protocol (which is why LFW run keys need not hash them)."""
     if (found := pooch.file_hash(str(path))) != remote.sha256:
         raise DataError(f"{path} is not the original {remote.name} (sha256 {found[:12]}..., "
                         f"LFW's {remote.sha256[:12]}...): an edited pair file changes the "
@@ -123,10 +119,9 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
 
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
           spec: DatasetSpec = LFW_A, progress: bool = True) -> Path:
-    """Make the data set ready under ``data_dir`` and return its folder. ``source`` (else
-    ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses) is a zip, a folder holding the zip
-    and pair files, a folder of person folders, or the http(s) URL of a folder serving the
-    registry's file names. Raises DataError, with what to do, when it cannot."""
+    """``source`` (else ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses): a zip, a folder
+    holding it and the pair files, a folder of person folders, or the http(s) URL of a folder
+    serving the registry's file names. Raises DataError, saying what to do, when it cannot."""
     target = dataset_dir(data_dir, spec)
     if not _inspect(target, spec)[1]:
         return target  # nothing is written: a read-only or hand-made copy works as it is
@@ -147,9 +142,7 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
 
 
 def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
-    """``fetch``'s work, under its lock. A folder fetch made that fails its check is rebuilt
-    from ``source``, else the one it was made from, else ``$SIAMLIB_LFW_SOURCE`` or the registry
-    (downloads stay cached). Pair files come first: a missing one fails before a large download."""
+    """Pair files come first: a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     if not (problems := _inspect(target, spec)[1]):
@@ -217,8 +210,7 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
 
 
 def _people_folder(folder: Path) -> Path | None:
-    """The folder holding the most images one level down, so that a stray picture near the top
-    of a course copy (``lfw2/cover.jpg`` above ``lfw2/lfw2/<Name>/...``) cannot win."""
+    """The folder with most images one level down, so a stray ``lfw2/cover.jpg`` cannot win."""
     per_root = Counter(path.parent.parent for path in folder.rglob("*")
                        if pairs.is_image(path) and path.parent != folder
                        and not any(map(pairs.is_junk, path.relative_to(folder).parts)))

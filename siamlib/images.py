@@ -1,9 +1,5 @@
-"""Face images decoded once into one uint8 array that every pipeline shares, cached on disk.
-
-A pair set names the same images many times (DevTrain's 2,200 pairs use 3,443 images), so pairs
-refer to rows, and floats are made per batch, at a hundredth of the memory. Some LFW-a JPEGs are
-truncated: they are decoded as far as their data goes and reported in one warning.
-"""
+"""Face images decoded once into one uint8 array that every pipeline shares, cached on disk:
+pairs name the same images many times, so they refer to rows, and floats are made per batch."""
 
 from __future__ import annotations
 
@@ -23,9 +19,8 @@ from siamlib import files, paths
 
 _CACHE_FORMAT = 2  # 2: the face crop is named (FACE_CROPS), no longer a fraction in Preprocess
 
-# Which part of each image is the face (``splits.DataConfig.face_crop``): LFW-a's alignment puts
-# it in the centre half of its 250 px frame, the rest being background and hair the network
-# would learn to match; an ORL-style photo is the face, and its centre half would cut it.
+# LFW-a's alignment puts the face in the centre half of its 250 px frame (the rest is background
+# and hair the network would learn to match); an ORL-style photo is the face.
 CENTRE_HALF, WHOLE = "centre-half", "whole"
 FACE_CROPS = (CENTRE_HALF, WHOLE)
 # A smaller face square is a thumbnail or a placeholder (LFW-a's face is 125 px, ORL's 92x112).
@@ -44,9 +39,8 @@ class Preprocess:
 
 
 class ImageStore:
-    """Decoded images as one ``(n, size, size)`` uint8 array, addressed by path (``rows``).
-    Each row's person is ``names[path]`` where given (a photo in a person folder's subfolder),
-    else the photo's folder."""
+    """Images as one ``(n, size, size)`` uint8 array, addressed by path. A row's person is
+    ``names[path]`` where given (a photo in a person folder's subfolder), else its folder."""
 
     def __init__(self, image_paths: list[str], pixels: np.ndarray, truncated: list[str],
                  names: dict[str, str] | None = None):
@@ -54,8 +48,7 @@ class ImageStore:
         self.pixels = pixels
         self.truncated = list(truncated)
         self._row = {p: i for i, p in enumerate(self.paths)}
-        names = names or {}
-        self.names = np.array([names.get(p) or Path(p).parent.name for p in self.paths])
+        self.names = np.array([(names or {}).get(p) or Path(p).parent.name for p in self.paths])
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,9 +63,8 @@ class ImageStore:
     def load(cls, image_paths, preprocess: Preprocess = Preprocess(), face_crop: str = WHOLE,
              cache_dir: str | Path | None = None, progress: bool = True,
              names: dict[str, str] | None = None) -> ImageStore:
-        """Decode the unique images among ``image_paths``, or read them from the cache
-        (``data/cache``), keyed by the paths, each file's size and modification time (a file
-        replaced in place is decoded again), the face crop and the preprocessing."""
+        """The cache is keyed by each file's size and modification time too: a file replaced
+        in place is decoded again."""
         unique = sorted({str(p) for p in image_paths})
         stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
         digest = files.short_hash([_CACHE_FORMAT, asdict(preprocess), face_crop, unique, stamps])
@@ -132,9 +124,8 @@ def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
 
 
 def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progress: bool):
-    """Decode every image with fd 2 pointed at a temporary file: libjpeg reports a truncated
-    JPEG only as text on fd 2, so reading it after each image tells which, and keeps the
-    messages out of the student's terminal."""
+    """libjpeg reports a truncated JPEG only as text on fd 2 (it decodes what is there): fd 2
+    goes to a file read after each image, which also keeps the messages off the terminal."""
     size = preprocess.image_size
     pixels = np.empty((len(unique), size, size), dtype=np.uint8)
     truncated, failures, other_messages = [], [], []

@@ -1,8 +1,5 @@
-"""Notebook parameters, checked against the types their ``parameters`` cell declares:
-papermill injects values without looking at them, so ``-p epochs five`` would surface as an
-obscure error deep in training. Every number among them is a count, a seed, minutes or a rate,
-so none may be negative.
-"""
+"""Notebook parameters checked against the types their ``parameters`` cell declares: papermill
+injects values unchecked, so ``-p epochs five`` would fail obscurely deep in training."""
 
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
@@ -20,13 +17,12 @@ class ParameterError(UserError, ValueError):
 
 
 def problem(value, type_name: str) -> str | None:
-    """What a parameter of papermill's ``type_name`` must be instead of ``value``, or None."""
     expected = _TYPES.get(type_name)
     # True is an int in Python, but not a number of epochs.
     if expected and (isinstance(value, bool) != (type_name == "bool")
                      or not isinstance(value, expected)):
         return f"{type_name}, got {value!r} ({type(value).__name__})"
-    if expected in (int, (int, float)) and value < 0:
+    if expected in (int, (int, float)) and value < 0:  # counts, seeds, minutes or rates
         return f"0 or more, got {value!r}"
     return None
 

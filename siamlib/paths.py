@@ -1,9 +1,6 @@
-"""Where the workbook keeps its data, trained runs and figures.
-
-Paths are anchored at the project root, never at the current folder: papermill, pytest and Colab
-all start from different folders. An environment variable moves each location. A smoke run's
-figures mean nothing, so they go to a scratch folder, never over the committed ``figures/``.
-"""
+"""Where the workbook keeps its data, trained runs and figures: under the project root, never
+the current folder (papermill, pytest and Colab start in different ones), unless an environment
+variable moves them. A smoke run's figures mean nothing, so they never overwrite ``figures/``."""
 
 import os
 from pathlib import Path

@@ -1,10 +1,5 @@
-"""The workbook's train, validation and test pairs and their images, from one DataConfig.
-
-View 1: DevTrain split by person into train and validation (where every choice is made), and
-DevTest. View 2 experiment k: test fold k, validation the next fold, train the other eight (LFW's
-folds are person-disjoint, checked when read). An identity folder: people split 60/20/20, then
-balanced pairs generated in each group. In every case no person is on two sides.
-"""
+"""The train, validation and test pairs and their images, from one DataConfig, with no person
+on two sides (docs/guide.md says how each source is split)."""
 
 from __future__ import annotations
 
@@ -31,11 +26,9 @@ class _ChosenCrop(str):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which pairs and images a run uses; part of every run's key. ``source``: "lfw-a" or an
-    ``<identity>/<image>`` folder; ``face_crop`` "auto" is replaced by the source's own, so the
-    run key names it; ``max_*_pairs``: balanced subsets (None = all); ``generated_pairs``: for
-    an identity folder's training people (a quarter for the others); ``view2_fold``: that View 2
-    experiment's test fold, None for View 1."""
+    """Part of every run's key. ``face_crop`` "auto" becomes the source's own, so the key names
+    it; ``max_*_pairs``: balanced subsets (None = all); ``generated_pairs``: for an identity
+    folder's training people (a quarter for the others); ``view2_fold``: None for View 1."""
 
     source: str = LFW
     face_crop: str = AUTO
@@ -73,8 +66,7 @@ class DataConfig:
 
 @dataclass
 class Splits:
-    """The pair sets, and decoded once every image of the training people (for the samplers)
-    and of the validation and test pairs."""
+    """Every image of the training people (for the samplers) and of the pairs, decoded once."""
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -83,15 +75,13 @@ class Splits:
     train_people: set[str]
 
     def __repr__(self) -> str:
-        return (
-            f"Splits(train={len(self.train)} pairs, val={len(self.val)}, test={len(self.test)}; "
-            f"{len(self.train_people)} training people; {len(self.store)} images)"
-        )
+        return (f"Splits(train={len(self.train)} pairs, val={len(self.val)}, "
+                f"test={len(self.test)}; {len(self.train_people)} training people; "
+                f"{len(self.store)} images)")
 
 
 def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Splits:
-    """Train/validation/test pairs and their decoded images, ready for the pipelines."""
-    images = pairs.identity_images(_images_dir(config.source, progress))  # fetched if need be
+    images = all_images(config.source, progress)
     train, val, test = split_pairs(config)
     train_people = pairs.pair_people(train)
     needed = set(images.loc[images["name"].isin(train_people), "path"])
@@ -105,13 +95,13 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
 
 def split_pairs(config: DataConfig):
     """``load_splits``' pairs without decoding an image (what ``budget`` counts)."""
-    images_dir = _images_dir(config.source, progress=False)
+    lfw = data.fetch(progress=False) if config.source == LFW else None
     if config.view2_fold is not None:
         train, val, test = view2_experiment(
-            pairs.read_view2(images_dir.parent / "pairs.txt", images_dir), config.view2_fold)
-    elif config.source == LFW:
-        dev_train = pairs.read_pairs(images_dir.parent / "pairsDevTrain.txt", images_dir)
-        test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
+            pairs.read_view2(lfw / "pairs.txt", lfw / data.IMAGES), config.view2_fold)
+    elif lfw:
+        dev_train = pairs.read_pairs(lfw / "pairsDevTrain.txt", lfw / data.IMAGES)
+        test = pairs.read_pairs(lfw / "pairsDevTest.txt", lfw / data.IMAGES)
         train, val = pairs.person_disjoint_split(dev_train, config.val_fraction,
                                                  seed=config.split_seed)
     else:  # balanced pairs inside each person group, fewer where a group has too few same pairs
@@ -124,9 +114,16 @@ def split_pairs(config: DataConfig):
             frames.append(pairs.make_pairs(group_images, min(wanted, 2 * same_available),
                                            seed=config.split_seed + offset))
         train, val, test = frames
-    return (_balanced_subset(train, config.max_train_pairs, config.split_seed),
-            _balanced_subset(val, config.max_eval_pairs, config.split_seed),
-            _balanced_subset(test, config.max_eval_pairs, config.split_seed))
+    subsets = []
+    for frame, max_pairs in zip((train, val, test), (config.max_train_pairs,
+                                                     config.max_eval_pairs, config.max_eval_pairs)):
+        if max_pairs is not None and max_pairs < len(frame):
+            frame = pd.concat(group.sample(min(max_pairs // 2, len(group)),
+                                           random_state=config.split_seed)
+                              for _, group in frame.groupby("label", sort=True))
+            frame = frame.sort_index().reset_index(drop=True)
+        subsets.append(frame)
+    return tuple(subsets)
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
@@ -139,45 +136,27 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
 
 
 def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
-    """Every photo of ``people`` in ``config``'s source, decoded as ``config`` says (or at
-    ``preprocess``): the gallery for one-shot tasks."""
+    """The gallery for one-shot tasks, decoded as ``config`` says (or at ``preprocess``)."""
     photos = all_images(config.source)
     if preprocess is not None:
         config = replace(config, preprocess=preprocess)
     return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"], config)
 
 
-def all_images(source: str = LFW) -> pd.DataFrame:
-    return pairs.identity_images(_images_dir(source, progress=False))
+def all_images(source: str = LFW, progress: bool = False) -> pd.DataFrame:
+    return pairs.identity_images(data.fetch(progress=progress) / data.IMAGES if source == LFW
+                                 else Path(source).expanduser())
 
 
 def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore:
-    """The images among ``image_paths``, named by their person in ``images`` (a photo in a
-    subfolder is its person folder's)."""
     names = dict(zip(images["path"].astype(str), images["name"]))
     return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=False,
                            names=names)
 
 
-def _images_dir(source: str, progress: bool) -> Path:
-    """The folder of person folders; LFW-a's is fetched first if need be."""
-    if source == LFW:
-        return data.fetch(progress=progress) / data.IMAGES
-    return Path(source).expanduser()
-
-
-def _balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
-    if max_pairs is None or max_pairs >= len(frame):
-        return frame
-    picked = [group.sample(min(max_pairs // 2, len(group)), random_state=seed)
-              for _, group in frame.groupby("label", sort=True)]
-    return pd.concat(picked).sort_index().reset_index(drop=True)
-
-
 def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
-    """One clear error before any training if an identity folder (listed, not decoded) has too
-    few people for the split, or for identity batches of ``people_per_batch`` (LFW-a is
-    checked when fetched)."""
+    """One clear error before any training if an identity folder has too few people for the
+    split or for identity batches of ``people_per_batch`` (LFW-a is checked when fetched)."""
     if config.source != LFW:
         _person_groups(all_images(config.source), config, people_per_batch)
 
