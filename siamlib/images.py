@@ -116,18 +116,15 @@ def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
     if face_crop == CENTRE_HALF:
         top, left = (height - side) // 2, (width - side) // 2
         image = image[top : top + side, left : left + side]
-    size = preprocess.image_size
-    if image.shape != (size, size):
-        # INTER_AREA averages the pixels each output pixel covers: no aliasing when shrinking.
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    # INTER_AREA averages the pixels each output pixel covers: no aliasing when shrinking.
+    image = cv2.resize(image, (preprocess.image_size,) * 2, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
 def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progress: bool):
     """libjpeg reports a truncated JPEG only as text on fd 2 (it decodes what is there): fd 2
     goes to a file read after each image, which also keeps the messages off the terminal."""
-    size = preprocess.image_size
-    pixels = np.empty((len(unique), size, size), dtype=np.uint8)
+    pixels = np.empty((len(unique), preprocess.image_size, preprocess.image_size), np.uint8)
     truncated, failures, other_messages = [], [], []
     bar = tqdm(unique, desc="decoding images", disable=not progress, file=sys.stdout)
     sys.stderr.flush()
@@ -152,8 +149,6 @@ def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progr
             os.close(saved)
     sys.stderr.write("".join(other_messages))
     if failures:
-        raise ImageDecodeError(f"{len(failures)} file(s) cannot be used, e.g.\n  "
-                               + "\n  ".join(sorted(failures)[:5]) + "\nRemove them from the "
-                               "data folder; for LFW-a, python -m siamlib.data fetch [--source "
-                               "PATH] then takes the data set again from its source.")
+        raise ImageDecodeError(f"{len(failures)} file(s) cannot be used, e.g.\n  " + "\n  ".join(
+            sorted(failures)[:5]) + "\nRemove them from the data folder (LFW-a: fetch again).")
     return pixels, truncated

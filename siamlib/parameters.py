@@ -24,7 +24,6 @@ def problem(value, type_name: str) -> str | None:
         return f"{type_name}, got {value!r} ({type(value).__name__})"
     if expected in (int, (int, float)) and value < 0:  # counts, seeds, minutes or rates
         return f"0 or more, got {value!r}"
-    return None
 
 
 def check(namespace: dict) -> None:

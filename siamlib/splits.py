@@ -44,14 +44,13 @@ class DataConfig:
         if self.face_crop == AUTO or isinstance(self.face_crop, _ChosenCrop):
             chosen = _ChosenCrop(CENTRE_HALF if self.source == LFW else WHOLE)
             object.__setattr__(self, "face_crop", chosen)
-        subset = "None or at least 2 (a same and a different pair)"
         wrong = {  # field: what it must be, where it is not
             "source": (not str(self.source).strip(), f"{LFW!r} or a folder of identity folders"),
             "face_crop": (self.face_crop not in FACE_CROPS, f"one of {(AUTO, *FACE_CROPS)}"),
             "val_fraction": (not 0 < self.val_fraction < 1, "strictly between 0 and 1"),
-            "max_train_pairs": (self.max_train_pairs is not None and self.max_train_pairs < 2,
-                                subset),
-            "max_eval_pairs": (self.max_eval_pairs is not None and self.max_eval_pairs < 2, subset),
+            **{name: (getattr(self, name) is not None and getattr(self, name) < 2,
+                      "None or at least 2 (a same and a different pair)")
+               for name in ("max_train_pairs", "max_eval_pairs")},
             "generated_pairs": (self.generated_pairs < 8,
                                 "at least 8 (validation and test get a quarter each)"),
             "view2_fold": (self.view2_fold is not None and (
@@ -106,7 +105,7 @@ def split_pairs(config: DataConfig):
                                                  seed=config.split_seed)
     else:  # balanced pairs inside each person group, fewer where a group has too few same pairs
         images, frames = all_images(config.source), []
-        for offset, group in enumerate(_person_groups(images, config)):
+        for offset, group in enumerate(check_data(config, 1, images)):
             group_images = images[images["name"].isin(set(group))]
             wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
             per_person = group_images["name"].value_counts()
@@ -114,16 +113,11 @@ def split_pairs(config: DataConfig):
             frames.append(pairs.make_pairs(group_images, min(wanted, 2 * same_available),
                                            seed=config.split_seed + offset))
         train, val, test = frames
-    subsets = []
-    for frame, max_pairs in zip((train, val, test), (config.max_train_pairs,
-                                                     config.max_eval_pairs, config.max_eval_pairs)):
-        if max_pairs is not None and max_pairs < len(frame):
-            frame = pd.concat(group.sample(min(max_pairs // 2, len(group)),
-                                           random_state=config.split_seed)
-                              for _, group in frame.groupby("label", sort=True))
-            frame = frame.sort_index().reset_index(drop=True)
-        subsets.append(frame)
-    return tuple(subsets)
+    limits = (config.max_train_pairs, config.max_eval_pairs, config.max_eval_pairs)
+    return tuple(frame if limit is None or limit >= len(frame) else pd.concat(  # balanced subsets
+        group.sample(min(limit // 2, len(group)), random_state=config.split_seed)
+        for _, group in frame.groupby("label", sort=True)).sort_index().reset_index(drop=True)
+        for frame, limit in zip((train, val, test), limits))
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
@@ -154,15 +148,13 @@ def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore
                            names=names)
 
 
-def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
-    """One clear error before any training if an identity folder has too few people for the
-    split or for identity batches of ``people_per_batch`` (LFW-a is checked when fetched)."""
-    if config.source != LFW:
-        _person_groups(all_images(config.source), config, people_per_batch)
-
-
-def _person_groups(images: pd.DataFrame, config: DataConfig,
-                   people_per_batch: int = 1) -> list[np.ndarray]:
+def check_data(config: DataConfig, people_per_batch: int = 2,
+               images: pd.DataFrame | None = None) -> list[np.ndarray]:
+    """An identity folder's 60/20/20 person groups; one clear error before any training if it has
+    too few people for them or for batches of ``people_per_batch`` (LFW-a's: when fetched)."""
+    if config.source == LFW:
+        return []
+    images = all_images(config.source) if images is None else images
     people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
         raise ValueError(f"{config.source} has {len(people)} people; the 60/20/20 person split "
