@@ -1,7 +1,6 @@
-"""Getting LFW-a onto this machine, and knowing for sure that all of it arrived: ``fetch``
-builds ``<data_dir>/lfw-a/`` aside and moves it into place once checked, so an interrupted run
-never passes for a finished one; every fetch checks it again and rebuilds it if it fails.
-Folders siamlib did not make are never deleted."""
+"""Getting LFW-a onto this machine, knowing all of it arrived: ``fetch`` builds it aside and
+moves it into place once checked (an interrupted run never passes for finished), checks it on
+every call, rebuilds what it made when that fails, and never deletes a folder it did not make."""
 
 import argparse
 import errno
@@ -170,9 +169,8 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         elif faces := _people_folder(path):
             search = path.rglob  # a pair file may sit anywhere under the folder
         else:
-            raise DataError(f"The source {path} does not exist or holds neither "
-                            f"{spec.archive.name} nor person folders (<Name>/<Name>_0001.jpg): "
-                            "give a zip, a folder holding it, person folders or an http(s) URL.")
+            raise DataError(f"The source {path} does not exist or holds neither {spec.archive.name}"
+                            " nor person folders (<Name>/<Name>_0001.jpg), nor is it a URL.")
         description = str(path)
     pair_files = {}
     for remote in spec.pair_files:
@@ -234,9 +232,8 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
         print(f"{remote.name}: {failures[-1]}", file=sys.stderr)
     page = remote.browser_url or next(iter(remote.urls), "a copy of it")
     raise DataError(f"Could not download {remote.name}:\n{_bullets(failures or ['no address'])}"
-                    f"\nDownload it by hand from {page} into a folder with the other files of "
-                    f"{spec.name}, then run python -m siamlib.data fetch --source FOLDER (or set "
-                    f"{SOURCE_ENV}=FOLDER).")
+                    f"\nDownload it by hand from {page} into a folder with {spec.name}'s other "
+                    f"files, then python -m siamlib.data fetch --source FOLDER (or ${SOURCE_ENV}).")
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,5 @@
-"""Files written so that nothing half-written is ever taken as finished: each is built in a
-hidden temporary sibling and moved into place with one rename, and two processes building the
-same thing take turns behind a lock file."""
+"""Files built in a hidden temporary sibling and renamed into place, so nothing half-written
+passes for finished; two processes building one thing take turns behind a lock file."""
 
 import hashlib
 import json

@@ -113,11 +113,10 @@ def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list
             skipped[why].append(person.name)
             continue
         for key in (unicodedata.normalize("NFC", person.name), person.resolve()):
-            if key in people:
-                first, second = ascii(people[key].name), ascii(person.name)  # NFC/NFD differ
-                raise ValueError(f"{root}: the folders {first} and {second} are one person (one "
-                                 "name in other code points, or a link); keep one of them")
-            people[key] = person
+            if (first := people.setdefault(key, person)) is not person:  # ascii: NFC, NFD differ
+                raise ValueError(f"{root}: the folders {ascii(first.name)} and {ascii(person.name)}"
+                                 " are one person (one name in other code points, or a link); "
+                                 "keep one of them")
         photos = []
         for file in sorted(person.rglob("*")):
             relative = file.relative_to(root)

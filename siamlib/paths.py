@@ -1,6 +1,5 @@
-"""Where the workbook keeps its data, trained runs and figures: under the project root, never
-the current folder (papermill, pytest and Colab start in different ones), unless an environment
-variable moves them. A smoke run's figures mean nothing, so they never overwrite ``figures/``."""
+"""Data, runs and figures live under the project root (papermill, pytest and Colab start in other
+folders) unless an environment variable moves them; smoke figures stay out of ``figures/``."""
 
 import os
 from pathlib import Path

@@ -3,7 +3,7 @@ on two sides (docs/guide.md says how each source is split)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,8 @@ class _ChosenCrop(str):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Part of every run's key. ``face_crop`` "auto" becomes the source's own, so the key names
-    it; ``max_*_pairs``: balanced subsets (None = all); ``generated_pairs``: for an identity
-    folder's training people (a quarter for the others); ``view2_fold``: None for View 1."""
+    """Part of every run's key: ``face_crop`` "auto" becomes the source's own, so the key names
+    it; ``generated_pairs`` are an identity folder's training pairs (a quarter for the others)."""
 
     source: str = LFW
     face_crop: str = AUTO
@@ -86,7 +85,7 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     needed = set(images.loc[images["name"].isin(train_people), "path"])
     for frame in (train, val, test):
         needed |= set(frame["path_a"]) | set(frame["path_b"])
-    store = _decode(images, needed, config)
+    store = _decode(images, needed, config.preprocess, config.face_crop)
     print(f"{config.source}: face crop {config.face_crop}, {len(train)} training, {len(val)} "
           f"validation and {len(test)} test pairs, {len(store)} images")
     return Splits(train, val, test, store, train_people)
@@ -132,9 +131,8 @@ def view2_experiment(view2: pd.DataFrame, fold: int):
 def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
     """The gallery for one-shot tasks, decoded as ``config`` says (or at ``preprocess``)."""
     photos = all_images(config.source)
-    if preprocess is not None:
-        config = replace(config, preprocess=preprocess)
-    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"], config)
+    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"],
+                   preprocess or config.preprocess, config.face_crop)
 
 
 def all_images(source: str = LFW, progress: bool = False) -> pd.DataFrame:
@@ -142,10 +140,9 @@ def all_images(source: str = LFW, progress: bool = False) -> pd.DataFrame:
                                  else Path(source).expanduser())
 
 
-def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore:
-    names = dict(zip(images["path"].astype(str), images["name"]))
-    return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=False,
-                           names=names)
+def _decode(images: pd.DataFrame, image_paths, preprocess: Preprocess, face_crop: str):
+    return ImageStore.load(image_paths, preprocess, face_crop, progress=False,
+                           names=dict(zip(images["path"].astype(str), images["name"])))
 
 
 def check_data(config: DataConfig, people_per_batch: int = 2,
@@ -171,8 +168,7 @@ def check_data(config: DataConfig, people_per_batch: int = 2,
     with_two = int((photos.loc[list(groups[0])] >= 2).sum())
     if with_two < people_per_batch:
         raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
-                         f"{people_per_batch} training people with two or more photos; the "
-                         f"60% of its {len(people)} people has {with_two}: use a smaller "
-                         "batch_size or more people")
+                         f"{people_per_batch} training people with two or more photos; the 60% "
+                         f"of its {len(people)} people has {with_two}: use a smaller batch_size")
     return groups
 
