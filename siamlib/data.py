@@ -119,8 +119,7 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
           spec: DatasetSpec = LFW_A, progress: bool = True) -> Path:
     """``source`` (else ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses): a zip, a folder
-    holding it and the pair files, a folder of person folders, or the http(s) URL of a folder
-    serving the registry's file names. Raises DataError, saying what to do, when it cannot."""
+    holding it and the pair files, person folders, or the http(s) URL of a folder serving them."""
     target = dataset_dir(data_dir, spec)
     if not _inspect(target, spec)[1]:
         return target  # nothing is written: a read-only or hand-made copy works as it is
@@ -237,7 +236,6 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
 
 
 def main(argv=None) -> int:
-    """``python -m siamlib.data fetch|verify``: one line of summary, or the problem and status 2."""
     parser = argparse.ArgumentParser(prog="python -m siamlib.data")
     parser.add_argument("command", choices=["fetch", "verify"])
     parser.add_argument("--source", help=f"zip, folder or http(s) URL; default: ${SOURCE_ENV}")

@@ -9,8 +9,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-# Every network gets its own tf.function: the "retracing" warnings only bury the output.
-tf.get_logger().setLevel("ERROR")
+tf.get_logger().setLevel("ERROR")  # "retracing" warnings: expected, one tf.function per network
 
 
 def has_gpu() -> bool:

@@ -16,7 +16,6 @@ from pooch import file_hash
 
 
 def short_hash(value) -> str:
-    """Twelve hex digits naming a JSON-able value (run keys, cache keys, study names)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -47,8 +46,8 @@ def waiting_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
 
 @contextmanager
 def staged(target: Path, folder: bool = True) -> Iterator[Path]:
-    """A temporary sibling, renamed onto ``target`` (atomic) if the block ends normally, removed
-    if it raises. A finished folder is never replaced: remove it first."""
+    """Renamed onto ``target`` (atomic) if the block ends, removed if it raises; not over a full
+    folder: remove it first."""
     temporary = target.with_name(f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     if folder:
         temporary.mkdir(parents=True)

@@ -23,8 +23,7 @@ _CACHE_FORMAT = 2  # 2: the face crop is named (FACE_CROPS), no longer a fractio
 # and hair the network would learn to match); an ORL-style photo is the face.
 CENTRE_HALF, WHOLE = "centre-half", "whole"
 FACE_CROPS = (CENTRE_HALF, WHOLE)
-# A smaller face square is a thumbnail or a placeholder (LFW-a's face is 125 px, ORL's 92x112).
-MIN_FACE_SIDE = 16
+MIN_FACE_SIDE = 16  # smaller is a thumbnail or a placeholder (LFW-a's face is 125 px, ORL's 92)
 
 
 class ImageDecodeError(ValueError):
@@ -63,8 +62,7 @@ class ImageStore:
     def load(cls, image_paths, preprocess: Preprocess = Preprocess(), face_crop: str = WHOLE,
              cache_dir: str | Path | None = None, progress: bool = True,
              names: dict[str, str] | None = None) -> ImageStore:
-        """The cache is keyed by each file's size and modification time too: a file replaced
-        in place is decoded again."""
+        """Cached by each file's size and modification time too: one replaced is decoded again."""
         unique = sorted({str(p) for p in image_paths})
         stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
         digest = files.short_hash([_CACHE_FORMAT, asdict(preprocess), face_crop, unique, stamps])
@@ -122,10 +120,9 @@ def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
 
 
 def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progress: bool):
-    """libjpeg reports a truncated JPEG only as text on fd 2 (it decodes what is there): fd 2
-    goes to a file read after each image, which also keeps the messages off the terminal."""
+    """libjpeg reports a truncated JPEG only as text on fd 2: fd 2 goes to a file read per image."""
     pixels = np.empty((len(unique), preprocess.image_size, preprocess.image_size), np.uint8)
-    truncated, failures, other_messages = [], [], []
+    truncated, failures = [], []
     bar = tqdm(unique, desc="decoding images", disable=not progress, file=sys.stdout)
     sys.stderr.flush()
     saved = os.dup(2)
@@ -142,12 +139,9 @@ def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progr
                 os.lseek(2, 0, os.SEEK_SET)  # the next image's message starts at 0 again
                 if "Corrupt JPEG data" in message or "Premature end of JPEG" in message:
                     truncated.append(path)
-                elif message:
-                    other_messages.append(message)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    sys.stderr.write("".join(other_messages))
     if failures:
         raise ImageDecodeError(f"{len(failures)} file(s) cannot be used, e.g.\n  " + "\n  ".join(
             sorted(failures)[:5]) + "\nRemove them from the data folder (LFW-a: fetch again).")

@@ -16,8 +16,7 @@ from siamlib import DIFFERENT, SAME
 from siamlib.stats import person_clusters
 
 PAIR_COLUMNS = ["name_a", "index_a", "name_b", "index_b", "path_a", "path_b", "label", "fold"]
-# Every still-image format OpenCV reads (GIF since 4.11; OpenEXR is off by default), known by
-# suffix alone: decoding 13,233 files to list them is slow.
+# OpenCV's still formats (GIF since 4.11; OpenEXR off by default), by suffix: decoding is slow.
 IMAGE_SUFFIXES = frozenset(".avif .bmp .dib .gif .hdr .jp2 .jpe .jpeg .jpg .pbm .pfm .pgm .pic "
                            ".png .pnm .ppm .pxm .ras .sr .tif .tiff .webp".split())
 
@@ -36,9 +35,8 @@ def is_junk(name: str) -> bool:
 
 
 def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
-    """View 1 (header ``N``: N ``name i j`` then N ``name1 i name2 j`` lines, ``fold`` 0) or View 2
-    (header ``folds N``: that block per fold). The header's count must match the lines, so a
-    truncated or concatenated file fails here, not as a skewed label balance later."""
+    """View 1 (``N``, N ``name i j`` then N ``name1 i name2 j`` lines) or 2 (``folds N``, that per
+    fold); a count that misses the lines is a truncated or concatenated file, caught here."""
     data = Path(pair_file).read_bytes()
     try:
         lines = data.decode("utf-8-sig").rstrip().splitlines()  # -sig: Windows' byte-order mark
@@ -75,8 +73,7 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
-    """LFW View 2 (``pairs.txt``), refused if a person is in two folds: each fold is tested
-    on by a model trained on the others, so that person would be trained on and tested on."""
+    """Refused if a person is in two folds: each fold is tested by a model trained on the others."""
     frame = read_pairs(pair_file, images_dir)
     if frame["fold"].nunique() < 2:
         raise PairFileError(f"{pair_file}: a View 2 file has two or more folds (header 'folds N')")
@@ -94,15 +91,13 @@ def fold_people(frame: pd.DataFrame) -> dict[int, set[str]]:
 
 
 def fold_overlap(frame: pd.DataFrame) -> pd.DataFrame:
-    """People shared by every two folds (diagonal: each fold's own people)."""
     people = fold_people(frame)
     counts = [[len(people[a] & people[b]) for b in people] for a in people]
     return pd.DataFrame(counts, index=pd.Index(list(people), name="fold"), columns=list(people))
 
 
 def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """``name, index, path`` of each image under ``root/<identity>/``, and reason -> the entries
-    skipped, so nothing is lost unseen."""
+    """Images (``name, index, path``), and reason -> entries skipped, so nothing is lost unseen."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder of identity folders")
@@ -144,8 +139,7 @@ def identity_images(root: str | Path) -> pd.DataFrame:
 
 
 def make_pairs(images: pd.DataFrame, num_pairs: int, seed: int = 0) -> pd.DataFrame:
-    """Balanced same/different pairs from an ``identity_images`` table, seeded, without
-    repeats, so a small data set does not silently fill its quota with duplicates."""
+    """Without repeats, so a small data set does not silently fill its quota with duplicates."""
     rng = np.random.default_rng(seed)
     by_person = {name: group for name, group in images.groupby("name", sort=True)}
     names = sorted(by_person)
@@ -186,9 +180,8 @@ def person_overlap(first: pd.DataFrame, second: pd.DataFrame) -> dict:
 
 def person_disjoint_split(pairs: pd.DataFrame, val_fraction: float = 0.2,
                           seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train/validation pairs with no person on both sides, losing no pair: a person trained on
-    who shows up in validation makes it measure memory, not one-shot verification. Whole
-    clusters of people linked by pairs move to validation until it holds ``val_fraction``."""
+    """No person on both sides, losing no pair (a person trained on makes validation measure
+    memory, not one-shot verification): whole clusters of people linked by pairs move."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     cluster = pd.Series(person_clusters(pairs["name_a"], pairs["name_b"]), index=pairs.index)

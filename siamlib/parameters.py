@@ -5,8 +5,7 @@ _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": l
 
 
 class UserError(Exception):
-    """An expected mistake whose message names the place and the fix: a notebook shows it alone
-    (IPython asks for ``_render_traceback_``), as a traceback through siamlib would bury it."""
+    """An expected mistake a notebook shows alone (``_render_traceback_``), not in a traceback."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]

@@ -15,8 +15,7 @@ from siamlib.images import CENTRE_HALF, FACE_CROPS, WHOLE, ImageStore, Preproces
 LFW = "lfw-a"
 VIEW2_FOLDS = 10
 AUTO = "auto"
-# Each group of the 60/20/20 person split needs two people, one with two photos.
-MIN_PEOPLE = 6
+MIN_PEOPLE = 6  # each group of the 60/20/20 person split needs two, one with two photos
 
 
 class _ChosenCrop(str):
@@ -82,9 +81,8 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
     images = all_images(config.source, progress)
     train, val, test = split_pairs(config)
     train_people = pairs.pair_people(train)
-    needed = set(images.loc[images["name"].isin(train_people), "path"])
-    for frame in (train, val, test):
-        needed |= set(frame["path_a"]) | set(frame["path_b"])
+    pair_paths = pd.concat([train, val, test])[["path_a", "path_b"]].to_numpy().ravel()
+    needed = {*images.loc[images["name"].isin(train_people), "path"], *pair_paths}
     store = _decode(images, needed, config.preprocess, config.face_crop)
     print(f"{config.source}: face crop {config.face_crop}, {len(train)} training, {len(val)} "
           f"validation and {len(test)} test pairs, {len(store)} images")
@@ -120,12 +118,10 @@ def split_pairs(config: DataConfig):
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
-    """Train, validation (the next fold) and test pairs of View 2 experiment ``fold``."""
     folds = sorted(view2["fold"].unique())
     val_fold = folds[(folds.index(fold) + 1) % len(folds)]
-    parts = (~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold,
-             view2["fold"] == fold)
-    return tuple(view2[part].reset_index(drop=True) for part in parts)
+    return tuple(view2[part].reset_index(drop=True) for part in (
+        ~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold, view2["fold"] == fold))
 
 
 def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
