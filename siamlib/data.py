@@ -1,10 +1,6 @@
-"""Getting LFW-a onto this machine, and knowing for sure that all of it arrived.
-
-Whatever the source, ``fetch`` builds ``<data_dir>/lfw-a/`` (``images/<Name>/``, the pair files)
-aside and moves it into place once checked, so an interrupted run never passes for a finished
-one. Every fetch checks it again (the pair files LFW's, the images they name there, the counts)
-and rebuilds it when it fails. Folders siamlib did not make are never deleted.
-"""
+"""Getting LFW-a onto this machine, knowing all of it arrived: ``fetch`` builds it aside and
+moves it into place once checked (an interrupted run never passes for finished), checks it on
+every call, rebuilds what it made when that fails, and never deletes a folder it did not make."""
 
 import argparse
 import errno
@@ -113,8 +109,7 @@ def _inspect(folder: Path, spec: DatasetSpec) -> tuple[dict[str, int], list[str]
 
 
 def _check_pair_file(path: Path, remote: RemoteFile) -> None:
-    """A pair file must be the registry's to the byte: the pair files *are* the protocol
-    (which is also why LFW run keys need not hash them)."""
+    """The pair files *are* the protocol (which is why LFW run keys need not hash them)."""
     if (found := pooch.file_hash(str(path))) != remote.sha256:
         raise DataError(f"{path} is not the original {remote.name} (sha256 {found[:12]}..., "
                         f"LFW's {remote.sha256[:12]}...): an edited pair file changes the "
@@ -123,10 +118,8 @@ def _check_pair_file(path: Path, remote: RemoteFile) -> None:
 
 def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
           spec: DatasetSpec = LFW_A, progress: bool = True) -> Path:
-    """Make the data set ready under ``data_dir`` and return its folder. ``source`` (else
-    ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses) is a zip, a folder holding the zip
-    and pair files, a folder of person folders, or the http(s) URL of a folder serving the
-    registry's file names. Raises DataError, with what to do, when it cannot."""
+    """``source`` (else ``$SIAMLIB_LFW_SOURCE``, else the registry's addresses): a zip, a folder
+    holding it and the pair files, person folders, or the http(s) URL of a folder serving them."""
     target = dataset_dir(data_dir, spec)
     if not _inspect(target, spec)[1]:
         return target  # nothing is written: a read-only or hand-made copy works as it is
@@ -147,9 +140,7 @@ def fetch(source: str | os.PathLike | None = None, data_dir: str | os.PathLike |
 
 
 def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
-    """``fetch``'s work, under its lock. A folder fetch made that fails its check is rebuilt
-    from ``source``, else the one it was made from, else ``$SIAMLIB_LFW_SOURCE`` or the registry
-    (downloads stay cached). Pair files come first: a missing one fails before a large download."""
+    """Pair files come first: a missing one fails before a large download."""
     for leftover in target.parent.glob(f".tmp-{target.name}-*"):  # our own, from a killed run
         shutil.rmtree(leftover, ignore_errors=True)
     if not (problems := _inspect(target, spec)[1]):
@@ -177,9 +168,8 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
         elif faces := _people_folder(path):
             search = path.rglob  # a pair file may sit anywhere under the folder
         else:
-            raise DataError(f"The source {path} does not exist or holds neither "
-                            f"{spec.archive.name} nor person folders (<Name>/<Name>_0001.jpg): "
-                            "give a zip, a folder holding it, person folders or an http(s) URL.")
+            raise DataError(f"The source {path} does not exist or holds neither {spec.archive.name}"
+                            " nor person folders (<Name>/<Name>_0001.jpg), nor is it a URL.")
         description = str(path)
     pair_files = {}
     for remote in spec.pair_files:
@@ -217,8 +207,7 @@ def _build(source, target: Path, spec: DatasetSpec, progress: bool) -> None:
 
 
 def _people_folder(folder: Path) -> Path | None:
-    """The folder holding the most images one level down, so that a stray picture near the top
-    of a course copy (``lfw2/cover.jpg`` above ``lfw2/lfw2/<Name>/...``) cannot win."""
+    """The folder with most images one level down, so a stray ``lfw2/cover.jpg`` cannot win."""
     per_root = Counter(path.parent.parent for path in folder.rglob("*")
                        if pairs.is_image(path) and path.parent != folder
                        and not any(map(pairs.is_junk, path.relative_to(folder).parts)))
@@ -242,13 +231,11 @@ def _download(remote: RemoteFile, spec: DatasetSpec, root: Path, mirror: str,
         print(f"{remote.name}: {failures[-1]}", file=sys.stderr)
     page = remote.browser_url or next(iter(remote.urls), "a copy of it")
     raise DataError(f"Could not download {remote.name}:\n{_bullets(failures or ['no address'])}"
-                    f"\nDownload it by hand from {page} into a folder with the other files of "
-                    f"{spec.name}, then run python -m siamlib.data fetch --source FOLDER (or set "
-                    f"{SOURCE_ENV}=FOLDER).")
+                    f"\nDownload it by hand from {page} into a folder with {spec.name}'s other "
+                    f"files, then python -m siamlib.data fetch --source FOLDER (or ${SOURCE_ENV}).")
 
 
 def main(argv=None) -> int:
-    """``python -m siamlib.data fetch|verify``: one line of summary, or the problem and status 2."""
     parser = argparse.ArgumentParser(prog="python -m siamlib.data")
     parser.add_argument("command", choices=["fetch", "verify"])
     parser.add_argument("--source", help=f"zip, folder or http(s) URL; default: ${SOURCE_ENV}")

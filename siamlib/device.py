@@ -1,7 +1,5 @@
-"""Which device trains the network, and the numeric policy that suits it: Keras'
-``mixed_float16`` on a GPU (about 2x faster on tensor cores, same accuracy), float32 on a CPU,
-where float16 is slower.
-"""
+"""The device that trains, and its numeric policy: ``mixed_float16`` on a GPU (about 2x faster
+on tensor cores, same accuracy), float32 on a CPU, where float16 is slower."""
 
 import os
 import platform
@@ -11,9 +9,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-# Every trained or loaded network gets its own tf.function; TensorFlow then warns about
-# "retracing", which is expected here and only buries the notebooks' output.
-tf.get_logger().setLevel("ERROR")
+tf.get_logger().setLevel("ERROR")  # "retracing" warnings: expected, one tf.function per network
 
 
 def has_gpu() -> bool:
@@ -25,7 +21,6 @@ def compute_policy(gpu: bool | None = None) -> str:
 
 
 def device_report() -> str:
-    """One line for the top of each notebook: versions, device and the policy in force."""
     gpus = tf.config.list_physical_devices("GPU")
     details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
     device = (f"GPU: {details.get('device_name', gpus[0].name)}" if gpus

@@ -1,9 +1,5 @@
-"""Files written so that nothing half-written is ever taken as finished.
-
-Data sets, trained runs, archives and image caches are built in a temporary sibling and moved
-into place with one rename, so a killed process leaves a hidden temporary folder, never one that
-looks finished. Two processes building the same thing take turns behind a lock file.
-"""
+"""Files built in a hidden temporary sibling and renamed into place, so nothing half-written
+passes for finished; two processes building one thing take turns behind a lock file."""
 
 import hashlib
 import json
@@ -20,7 +16,6 @@ from pooch import file_hash
 
 
 def short_hash(value) -> str:
-    """Twelve hex digits naming a JSON-able value (run keys, cache keys, study names)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -30,19 +25,14 @@ def checksums(folder: Path) -> dict[str, str]:
 
 
 def damaged(folder: Path, recorded: dict[str, str]) -> list[str]:
-    problems = []
-    for relative, digest in recorded.items():
-        if not (folder / relative).is_file():
-            problems.append(f"{relative} (missing)")
-        elif file_hash(str(folder / relative)) != digest:
-            problems.append(f"{relative} (content changed: sha256 differs)")
-    return problems
+    return [f"{relative} (content changed: sha256 differs)" if (folder / relative).is_file()
+            else f"{relative} (missing)" for relative, digest in recorded.items()
+            if not (folder / relative).is_file() or file_hash(str(folder / relative)) != digest]
 
 
 @contextmanager
 def waiting_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
-    """Hold ``lock_file``, saying once when another process holds it. The operating system
-    drops the lock when its process dies, so a killed run never leaves the folder locked."""
+    """The operating system drops the lock when its process dies: a killed run leaves none."""
     lock = FileLock(lock_file)
     try:
         held = lock.acquire(timeout=0)
@@ -56,8 +46,8 @@ def waiting_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
 
 @contextmanager
 def staged(target: Path, folder: bool = True) -> Iterator[Path]:
-    """A temporary sibling to build in, renamed onto ``target`` (atomic) if the block ends
-    normally, removed if it raises. A finished folder is never replaced: remove it first."""
+    """Renamed onto ``target`` (atomic) if the block ends, removed if it raises; not over a full
+    folder: remove it first."""
     temporary = target.with_name(f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     if folder:
         temporary.mkdir(parents=True)

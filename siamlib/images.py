@@ -1,9 +1,5 @@
-"""Face images decoded once into one uint8 array that every pipeline shares, cached on disk.
-
-A pair set names the same images many times (DevTrain's 2,200 pairs use 3,443 images), so pairs
-refer to rows, and floats are made per batch, at a hundredth of the memory. Some LFW-a JPEGs are
-truncated: they are decoded as far as their data goes and reported in one warning.
-"""
+"""Face images decoded once into one uint8 array that every pipeline shares, cached on disk:
+pairs name the same images many times, so they refer to rows, and floats are made per batch."""
 
 from __future__ import annotations
 
@@ -23,13 +19,11 @@ from siamlib import files, paths
 
 _CACHE_FORMAT = 2  # 2: the face crop is named (FACE_CROPS), no longer a fraction in Preprocess
 
-# Which part of each image is the face (``splits.DataConfig.face_crop``): LFW-a's alignment puts
-# it in the centre half of its 250 px frame, the rest being background and hair the network
-# would learn to match; an ORL-style photo is the face, and its centre half would cut it.
+# LFW-a's alignment puts the face in the centre half of its 250 px frame (the rest is background
+# and hair the network would learn to match); an ORL-style photo is the face.
 CENTRE_HALF, WHOLE = "centre-half", "whole"
 FACE_CROPS = (CENTRE_HALF, WHOLE)
-# A smaller face square is a thumbnail or a placeholder (LFW-a's face is 125 px, ORL's 92x112).
-MIN_FACE_SIDE = 16
+MIN_FACE_SIDE = 16  # smaller is a thumbnail or a placeholder (LFW-a's face is 125 px, ORL's 92)
 
 
 class ImageDecodeError(ValueError):
@@ -44,9 +38,8 @@ class Preprocess:
 
 
 class ImageStore:
-    """Decoded images as one ``(n, size, size)`` uint8 array, addressed by path (``rows``).
-    Each row's person is ``names[path]`` where given (a photo in a person folder's subfolder),
-    else the photo's folder."""
+    """Images as one ``(n, size, size)`` uint8 array, addressed by path. A row's person is
+    ``names[path]`` where given (a photo in a person folder's subfolder), else its folder."""
 
     def __init__(self, image_paths: list[str], pixels: np.ndarray, truncated: list[str],
                  names: dict[str, str] | None = None):
@@ -54,8 +47,7 @@ class ImageStore:
         self.pixels = pixels
         self.truncated = list(truncated)
         self._row = {p: i for i, p in enumerate(self.paths)}
-        names = names or {}
-        self.names = np.array([names.get(p) or Path(p).parent.name for p in self.paths])
+        self.names = np.array([(names or {}).get(p) or Path(p).parent.name for p in self.paths])
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,9 +62,7 @@ class ImageStore:
     def load(cls, image_paths, preprocess: Preprocess = Preprocess(), face_crop: str = WHOLE,
              cache_dir: str | Path | None = None, progress: bool = True,
              names: dict[str, str] | None = None) -> ImageStore:
-        """Decode the unique images among ``image_paths``, or read them from the cache
-        (``data/cache``), keyed by the paths, each file's size and modification time (a file
-        replaced in place is decoded again), the face crop and the preprocessing."""
+        """Cached by each file's size and modification time too: one replaced is decoded again."""
         unique = sorted({str(p) for p in image_paths})
         stamps = [(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, unique)]
         digest = files.short_hash([_CACHE_FORMAT, asdict(preprocess), face_crop, unique, stamps])
@@ -124,20 +114,15 @@ def decode_gray(path: str | Path, preprocess: Preprocess = Preprocess(),
     if face_crop == CENTRE_HALF:
         top, left = (height - side) // 2, (width - side) // 2
         image = image[top : top + side, left : left + side]
-    size = preprocess.image_size
-    if image.shape != (size, size):
-        # INTER_AREA averages the pixels each output pixel covers: no aliasing when shrinking.
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    # INTER_AREA averages the pixels each output pixel covers: no aliasing when shrinking.
+    image = cv2.resize(image, (preprocess.image_size,) * 2, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
 def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progress: bool):
-    """Decode every image with fd 2 pointed at a temporary file: libjpeg reports a truncated
-    JPEG only as text on fd 2, so reading it after each image tells which, and keeps the
-    messages out of the student's terminal."""
-    size = preprocess.image_size
-    pixels = np.empty((len(unique), size, size), dtype=np.uint8)
-    truncated, failures, other_messages = [], [], []
+    """libjpeg reports a truncated JPEG only as text on fd 2: fd 2 goes to a file read per image."""
+    pixels = np.empty((len(unique), preprocess.image_size, preprocess.image_size), np.uint8)
+    truncated, failures = [], []
     bar = tqdm(unique, desc="decoding images", disable=not progress, file=sys.stdout)
     sys.stderr.flush()
     saved = os.dup(2)
@@ -154,15 +139,10 @@ def _decode_all(unique: list[str], preprocess: Preprocess, face_crop: str, progr
                 os.lseek(2, 0, os.SEEK_SET)  # the next image's message starts at 0 again
                 if "Corrupt JPEG data" in message or "Premature end of JPEG" in message:
                     truncated.append(path)
-                elif message:
-                    other_messages.append(message)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    sys.stderr.write("".join(other_messages))
     if failures:
-        raise ImageDecodeError(f"{len(failures)} file(s) cannot be used, e.g.\n  "
-                               + "\n  ".join(sorted(failures)[:5]) + "\nRemove them from the "
-                               "data folder; for LFW-a, python -m siamlib.data fetch [--source "
-                               "PATH] then takes the data set again from its source.")
+        raise ImageDecodeError(f"{len(failures)} file(s) cannot be used, e.g.\n  " + "\n  ".join(
+            sorted(failures)[:5]) + "\nRemove them from the data folder (LFW-a: fetch again).")
     return pixels, truncated

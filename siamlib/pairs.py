@@ -1,9 +1,5 @@
-"""Pairs of face images: LFW pair files, pairs generated from identity folders, and splits.
-
-Every pair set is one DataFrame with ``PAIR_COLUMNS``, however it was made; ``label`` is 1 for
-the same person. Splits are by *person*, never by pair: a person trained on who shows up in
-validation makes its accuracy measure memory instead of one-shot verification.
-"""
+"""Pairs of face images, read from LFW pair files or generated from identity folders, as one
+DataFrame of ``PAIR_COLUMNS`` (``label`` 1 = same person), and split by person, never by pair."""
 
 from __future__ import annotations
 
@@ -20,8 +16,7 @@ from siamlib import DIFFERENT, SAME
 from siamlib.stats import person_clusters
 
 PAIR_COLUMNS = ["name_a", "index_a", "name_b", "index_b", "path_a", "path_b", "label", "fold"]
-# Every still-image format OpenCV reads (GIF since 4.11; OpenEXR is off by default), known by
-# suffix alone: decoding 13,233 files to list them is slow.
+# OpenCV's still formats (GIF since 4.11; OpenEXR off by default), by suffix: decoding is slow.
 IMAGE_SUFFIXES = frozenset(".avif .bmp .dib .gif .hdr .jp2 .jpe .jpeg .jpg .pbm .pfm .pgm .pic "
                            ".png .pnm .ppm .pxm .ras .sr .tif .tiff .webp".split())
 
@@ -40,13 +35,8 @@ def is_junk(name: str) -> bool:
 
 
 def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
-    """An LFW pair file as a DataFrame with resolved image paths.
-
-    View 1: a header ``N``, N same-person lines ``name i j``, N different-person lines
-    ``name1 i name2 j``; View 2: a header ``folds N``, that block once per fold (``fold`` 1..folds;
-    0 for View 1). The header's count must match the lines, so a truncated or concatenated file
-    is caught here rather than as a skewed label balance later.
-    """
+    """View 1 (``N``, N ``name i j`` then N ``name1 i name2 j`` lines) or 2 (``folds N``, that per
+    fold); a count that misses the lines is a truncated or concatenated file, caught here."""
     data = Path(pair_file).read_bytes()
     try:
         lines = data.decode("utf-8-sig").rstrip().splitlines()  # -sig: Windows' byte-order mark
@@ -74,10 +64,8 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
         if len(fields) != (3 if same else 4) or not (fields[1] + fields[-1]).isdigit():
             raise PairFileError(f"{pair_file}, line {number}: expected a {shape} with integer "
                                 f"image numbers, got {line!r}")
-        # A same-person line "name i j" reads as "name i name j".
         name_a, index_a, name_b, index_b = [*fields[:2], *fields[::2]] if same else fields
         a, b = (name_a, int(index_a)), (name_b, int(index_b))
-        # LFW's naming scheme: <Name>/<Name>_<NNNN>.jpg
         paths = [str(Path(images_dir, name, f"{name}_{index:04d}.jpg")) for name, index in (a, b)]
         rows.append((*a, *b, *paths, SAME if same else DIFFERENT,
                      fold + 1 if folds > 1 else 0))  # View 2's folds 1..10 as LFW numbers them
@@ -85,8 +73,7 @@ def read_pairs(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
 
 
 def read_view2(pair_file: str | Path, images_dir: str | Path) -> pd.DataFrame:
-    """LFW View 2 (``pairs.txt``), refused if a person is in two folds: each fold is tested
-    on by a model trained on the others, so that person would be trained on and tested on."""
+    """Refused if a person is in two folds: each fold is tested by a model trained on the others."""
     frame = read_pairs(pair_file, images_dir)
     if frame["fold"].nunique() < 2:
         raise PairFileError(f"{pair_file}: a View 2 file has two or more folds (header 'folds N')")
@@ -104,34 +91,27 @@ def fold_people(frame: pd.DataFrame) -> dict[int, set[str]]:
 
 
 def fold_overlap(frame: pd.DataFrame) -> pd.DataFrame:
-    """People shared by every two folds (diagonal: each fold's own people)."""
     people = fold_people(frame)
     counts = [[len(people[a] & people[b]) for b in people] for a in people]
     return pd.DataFrame(counts, index=pd.Index(list(people), name="fold"), columns=list(people))
 
 
 def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Every image of a ``root/<identity>/...`` tree (``name, index, path``; a photo in a
-    subfolder is its person's), and reason -> the entries skipped, so nothing is lost unseen.
-    Two folders that are one person (a name in other Unicode code points, a link) are refused.
-    """
+    """Images (``name, index, path``), and reason -> entries skipped, so nothing is lost unseen."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder of identity folders")
     rows, skipped, people = [], defaultdict(list), {}
     for person in sorted(root.iterdir()):
-        if is_junk(person.name):
-            skipped["hidden or macOS metadata"].append(person.name)
-            continue
-        if not person.is_dir():
-            skipped["not in a person folder"].append(person.name)
+        if why := ("hidden or macOS metadata" if is_junk(person.name)
+                   else None if person.is_dir() else "not in a person folder"):
+            skipped[why].append(person.name)
             continue
         for key in (unicodedata.normalize("NFC", person.name), person.resolve()):
-            if key in people:
-                first, second = ascii(people[key].name), ascii(person.name)  # NFC/NFD differ
-                raise ValueError(f"{root}: the folders {first} and {second} are one person (one "
-                                 "name in other code points, or a link); keep one of them")
-            people[key] = person
+            if (first := people.setdefault(key, person)) is not person:  # ascii: NFC, NFD differ
+                raise ValueError(f"{root}: the folders {ascii(first.name)} and {ascii(person.name)}"
+                                 " are one person (one name in other code points, or a link); "
+                                 "keep one of them")
         photos = []
         for file in sorted(person.rglob("*")):
             relative = file.relative_to(root)
@@ -148,7 +128,6 @@ def scan_identity_folder(root: str | Path) -> tuple[pd.DataFrame, dict[str, list
 
 
 def identity_images(root: str | Path) -> pd.DataFrame:
-    """``scan_identity_folder``'s table; one line on stderr per reason for skipping."""
     images, skipped = scan_identity_folder(root)
     for reason, names in skipped.items():
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
@@ -160,32 +139,25 @@ def identity_images(root: str | Path) -> pd.DataFrame:
 
 
 def make_pairs(images: pd.DataFrame, num_pairs: int, seed: int = 0) -> pd.DataFrame:
-    """Balanced same/different pairs from an ``identity_images`` table, seeded, without
-    repeats, so a small data set does not silently fill its quota with duplicates."""
+    """Without repeats, so a small data set does not silently fill its quota with duplicates."""
     rng = np.random.default_rng(seed)
     by_person = {name: group for name, group in images.groupby("name", sort=True)}
     names = sorted(by_person)
     repeat_people = [name for name in names if len(by_person[name]) >= 2]
     if not repeat_people or len(names) < 2:
         raise ValueError("need at least one person with two images and at least two people")
-
-    def same():
-        group = by_person[repeat_people[rng.integers(len(repeat_people))]]
-        return group.iloc[rng.choice(len(group), size=2, replace=False)]
-
-    def different():
-        first, second = (by_person[names[i]] for i in rng.choice(len(names), 2, replace=False))
-        return pd.concat([first.iloc[[rng.integers(len(first))]],
-                          second.iloc[[rng.integers(len(second))]]])
-
     rows = []
-    for draw, count, label in ((same, num_pairs - num_pairs // 2, SAME),
-                               (different, num_pairs // 2, DIFFERENT)):
+    for count, label in ((num_pairs - num_pairs // 2, SAME), (num_pairs // 2, DIFFERENT)):
         seen = set()
         for _ in range(count * 50):  # tries before deciding the images allow no more pairs
             if len(seen) == count:
                 break
-            a, b = draw().itertuples(index=False)
+            if label == SAME:
+                group = by_person[repeat_people[rng.integers(len(repeat_people))]]
+                a, b = group.iloc[rng.choice(len(group), size=2, replace=False)].itertuples()
+            else:
+                first, second = (by_person[names[i]] for i in rng.choice(len(names), 2, False))
+                a, b = (next(x.iloc[[rng.integers(len(x))]].itertuples()) for x in (first, second))
             if (key := frozenset([(a.name, a.index), (b.name, b.index)])) not in seen:
                 seen.add(key)
                 rows.append((a.name, a.index, b.name, b.index, a.path, b.path, label, 0))
@@ -208,12 +180,8 @@ def person_overlap(first: pd.DataFrame, second: pd.DataFrame) -> dict:
 
 def person_disjoint_split(pairs: pd.DataFrame, val_fraction: float = 0.2,
                           seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train/validation pairs with no person on both sides, losing no pair.
-
-    People linked by a pair stay together, so the split moves whole clusters of the "appear in
-    a pair together" graph (``stats.person_clusters``; DevTrain has 1,032), shuffled with the
-    seed, to validation until it holds ``val_fraction`` of the pairs.
-    """
+    """No person on both sides, losing no pair (a person trained on makes validation measure
+    memory, not one-shot verification): whole clusters of people linked by pairs move."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     cluster = pd.Series(person_clusters(pairs["name_a"], pairs["name_b"]), index=pairs.index)

@@ -1,15 +1,11 @@
-"""Notebook parameters, checked against the types their ``parameters`` cell declares:
-papermill injects values without looking at them, so ``-p epochs five`` would surface as an
-obscure error deep in training. Every number among them is a count, a seed, minutes or a rate,
-so none may be negative.
-"""
+"""Notebook parameters checked against the types their ``parameters`` cell declares: papermill
+injects values unchecked, so ``-p epochs five`` would fail obscurely deep in training."""
 
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 class UserError(Exception):
-    """An expected mistake whose message names the place and the fix: a notebook shows it alone
-    (IPython asks for ``_render_traceback_``), as a traceback through siamlib would bury it."""
+    """An expected mistake a notebook shows alone (``_render_traceback_``), not in a traceback."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
@@ -20,15 +16,13 @@ class ParameterError(UserError, ValueError):
 
 
 def problem(value, type_name: str) -> str | None:
-    """What a parameter of papermill's ``type_name`` must be instead of ``value``, or None."""
     expected = _TYPES.get(type_name)
     # True is an int in Python, but not a number of epochs.
     if expected and (isinstance(value, bool) != (type_name == "bool")
                      or not isinstance(value, expected)):
         return f"{type_name}, got {value!r} ({type(value).__name__})"
-    if expected in (int, (int, float)) and value < 0:
+    if expected in (int, (int, float)) and value < 0:  # counts, seeds, minutes or rates
         return f"0 or more, got {value!r}"
-    return None
 
 
 def check(namespace: dict) -> None:

@@ -1,9 +1,5 @@
-"""Where the workbook keeps its data, trained runs and figures.
-
-Paths are anchored at the project root, never at the current folder: papermill, pytest and Colab
-all start from different folders. An environment variable moves each location. A smoke run's
-figures mean nothing, so they go to a scratch folder, never over the committed ``figures/``.
-"""
+"""Data, runs and figures live under the project root (papermill, pytest and Colab start in other
+folders) unless an environment variable moves them; smoke figures stay out of ``figures/``."""
 
 import os
 from pathlib import Path

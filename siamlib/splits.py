@@ -1,14 +1,9 @@
-"""The workbook's train, validation and test pairs and their images, from one DataConfig.
-
-View 1: DevTrain split by person into train and validation (where every choice is made), and
-DevTest. View 2 experiment k: test fold k, validation the next fold, train the other eight (LFW's
-folds are person-disjoint, checked when read). An identity folder: people split 60/20/20, then
-balanced pairs generated in each group. In every case no person is on two sides.
-"""
+"""The train, validation and test pairs and their images, from one DataConfig, with no person
+on two sides (docs/guide.md says how each source is split)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +15,7 @@ from siamlib.images import CENTRE_HALF, FACE_CROPS, WHOLE, ImageStore, Preproces
 LFW = "lfw-a"
 VIEW2_FOLDS = 10
 AUTO = "auto"
-# Each group of the 60/20/20 person split needs two people, one with two photos.
-MIN_PEOPLE = 6
+MIN_PEOPLE = 6  # each group of the 60/20/20 person split needs two, one with two photos
 
 
 class _ChosenCrop(str):
@@ -31,11 +25,8 @@ class _ChosenCrop(str):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which pairs and images a run uses; part of every run's key. ``source``: "lfw-a" or an
-    ``<identity>/<image>`` folder; ``face_crop`` "auto" is replaced by the source's own, so the
-    run key names it; ``max_*_pairs``: balanced subsets (None = all); ``generated_pairs``: for
-    an identity folder's training people (a quarter for the others); ``view2_fold``: that View 2
-    experiment's test fold, None for View 1."""
+    """Part of every run's key: ``face_crop`` "auto" becomes the source's own, so the key names
+    it; ``generated_pairs`` are an identity folder's training pairs (a quarter for the others)."""
 
     source: str = LFW
     face_crop: str = AUTO
@@ -51,14 +42,13 @@ class DataConfig:
         if self.face_crop == AUTO or isinstance(self.face_crop, _ChosenCrop):
             chosen = _ChosenCrop(CENTRE_HALF if self.source == LFW else WHOLE)
             object.__setattr__(self, "face_crop", chosen)
-        subset = "None or at least 2 (a same and a different pair)"
         wrong = {  # field: what it must be, where it is not
             "source": (not str(self.source).strip(), f"{LFW!r} or a folder of identity folders"),
             "face_crop": (self.face_crop not in FACE_CROPS, f"one of {(AUTO, *FACE_CROPS)}"),
             "val_fraction": (not 0 < self.val_fraction < 1, "strictly between 0 and 1"),
-            "max_train_pairs": (self.max_train_pairs is not None and self.max_train_pairs < 2,
-                                subset),
-            "max_eval_pairs": (self.max_eval_pairs is not None and self.max_eval_pairs < 2, subset),
+            **{name: (getattr(self, name) is not None and getattr(self, name) < 2,
+                      "None or at least 2 (a same and a different pair)")
+               for name in ("max_train_pairs", "max_eval_pairs")},
             "generated_pairs": (self.generated_pairs < 8,
                                 "at least 8 (validation and test get a quarter each)"),
             "view2_fold": (self.view2_fold is not None and (
@@ -73,8 +63,7 @@ class DataConfig:
 
 @dataclass
 class Splits:
-    """The pair sets, and decoded once every image of the training people (for the samplers)
-    and of the validation and test pairs."""
+    """Every image of the training people (for the samplers) and of the pairs, decoded once."""
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -83,21 +72,18 @@ class Splits:
     train_people: set[str]
 
     def __repr__(self) -> str:
-        return (
-            f"Splits(train={len(self.train)} pairs, val={len(self.val)}, test={len(self.test)}; "
-            f"{len(self.train_people)} training people; {len(self.store)} images)"
-        )
+        return (f"Splits(train={len(self.train)} pairs, val={len(self.val)}, "
+                f"test={len(self.test)}; {len(self.train_people)} training people; "
+                f"{len(self.store)} images)")
 
 
 def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Splits:
-    """Train/validation/test pairs and their decoded images, ready for the pipelines."""
-    images = pairs.identity_images(_images_dir(config.source, progress))  # fetched if need be
+    images = all_images(config.source, progress)
     train, val, test = split_pairs(config)
     train_people = pairs.pair_people(train)
-    needed = set(images.loc[images["name"].isin(train_people), "path"])
-    for frame in (train, val, test):
-        needed |= set(frame["path_a"]) | set(frame["path_b"])
-    store = _decode(images, needed, config)
+    pair_paths = pd.concat([train, val, test])[["path_a", "path_b"]].to_numpy().ravel()
+    needed = {*images.loc[images["name"].isin(train_people), "path"], *pair_paths}
+    store = _decode(images, needed, config.preprocess, config.face_crop)
     print(f"{config.source}: face crop {config.face_crop}, {len(train)} training, {len(val)} "
           f"validation and {len(test)} test pairs, {len(store)} images")
     return Splits(train, val, test, store, train_people)
@@ -105,18 +91,18 @@ def load_splits(config: DataConfig = DataConfig(), progress: bool = True) -> Spl
 
 def split_pairs(config: DataConfig):
     """``load_splits``' pairs without decoding an image (what ``budget`` counts)."""
-    images_dir = _images_dir(config.source, progress=False)
+    lfw = data.fetch(progress=False) if config.source == LFW else None
     if config.view2_fold is not None:
         train, val, test = view2_experiment(
-            pairs.read_view2(images_dir.parent / "pairs.txt", images_dir), config.view2_fold)
-    elif config.source == LFW:
-        dev_train = pairs.read_pairs(images_dir.parent / "pairsDevTrain.txt", images_dir)
-        test = pairs.read_pairs(images_dir.parent / "pairsDevTest.txt", images_dir)
+            pairs.read_view2(lfw / "pairs.txt", lfw / data.IMAGES), config.view2_fold)
+    elif lfw:
+        dev_train = pairs.read_pairs(lfw / "pairsDevTrain.txt", lfw / data.IMAGES)
+        test = pairs.read_pairs(lfw / "pairsDevTest.txt", lfw / data.IMAGES)
         train, val = pairs.person_disjoint_split(dev_train, config.val_fraction,
                                                  seed=config.split_seed)
     else:  # balanced pairs inside each person group, fewer where a group has too few same pairs
         images, frames = all_images(config.source), []
-        for offset, group in enumerate(_person_groups(images, config)):
+        for offset, group in enumerate(check_data(config, 1, images)):
             group_images = images[images["name"].isin(set(group))]
             wanted = config.generated_pairs if offset == 0 else config.generated_pairs // 4
             per_person = group_images["name"].value_counts()
@@ -124,66 +110,44 @@ def split_pairs(config: DataConfig):
             frames.append(pairs.make_pairs(group_images, min(wanted, 2 * same_available),
                                            seed=config.split_seed + offset))
         train, val, test = frames
-    return (_balanced_subset(train, config.max_train_pairs, config.split_seed),
-            _balanced_subset(val, config.max_eval_pairs, config.split_seed),
-            _balanced_subset(test, config.max_eval_pairs, config.split_seed))
+    limits = (config.max_train_pairs, config.max_eval_pairs, config.max_eval_pairs)
+    return tuple(frame if limit is None or limit >= len(frame) else pd.concat(  # balanced subsets
+        group.sample(min(limit // 2, len(group)), random_state=config.split_seed)
+        for _, group in frame.groupby("label", sort=True)).sort_index().reset_index(drop=True)
+        for frame, limit in zip((train, val, test), limits))
 
 
 def view2_experiment(view2: pd.DataFrame, fold: int):
-    """Train, validation (the next fold) and test pairs of View 2 experiment ``fold``."""
     folds = sorted(view2["fold"].unique())
     val_fold = folds[(folds.index(fold) + 1) % len(folds)]
-    parts = (~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold,
-             view2["fold"] == fold)
-    return tuple(view2[part].reset_index(drop=True) for part in parts)
+    return tuple(view2[part].reset_index(drop=True) for part in (
+        ~view2["fold"].isin([fold, val_fold]), view2["fold"] == val_fold, view2["fold"] == fold))
 
 
 def photos_of(people, config: DataConfig, preprocess: Preprocess | None = None) -> ImageStore:
-    """Every photo of ``people`` in ``config``'s source, decoded as ``config`` says (or at
-    ``preprocess``): the gallery for one-shot tasks."""
+    """The gallery for one-shot tasks, decoded as ``config`` says (or at ``preprocess``)."""
     photos = all_images(config.source)
-    if preprocess is not None:
-        config = replace(config, preprocess=preprocess)
-    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"], config)
+    return _decode(photos, photos.loc[photos["name"].isin(set(people)), "path"],
+                   preprocess or config.preprocess, config.face_crop)
 
 
-def all_images(source: str = LFW) -> pd.DataFrame:
-    return pairs.identity_images(_images_dir(source, progress=False))
+def all_images(source: str = LFW, progress: bool = False) -> pd.DataFrame:
+    return pairs.identity_images(data.fetch(progress=progress) / data.IMAGES if source == LFW
+                                 else Path(source).expanduser())
 
 
-def _decode(images: pd.DataFrame, image_paths, config: DataConfig) -> ImageStore:
-    """The images among ``image_paths``, named by their person in ``images`` (a photo in a
-    subfolder is its person folder's)."""
-    names = dict(zip(images["path"].astype(str), images["name"]))
-    return ImageStore.load(image_paths, config.preprocess, config.face_crop, progress=False,
-                           names=names)
+def _decode(images: pd.DataFrame, image_paths, preprocess: Preprocess, face_crop: str):
+    return ImageStore.load(image_paths, preprocess, face_crop, progress=False,
+                           names=dict(zip(images["path"].astype(str), images["name"])))
 
 
-def _images_dir(source: str, progress: bool) -> Path:
-    """The folder of person folders; LFW-a's is fetched first if need be."""
-    if source == LFW:
-        return data.fetch(progress=progress) / data.IMAGES
-    return Path(source).expanduser()
-
-
-def _balanced_subset(frame: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.DataFrame:
-    if max_pairs is None or max_pairs >= len(frame):
-        return frame
-    picked = [group.sample(min(max_pairs // 2, len(group)), random_state=seed)
-              for _, group in frame.groupby("label", sort=True)]
-    return pd.concat(picked).sort_index().reset_index(drop=True)
-
-
-def check_data(config: DataConfig, people_per_batch: int = 2) -> None:
-    """One clear error before any training if an identity folder (listed, not decoded) has too
-    few people for the split, or for identity batches of ``people_per_batch`` (LFW-a is
-    checked when fetched)."""
-    if config.source != LFW:
-        _person_groups(all_images(config.source), config, people_per_batch)
-
-
-def _person_groups(images: pd.DataFrame, config: DataConfig,
-                   people_per_batch: int = 1) -> list[np.ndarray]:
+def check_data(config: DataConfig, people_per_batch: int = 2,
+               images: pd.DataFrame | None = None) -> list[np.ndarray]:
+    """An identity folder's 60/20/20 person groups; one clear error before any training if it has
+    too few people for them or for batches of ``people_per_batch`` (LFW-a's: when fetched)."""
+    if config.source == LFW:
+        return []
+    images = all_images(config.source) if images is None else images
     people = np.array(sorted(images["name"].unique()))
     if len(people) < MIN_PEOPLE:
         raise ValueError(f"{config.source} has {len(people)} people; the 60/20/20 person split "
@@ -200,8 +164,7 @@ def _person_groups(images: pd.DataFrame, config: DataConfig,
     with_two = int((photos.loc[list(groups[0])] >= 2).sum())
     if with_two < people_per_batch:
         raise ValueError(f"{config.source}: identity batches of {people_per_batch} people need "
-                         f"{people_per_batch} training people with two or more photos; the "
-                         f"60% of its {len(people)} people has {with_two}: use a smaller "
-                         "batch_size or more people")
+                         f"{people_per_batch} training people with two or more photos; the 60% "
+                         f"of its {len(people)} people has {with_two}: use a smaller batch_size")
     return groups
 
