@@ -1,9 +1,7 @@
-"""How sure a number is, and which of two methods is better: statistics that respect people.
-
-LFW's test pairs are not independent draws: a model that fails on one photo of a person fails
-on all that person's pairs. So intervals resample whole clusters of people
-(``person_clusters``), two methods are compared on the same pairs (a paired bootstrap, McNemar),
-and a p-value at the resampling floor is written "≤" that floor (``p_text``).
+"""How sure a number is, and which of two methods is better, respecting people: LFW's test
+pairs are not independent draws (a model that fails on one photo of a person fails on all that
+person's pairs), so intervals resample whole clusters of people and two methods are compared on
+the same pairs.
 """
 
 from __future__ import annotations
@@ -40,10 +38,21 @@ def person_clusters(name_a, name_b) -> np.ndarray:
     return pd.factorize(connected_components(links, directed=False)[1][first])[0]
 
 
-def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float, seed: int):
-    """``statistic`` of all pairs, the percentile interval of its resamples of whole ``groups``
-    and the resampled values; None for the last three, with a warning, where the clusters are
-    too few to learn a spread from: a small face set runs to the end and says so."""
+def _bootstrap(labels: np.ndarray, scores: tuple, groups, metric: str, threshold: float | None,
+               n_boot: int, alpha: float, seed: int):
+    """``metric`` of the first ``scores`` (minus that of the second, if given) on all pairs, its
+    percentile interval over resamples of whole ``groups`` and the values; no interval, with a
+    warning, from too few clusters: a small face set runs to the end and says so."""
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
+    if metric == "accuracy" and threshold is None:
+        raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
+    value = {"accuracy": lambda y, s: metrics.accuracy_at(y, s, threshold), "auc": _rank_auc,
+             "eer": lambda y, s: metrics.eer(y, s).eer}[metric]
+
+    def statistic(index):
+        return sum(sign * value(labels[index], s[index]) for sign, s in zip((1, -1), scores))
+
     groups = np.asarray(groups)
     if int(n_boot) < 1 or not 0.0 < alpha < 1.0:
         raise ValueError(f"n_boot must be at least 1 and alpha between 0 and 1, got n_boot "
@@ -76,21 +85,10 @@ def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float,
 
 
 def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mann-Whitney's U / (n_same n_different): a sixteenth of ``metrics.roc``'s cost, and a
-    bootstrap takes thousands."""
+    """Mann-Whitney's U: a sixteenth of ``metrics.roc``'s cost, and a bootstrap takes thousands."""
     ranks, same = rankdata(scores), labels == SAME
     n_same = same.sum()
     return float((ranks[same].sum() - n_same * (n_same + 1) / 2) / (n_same * (~same).sum()))
-
-
-def _metric(metric: str, threshold: float | None):
-    if metric not in BOOTSTRAP_METRICS:
-        raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
-    if metric == "accuracy" and threshold is None:
-        raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
-    return {"accuracy": lambda y, s: metrics.accuracy_at(y, s, threshold),
-            "auc": _rank_auc,
-            "eer": lambda y, s: metrics.eer(y, s).eer}[metric]
 
 
 def bootstrap_ci(labels, scores, metric: str, groups, n_boot: int = 1000, alpha: float = 0.05,
@@ -98,9 +96,8 @@ def bootstrap_ci(labels, scores, metric: str, groups, n_boot: int = 1000, alpha:
     """``accuracy`` is at the ``threshold`` fitted on VALIDATION: refitting it per resample
     would measure a different procedure. Too few clusters in ``groups`` give [0, 1]."""
     labels, scores = metrics.checked(labels, scores)
-    value = _metric(metric, threshold)
-    estimate, low, high, _ = _bootstrap(lambda index: value(labels[index], scores[index]),
-                                        labels, groups, n_boot, alpha, seed)
+    estimate, low, high, _ = _bootstrap(labels, (scores,), groups, metric, threshold, n_boot,
+                                        alpha, seed)
     return ConfidenceInterval(estimate, *((0.0, 1.0) if low is None else (low, high)))
 
 
@@ -126,17 +123,13 @@ def paired_difference(labels, a, b, groups, n_boot: int = 1000, alpha: float = 0
     so what they share (the same hard pairs) cancels; too few clusters give [-1, 1] and p = 1.
     The p-value's 1 + keeps it from reading 0 (``p_text``)."""
     labels, a = metrics.checked(labels, a)
-    b, value = metrics.checked(labels, b)[1], _metric(metric, threshold)
-    estimate, low, high, differences = _bootstrap(
-        lambda index: value(labels[index], a[index]) - value(labels[index], b[index]), labels,
-        groups, n_boot, alpha, seed)
+    estimate, low, high, differences = _bootstrap(labels, (a, metrics.checked(labels, b)[1]),
+                                                  groups, metric, threshold, n_boot, alpha, seed)
     if differences is None:
         return PairedDifference(estimate, -1.0, 1.0, 1.0)
-    if one_sided:
-        p_value = (1 + np.sum(differences <= 0)) / (n_boot + 1)
-    else:
-        on_one_side = min(np.sum(differences <= 0), np.sum(differences >= 0))
-        p_value = min(1.0, 2 * (1 + on_one_side) / (n_boot + 1))
+    below = np.sum(differences <= 0)  # one-sided: "is A better?"
+    rarer = below if one_sided else min(below, np.sum(differences >= 0))
+    p_value = min(1.0, (1 if one_sided else 2) * (1 + rarer) / (n_boot + 1))
     return PairedDifference(estimate, float(low), float(high), float(p_value))
 
 
