@@ -68,7 +68,7 @@ def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFrame],
-                n_boot: int = 2000, seed: int = 0) -> dict:
+                n_boot: int = 2000) -> dict:
     """Method a against b on the same test pairs, each at its own validation thresholds: the
     folds' accuracy differences (folds share no one) and a bootstrap that resamples people."""
     if scores_a.keys() != scores_b.keys():
@@ -90,7 +90,7 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
     test = stats.paired_difference(pooled["label"], pooled["a"], pooled["b"], groups, n_boot,
-                                   seed=seed, metric="accuracy", threshold=0.5)
+                                   metric="accuracy", threshold=0.5)
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
             "folds b better": int((differences < 0).sum()), "folds": len(differences),
@@ -133,7 +133,6 @@ def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame
     if far_grid is None:
         fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
         far_grid = np.logspace(np.log10(1 / fewest), 0, 200)
-    far_grid = np.asarray(far_grid)
     # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
     curves = [metrics.roc(test["label"], test["score"]) for test in tests]
     tars = np.array([curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1]
@@ -149,8 +148,7 @@ def report(model: str, runs: list[Run]) -> dict:
     return {
         "method": f"{model} (this workbook)", "accuracy": accuracy, "se": accuracy_se,
         "category": f"{setting(runs[0].config).title()}, Label-Free Outside Data",
-        "folds": len(table),
-        "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
+        "folds": len(table), "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
         "tar_at_far_1pct": tar, "tar_se": tar_se, "far_reached": points["FAR"].mean(),
         "train_minutes": table["train_s"].sum() / 60,
     }
