@@ -25,11 +25,9 @@ def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndar
     """Each cell's 59-bin histogram (Ahonen et al.'s u2) sums to 1, so cells weigh the same
     whatever their pixel count."""
     pixels = np.asarray(pixels)
-    if pixels.ndim != 3:
-        raise ValueError(f"pixels must be (n, height, width), got shape {pixels.shape}")
-    if pixels.dtype != np.uint8:
-        # skimage warns that float images give unstable codes (tiny differences flip bits).
-        raise ValueError(f"pixels must be uint8 grey levels, got {pixels.dtype}")
+    if pixels.ndim != 3 or pixels.dtype != np.uint8:  # float codes are unstable (skimage)
+        raise ValueError(f"pixels must be (n, height, width) uint8 grey levels, got shape "
+                         f"{pixels.shape} of {pixels.dtype}")
     # Codes within ``radius`` of the edge compare with neighbours outside the image (black to
     # skimage): they describe the frame, not the face. Only the interior is counted.
     margin = int(np.ceil(radius))

@@ -16,8 +16,7 @@ import tensorflow as tf
 from siamlib.images import ImageStore
 from siamlib.model import head_of, tower_of
 
-# Rows a scorer gets per call: bounds memory (20,000 LBP descriptor pairs are 1 GB, a gallery's
-# probes x templates embedding pairs far more).
+# Rows a scorer gets per call: 20,000 LBP descriptor pairs are 1 GB.
 SCORER_BLOCK_ROWS = 4096
 
 
