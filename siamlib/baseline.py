@@ -1,8 +1,7 @@
-"""Classical baselines scored like the network, since "how much does learning buy?" needs
-something that did not learn: LBP histograms (Ahonen, Hadid & Pietikäinen, 2006), which a
-brighter or more contrasted photo leaves unchanged, and the raw pixels' correlation. The LBP
-settings (face crop, radius 2, 59-bin patterns) were chosen by ROC AUC on DevTrain's pairs,
-never on DevTest, over a 150-pixel crop, radius 1 and the 10-bin rotation-invariant patterns.
+"""Classical baselines scored like the network ("how much does learning buy?" needs something
+that did not learn): LBP histograms (Ahonen et al., 2006), unchanged by a brighter or more
+contrasted photo, and raw pixels. The LBP settings were chosen by ROC AUC on DevTrain's pairs,
+never on DevTest, over a 150-pixel crop, radius 1 and the rotation-invariant patterns.
 """
 
 from __future__ import annotations

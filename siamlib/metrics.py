@@ -1,6 +1,5 @@
-"""Verification and identification metrics from the ``labels`` (1 = same person) and
-``scores`` (higher = more alike; ``score >= threshold`` accepts) of one scoring pass: a threshold
-sweep costs a sort, not a pass per threshold (one that re-ran the network took nine days).
+"""Verification and identification metrics from one scoring pass (labels: 1 = same person;
+``score >= threshold`` accepts): a threshold sweep costs a sort, not a pass per threshold.
 Thresholds are fitted on *validation* scores and applied to *test* scores: one tuned on the test
 set reports an accuracy no one could have had in advance.
 """
@@ -84,8 +83,7 @@ def eer(labels, scores) -> EerPoint:
 
 
 def _fitted(thresholds: np.ndarray, best: int) -> float:
-    """ROC threshold ``best`` moved halfway to the next, more lenient, one: a test score a hair
-    below the lowest fitting score accepted is not rejected by luck."""
+    """Halfway to the next threshold down: a test score a hair below is not rejected by luck."""
     return float(np.r_[(thresholds[:-1] + thresholds[1:]) / 2, thresholds[-1]][best])
 
 
@@ -99,10 +97,9 @@ def threshold_for_max_accuracy(labels, scores) -> float:
 
 def operating_point(labels, scores, target_far: float, test_labels=None,
                     test_scores=None) -> OperatingPoint:
-    """The most accepting threshold with FAR <= ``target_far`` (+inf when none is). The honest
-    number fits on VALIDATION and counts on TEST (``test_labels, test_scores``). ``low, high``:
-    the TAR's Wilson 95% interval, pairs taken as independent (the least uncertainty there is).
-    Fewer than ``1 / target_far`` fitting impostors cannot show that rate: not ``estimable``."""
+    """The honest number fits on VALIDATION and counts on TEST (``test_labels, test_scores``).
+    ``low, high``: the TAR's Wilson 95% interval, pairs taken as independent (the least
+    uncertainty there is). Fewer than ``1 / target_far`` impostors cannot show that rate."""
     labels, scores = checked(labels, scores)
     if not 0.0 <= target_far <= 1.0:
         raise ValueError(f"target_far must be a rate between 0 and 1, got {target_far}")
@@ -152,8 +149,7 @@ def n_way_accuracy(scores_matrix, k: int = 1, correct=None) -> float:
 
 
 def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
-    """Per task, whether the match won, for ``stats.mcnemar``: a paired test needs a yes or no,
-    so a tie is a seeded draw, the same for two methods tying on a task."""
+    """For ``stats.mcnemar``, which needs a yes or no: a tie is a draw, seeded for both methods."""
     above, tied = _above_and_tied(scores_matrix)
     return (above == 0) & (np.random.default_rng(seed).integers(0, tied) == 0)
 

@@ -58,6 +58,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
         for ax, metric in ((loss_ax, "loss"), (auc_ax, "auc")):
             ax.plot(epochs, history[metric], color=colour, ls="--", label=f"{name} train")
             ax.plot(epochs, history[f"val_{metric}"], color=colour, label=f"{name} validation")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         auc_ax.axvline(int(history["val_auc"].idxmax()) + 1, color=colour, ls=":", lw=1)
     # Nets' L2 penalties can differ tenfold: a log scale then, else a plain one (a log axis
     # inside one decade labels its ticks 10.1, 10.1, 10.1).
@@ -68,8 +69,6 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
     if spans_a_decade:  # 0.1, 1, 10 labelled; the ticks between them would crowd
         loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         loss_ax.yaxis.set_minor_formatter(NullFormatter())
-    for ax in (loss_ax, auc_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     auc_ax.set(xlabel="epoch", ylabel="AUC", title="AUC (dotted: best validation epoch)")
     auc_ax.legend(fontsize=8)
     fig.suptitle(title)
@@ -102,7 +101,6 @@ def det_axes(ax):
 
 def det_line(ax, labels, scores, **style):
     """Points where FAR or FRR is 0 have no probit and are left out: not measured."""
-    curve = metrics.roc(labels, scores)
-    far, frr = curve.far, 1.0 - curve.tar
-    keep = (far > 0) & (frr > 0)
-    return ax.plot(norm.ppf(far[keep]), norm.ppf(frr[keep]), **style)
+    far, tar, _, _ = metrics.roc(labels, scores)
+    keep = (far > 0) & (tar < 1)
+    return ax.plot(norm.ppf(far[keep]), norm.ppf(1.0 - tar[keep]), **style)

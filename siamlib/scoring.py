@@ -1,7 +1,6 @@
 """Scoring pairs and one-shot tasks from cached embeddings: the tower is the expensive half, so
-each unique image is embedded once (500 20-way tasks name 10,500 image slots). A *scorer* is the
-network or any function ``(first, second) -> one score per row``, so the baselines meet the same
-pairs and tasks.
+each unique image is embedded once. A *scorer* is the network or any function ``(first, second)
+-> one score per row``, so the baselines meet the same pairs and tasks.
 """
 
 from __future__ import annotations
@@ -41,10 +40,8 @@ def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
     for start in range(0, len(rows_a), SCORER_BLOCK_ROWS):
         block = slice(start, start + SCORER_BLOCK_ROWS)
         pair = [features[rows_a[block]], features[rows_b[block]]]
-        if head is not None:
-            scores = head.predict(pair, batch_size=SCORER_BLOCK_ROWS, verbose=0).reshape(-1)
-        else:
-            scores = np.asarray(scorer(*pair))
+        scores = np.asarray(scorer(*pair)) if head is None else head.predict(
+            pair, batch_size=SCORER_BLOCK_ROWS, verbose=0).reshape(-1)
         if scores.shape != (len(pair[0]),):
             raise ValueError(f"scorer must return one score per row, got shape {scores.shape}")
         blocks.append(scores.astype(np.float64))
@@ -66,7 +63,6 @@ def score_pairs(scorer, store: ImageStore, pairs: pd.DataFrame, flip: bool = Fal
 def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0) -> np.ndarray:
     """Rows of probe, its match, then one image each of n_way - 1 other people; seeded, so every
     model meets the same tasks."""
-    names = np.asarray(names)
     people, person_of = np.unique(names, return_inverse=True)
     if len(people) < n_way:
         raise ValueError(f"{n_way}-way tasks need {n_way} people; there are {len(people)}")

@@ -1,7 +1,6 @@
-"""How sure a number is, and which of two methods is better, respecting people: LFW's test
-pairs are not independent draws (a model that fails on one photo of a person fails on all that
-person's pairs), so intervals resample whole clusters of people and two methods are compared on
-the same pairs.
+"""Statistics that respect people: LFW's test pairs are not independent (a model that fails on
+one photo of a person fails on all that person's pairs), so intervals resample whole clusters of
+people and two methods are compared on the same pairs.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ PairedDifference = namedtuple("PairedDifference", "estimate low high p_value")
 
 
 def person_clusters(name_a, name_b) -> np.ndarray:
-    """One cluster id per pair, by first appearance: the connected component of its people, so
-    pairs of different clusters share no one."""
+    """Per pair, the connected component of its people: pairs of two clusters share no one."""
     name_a, name_b = np.asarray(name_a), np.asarray(name_b)
     if name_a.ndim != 1 or name_a.shape != name_b.shape:
         raise ValueError(f"name_a and name_b must be one-dimensional and of the same length, "
@@ -119,9 +117,8 @@ def mcnemar(correct_a, correct_b) -> McNemarResult:
 def paired_difference(labels, a, b, groups, n_boot: int = 1000, alpha: float = 0.05,
                       seed: int = 0, one_sided: bool = False, metric: str = "auc",
                       threshold: float | None = None) -> PairedDifference:
-    """``metric`` of scores ``a`` minus that of ``b``: each resample of ``groups`` scores BOTH,
-    so what they share (the same hard pairs) cancels; too few clusters give [-1, 1] and p = 1.
-    The p-value's 1 + keeps it from reading 0 (``p_text``)."""
+    """``metric`` of ``a`` minus that of ``b``, both scored on each resample of ``groups`` so what
+    they share cancels; too few clusters give [-1, 1] and p = 1 (the p-value's 1 + keeps it > 0)."""
     labels, a = metrics.checked(labels, a)
     estimate, low, high, differences = _bootstrap(labels, (a, metrics.checked(labels, b)[1]),
                                                   groups, metric, threshold, n_boot, alpha, seed)

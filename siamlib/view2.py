@@ -1,8 +1,7 @@
-"""LFW View 2, the benchmark: ten experiments (``splits.view2_experiment``), reported as the
-field reports them. As LFW's README asks, each number is a mean over the ten test folds with SE
-= sample std / sqrt(10), compared only within LFW's category of what a method may use:
-image-restricted (the given pairs' labels) or unrestricted (identities), on LFW-a label-free
-outside data."""
+"""LFW View 2, the benchmark, reported as LFW's README asks: each number a mean over the ten
+test folds with SE = sample std / sqrt(10), compared only within LFW's category of what a method
+may use (image-restricted: the given pairs' labels; unrestricted: identities).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ def published() -> pd.DataFrame:
 
 
 def chosen_models(names: str) -> list[str]:
-    """The named models in a comma-separated list ("koch,all_pairs"), checked, in that order."""
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     if not chosen or not set(chosen) <= set(MODELS):
         raise ValueError(f"models must be a comma-separated list of {', '.join(MODELS)}; "
@@ -110,8 +108,7 @@ def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) 
                                         test["score"])._asdict()
         rows.append({"fold": fold, **{name: point[name.lower()] if point["estimable"] else np.nan
                                       for name in ("threshold", "TAR", "FAR")},
-                     "validation impostors": point["n_impostors"],
-                     "estimable": point["estimable"]})
+                     "validation impostors": point["n_impostors"], "estimable": point["estimable"]})
     return pd.DataFrame(rows).set_index("fold")
 
 
@@ -172,9 +169,8 @@ def headline(ours: dict) -> str:
 
 
 def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """Only means and SEs are published: the difference of two independent means. "Equivalent"
-    needs two one-sided tests (TOST) within ±``margin``, fixed in advance: an interval holding 0
-    is not that."""
+    """Only means and SEs are published: two independent means. "Equivalent" needs two one-sided
+    tests (TOST) within ±``margin``, fixed in advance: an interval holding 0 is not that."""
     difference = ours["accuracy"] - row["accuracy"]
     se = float(np.hypot(ours["se"], row["se"]))
     low, high = difference - 1.96 * se, difference + 1.96 * se
@@ -201,7 +197,6 @@ def looks() -> pd.DataFrame:
 
 
 def declared_look(configs: list[RunConfig], policy: str) -> int | None:
-    """The look whose run keys are exactly ``configs``' under ``policy``, or None."""
     keys = [config.key(policy) for config in configs]
     return next((int(number) for number, row in looks().iterrows()
                  if row.get("run_keys") == keys), None)

@@ -1,7 +1,6 @@
 """An interactive pair inspector: the faces behind the numbers, one outcome at a time, farthest
-from the threshold first (a pair just across it is a coin toss; a different-person pair scored
-0.98 says what the network has learnt to look at). Plain ipywidgets state, so Python can drive
-it and papermill build it without a browser.
+from the threshold first (a different-person pair scored 0.98 says what the network has learnt).
+Plain ipywidgets state, so Python can drive it and papermill build it without a browser.
 """
 
 from __future__ import annotations
