@@ -1,16 +1,7 @@
-"""Classical baselines, scored like the network: one score per pair, higher = same person.
-
-"How much does learning buy?" needs something that did not learn:
-
-- **LBP histograms** (Ahonen, Hadid & Pietikäinen, 2006): each pixel is coded by which of its
-  8 neighbours are at least as bright (a local binary pattern), so a brighter or more
-  contrasted photo gets the same codes; a grid of cells, each a histogram of its codes, says
-  where on the face which micro-textures (edges, corners, spots, flat skin) occur.
-- **raw pixels**: the correlation of the two images' pixels: "looks alike" pixel by pixel.
-
-``PREPROCESS`` is their input: the face crop (LFW-a's centre 125 pixels) at 105×105. The LBP
-settings (that crop, radius 2, the 59-bin patterns) were chosen by ROC AUC on DevTrain's pairs,
-never on DevTest, over a 150-pixel crop, radius 1 and the 10-bin rotation-invariant patterns.
+"""Classical baselines scored like the network ("how much does learning buy?" needs something
+that did not learn): LBP histograms (Ahonen et al., 2006), unchanged by a brighter or more
+contrasted photo, and raw pixels. The LBP settings were chosen by ROC AUC on DevTrain's pairs,
+never on DevTest, over a 150-pixel crop, radius 1 and the rotation-invariant patterns.
 """
 
 from __future__ import annotations
@@ -30,18 +21,14 @@ RADIUS = 2  # ... on a circle of this radius (pixels)
 
 
 def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndarray:
-    """LBP histograms of a ``grid`` x ``grid`` of cells, concatenated, per image of a uint8 stack.
-    The 59 bins are the 58 uniform patterns and one for all others (Ahonen et al.'s u2); each
-    cell's histogram sums to 1, so cells weigh the same whatever their pixel count."""
+    """Each cell's 59-bin histogram (Ahonen et al.'s u2) sums to 1, so cells weigh the same
+    whatever their pixel count."""
     pixels = np.asarray(pixels)
-    if pixels.ndim != 3:
-        raise ValueError(f"pixels must be (n, height, width), got shape {pixels.shape}")
-    if pixels.dtype != np.uint8:
-        # skimage warns that float images give unstable codes (tiny differences flip bits).
-        raise ValueError(f"pixels must be uint8 grey levels, got {pixels.dtype}")
-    # Codes within ``radius`` of the edge compare a pixel with neighbours outside the image,
-    # which skimage takes as black: they describe the frame, not the face, and do not follow
-    # brightness changes. Only the interior is counted.
+    if pixels.ndim != 3 or pixels.dtype != np.uint8:  # float codes are unstable (skimage)
+        raise ValueError(f"pixels must be (n, height, width) uint8 grey levels, got shape "
+                         f"{pixels.shape} of {pixels.dtype}")
+    # Codes within ``radius`` of the edge compare with neighbours outside the image (black to
+    # skimage): they describe the frame, not the face. Only the interior is counted.
     margin = int(np.ceil(radius))
     _, height, width = pixels.shape
     height, width = height - 2 * margin, width - 2 * margin
@@ -62,14 +49,8 @@ def lbp_descriptors(pixels, grid: int = GRID, radius: float = RADIUS) -> np.ndar
 
 
 def lbp_similarity(first: np.ndarray, second: np.ndarray, grid: int = GRID) -> np.ndarray:
-    """1 - the chi-square distance ``½ Σ (a - b)² / (a + b)`` between rows of LBP descriptors
-    per cell: 1 for identical descriptors, 0 when no cell has a pattern in common.
-
-    A bin's count is noisier the larger it is (roughly Poisson), so each squared difference is
-    divided by the bin's size: a rare pattern (a corner at the eye) weighs as much as it says,
-    and flat skin cannot drown everything as under the Euclidean distance (Ahonen et al. found
-    chi-square the best simple histogram distance for LBP faces). 0/0 counts as 0.
-    """
+    """1 - the chi-square distance per cell: a bin's count is noisier the larger it is, so a rare
+    pattern weighs as much as it says and flat skin cannot drown everything (Ahonen et al.)."""
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if first.shape != second.shape:
         raise ValueError(f"descriptors must have the same shape, got {first.shape} and "
@@ -80,22 +61,20 @@ def lbp_similarity(first: np.ndarray, second: np.ndarray, grid: int = GRID) -> n
 
 
 def lbp_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
-    return scoring.pair_scores(lbp_similarity, lbp_descriptors, store, pairs)
+    return scoring.score_pairs(lbp_similarity, store, pairs, describe=lbp_descriptors)
 
 
 def pixel_vectors(pixels) -> np.ndarray:
-    """Each image as a unit-length, mean-subtracted vector: without the mean, any two photos
-    have a cosine near 1 (all pixels positive). A flat image scores 0 against everything."""
+    """Mean-subtracted: else any two photos have a cosine near 1 (all pixels positive)."""
     vectors = np.asarray(pixels).reshape(len(pixels), -1).astype(np.float32)
     return normalize(vectors - vectors.mean(axis=1, keepdims=True))
 
 
 def pixel_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Cosine similarity of paired rows of ``pixel_vectors`` (1 = identical up to brightness
-    and contrast), float32 rounding clipped back into [-1, 1]."""
+    """Cosine of ``pixel_vectors`` rows, float32 rounding clipped back into [-1, 1]."""
     cosine = np.sum(np.asarray(first) * np.asarray(second), axis=1, dtype=np.float64)
     return np.clip(cosine, -1.0, 1.0)
 
 
 def pixel_scores(store: ImageStore, pairs: pd.DataFrame) -> np.ndarray:
-    return scoring.pair_scores(pixel_similarity, pixel_vectors, store, pairs)
+    return scoring.score_pairs(pixel_similarity, store, pairs, describe=pixel_vectors)

@@ -1,11 +1,7 @@
-"""Verification and identification metrics, computed from one scoring pass.
-
-Every metric takes the ``labels`` (1 = same person) and ``scores`` (higher = more alike) of one
-pass of the network: sweeping a threshold costs a sort, not a pass per threshold (a student's
-sweep that re-ran the network took nine days). ``score >= threshold`` accepts; TAR and FAR are
-the shares of same- and different-person pairs accepted, FRR = 1 - TAR (ISO/IEC 19795-1: FMR,
-FNMR). Thresholds are fitted on *validation* scores and applied to *test* scores: one tuned on
-the test set reports an accuracy no one could have had in advance.
+"""Verification and identification metrics from one scoring pass (labels: 1 = same person;
+``score >= threshold`` accepts): a threshold sweep costs a sort, not a pass per threshold.
+Thresholds are fitted on *validation* scores and applied to *test* scores: one tuned on the test
+set reports an accuracy no one could have had in advance.
 """
 
 from __future__ import annotations
@@ -26,8 +22,7 @@ OperatingPoint = namedtuple("OperatingPoint", "threshold tar far low high n_impo
 
 
 def _finite(values, name: str) -> np.ndarray:
-    """NaN and +-inf rank against nothing (the mean of +inf and -inf templates is NaN, and a NaN
-    compares as neither higher nor lower), so they are refused."""
+    """NaN and +-inf rank against nothing (a NaN is neither higher nor lower): refused."""
     values = np.asarray(values, dtype=float)
     if not np.isfinite(values).all():
         raise ValueError(f"{name} contain {np.isnan(values).sum()} NaN and "
@@ -36,8 +31,7 @@ def _finite(values, name: str) -> np.ndarray:
 
 
 def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as 0/1 ints and scores as floats, or one ValueError that says what is wrong. Rates
-    need both classes (FAR and TAR divide by their counts); counting outcomes does not."""
+    """Rates need both classes (FAR and TAR divide by their counts); outcomes do not."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     if labels.ndim != 1 or labels.shape != scores.shape or len(labels) == 0:
         raise ValueError(f"labels and scores must be non-empty, one-dimensional and of the same "
@@ -63,15 +57,12 @@ def _unless_nan(threshold, name: str = "threshold") -> np.ndarray:
 
 
 def roc(labels, scores) -> Roc:
-    """The ROC and its area: the chance that a same-person pair outscores a different-person
-    pair, ties counting half (a tie across classes is a diagonal step)."""
     far, tar, thresholds = roc_curve(*checked(labels, scores), drop_intermediate=False)
     return Roc(far, tar, thresholds, float(auc(far, tar)))
 
 
 def error_rates(labels, scores, thresholds) -> pd.DataFrame:
-    """FAR, TAR, FRR and accuracy, one row per threshold: a binary search per threshold into
-    each class sorted once (10^6 scores, 10^3 thresholds: under a second)."""
+    """A binary search per threshold into each class sorted once: fast on 10^6 scores."""
     labels, scores = checked(labels, scores)
     thresholds = _unless_nan(np.atleast_1d(thresholds), "thresholds")
     genuine, impostor = np.sort(scores[labels == SAME]), np.sort(scores[labels == DIFFERENT])
@@ -83,8 +74,7 @@ def error_rates(labels, scores, thresholds) -> pd.DataFrame:
 
 
 def eer(labels, scores) -> EerPoint:
-    """The equal error rate (FAR = FRR), a threshold-free number to rank models by. It usually
-    falls between two ROC points, so rate and threshold are interpolated along that segment."""
+    """FAR = FRR usually falls between two ROC points: rate and threshold are interpolated."""
     far, tar, thresholds, _ = roc(labels, scores)
     far_minus_frr = far - (1.0 - tar)  # rises strictly from -1 to 1
     thresholds[0] = thresholds[1]  # the first segment's (from +inf) is its lower end
@@ -93,9 +83,7 @@ def eer(labels, scores) -> EerPoint:
 
 
 def _fitted(thresholds: np.ndarray, best: int) -> float:
-    """ROC threshold ``best`` moved halfway to the next, more lenient, one: it accepts the same
-    fitting pairs, and a test score a hair below the lowest one accepted is not rejected by luck.
-    """
+    """Halfway to the next threshold down: a test score a hair below is not rejected by luck."""
     return float(np.r_[(thresholds[:-1] + thresholds[1:]) / 2, thresholds[-1]][best])
 
 
@@ -109,15 +97,9 @@ def threshold_for_max_accuracy(labels, scores) -> float:
 
 def operating_point(labels, scores, target_far: float, test_labels=None,
                     test_scores=None) -> OperatingPoint:
-    """The most accepting threshold whose FAR on ``labels, scores`` is at most ``target_far``
-    (+inf when none is), and the TAR and FAR it gives.
-
-    Alone, it reads these pairs' own ROC, as papers' "TAR at FAR 1%" do. The honest number fits
-    on VALIDATION and counts on TEST (``test_labels, test_scores``), where the FAR misses the
-    target. ``low, high``: the TAR's Wilson 95% interval, which treats pairs as independent (the
-    least uncertainty there is). Fewer than ``1 / target_far`` fitting impostors cannot show
-    that rate: ``estimable=False``.
-    """
+    """The honest number fits on VALIDATION and counts on TEST (``test_labels, test_scores``).
+    ``low, high``: the TAR's Wilson 95% interval, pairs taken as independent (the least
+    uncertainty there is). Fewer than ``1 / target_far`` impostors cannot show that rate."""
     labels, scores = checked(labels, scores)
     if not 0.0 <= target_far <= 1.0:
         raise ValueError(f"target_far must be a rate between 0 and 1, got {target_far}")
@@ -140,7 +122,6 @@ def operating_point(labels, scores, target_far: float, test_labels=None,
 
 
 def outcome(labels, scores, threshold: float) -> np.ndarray:
-    """Each pair's outcome as "TP", "FP", "FN" or "TN", to pick examples of each to look at."""
     labels, scores = checked(labels, scores, both_classes=False)
     accepted, same = scores >= _unless_nan(threshold), labels == SAME
     return np.select([same & accepted, ~same & accepted, same & ~accepted], ["TP", "FP", "FN"],
@@ -152,8 +133,6 @@ def accuracy_at(labels, scores, threshold: float) -> float:
 
 
 def _above_and_tied(candidates, correct=None):
-    """Per task, the candidates above the correct one (column 0 unless given) and those tied
-    with it, itself included."""
     candidates = _finite(candidates, "scores_matrix")
     if candidates.ndim != 2 or candidates.shape[1] < 2 or len(candidates) == 0:
         raise ValueError(f"scores_matrix must be (tasks, N) with at least one task and N >= 2, "
@@ -163,27 +142,22 @@ def _above_and_tied(candidates, correct=None):
 
 
 def n_way_accuracy(scores_matrix, k: int = 1, correct=None) -> float:
-    """Accuracy on N-way one-shot tasks (Koch et al.): how often the match scores in the top
-    ``k``, ties broken at random in expectation, so a constant scorer earns k/N, the chance
-    level, not 0 (ties as wrong) or 1."""
+    """How often the match (column 0 unless ``correct`` given) scores in the top ``k``, ties in
+    expectation: a constant scorer earns k/N, the chance level, not 0 or 1."""
     above, tied = _above_and_tied(scores_matrix, correct)
     return float(np.mean(np.clip((k - above) / tied, 0.0, 1.0)))
 
 
 def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
-    """Per task, whether the match (column 0) scored highest, for ``stats.mcnemar``: a paired
-    test needs a yes or no, so a tie is broken by a draw from ``np.random.default_rng(seed)``,
-    the same for two methods tying on a task. The mean approaches ``n_way_accuracy``."""
+    """For ``stats.mcnemar``, which needs a yes or no: a tie is a draw, seeded for both methods."""
     above, tied = _above_and_tied(scores_matrix)
-    # Among the ``tied`` level candidates (the match included), the match wins one draw in tied.
     return (above == 0) & (np.random.default_rng(seed).integers(0, tied) == 0)
 
 
 def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
                             reduce: str = "max", k: int = 1) -> float:
-    """Rank-``k`` accuracy of closed-set identification from (probes, templates) scores, each
-    identity's templates combined by ``reduce``: "max" (forgives one bad photo of the right
-    person) or "mean" (forgives one lucky photo of the wrong one). Ties count in expectation."""
+    """Rank-``k`` closed-set identification, each identity's templates combined by ``reduce``:
+    "max" forgives one bad photo of the right person, "mean" one lucky photo of the wrong one."""
     scores = _finite(probe_gallery_scores, "probe_gallery_scores")
     probe_labels, gallery_labels = np.asarray(probe_labels), np.asarray(gallery_labels)
     identities = np.unique(gallery_labels)
@@ -205,13 +179,9 @@ def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
 
 
 def summary(labels, scores, threshold: float) -> dict[str, float]:
-    """The notebooks' results row for a test set: accuracy at the ``threshold`` fitted on
-    VALIDATION; AUC, EER and TAR at FAR 1% / 0.1% describe the test ROC itself."""
-    return {
-        "accuracy": accuracy_at(labels, scores, threshold),
-        "auc": roc(labels, scores).auc,
-        "eer": eer(labels, scores).eer,
-        "tar_at_far_1pct": operating_point(labels, scores, 0.01).tar,
-        "tar_at_far_0_1pct": operating_point(labels, scores, 0.001).tar,
-        "threshold": float(threshold),
-    }
+    """Accuracy at the ``threshold`` fitted on VALIDATION; the rest describe this ROC itself."""
+    return {"accuracy": accuracy_at(labels, scores, threshold), "auc": roc(labels, scores).auc,
+            "eer": eer(labels, scores).eer,
+            "tar_at_far_1pct": operating_point(labels, scores, 0.01).tar,
+            "tar_at_far_0_1pct": operating_point(labels, scores, 0.001).tar,
+            "threshold": float(threshold)}

@@ -23,8 +23,7 @@ def use_style() -> None:
 
 
 def save_fig(name: str, fig=None, faces: bool = False) -> None:
-    """Save a figure as ``figures/<name>.png`` under the project root; ``faces=True`` (photos
-    shown) into the git-ignored ``figures/faces/``: LFW-a's images are not ours to share."""
+    """``faces=True`` (photos shown) saves into ``figures/faces/``: LFW-a is not ours to share."""
     folder = paths.figures_dir() / FACES if faces else paths.figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (fig or plt.gcf()).savefig(folder / f"{name}.png")
@@ -52,18 +51,17 @@ def pair_gallery(store, pairs: pd.DataFrame, title: str = "", scores=None):
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning curves"):
-    """Loss and AUC per epoch, training and validation, of several runs. AUC is what early
-    stopping watches: a dotted line marks each run's best validation epoch, the one kept."""
+    """AUC is what early stopping watches: dotted lines mark each run's best validation epoch."""
     fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
     for (name, history), colour in zip(histories.items(), sns.color_palette()):
         epochs = np.arange(1, len(history) + 1)
         for ax, metric in ((loss_ax, "loss"), (auc_ax, "auc")):
             ax.plot(epochs, history[metric], color=colour, ls="--", label=f"{name} train")
             ax.plot(epochs, history[f"val_{metric}"], color=colour, label=f"{name} validation")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         auc_ax.axvline(int(history["val_auc"].idxmax()) + 1, color=colour, ls=":", lw=1)
-    # Losses include each net's L2 penalty, which can differ by an order of magnitude between
-    # nets: a log scale then, else a plain one (a log axis inside one decade labels its ticks
-    # 10.1, 10.1, 10.1).
+    # Nets' L2 penalties can differ tenfold: a log scale then, else a plain one (a log axis
+    # inside one decade labels its ticks 10.1, 10.1, 10.1).
     losses = pd.concat([history[["loss", "val_loss"]] for history in histories.values()])
     spans_a_decade = losses.max().max() > 10 * losses.min().min()
     loss_ax.set(xlabel="epoch", ylabel="loss (incl. L2 penalty)", title="loss",
@@ -71,8 +69,6 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Learning c
     if spans_a_decade:  # 0.1, 1, 10 labelled; the ticks between them would crowd
         loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         loss_ax.yaxis.set_minor_formatter(NullFormatter())
-    for ax in (loss_ax, auc_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     auc_ax.set(xlabel="epoch", ylabel="AUC", title="AUC (dotted: best validation epoch)")
     auc_ax.legend(fontsize=8)
     fig.suptitle(title)
@@ -92,9 +88,8 @@ def score_histogram(labels, scores, threshold: float, ax, title: str):
 
 
 def det_axes(ax):
-    """Turn ``ax`` into DET axes for ``det_line``: FAR across, FRR up, both at the probit of the
-    rate (``norm.ppf``), so 1% and 0.1% are as far apart as 10% and 1%. A dotted diagonal marks
-    FAR = FRR, where a curve crosses at its EER."""
+    """FAR across, FRR up, at the probit of the rate, so 1% and 0.1% are as far apart as 10% and
+    1%; a dotted diagonal marks FAR = FRR, where a curve crosses at its EER."""
     positions = norm.ppf(DET_TICKS)
     labels = [f"{t:.1%}" if t < 0.01 else f"{t:.0%}" for t in DET_TICKS]
     ax.set_xticks(positions, labels, fontsize=8)
@@ -105,9 +100,7 @@ def det_axes(ax):
 
 
 def det_line(ax, labels, scores, **style):
-    """One scoring pass's DET curve on ``det_axes``. Points where FAR or FRR is 0 have no probit
-    (minus infinity) and are left out: a rate below one pair of its class is not measured."""
-    curve = metrics.roc(labels, scores)
-    far, frr = curve.far, 1.0 - curve.tar
-    keep = (far > 0) & (frr > 0)
-    return ax.plot(norm.ppf(far[keep]), norm.ppf(frr[keep]), **style)
+    """Points where FAR or FRR is 0 have no probit and are left out: not measured."""
+    far, tar, _, _ = metrics.roc(labels, scores)
+    keep = (far > 0) & (tar < 1)
+    return ax.plot(norm.ppf(far[keep]), norm.ppf(1.0 - tar[keep]), **style)

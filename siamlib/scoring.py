@@ -1,9 +1,6 @@
-"""Scoring pairs and one-shot tasks from cached embeddings.
-
-The tower is the expensive half of the network, so each unique image is embedded once and the
-head scores the pairs' embeddings (the two-tower forward pass within 1e-5): 500 20-way tasks
-name 10,500 image slots. A *scorer* is the network or any function ``(first, second) -> one
-score per row`` (``baseline.lbp_similarity``), so the baselines meet the same pairs and tasks.
+"""Scoring pairs and one-shot tasks from cached embeddings: the tower is the expensive half, so
+each unique image is embedded once. A *scorer* is the network or any function ``(first, second)
+-> one score per row``, so the baselines meet the same pairs and tasks.
 """
 
 from __future__ import annotations
@@ -18,16 +15,14 @@ import tensorflow as tf
 from siamlib.images import ImageStore
 from siamlib.model import head_of, tower_of
 
-# Rows a scorer gets per call: bounds memory (20,000 LBP descriptor pairs are 1 GB, a gallery's
-# probes x templates embedding pairs far more).
+# Rows a scorer gets per call: 20,000 LBP descriptor pairs are 1 GB.
 SCORER_BLOCK_ROWS = 4096
 
 
-def embed(model, pixels: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
-    """Tower embeddings (float32) of uint8 images; ``flip=True`` averages them with their mirror
-    images' (a face and its mirror show the same person)."""
+def embed(model, pixels: np.ndarray, flip: bool = False) -> np.ndarray:
+    """``flip=True`` averages with the mirror images' (a face and its mirror are one person)."""
     tower = tower_of(model)
-    dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(256)
     dataset = dataset.map(lambda x: tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0)
     embeddings = tower.predict(dataset, verbose=0).astype(np.float32)
     if flip:
@@ -45,38 +40,29 @@ def _row_scores(scorer, features: np.ndarray, rows_a, rows_b) -> np.ndarray:
     for start in range(0, len(rows_a), SCORER_BLOCK_ROWS):
         block = slice(start, start + SCORER_BLOCK_ROWS)
         pair = [features[rows_a[block]], features[rows_b[block]]]
-        if head is not None:
-            scores = head.predict(pair, batch_size=SCORER_BLOCK_ROWS, verbose=0).reshape(-1)
-        else:
-            scores = np.asarray(scorer(*pair))
+        scores = np.asarray(scorer(*pair)) if head is None else head.predict(
+            pair, batch_size=SCORER_BLOCK_ROWS, verbose=0).reshape(-1)
         if scores.shape != (len(pair[0]),):
             raise ValueError(f"scorer must return one score per row, got shape {scores.shape}")
         blocks.append(scores.astype(np.float64))
     return np.concatenate(blocks)
 
 
-def pair_scores(scorer, describe: Callable[[np.ndarray], np.ndarray], store: ImageStore,
-                pairs: pd.DataFrame) -> np.ndarray:
-    """One score per row of a pair frame, ``describe`` (embedding, LBP histograms) run once per
-    unique image, however many pairs name it."""
+def score_pairs(scorer, store: ImageStore, pairs: pd.DataFrame, flip: bool = False,
+                describe: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """``describe`` (the network's ``embed`` unless given) runs once per unique image."""
     missing = [column for column in ("path_a", "path_b") if column not in pairs.columns]
     if missing:
         raise ValueError(f"pairs lack the column(s) {missing}")
-    rows = store.rows(pd.concat([pairs["path_a"], pairs["path_b"]]))
-    used, inverse = np.unique(rows, return_inverse=True)
-    return _row_scores(scorer, describe(store.pixels[used]), inverse[: len(pairs)],
-                       inverse[len(pairs) :])
-
-
-def score_pairs(model, store: ImageStore, pairs: pd.DataFrame, flip: bool = False) -> np.ndarray:
-    return pair_scores(model, lambda pixels: embed(model, pixels, flip=flip), store, pairs)
+    used, inverse = np.unique(store.rows(pd.concat([pairs["path_a"], pairs["path_b"]])),
+                              return_inverse=True)
+    features = describe(store.pixels[used]) if describe else embed(scorer, store.pixels[used], flip)
+    return _row_scores(scorer, features, inverse[: len(pairs)], inverse[len(pairs) :])
 
 
 def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0) -> np.ndarray:
-    """``(num_tasks, n_way + 1)`` row numbers: probe, its match (the one right answer), then one
-    image each of n_way - 1 distinct other people. Seeded, so every model meets the same tasks.
-    """
-    names = np.asarray(names)
+    """Rows of probe, its match, then one image each of n_way - 1 other people; seeded, so every
+    model meets the same tasks."""
     people, person_of = np.unique(names, return_inverse=True)
     if len(people) < n_way:
         raise ValueError(f"{n_way}-way tasks need {n_way} people; there are {len(people)}")
@@ -96,8 +82,8 @@ def one_shot_tasks(names: np.ndarray, n_way: int, num_tasks: int, seed: int = 0)
 
 
 def one_shot_scores(scorer, features: np.ndarray, tasks: np.ndarray) -> np.ndarray:
-    """Each task's probe (column 0) against its candidates, ``features`` indexed by ``tasks``.
-    With the whole gallery as candidates: (probes, templates), for identification."""
+    """Each task's probe (column 0) against its candidates; with the whole gallery as candidates,
+    (probes, templates) for identification."""
     tasks = np.asarray(tasks)
     if tasks.ndim != 2 or tasks.shape[1] < 3:
         raise ValueError(f"tasks must be (num_tasks, n_way + 1) with n_way >= 2, got shape "

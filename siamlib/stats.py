@@ -1,9 +1,6 @@
-"""How sure a number is, and which of two methods is better: statistics that respect people.
-
-LFW's test pairs are not independent draws: a model that fails on one photo of a person fails
-on all that person's pairs. So intervals resample whole clusters of people
-(``person_clusters``), two methods are compared on the same pairs (a paired bootstrap, McNemar),
-and a p-value at the resampling floor is written "≤" that floor (``p_text``).
+"""Statistics that respect people: LFW's test pairs are not independent (a model that fails on
+one photo of a person fails on all that person's pairs), so intervals resample whole clusters of
+people and two methods are compared on the same pairs.
 """
 
 from __future__ import annotations
@@ -20,8 +17,7 @@ from scipy.stats import binomtest, rankdata
 from siamlib import SAME, metrics
 
 BOOTSTRAP_METRICS = ("accuracy", "auc", "eer")
-# Fewest independent clusters a cluster bootstrap may rest on; see ``bootstrap_ci``.
-MIN_CLUSTERS = 20
+MIN_CLUSTERS = 20  # "few" is below 20-50 (Cameron & Miller, 2015)
 
 ConfidenceInterval = namedtuple("ConfidenceInterval", "estimate low high")
 McNemarResult = namedtuple("McNemarResult", "n01 n10 p_value accuracy_difference")
@@ -29,9 +25,7 @@ PairedDifference = namedtuple("PairedDifference", "estimate low high p_value")
 
 
 def person_clusters(name_a, name_b) -> np.ndarray:
-    """One cluster id per pair (0, 1, ... in order of first appearance): the connected component
-    of the people in it, so pairs of different clusters share no one. What cluster bootstraps
-    resample (``groups=``) and ``pairs.person_disjoint_split`` splits by."""
+    """Per pair, the connected component of its people: pairs of two clusters share no one."""
     name_a, name_b = np.asarray(name_a), np.asarray(name_b)
     if name_a.ndim != 1 or name_a.shape != name_b.shape:
         raise ValueError(f"name_a and name_b must be one-dimensional and of the same length, "
@@ -42,13 +36,21 @@ def person_clusters(name_a, name_b) -> np.ndarray:
     return pd.factorize(connected_components(links, directed=False)[1][first])[0]
 
 
-def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float, seed: int):
-    """``statistic`` of all pairs, the percentile interval of its resamples of whole ``groups``
-    (a draw missing a class is drawn again) and the resampled values; None for the last three,
-    with a warning, when the clusters are too few to learn a spread from. Fewer than 20-50 are
-    "few" (Cameron & Miller, 2015): below ``MIN_CLUSTERS``, counted as (sum of sizes)² / (sum
-    of squared sizes), k for k equal clusters, a small face set runs to the end and says so.
-    """
+def _bootstrap(labels: np.ndarray, scores: tuple, groups, metric: str, threshold: float | None,
+               n_boot: int, alpha: float, seed: int):
+    """``metric`` of the first ``scores`` (minus that of the second, if given) on all pairs, its
+    percentile interval over resamples of whole ``groups`` and the values; no interval, with a
+    warning, from too few clusters: a small face set runs to the end and says so."""
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
+    if metric == "accuracy" and threshold is None:
+        raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
+    value = {"accuracy": lambda y, s: metrics.accuracy_at(y, s, threshold), "auc": _rank_auc,
+             "eer": lambda y, s: metrics.eer(y, s).eer}[metric]
+
+    def statistic(index):
+        return sum(sign * value(labels[index], s[index]) for sign, s in zip((1, -1), scores))
+
     groups = np.asarray(groups)
     if int(n_boot) < 1 or not 0.0 < alpha < 1.0:
         raise ValueError(f"n_boot must be at least 1 and alpha between 0 and 1, got n_boot "
@@ -81,42 +83,25 @@ def _bootstrap(statistic, labels: np.ndarray, groups, n_boot: int, alpha: float,
 
 
 def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The ROC's area as Mann-Whitney's U / (n_same n_different), ties counting half: a rank sum
-    costs a sixteenth of drawing the ROC (``metrics.roc``), and a bootstrap takes thousands."""
+    """Mann-Whitney's U: a sixteenth of ``metrics.roc``'s cost, and a bootstrap takes thousands."""
     ranks, same = rankdata(scores), labels == SAME
     n_same = same.sum()
     return float((ranks[same].sum() - n_same * (n_same + 1) / 2) / (n_same * (~same).sum()))
 
 
-def _metric(metric: str, threshold: float | None):
-    if metric not in BOOTSTRAP_METRICS:
-        raise ValueError(f"metric must be one of {BOOTSTRAP_METRICS}, got {metric!r}")
-    if metric == "accuracy" and threshold is None:
-        raise ValueError("accuracy needs the threshold chosen on validation (threshold=...)")
-    return {"accuracy": lambda y, s: metrics.accuracy_at(y, s, threshold),
-            "auc": _rank_auc,
-            "eer": lambda y, s: metrics.eer(y, s).eer}[metric]
-
-
 def bootstrap_ci(labels, scores, metric: str, groups, n_boot: int = 1000, alpha: float = 0.05,
                  seed: int = 0, threshold: float | None = None) -> ConfidenceInterval:
-    """How much a metric could move with another draw of the people in ``groups`` (e.g.
-    ``person_clusters``; with too few clusters, [0, 1]). ``accuracy`` is at the ``threshold``
-    fitted on VALIDATION: refitting it per resample would measure a different procedure."""
+    """``accuracy`` is at the ``threshold`` fitted on VALIDATION: refitting it per resample
+    would measure a different procedure. Too few clusters in ``groups`` give [0, 1]."""
     labels, scores = metrics.checked(labels, scores)
-    value = _metric(metric, threshold)
-    estimate, low, high, _ = _bootstrap(lambda index: value(labels[index], scores[index]),
-                                        labels, groups, n_boot, alpha, seed)
+    estimate, low, high, _ = _bootstrap(labels, (scores,), groups, metric, threshold, n_boot,
+                                        alpha, seed)
     return ConfidenceInterval(estimate, *((0.0, 1.0) if low is None else (low, high)))
 
 
 def mcnemar(correct_a, correct_b) -> McNemarResult:
-    """Exact two-sided McNemar test: is method A right more often than B on the SAME items?
-
-    Two accuracies on the same pairs are not independent, so overlapping intervals do not mean
-    "no difference". Only items where the methods disagree say which is better: ``n10`` (A
-    right, B wrong) and ``n01``; if neither is better, ``n10`` is Binomial(n01 + n10, 1/2).
-    """
+    """Exact two-sided McNemar test: two accuracies on the SAME items are not independent, and
+    only the items where the methods disagree (``n10``: A right, B wrong) say which is better."""
     correct_a, correct_b = np.asarray(correct_a), np.asarray(correct_b)
     if (correct_a.ndim != 1 or correct_a.shape != correct_b.shape or len(correct_a) == 0
             or not np.isin(np.r_[correct_a, correct_b], (0, 1)).all()):
@@ -132,40 +117,27 @@ def mcnemar(correct_a, correct_b) -> McNemarResult:
 def paired_difference(labels, a, b, groups, n_boot: int = 1000, alpha: float = 0.05,
                       seed: int = 0, one_sided: bool = False, metric: str = "auc",
                       threshold: float | None = None) -> PairedDifference:
-    """``metric`` of scores ``a`` minus that of ``b`` on the same pairs (as ``bootstrap_ci``),
-    with a paired bootstrap interval and p-value.
-
-    Each resample of ``groups`` (too few give [-1, 1] and p = 1) scores BOTH methods, so what
-    they share (the same hard pairs) cancels; unlike McNemar's test it resamples people. The
-    two-sided p-value is ``2 (1 + k) / (n_boot + 1)``, capped at 1, k the resampled differences
-    on the rarer side of 0, the one added keeping it from reading 0 (``p_text``); ``one_sided``
-    ("is A better?") counts those at or below 0, without the 2.
-    """
+    """``metric`` of ``a`` minus that of ``b``, both scored on each resample of ``groups`` so what
+    they share cancels; too few clusters give [-1, 1] and p = 1 (the p-value's 1 + keeps it > 0)."""
     labels, a = metrics.checked(labels, a)
-    b, value = metrics.checked(labels, b)[1], _metric(metric, threshold)
-    estimate, low, high, differences = _bootstrap(
-        lambda index: value(labels[index], a[index]) - value(labels[index], b[index]), labels,
-        groups, n_boot, alpha, seed)
+    estimate, low, high, differences = _bootstrap(labels, (a, metrics.checked(labels, b)[1]),
+                                                  groups, metric, threshold, n_boot, alpha, seed)
     if differences is None:
         return PairedDifference(estimate, -1.0, 1.0, 1.0)
-    if one_sided:
-        p_value = (1 + np.sum(differences <= 0)) / (n_boot + 1)
-    else:
-        on_one_side = min(np.sum(differences <= 0), np.sum(differences >= 0))
-        p_value = min(1.0, 2 * (1 + on_one_side) / (n_boot + 1))
+    below = np.sum(differences <= 0)  # one-sided: "is A better?"
+    rarer = below if one_sided else min(below, np.sum(differences >= 0))
+    p_value = min(1.0, (1 if one_sided else 2) * (1 + rarer) / (n_boot + 1))
     return PairedDifference(estimate, float(low), float(high), float(p_value))
 
 
-def p_text(p_value: float, n_boot: int, one_sided: bool = False) -> str:
-    """A bootstrap p-value as it may be read: at the smallest value ``n_boot`` resamples can
-    give (none on the far side of 0), only "≤" that floor is known."""
-    floor = (1 if one_sided else 2) / (n_boot + 1)
+def p_text(p_value: float, n_boot: int) -> str:
+    """At the smallest two-sided p-value ``n_boot`` resamples can give, only "≤" it is known."""
+    floor = 2 / (n_boot + 1)
     return f"≤ {floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
 
 
 def reading(p_value: float, difference: float, first: str, second: str, alpha: float = 0.05) -> str:
-    """What a paired test of ``first`` against ``second`` (``difference`` = first - second)
-    lets us say at the ``alpha`` level. "No measured difference" does not make them equal."""
+    """``difference`` = first - second. "No measured difference" does not make them equal."""
     if not 0.0 < alpha < 1.0 or not 0.0 <= p_value <= 1.0 or np.isnan(difference):
         raise ValueError(f"an alpha and a p-value between 0 and 1 and a difference are needed, "
                          f"got alpha {alpha}, p_value {p_value} and difference {difference} "

@@ -1,11 +1,6 @@
-"""LFW View 2, the benchmark: ten experiments, reported as the field reports them.
-
-``pairs.txt`` holds ten person-disjoint folds of 300 same + 300 different pairs; experiment k
-tests on fold k, validates (early stopping, thresholds) on the next and trains on the other
-eight (``splits.view2_experiment``). As LFW's README asks, each number is a mean over the ten
-test folds with SE = sample standard deviation / sqrt(10), and results are compared only within
-LFW's category of what a method may use: **image-restricted** (the given pairs' labels: Koch's
-network) or **unrestricted** (identities: ``all_pairs``), on LFW-a **label-free outside data**.
+"""LFW View 2, the benchmark, reported as LFW's README asks: each number a mean over the ten
+test folds with SE = sample std / sqrt(10), compared only within LFW's category of what a method
+may use (image-restricted: the given pairs' labels; unrestricted: identities).
 """
 
 from __future__ import annotations
@@ -27,13 +22,11 @@ EQUIVALENCE_MARGIN = 0.01
 
 
 def published() -> pd.DataFrame:
-    """LFW's results page, View 2 (``lfw_results.csv``, its source in the file's header): its
-    rows' category, mean accuracy and SE, in the page's order."""
+    """LFW's results page, View 2 (its source in ``lfw_results.csv``'s header)."""
     return pd.read_csv(Path(__file__).with_name("lfw_results.csv"), comment="#")
 
 
 def chosen_models(names: str) -> list[str]:
-    """The named models in a comma-separated list ("koch,all_pairs"), checked, in that order."""
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     if not chosen or not set(chosen) <= set(MODELS):
         raise ValueError(f"models must be a comma-separated list of {', '.join(MODELS)}; "
@@ -42,12 +35,7 @@ def chosen_models(names: str) -> list[str]:
 
 
 def setting(config: RunConfig) -> str:
-    """LFW's name for what a run learned from: the given pairs' labels only, or identities."""
     return "image-restricted" if config.train.sampling == "restricted" else "unrestricted"
-
-
-def category(config: RunConfig) -> str:
-    return f"{setting(config).title()}, Label-Free Outside Data"
 
 
 def fold_config(base: RunConfig, fold: int) -> RunConfig:
@@ -60,7 +48,6 @@ def mean_se(values) -> tuple[float, float]:
 
 
 def fold_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per experiment: the test fold's metrics at its validation fold's threshold."""
     rows = [{"fold": run.config.data.view2_fold, "test pairs": len(run.scores_of("test")),
              "threshold": (summary := run.summary())["threshold"],
              **{metric: summary[f"test_{metric}"] for metric in ("accuracy", "auc", "eer")},
@@ -71,7 +58,6 @@ def fold_table(runs: list[Run]) -> pd.DataFrame:
 
 
 def fold_scores(runs: list[Run]) -> dict[int, pd.DataFrame]:
-    """Each experiment's scored validation and test pairs (``Run.scores``) by test fold."""
     return {run.config.data.view2_fold: run.scores for run in runs}
 
 
@@ -80,10 +66,9 @@ def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFrame],
-                n_boot: int = 2000, seed: int = 0) -> dict:
-    """Method a against b on the same test pairs, each at its own validation thresholds, by two
-    tests that respect people: the folds' accuracy differences (mean ± SE: folds share no one)
-    and a bootstrap of the pooled difference that resamples clusters of people."""
+                n_boot: int = 2000) -> dict:
+    """Method a against b on the same test pairs, each at its own validation thresholds: the
+    folds' accuracy differences (folds share no one) and a bootstrap that resamples people."""
     if scores_a.keys() != scores_b.keys():
         raise ValueError(f"the methods were run on other folds: {sorted(scores_a)} and "
                          f"{sorted(scores_b)}")
@@ -94,18 +79,16 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
             raise ValueError(f"fold {fold}: the methods scored other test pairs")
         for method, frame, scored in (("a", scores_a[fold], test), ("b", scores_b[fold], other)):
             val = _split(frame, "val")
-            # Each method's decisions (1 accept) at its fold's validation threshold, which may
-            # be infinite (reject all), so decisions rather than margins over it.
+            # Decisions, not margins: a threshold may be infinite (reject all).
             threshold = metrics.threshold_for_max_accuracy(val["label"], val["score"])
             test[method] = (scored["score"] >= threshold).astype(float)
-        differences.append(metrics.accuracy_at(test["label"], test["a"], 0.5)
-                           - metrics.accuracy_at(test["label"], test["b"], 0.5))
+        differences.append(test["a"].eq(test["label"]).mean() - test["b"].eq(test["label"]).mean())
         pooled.append(test)
     pooled, differences = pd.concat(pooled, ignore_index=True), np.asarray(differences)
     mean, se = mean_se(differences)
     groups = stats.person_clusters(pooled["name_a"], pooled["name_b"])
     test = stats.paired_difference(pooled["label"], pooled["a"], pooled["b"], groups, n_boot,
-                                   seed=seed, metric="accuracy", threshold=0.5)
+                                   metric="accuracy", threshold=0.5)
     return {"fold difference (mean)": mean, "fold difference (SE)": se,
             "folds a better": int((differences > 0).sum()),
             "folds b better": int((differences < 0).sum()), "folds": len(differences),
@@ -116,8 +99,8 @@ def fold_paired(scores_a: dict[int, pd.DataFrame], scores_b: dict[int, pd.DataFr
 
 
 def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) -> pd.DataFrame:
-    """Per experiment, ``metrics.operating_point`` fitted on validation and counted on test; NaN
-    where validation has too few impostors to show the target (300 cannot show 0.1 %)."""
+    """Fitted on validation, counted on test; NaN where validation has too few impostors to
+    show the target (300 cannot show 0.1 %)."""
     rows = []
     for fold, frame in scores.items():
         val, test = _split(frame, "val"), _split(frame, "test")
@@ -125,13 +108,11 @@ def operating_points(scores: dict[int, pd.DataFrame], target_far: float = 0.01) 
                                         test["score"])._asdict()
         rows.append({"fold": fold, **{name: point[name.lower()] if point["estimable"] else np.nan
                                       for name in ("threshold", "TAR", "FAR")},
-                     "validation impostors": point["n_impostors"],
-                     "estimable": point["estimable"]})
+                     "validation impostors": point["n_impostors"], "estimable": point["estimable"]})
     return pd.DataFrame(rows).set_index("fold")
 
 
 def at_far(scores: dict[int, pd.DataFrame], target_far: float) -> str:
-    """``operating_points`` in one phrase: TAR and the FAR reached, mean ± SE over folds."""
     table = operating_points(scores, target_far)
     if not table["estimable"].all():
         return (f"not estimable at FAR {target_far:.1%}: a validation fold holds "
@@ -149,7 +130,6 @@ def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame
     if far_grid is None:
         fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
         far_grid = np.logspace(np.log10(1 / fewest), 0, 200)
-    far_grid = np.asarray(far_grid)
     # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
     curves = [metrics.roc(test["label"], test["score"]) for test in tests]
     tars = np.array([curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1]
@@ -159,24 +139,19 @@ def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame
 
 
 def report(model: str, runs: list[Run]) -> dict:
-    """The workbook's row of the View 2 comparison: every number a mean ± SE over the folds."""
-    table = fold_table(runs)
-    points = operating_points(fold_scores(runs), 0.01)
-    accuracy, accuracy_se = mean_se(table["accuracy"])
-    auc, auc_se = mean_se(table["auc"])
-    eer, eer_se = mean_se(table["eer"])
-    tar, tar_se = mean_se(points["TAR"])
+    table, points = fold_table(runs), operating_points(fold_scores(runs), 0.01)
+    (accuracy, accuracy_se), (auc, auc_se), (eer, eer_se), (tar, tar_se) = map(
+        mean_se, (table["accuracy"], table["auc"], table["eer"], points["TAR"]))
     return {
         "method": f"{model} (this workbook)", "accuracy": accuracy, "se": accuracy_se,
-        "category": category(runs[0].config), "folds": len(table),
-        "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
+        "category": f"{setting(runs[0].config).title()}, Label-Free Outside Data",
+        "folds": len(table), "auc": auc, "auc_se": auc_se, "eer": eer, "eer_se": eer_se,
         "tar_at_far_1pct": tar, "tar_se": tar_se, "far_reached": points["FAR"].mean(),
         "train_minutes": table["train_s"].sum() / 60,
     }
 
 
 def comparison(ours: dict) -> pd.DataFrame:
-    """The published rows of ``ours``' category with the workbook's row among them, best first."""
     table = pd.concat([published(), pd.DataFrame([ours])[["category", "method", "accuracy",
                                                           "se"]]], ignore_index=True)
     shown = table[table["category"] == ours["category"]].sort_values(
@@ -186,7 +161,6 @@ def comparison(ours: dict) -> pd.DataFrame:
 
 
 def headline(ours: dict) -> str:
-    """The sentence that reports the workbook's row: its category and its rank there."""
     table = comparison(ours)
     rank = int(table.loc[table["method"] == ours["method"], "rank in category"].iloc[0])
     return (f"{ours['method']}: {ours['accuracy']:.4f} ± {ours['se']:.4f} on View 2 "
@@ -195,10 +169,8 @@ def headline(ours: dict) -> str:
 
 
 def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """What the numbers let one say about ``ours`` against a published ``row``: only means and
-    SEs are published, so the difference of two independent means, SE = sqrt(SE_ours² +
-    SE_theirs²), normal 95 % interval. "Equivalent" needs two one-sided tests (TOST) within
-    ±``margin``, fixed in advance: an interval holding 0 is not that."""
+    """Only means and SEs are published: two independent means. "Equivalent" needs two one-sided
+    tests (TOST) within ±``margin``, fixed in advance: an interval holding 0 is not that."""
     difference = ours["accuracy"] - row["accuracy"]
     se = float(np.hypot(ours["se"], row["se"]))
     low, high = difference - 1.96 * se, difference + 1.96 * se
@@ -217,16 +189,14 @@ def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str
 
 
 def looks() -> pd.DataFrame:
-    """Every View 2 run of the named models (``view2_declarations.json``), oldest first: declared
-    before it runs (recipe, run keys, why View 1 chose it), its result added whatever it shows.
-    The headline is the latest that ran; older looks say ``declared_before_run: false``."""
+    """Every View 2 run of the named models, oldest first: declared before it runs, its result
+    added whatever it shows (docs/guide.md)."""
     table = pd.DataFrame(json.loads(Path(__file__).with_name("view2_declarations.json")
                                     .read_text()))
     return table.set_axis(pd.RangeIndex(1, len(table) + 1, name="look"))
 
 
 def declared_look(configs: list[RunConfig], policy: str) -> int | None:
-    """The look whose run keys are exactly ``configs``' under ``policy``, or None."""
     keys = [config.key(policy) for config in configs]
     return next((int(number) for number, row in looks().iterrows()
                  if row.get("run_keys") == keys), None)

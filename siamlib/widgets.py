@@ -1,9 +1,6 @@
-"""An interactive pair inspector: look at the faces behind the numbers, one outcome at a time.
-
-Accuracy says how many pairs a network gets wrong, not which or why. Within an outcome pairs
-come farthest from the threshold first: a pair just across it is a coin toss, a different-person
-pair scored 0.98 says what the network has learnt to look at. Plain ipywidgets state, so Python
-can drive it (as the tests do) and papermill can build it without a browser.
+"""An interactive pair inspector: the faces behind the numbers, one outcome at a time, farthest
+from the threshold first (a different-person pair scored 0.98 says what the network has learnt).
+Plain ipywidgets state, so Python can drive it and papermill build it without a browser.
 """
 
 from __future__ import annotations
@@ -24,10 +21,8 @@ EMPTY_MESSAGE = "no pairs with this outcome at this threshold"
 
 
 class PairInspector:
-    """Browse scored pairs by outcome, at a threshold the student can move (``score >=
-    threshold`` accepts; one outside the scores widens the slider). Code can drive the widgets
-    and read ``current_pair`` (None when the filter is empty), ``visible_indices`` (``.iloc``
-    positions, in the order shown) and ``outcome_counts``. prev/next stop at the ends."""
+    """Code can drive the widgets and read ``current_pair`` (None when the filter is empty),
+    ``visible_indices`` (``.iloc`` positions, in the order shown) and ``outcome_counts``."""
 
     def __init__(self, pairs: pd.DataFrame, scores, store, threshold, title: str = ""):
         # Bad input gets one error here, not a traceback from deep in a widget's callback.
@@ -82,8 +77,7 @@ class PairInspector:
         return self.widget._repr_mimebundle_(**kwargs) | {"text/plain": text}
 
     def _refresh(self, change=None) -> None:
-        """Outcomes, filter labels, order, position and the pair shown after any control moved,
-        as one step."""
+        """Everything after any control moved, as one step."""
         if self._busy:
             return  # an echo of a change made below (new filter labels reset the filter)
         self._busy, moved = True, change and change["owner"]
