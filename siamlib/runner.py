@@ -3,7 +3,6 @@
     python -m siamlib.runner --profile smoke                  # CI: all notebooks in minutes
     python -m siamlib.runner --profile cpu -p epochs 5        # an instructor's override
     python -m siamlib.runner --profile gpu --only 02 03       # some notebooks only
-    python -m siamlib.runner --profile cpu --reference        # the committed reference run
 
 Executed notebooks go to ``outputs/<profile>/``, wall times to ``timings.csv``. Bad input stops
 the run before any kernel starts, with one line and status 2; a failing cell is named, status 1.
@@ -15,14 +14,14 @@ import argparse
 import ast
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import papermill
 
-from siamlib import parameters, paths, reference, runs
-from siamlib.profiles import PROFILES, results_dir
+from siamlib import parameters, paths
+from siamlib.profiles import PROFILES
 from siamlib.search import URL_ENV, masked
-from siamlib.training import COMPLETE
 
 
 class RunnerError(ValueError):
@@ -69,8 +68,9 @@ def check_parameters(selected: list[Path], overrides: dict) -> dict[Path, dict]:
 
 def run(profile: str, overrides: dict | None = None, output: Path | None = None,
         only: list[str] | None = None, folder: Path | None = None,
-        as_reference: bool = False) -> list[tuple[str, float]]:
-    """(notebook, seconds) per notebook; the reference run records each as it finishes."""
+        after_each: Callable[[Path, float], None] | None = None) -> list[tuple[str, float]]:
+    """(notebook, seconds) per notebook; ``after_each(executed copy, seconds)`` as each finishes
+    (the reference run records it then: tools/reference.py)."""
     overrides = dict(overrides or {})
     profile = overrides.pop("profile", profile)  # -p profile is --profile, said another way
     if profile not in (*PROFILES, "auto"):
@@ -80,24 +80,16 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
         # The kernels run in notebooks/: a relative path means the caller's current folder.
         overrides["source"] = str(Path(source).expanduser().resolve())
     per_notebook = check_parameters(selected, overrides)
-    if as_reference:
-        if overrides or profile == "auto":
-            raise RunnerError("the reference run uses a named profile and the notebooks' "
-                              "defaults: drop -p and give --profile")
-        output, version = reference.folder(), reference.code_version(notebooks(folder))
-    elif stale := reference.stale(selected) if reference.folder().is_dir() else []:
-        print(f"note: notebooks/reference/ was executed from other code for "
-              f"{', '.join(stale)}; rerun it with --reference before quoting it", flush=True)
     output = Path(output) if output else paths.project_root() / "outputs" / profile
     for what, place in (("--output", output), (paths.DATA_DIR_ENV, paths.data_dir()),
                         (paths.RUNS_DIR_ENV, paths.runs_dir())):
         if place.exists() and not place.is_dir():
             raise RunnerError(f"{what} names {place}, a file; it must be a folder")
-    timings, counted = [], set()  # runs whose training a notebook of this run already owns
+    timings = []
     try:
         output.mkdir(parents=True, exist_ok=True)
         for nb in selected:
-            trained_before, started = set(runs.finished_runs()), time.time()
+            started = time.time()
             print(f"▶ {nb.name} (profile {profile})", flush=True)
             try:
                 papermill.execute_notebook(nb, output / nb.name, cwd=nb.parent, progress_bar=False,
@@ -110,15 +102,8 @@ def run(profile: str, overrides: dict | None = None, output: Path | None = None,
                     f"{error.ename}: {error.evalue}") from None
             timings.append((nb.name, time.time() - started))
             print(f"  done in {timings[-1][1]:.0f} s", flush=True)
-            if as_reference:
-                finished = runs.finished_runs()  # loading a run touches its marker
-                used = {run for run in finished
-                        if (run / COMPLETE).stat().st_mtime >= started} - counted
-                counted |= used
-                reference.without_faces(output / nb.name)
-                reference.record(nb, profile, timings[-1][1], reference.training_s(used),
-                                 reference.training_s(set(finished) - trained_before), version,
-                                 results_dir(PROFILES[profile]))
+            if after_each:
+                after_each(output / nb.name, timings[-1][1])
         lines = [f"{name},{seconds:.1f}" for name, seconds in timings]
         (output / "timings.csv").write_text("\n".join(["notebook,seconds", *lines, ""]))
     except OSError as error:  # read-only, full, or someone else's
@@ -137,11 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("NAME", "VALUE"), help="override a notebook parameter")
     parser.add_argument("--output", type=Path, help="folder for executed notebooks")
     parser.add_argument("--only", nargs="+", help="notebook numbers or names, e.g. 01 03")
-    parser.add_argument("--reference", action="store_true", help="the committed reference run")
     args = parser.parse_args(argv)
     try:
         run(args.profile, {name: parse_value(value) for name, value in args.parameter},
-            args.output, args.only, as_reference=args.reference)
+            args.output, args.only)
     except (RunnerError, NotebookFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, RunnerError) else 1

@@ -1,4 +1,5 @@
-"""The reference run's parts: photos stay out, one code version per manifest, staleness shows."""
+"""The reference run (tools/reference.py): photos stay out, one code version per manifest,
+staleness shows, the README's blocks agree with its records."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from siamlib import reference, runner
+from siamlib import runner
+from tools import reference
 
 PNG = "iVBORw0KGgo="  # the first bytes of a PNG: what matters is the key, not the picture
 
@@ -85,10 +87,29 @@ def test_an_edited_code_cell_makes_the_reference_stale(reference_dir, tmp_path):
     assert reference.stale([notebook(lessons / "02_y.ipynb", ["z = 0"])]) == ["02_y.ipynb"]
 
 
-def test_the_reference_run_takes_the_notebooks_defaults():
-    for overrides, profile in (({"epochs": 2}, "cpu"), ({}, "auto")):
-        with pytest.raises(runner.RunnerError, match="reference run"):
-            runner.run(profile, overrides, as_reference=True)
+def test_the_reference_run_needs_a_named_profile(capsys):
+    with pytest.raises(runner.RunnerError, match="reference run needs a named profile"):
+        reference.run("auto")
+    assert reference.main(["run", "--profile", "auto"]) == 2
+    assert "named profile" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # no -p: the reference run takes the notebooks' defaults
+        reference.main(["run", "--profile", "cpu", "-p", "epochs", "2"])
+
+
+def test_the_reference_run_records_each_notebook_as_it_finishes(reference_dir, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setenv("SIAMLIB_DATA_DIR", str(tmp_path / "data"))
+
+    def run(profile, output, after_each):  # the runner, having executed one notebook
+        after_each(notebook(output / "04_x.ipynb", ["inspector = widgets.PairInspector(t)"]), 42.0)
+
+    monkeypatch.setattr(reference.runner, "run", run)
+    reference.run("cpu")
+    manifest = json.loads((reference_dir / reference.MANIFEST).read_text())
+    assert manifest["profile"] == "cpu"
+    assert manifest["notebooks"]["04_x.ipynb"]["wall_s"] == 42.0
+    outputs = nbformat.read(reference_dir / "04_x.ipynb", as_version=4).cells[1].outputs
+    assert outputs[1]["text"] == reference.FACES_REMOVED
 
 
 def test_the_readme_blocks_are_written_from_the_records(reference_dir, tmp_path):
@@ -117,7 +138,7 @@ def test_the_readme_agrees_with_the_reference_run():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert reference.with_blocks(readme, reference.readme_blocks()) == readme, (
         "the README's results differ from notebooks/reference/'s records: run "
-        "`python -m siamlib.reference` after the reference run")
+        "`python -m tools.reference readme` after the reference run")
 
 
 def test_the_committed_reference_run_shows_the_notebooks_as_they_are():
@@ -128,4 +149,4 @@ def test_the_committed_reference_run_shows_the_notebooks_as_they_are():
     assert reference.stale(lessons) == [], (
         "these notebooks' code cells differ from their copies in notebooks/reference/: move "
         "notebooks/reference/manifest.json aside and rerun "
-        "`python -m siamlib.runner --profile cpu --reference`")
+        "`python -m tools.reference run --profile cpu`")

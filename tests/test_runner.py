@@ -45,6 +45,15 @@ def test_runs_selected_notebook_with_profile_and_override(folder, tmp_path):
     assert (out / "timings.csv").read_text().startswith("notebook,seconds\n01_first.ipynb,")
 
 
+def test_after_each_sees_every_executed_copy_as_it_finishes(folder, tmp_path):
+    seen = []
+    runner.run("smoke", {}, tmp_path / "out", only=["01"], folder=folder,
+               after_each=lambda executed, seconds: seen.append((executed, seconds,
+                                                                 executed.is_file())))
+    assert [(path.name, done) for path, _, done in seen] == [("01_first.ipynb", True)]
+    assert seen[0][1] > 0
+
+
 def test_the_notebooks_own_defaults_hold_under_the_runner(folder, tmp_path):
     _notebook(folder / "05_budget.ipynb", "print(f'max_minutes={max_minutes}')",
               parameters="profile: str = 'auto'  # the profile\n"

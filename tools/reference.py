@@ -1,24 +1,32 @@
 """The reference run: the notebooks executed under one profile at one code version (in several
 sittings, perhaps), committed so a reader sees every result without running anything, with the
 records the README's results blocks come from. LFW-a's photos are not ours to share: they stay out.
+A maintainer's tool, so it lives outside siamlib (no notebook imports it):
+
+    python -m tools.reference run --profile cpu    # execute into notebooks/reference/
+    python -m tools.reference readme               # write README.md's results blocks
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 
-from siamlib import paths, view2
+import siamlib
+from siamlib import paths, runner, runs, view2
 from siamlib.device import cpu_model, device_report
 from siamlib.files import short_hash
+from siamlib.profiles import PROFILES, results_dir
 from siamlib.training import COMPLETE
 
 MANIFEST = "manifest.json"
@@ -39,7 +47,7 @@ def code_cells(notebook: Path) -> list[str]:
 
 
 def code_version(notebooks: list[Path]) -> str:
-    sources = [path for path in Path(__file__).parent.iterdir()
+    sources = [path for path in Path(siamlib.__file__).parent.iterdir()
                if path.suffix in (".py", ".json", ".csv")]
     return short_hash({**{path.name: path.read_text() for path in sources},
                        **{notebook.name: code_cells(notebook) for notebook in notebooks}})
@@ -97,6 +105,30 @@ def stale(notebooks: list[Path]) -> list[str]:
             or code_cells(copy) != code_cells(notebook)]
 
 
+def run(profile: str) -> None:
+    """Each notebook with its own defaults, recorded as it finishes, so a run over several sittings
+    adds up (the run cache carries what earlier sittings trained)."""
+    if profile not in PROFILES:
+        raise runner.RunnerError(f"the reference run needs a named profile, one of "
+                                 f"{sorted(PROFILES)}; got {profile!r}")
+    version, counted = code_version(runner.notebooks()), set()
+    trained_before = set(runs.finished_runs())
+
+    def after_each(executed: Path, seconds: float) -> None:
+        nonlocal trained_before
+        started, finished = time.time() - seconds, runs.finished_runs()
+        # Loading a run touches its marker: the runs this notebook was first to use.
+        used = {run for run in finished if (run / COMPLETE).stat().st_mtime >= started} - counted
+        counted.update(used)
+        without_faces(executed)
+        record(executed, profile, seconds, training_s(used),
+               training_s(set(finished) - trained_before), version,
+               results_dir(PROFILES[profile]))
+        trained_before = set(finished)
+
+    runner.run(profile, output=folder(), after_each=after_each)
+
+
 # The README's blocks written from the records: "<!-- reference:NAME -->" ... "<!-- /reference -->".
 BLOCK = re.compile(r"(<!-- reference:(\w+) -->\n)(.*?)(<!-- /reference -->)", re.DOTALL)
 OURS = "all_pairs (this workbook)"  # the workbook's row of notebook 06's View 2 summary
@@ -143,11 +175,24 @@ def with_blocks(readme: str, blocks: dict[str, str]) -> str:
     return BLOCK.sub(lambda m: m[1] + blocks.get(m[2], m[3]) + m[4], readme)
 
 
-def main() -> None:
-    readme = paths.project_root() / "README.md"
-    readme.write_text(with_blocks(readme.read_text(), readme_blocks()))
-    print(f"{readme}: results blocks written from {folder() / MANIFEST}")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.reference", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("run", "readme"))
+    parser.add_argument("--profile", default="cpu", help=f"for run: one of {sorted(PROFILES)}")
+    args = parser.parse_args(argv)
+    if args.command == "readme":
+        readme = paths.project_root() / "README.md"
+        readme.write_text(with_blocks(readme.read_text(), readme_blocks()))
+        print(f"{readme}: results blocks written from {folder() / MANIFEST}")
+        return 0
+    try:
+        run(args.profile)
+    except (runner.RunnerError, runner.NotebookFailed, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1 if isinstance(error, runner.NotebookFailed) else 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
