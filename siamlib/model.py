@@ -246,18 +246,3 @@ def _initialisers(init: str):  # for conv kernels, dense kernels and biases
     normal = keras.initializers.RandomNormal
     return normal(0.0, 1e-2), normal(0.0, 2e-1), normal(0.5, 1e-2)
 
-
-def receptive_field(config: ModelConfig) -> list[dict]:
-    """Each layer's output, parameters and receptive field, for notebook 02's table."""
-    tower, rows, field, jump = build_tower(config), [], 1, 1
-    for layer in tower_shapes(config):
-        # A k-pixel window widens the field by k - 1 input steps; a stride multiplies the step.
-        field += (layer.kernel - 1) * jump
-        jump *= layer.stride
-        rows.append({"layer": layer.name, "output": f"{layer.side}x{layer.side}x{layer.channels}",
-                     "parameters": tower.get_layer(layer.name).count_params(),
-                     "receptive_field": field})
-    rows.append({"layer": "embedding", "output": str(config.dense_units),
-                 "parameters": tower.get_layer("embedding").count_params(),
-                 "receptive_field": config.image_size})
-    return rows

@@ -12,10 +12,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import pandas as pd
-
-from siamlib import metrics, parameters, paths, plots, stats, view2
+from siamlib import parameters, paths, plots, view2
 from siamlib.device import device_report, has_gpu
 from siamlib.images import Preprocess
 from siamlib.model import ModelConfig
@@ -195,28 +192,6 @@ def results_dir(profile: Profile):
     folder = paths.data_dir() / "results" / profile.name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def select_over(labels, named_scores, candidates: dict, groups, alpha: float = 0.05,
-                n_boot: int = 2000) -> tuple[str | None, pd.DataFrame]:
-    """Which of ``candidates`` replaces the named model (None keeps it). The highest of fifteen
-    validation AUCs is partly luck, so a candidate must be better by the one-sided paired
-    bootstrap at ``alpha / len(candidates)`` (Bonferroni); of those, the highest AUC wins."""
-    level = alpha / max(len(candidates), 1)
-    if 1 / (n_boot + 1) >= level:  # the smallest p-value the bootstrap can give
-        raise ValueError(f"n_boot = {n_boot} resamples cannot give a p-value below the level "
-                         f"{level:.2g} (alpha {alpha} / {len(candidates)} candidates): use "
-                         f"n_boot of at least {int(np.ceil(4 / level))}")
-    named_auc, rows = metrics.roc(labels, named_scores).auc, {}
-    for name, scores in candidates.items():
-        test = stats.paired_difference(labels, scores, named_scores, groups, n_boot, alpha,
-                                       one_sided=True)
-        rows[name] = {"val_auc": named_auc + test.estimate, "ΔAUC": test.estimate,
-                      "p (one-sided)": test.p_value, "level": level, "better": test.p_value < level}
-    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
-    table = table.sort_values("val_auc", ascending=False, kind="stable")
-    passed = table.index[table["better"]]
-    return (passed[0] if len(passed) else None), table
 
 
 def save_selected(profile: Profile, config: RunConfig, reason: str) -> None:

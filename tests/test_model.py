@@ -11,8 +11,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from lessons import notebook_function
 
-from siamlib import DIFFERENT, SAME, device, training
+from siamlib import DIFFERENT, SAME, device, model, training
 from siamlib.images import Preprocess
 from siamlib.model import (
     DISTANCES,
@@ -20,16 +21,18 @@ from siamlib.model import (
     AllPairsTrainer,
     ModelConfig,
     build_siamese,
+    build_tower,
     contrastive_loss,
     head_of,
     loss_for,
     multi_similarity_loss,
     pair_multi_similarity_loss,
-    receptive_field,
     tower_of,
     tower_shapes,
 )
 from siamlib.splits import DataConfig
+
+receptive_field = notebook_function("02_architecture.ipynb", "receptive_field", model=model)
 
 # Small enough to build and run in milliseconds; paper initialisation, no weight penalty.
 TINY = ModelConfig(image_size=32, filters=(4, 8), kernels=(5, 3), dense_units=16, l2=0.0)
@@ -75,15 +78,16 @@ def test_a_strided_stem_replaces_the_first_conv_and_pool():
     assert shapes == [("conv1", 2, 48), ("conv2", 1, 46), ("pool2", 2, 23), ("conv3", 1, 21),
                       ("pool3", 2, 10), ("conv4", 1, 8)]
     # 1+9=10 (jump 2) | +2*2=14 | +2=16 (jump 4) | +2*4=24 | +4=28 (jump 8) | +2*8=44.
-    fields = [row["receptive_field"]
-              for row in receptive_field(ModelConfig(strided_stem=True, kernels=(10, 3, 3, 3)))]
+    config = ModelConfig(strided_stem=True, kernels=(10, 3, 3, 3))
+    fields = [row["receptive_field"] for row in receptive_field(config, build_tower(config))]
     assert fields == [10, 14, 16, 24, 28, 44, 105]
 
 
 def test_koch_receptive_fields_by_hand():
     # Each k x k conv widens the field by (k - 1) x jump, each 2x2 pool by jump, then jump doubles:
     # 1+9=10 | +1=11 (jump 2) | +6*2=23 | +2=25 (jump 4) | +3*4=37 | +4=41 (jump 8) | +3*8=65.
-    fields = [row["receptive_field"] for row in receptive_field(ModelConfig())]
+    fields = [row["receptive_field"]
+              for row in receptive_field(ModelConfig(), build_tower(ModelConfig()))]
     assert fields == [10, 11, 23, 25, 37, 41, 65, 105]
 
 
@@ -103,7 +107,7 @@ def test_koch_receptive_fields_by_hand():
 def test_receptive_field_table_matches_the_built_layers(config, koch):
     model = koch if config == ModelConfig() else build_siamese(config, policy="float32")
     tower = tower_of(model)
-    for row in receptive_field(config):
+    for row in receptive_field(config, tower):
         layer = tower.get_layer(row["layer"])
         shape = layer.output.shape[1:]
         assert "x".join(str(side) for side in shape) == row["output"], row["layer"]

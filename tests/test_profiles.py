@@ -7,10 +7,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from lessons import notebook_function  # noqa: E402
 
 from siamlib import metrics, paths, plots, profiles, stats, view2  # noqa: E402
 from siamlib.model import ModelConfig  # noqa: E402
+
+# Notebook 03's rule for replacing the named model (issue 23), tested here as in the notebook.
+select_over = notebook_function("03_hyperparameter_search.ipynb", "select_over", np=np, pd=pd,
+                                metrics=metrics, stats=stats)
 
 
 def test_auto_follows_the_environment_then_the_hardware(monkeypatch):
@@ -231,7 +237,7 @@ def peers():
 
 def test_select_over_keeps_the_named_model_against_a_lead_made_of_noise(peers):
     labels, groups, named, candidates = peers
-    chosen, table = profiles.select_over(labels, named, candidates, groups, n_boot=1000)
+    chosen, table = select_over(labels, named, candidates, groups, n_boot=1000)
     assert chosen is None
     # The highest validation AUC (the old rule) would have picked a peer, ahead by noise.
     aucs = {name: metrics.roc(labels, scores).auc for name, scores in candidates.items()}
@@ -244,7 +250,7 @@ def test_select_over_keeps_the_named_model_against_a_lead_made_of_noise(peers):
 def test_select_over_chooses_a_clearly_better_candidate(peers):
     labels, groups, named, candidates = peers
     better = labels + np.random.default_rng(2).normal(0, 0.6, len(labels))
-    chosen, table = profiles.select_over(labels, named, {**candidates, "better": better}, groups,
+    chosen, table = select_over(labels, named, {**candidates, "better": better}, groups,
                                         n_boot=1000)
     assert chosen == "better" and table.index[0] == "better"
     assert table.loc["better", "p (one-sided)"] < table.loc["better", "level"]
@@ -252,20 +258,20 @@ def test_select_over_chooses_a_clearly_better_candidate(peers):
 
 def test_select_over_divides_alpha_by_the_number_of_candidates(peers):
     labels, groups, named, candidates = peers
-    _, table = profiles.select_over(labels, named, candidates, groups, n_boot=1000)
+    _, table = select_over(labels, named, candidates, groups, n_boot=1000)
     assert (table["level"] == 0.05 / 14).all()
     # The leader's p-value is below 0.05: tested alone it is chosen, among fourteen it is not.
     leader = table.index[0]
     assert 0.05 / 14 < table.loc[leader, "p (one-sided)"] < 0.05
-    alone, _ = profiles.select_over(labels, named, {leader: candidates[leader]}, groups,
+    alone, _ = select_over(labels, named, {leader: candidates[leader]}, groups,
                                     n_boot=1000)
     assert alone == leader
     with pytest.raises(ValueError, match="n_boot = 100 resamples cannot give a p-value below"):
-        profiles.select_over(labels, named, candidates, groups, n_boot=100)
+        select_over(labels, named, candidates, groups, n_boot=100)
 
 
 def test_select_over_refuses_scores_that_are_not_numbers(peers):
     labels, groups, named, candidates = peers
     broken = np.where(np.arange(len(labels)) == 3, np.nan, named)
     with pytest.raises(ValueError, match="NaN"):
-        profiles.select_over(labels, named, {"broken": broken}, groups, n_boot=1000)
+        select_over(labels, named, {"broken": broken}, groups, n_boot=1000)
