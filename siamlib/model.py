@@ -16,9 +16,7 @@ from keras import layers, ops
 from siamlib.device import compute_policy
 
 DISTANCES = ("l1", "l2")
-LOSSES = ("bce", "contrastive", "multi_similarity")
-# Wang et al. (2019)'s multi-similarity scales, "alike" threshold and mining margin.
-MS_ALPHA, MS_BETA, MS_BASE, MS_MARGIN = 2.0, 50.0, 0.5, 0.1
+LOSSES = ("bce", "contrastive")
 INITS = ("paper", "glorot")
 
 
@@ -136,19 +134,15 @@ def build_head(config: ModelConfig) -> keras.Model:
     return keras.Model([emb_a, emb_b], score, name="head")
 
 
-def _distance_of_score(score):
-    """A distance head's score is 1 / (1 + d), so d = 1 / score - 1 exactly."""
-    score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
-    return 1.0 / score - 1.0
-
-
 def contrastive_loss(margin: float = 1.0):
     """Hadsell et al.'s loss on a distance head's score: y d^2 + (1 - y) max(margin - d, 0)^2,
     pulling same pairs (y = 1) to d = 0 and pushing different pairs out to d >= margin."""
 
     def loss(y_true, score):
         y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-        distance = _distance_of_score(score)
+        # A distance head's score is 1 / (1 + d), so d = 1 / score - 1 exactly.
+        score = ops.clip(ops.reshape(ops.cast(score, "float32"), (-1,)), 1e-7, 1.0)
+        distance = 1.0 / score - 1.0
         pull = y * ops.square(distance)
         push = (1.0 - y) * ops.square(ops.maximum(margin - distance, 0.0))
         return ops.mean(pull + push)
@@ -156,42 +150,9 @@ def contrastive_loss(margin: float = 1.0):
     return loss
 
 
-def multi_similarity_loss(score, same, counted, first, second, n):
-    """Wang et al.'s loss: each image's pairs within ``MS_MARGIN`` of its hardest pair of the
-    other kind count, the harder the more, which a mean over mostly easy pairs lacks."""
-    similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0  # cosine of unit vectors
-    # Each pair once for each of its two images as the anchor.
-    anchor = ops.concatenate([first, second])
-    similarity = ops.concatenate([similarity, similarity])
-    same = ops.concatenate([same, same])
-    counted = ops.concatenate([counted, counted]) > 0
-    positive, negative = counted & (same > 0), counted & (same <= 0)
-    hardest_negative = ops.segment_max(ops.where(negative, similarity, -2.0), anchor, n)
-    hardest_positive = ops.segment_min(ops.where(positive, similarity, 2.0), anchor, n)
-    positive &= similarity - MS_MARGIN < ops.take(hardest_negative, anchor)
-    negative &= similarity + MS_MARGIN > ops.take(hardest_positive, anchor)
-    pulls = ops.segment_sum(ops.where(positive, ops.exp(-MS_ALPHA * (similarity - MS_BASE)), 0.0),
-                            anchor, n)
-    pushes = ops.segment_sum(ops.where(negative, ops.exp(MS_BETA * (similarity - MS_BASE)), 0.0),
-                             anchor, n)
-    return ops.mean(ops.log1p(pulls) / MS_ALPHA + ops.log1p(pushes) / MS_BETA)
-
-
-def pair_multi_similarity_loss(y_true, score):
-    """Validation's multi-similarity: pairs share no image, so each is its own anchor."""
-    y = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-    similarity = 1.0 - ops.square(_distance_of_score(score)) / 2.0
-    pull = ops.log1p(ops.exp(-MS_ALPHA * (similarity - MS_BASE))) / MS_ALPHA
-    push = ops.log1p(ops.exp(MS_BETA * (similarity - MS_BASE))) / MS_BETA
-    return ops.mean(y * pull + (1.0 - y) * push)
-
-
 def loss_for(config: ModelConfig):
-    """Per pair; ``AllPairsTrainer`` trains "multi_similarity" on whole batches instead."""
     if config.loss == "contrastive":
         return contrastive_loss(config.margin)
-    if config.loss == "multi_similarity":
-        return pair_multi_similarity_loss
     return keras.losses.BinaryCrossentropy()
 
 
@@ -199,9 +160,9 @@ class AllPairsTrainer(keras.Model):
     """Every pair of a batch of people's images: 128 tower passes give 8,128 pairs. Evaluation
     scores ordinary pairs, so validation means what it does for other samplings."""
 
-    def __init__(self, siamese: keras.Model, multi_similarity: bool = False):
+    def __init__(self, siamese: keras.Model):
         super().__init__(name="all_pairs_trainer")
-        self.siamese, self.multi_similarity = siamese, multi_similarity
+        self.siamese = siamese
 
     def call(self, inputs, training=False):
         return self.siamese(inputs, training=training)
@@ -213,11 +174,7 @@ class AllPairsTrainer(keras.Model):
             embeddings = tower_of(self.siamese)(images, training=True)
             scores = head_of(self.siamese)(
                 [ops.take(embeddings, first, 0), ops.take(embeddings, second, 0)], training=True)
-            if self.multi_similarity:  # plus the weight penalties, as compute_loss adds them
-                loss = multi_similarity_loss(scores, same, ops.cast(weight > 0, "float32"), first,
-                                             second, tf.shape(person_ids)[0]) + sum(self.losses)
-            else:
-                loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
+            loss = self.compute_loss(y=same, y_pred=scores, sample_weight=weight)
             scaled = self.optimizer.scale_loss(loss)
         self.optimizer.apply(tape.gradient(scaled, self.trainable_variables),
                              self.trainable_variables)

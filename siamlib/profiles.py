@@ -69,7 +69,6 @@ class Profile:
             "three conv blocks": {"model": {"filters": model.filters[:3],
                                             "kernels": model.kernels[:3]}},
             "BCE on the L1 head (Koch's)": {"model": {"loss": "bce", "distance": "l1"}},
-            "multi-similarity loss": {"model": {"loss": "multi_similarity"}},
             "SGD with momentum, decay": {"train": KOCH_SGD},
             # Issue 25's levers: the stem, and where else the same FLOPs could go.
             "Koch's stem (stride 1, then max-pool)": {"model": {"strided_stem": False}},

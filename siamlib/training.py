@@ -114,9 +114,6 @@ class RunConfig:
         if made != read:
             raise ValueError(f"RunConfig {self.name!r}: the images are {made} px but the network "
                              f"reads {read} px; change data.preprocess and model.image_size")
-        if self.model.loss == "multi_similarity" and self.train.sampling != "identities":
-            raise ValueError(f"RunConfig {self.name!r}: the multi-similarity loss compares each "
-                             f"image with its batch of people: sampling='identities'")
 
     def key(self, policy: str | None = None) -> str:
         """Not the name; an identity folder's files too, so a changed folder trains anew."""
@@ -267,7 +264,7 @@ def compiled_model(config: RunConfig, steps_per_epoch: int = 1) -> keras.Model:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model = build_siamese(config.model, policy)
     if settings.sampling == "identities":
-        model = AllPairsTrainer(model, multi_similarity=config.model.loss == "multi_similarity")
+        model = AllPairsTrainer(model)
     model.compile(
         optimizer=optimizer,
         loss=loss_for(config.model),

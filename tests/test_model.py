@@ -25,8 +25,6 @@ from siamlib.model import (
     contrastive_loss,
     head_of,
     loss_for,
-    multi_similarity_loss,
-    pair_multi_similarity_loss,
     tower_of,
     tower_shapes,
 )
@@ -198,6 +196,13 @@ def test_invalid_config_raises_value_error_at_construction(changes):
         replace(TINY, **changes)
 
 
+def test_the_withdrawn_multi_similarity_loss_is_refused_naming_the_losses_there_are():
+    allowed = r"\('bce', 'contrastive'\)"
+    with pytest.raises(ValueError, match=f"^ModelConfig.loss must be one of {allowed}, got "
+                                         "'multi_similarity'$"):
+        ModelConfig(loss="multi_similarity")
+
+
 @pytest.mark.parametrize(
     "changes",
     [{"dense_units": 0}, {"dropout": 1.5}, {"l2": -1.0}, {"image_size": 8}],
@@ -262,69 +267,6 @@ def test_contrastive_loss_is_the_mean_over_the_batch():
     scores = (1.0 / (1.0 + distances)).astype("float32")
     # (0 + 1.5^2 + 2^2 + 0) / 4
     assert float(contrastive_loss(MARGIN)(labels, scores)) == pytest.approx(6.25 / 4, rel=1e-5)
-
-
-def _similarity_scores(unit: np.ndarray, first, second) -> np.ndarray:
-    """The distance head's score 1 / (1 + d) of unit embeddings' pairs."""
-    return 1.0 / (1.0 + np.linalg.norm(unit[first] - unit[second], axis=1))
-
-
-def test_multi_similarity_loss_by_hand():
-    # Two people with two photos each; the embeddings' angles set every cosine similarity.
-    angles = np.radians([0.0, 40.0, 90.0, 50.0])
-    unit = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype("float32")
-    person = np.array([0, 0, 1, 1])
-    first, second = np.triu_indices(4, k=1)
-    same = (person[first] == person[second]).astype("float32")
-    counted = np.ones(6, "float32")
-    loss = float(multi_similarity_loss(_similarity_scores(unit, first, second), same, counted,
-                                       first, second, 4))
-    # Wang et al.'s eqs. 10-12, anchor by anchor, alpha 2, beta 50, base 0.5, margin 0.1.
-    cosine = unit @ unit.T
-    expected = []
-    for anchor in range(4):
-        others = np.arange(4) != anchor
-        positives = cosine[anchor, others & (person == person[anchor])]
-        negatives = cosine[anchor, person != person[anchor]]
-        kept_pos = positives[positives - 0.1 < negatives.max()]
-        kept_neg = negatives[negatives + 0.1 > positives.min()]
-        expected.append(np.log1p(np.exp(-2 * (kept_pos - 0.5)).sum()) / 2
-                        + np.log1p(np.exp(50 * (kept_neg - 0.5)).sum()) / 50)
-    assert loss == pytest.approx(np.mean(expected), rel=1e-5)
-    # Mining really left pairs out here (photo 1 and photo 2, 50 deg apart, are easy against
-    # photo 1's same pair at 40 deg), so the loss differs from the sum over every pair.
-    unmined = np.mean([np.log1p(np.exp(-2 * (cosine[a, (np.arange(4) != a) & (person == person[a])]
-                                                - 0.5)).sum()) / 2
-                       + np.log1p(np.exp(50 * (cosine[a, person != person[a]] - 0.5)).sum()) / 50
-                       for a in range(4)])
-    assert loss != pytest.approx(unmined, rel=1e-3)
-
-
-def test_multi_similarity_loss_leaves_out_pairs_not_counted():
-    angles = np.radians([0.0, 30.0, 45.0, 80.0, 20.0])
-    unit = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype("float32")
-    person = np.array([0, 0, 1, 1, 2])
-    first, second = np.triu_indices(5, k=1)
-    same = (person[first] == person[second]).astype("float32")
-    scores = _similarity_scores(unit, first, second)
-    everything = multi_similarity_loss(scores, same, np.ones(10, "float32"), first, second, 5)
-    # Uncounting a pair is the same as the batch without it. The pair left out (0 and 4, 20 deg
-    # apart, different people) is a hard one that mining keeps, so the loss changes.
-    keep = ~((first == 0) & (second == 4))
-    uncounted = multi_similarity_loss(scores, same, keep.astype("float32"), first, second, 5)
-    without = multi_similarity_loss(scores[keep], same[keep], np.ones(9, "float32"),
-                                    first[keep], second[keep], 5)
-    assert float(uncounted) == pytest.approx(float(without), rel=1e-6)
-    assert float(uncounted) != pytest.approx(float(everything), rel=1e-4)
-
-
-def test_pair_multi_similarity_loss_rewards_alike_same_pairs_and_unlike_different_pairs():
-    alike, unlike = 1.0 / (1.0 + 0.2), 1.0 / (1.0 + 1.2)  # distances 0.2 and 1.2
-    same, different = np.array([SAME], "float32"), np.array([DIFFERENT], "float32")
-    assert float(pair_multi_similarity_loss(same, [alike])) < float(
-        pair_multi_similarity_loss(same, [unlike]))
-    assert float(pair_multi_similarity_loss(different, [unlike])) < float(
-        pair_multi_similarity_loss(different, [alike]))
 
 
 def test_contrastive_network_scores_an_image_with_itself_as_one():

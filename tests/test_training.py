@@ -474,17 +474,6 @@ def test_warmup_leaves_at_least_the_last_epoch_to_decay(quick, epochs, warmup, w
     assert rates[-1] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_multi_similarity_loss_trains_identity_batches_only(quick, splits, tmp_path):
-    with pytest.raises(ValueError, match="multi-similarity loss .* sampling='identities'"):
-        quick.replace(model={"loss": "multi_similarity"}, train={"sampling": "restricted"})
-    config = quick.replace(name="ms", model={"loss": "multi_similarity", "distance": "l2"},
-                           train={"sampling": "identities", "images_per_epoch": 256,
-                                  "pairs_per_epoch": None, "batch_size": 32, "epochs": 2})
-    trained = train(config, splits, runs_root=tmp_path, progress=False)
-    assert np.isfinite(trained.history[["loss", "val_loss"]].to_numpy()).all()
-    assert trained.history["loss"].iloc[-1] < trained.history["loss"].iloc[0]
-
-
 def test_restricted_sampling_trains_on_the_given_training_pairs(
     quick, splits, tmp_path, monkeypatch
 ):
