@@ -10,15 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, sem
+from scipy.stats import sem
 
 from siamlib import metrics, stats
 from siamlib.training import Run, RunConfig
 
 MODELS = ("koch", "all_pairs")  # the profile's named models, both benchmarked
-
-# Equivalence to a published result: within this accuracy, fixed before any comparison (issue 24).
-EQUIVALENCE_MARGIN = 0.01
 
 
 def published() -> pd.DataFrame:
@@ -123,21 +120,6 @@ def at_far(scores: dict[int, pd.DataFrame], target_far: float) -> str:
             f"folds (target {target_far:.1%}, thresholds fitted on validation)")
 
 
-def averaged_roc(scores: dict[int, pd.DataFrame], far_grid=None) -> pd.DataFrame:
-    """Mean and SE of the folds' test TAR at equal FAR (each fold has its own score scale), by
-    default from one false accept among a test fold's fewest impostors: no fold goes below."""
-    tests = [_split(frame, "test") for frame in scores.values()]
-    if far_grid is None:
-        fewest = min(int((test["label"] == metrics.DIFFERENT).sum()) for test in tests)
-        far_grid = np.logspace(np.log10(1 / fewest), 0, 200)
-    # The ROC is a rising staircase: the TAR reachable at FAR <= f is its last point up to f.
-    curves = [metrics.roc(test["label"], test["score"]) for test in tests]
-    tars = np.array([curve.tar[np.searchsorted(curve.far, far_grid, side="right") - 1]
-                     for curve in curves])
-    return pd.DataFrame({"far": far_grid, "tar": tars.mean(axis=0),
-                         "tar_se": sem(tars, axis=0) if len(tars) > 1 else np.nan})
-
-
 def report(model: str, runs: list[Run]) -> dict:
     table, points = fold_table(runs), operating_points(fold_scores(runs), 0.01)
     (accuracy, accuracy_se), (auc, auc_se), (eer, eer_se), (tar, tar_se) = map(
@@ -166,26 +148,6 @@ def headline(ours: dict) -> str:
     return (f"{ours['method']}: {ours['accuracy']:.4f} ± {ours['se']:.4f} on View 2 "
             f"({ours['folds']} folds), category \"{ours['category']}\": rank {rank} of "
             f"{len(table)} in that category on LFW's results page.")
-
-
-def claim(ours: dict, row: pd.Series, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """Only means and SEs are published: two independent means. "Equivalent" needs two one-sided
-    tests (TOST) within ±``margin``, fixed in advance: an interval holding 0 is not that."""
-    difference = ours["accuracy"] - row["accuracy"]
-    se = float(np.hypot(ours["se"], row["se"]))
-    low, high = difference - 1.96 * se, difference + 1.96 * se
-    interval = f"{difference:+.4f} [{low:+.4f}, {high:+.4f}]"
-    versus = f"{ours['method']} vs {row['method']} ({row['category']})"
-    # H0: difference <= -margin, and H0: difference >= +margin; both must be rejected.
-    p_equivalent = max(norm.sf((difference + margin) / se), norm.cdf((difference - margin) / se))
-    if p_equivalent < 0.05:
-        return (f"{versus}: equivalent within ±{margin:.3f} (TOST p {p_equivalent:.3f}); "
-                f"difference {interval}")
-    if low > 0 or high < 0:
-        return (f"{versus}: {'higher' if low > 0 else 'lower'} by {abs(difference):.4f} "
-                f"(difference {interval})")
-    return (f"{versus}: no measured difference, {interval}; not shown equivalent within "
-            f"±{margin:.3f} (TOST p {p_equivalent:.2f})")
 
 
 def looks() -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""siamlib.view2 and the View 2 protocol: folds, the ten experiments, the report.
+"""siamlib.view2, notebook 06's claim and averaged_roc, and the View 2 protocol: folds, the
+ten experiments, the report.
 
 Unit tests use generated folds and hand-made runs; the integration tests read the real
 ``pairs.txt`` and check, for every experiment, that no person of the test fold reaches
@@ -12,11 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from lessons import notebook_function
+from scipy.stats import norm, sem
 
 from siamlib import metrics, pairs, profiles, stats, view2
 from siamlib.pipeline import identity_batch_dataset
 from siamlib.splits import DataConfig, load_splits, view2_experiment
 from siamlib.training import Run, RunConfig, TrainConfig
+
+# Notebook 06 defines these two: only that lesson uses them.
+claim = notebook_function("06_lfw_benchmark.ipynb", "claim", np=np, pd=pd, norm=norm)
+averaged_roc = notebook_function("06_lfw_benchmark.ipynb", "averaged_roc", np=np, pd=pd,
+                                 metrics=metrics, sem=sem)
 
 
 def _fold_frame(n_folds: int = 4, people_per_fold: int = 3) -> pd.DataFrame:
@@ -215,20 +223,20 @@ def test_tost_claims_equivalence_only_inside_the_margin(difference, se, equivale
     # Two SEs of se / sqrt(2) make the difference's SE se.
     ours = {"method": "ours", "accuracy": 0.87 + difference, "se": se / np.sqrt(2)}
     row = pd.Series({"method": "them", "category": "c", "accuracy": 0.87, "se": se / np.sqrt(2)})
-    assert (": equivalent within ±0.010" in view2.claim(ours, row, 0.01)) == equivalent
+    assert (": equivalent within ±0.010" in claim(ours, row, 0.01)) == equivalent
 
 
 def test_claims_are_computed_from_the_numbers():
     ours = {"method": "ours", "accuracy": 0.8725, "se": 0.0061}
     row = pd.Series({"method": "them", "category": "c", "accuracy": 0.8950, "se": 0.0051})
-    assert "lower by 0.0225" in view2.claim(ours, row)
+    assert "lower by 0.0225" in claim(ours, row)
     level = row.copy()
     level["accuracy"], level["se"] = 0.8733, 0.0055
-    assert "no measured difference" in view2.claim(ours, level)
-    assert "not shown equivalent" in view2.claim(ours, level)
+    assert "no measured difference" in claim(ours, level)
+    assert "not shown equivalent" in claim(ours, level)
     tight = {"method": "ours", "accuracy": 0.8735, "se": 0.001}
     level["se"] = 0.001
-    assert "equivalent within ±0.010" in view2.claim(tight, level)
+    assert "equivalent within ±0.010" in claim(tight, level)
 
 
 def test_averaged_roc_averages_each_folds_tar_at_equal_far():
@@ -237,11 +245,11 @@ def test_averaged_roc_averages_each_folds_tar_at_equal_far():
     # the first same pair is accepted, TAR 0.5.
     mixed = _run(2, [0.9, 0.8, 0.2, 0.1], [0.9, 0.7, 0.8, 0.1])
     scores = view2.fold_scores([perfect, mixed])
-    curve = view2.averaged_roc(scores, far_grid=[0.0, 0.25, 0.5, 1.0])
+    curve = averaged_roc(scores, far_grid=[0.0, 0.25, 0.5, 1.0])
     assert curve["tar"].tolist() == pytest.approx([0.75, 0.75, 1.0, 1.0])
     assert curve["tar_se"].iloc[0] == pytest.approx(np.std([1.0, 0.5], ddof=1) / np.sqrt(2))
     # By default the curve starts where each fold has one impostor to support it: 1/2 here.
-    assert view2.averaged_roc(scores)["far"].min() == pytest.approx(0.5)
+    assert averaged_roc(scores)["far"].min() == pytest.approx(0.5)
 
 
 def test_setting_is_lfws_name_for_what_training_learned_from():
