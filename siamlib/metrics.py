@@ -1,5 +1,5 @@
-"""Verification and identification metrics from one scoring pass (labels: 1 = same person;
-``score >= threshold`` accepts): a threshold sweep costs a sort, not a pass per threshold.
+"""Verification and N-way metrics from one scoring pass (labels: 1 = same person;
+``score >= threshold`` accepts).
 Thresholds are fitted on *validation* scores and applied to *test* scores: one tuned on the test
 set reports an accuracy no one could have had in advance.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import auc, roc_curve
 
@@ -48,29 +47,9 @@ def checked(labels, scores, both_classes: bool = True) -> tuple[np.ndarray, np.n
     return labels, scores
 
 
-def _unless_nan(threshold, name: str = "threshold") -> np.ndarray:
-    """+-inf is a threshold (accept nothing / everything); NaN would silently reject all."""
-    if np.isnan(threshold := np.asarray(threshold, dtype=float)).any():
-        raise ValueError(f"{name} is NaN: fit it on validation scores "
-                         "(threshold_for_max_accuracy or operating_point)")
-    return threshold
-
-
 def roc(labels, scores) -> Roc:
     far, tar, thresholds = roc_curve(*checked(labels, scores), drop_intermediate=False)
     return Roc(far, tar, thresholds, float(auc(far, tar)))
-
-
-def error_rates(labels, scores, thresholds) -> pd.DataFrame:
-    """A binary search per threshold into each class sorted once: fast on 10^6 scores."""
-    labels, scores = checked(labels, scores)
-    thresholds = _unless_nan(np.atleast_1d(thresholds), "thresholds")
-    genuine, impostor = np.sort(scores[labels == SAME]), np.sort(scores[labels == DIFFERENT])
-    true_accepts = len(genuine) - np.searchsorted(genuine, thresholds)
-    false_accepts = len(impostor) - np.searchsorted(impostor, thresholds)
-    tar, far = true_accepts / len(genuine), false_accepts / len(impostor)
-    return pd.DataFrame({"threshold": thresholds, "far": far, "tar": tar, "frr": 1.0 - tar,
-                         "accuracy": (true_accepts + len(impostor) - false_accepts) / len(scores)})
 
 
 def eer(labels, scores) -> EerPoint:
@@ -122,8 +101,12 @@ def operating_point(labels, scores, target_far: float, test_labels=None,
 
 
 def outcome(labels, scores, threshold: float) -> np.ndarray:
+    """+-inf is a threshold (accept nothing / everything); NaN would silently reject all."""
     labels, scores = checked(labels, scores, both_classes=False)
-    accepted, same = scores >= _unless_nan(threshold), labels == SAME
+    if np.isnan(threshold):
+        raise ValueError("threshold is NaN: fit it on validation scores "
+                         "(threshold_for_max_accuracy or operating_point)")
+    accepted, same = scores >= threshold, labels == SAME
     return np.select([same & accepted, ~same & accepted, same & ~accepted], ["TP", "FP", "FN"],
                      default="TN")
 
@@ -152,30 +135,6 @@ def n_way_correct(scores_matrix, seed=0) -> np.ndarray:
     """For ``stats.mcnemar``, which needs a yes or no: a tie is a draw, seeded for both methods."""
     above, tied = _above_and_tied(scores_matrix)
     return (above == 0) & (np.random.default_rng(seed).integers(0, tied) == 0)
-
-
-def identification_accuracy(probe_gallery_scores, probe_labels, gallery_labels,
-                            reduce: str = "max", k: int = 1) -> float:
-    """Rank-``k`` closed-set identification, each identity's templates combined by ``reduce``:
-    "max" forgives one bad photo of the right person, "mean" one lucky photo of the wrong one."""
-    scores = _finite(probe_gallery_scores, "probe_gallery_scores")
-    probe_labels, gallery_labels = np.asarray(probe_labels), np.asarray(gallery_labels)
-    identities = np.unique(gallery_labels)
-    unknown = np.unique(probe_labels[~np.isin(probe_labels, identities)])
-    if scores.size == 0 or scores.shape != (len(probe_labels), len(gallery_labels)):
-        raise ValueError(f"probe_gallery_scores must be a non-empty (probes, templates) = "
-                         f"({len(probe_labels)}, {len(gallery_labels)}) array, got shape "
-                         f"{scores.shape}")
-    if reduce not in ("max", "mean"):
-        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
-    if not 1 <= k <= len(identities):
-        raise ValueError(f"k must be between 1 and {len(identities)} (gallery identities), got {k}")
-    if len(unknown):
-        raise ValueError(f"probe identities missing from the gallery: {unknown[:5].tolist()}")
-    # (probes, identities), in np.unique's order as ``identities``.
-    per_identity = pd.DataFrame(scores.T).groupby(gallery_labels).agg(reduce).to_numpy().T
-    correct = per_identity[np.arange(len(probe_labels)), np.searchsorted(identities, probe_labels)]
-    return n_way_accuracy(per_identity, k, correct)
 
 
 def summary(labels, scores, threshold: float) -> dict[str, float]:

@@ -7,13 +7,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-from scipy.stats import norm
 
-from siamlib import SAME, metrics, paths
+from siamlib import SAME, paths
 
 SAME_COLOUR, DIFFERENT_COLOUR = "#1b9e77", "#d95f02"
-# Error rates marked on DET axes: 0.1% to 80%, as far apart on the probit scale as they matter.
-DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
 FACES = "faces"  # figures/faces/: figures showing LFW-a photos; git-ignored, never committed
 
 
@@ -85,22 +82,3 @@ def score_histogram(labels, scores, threshold: float, ax, title: str):
     ax.axvline(threshold, color="k", ls=":", label=f"threshold {threshold:.3f}")
     ax.set(xlabel="score (higher = same)", ylabel="pairs", title=title)
     ax.legend(fontsize=8)
-
-
-def det_axes(ax):
-    """FAR across, FRR up, at the probit of the rate, so 1% and 0.1% are as far apart as 10% and
-    1%; a dotted diagonal marks FAR = FRR, where a curve crosses at its EER."""
-    positions = norm.ppf(DET_TICKS)
-    labels = [f"{t:.1%}" if t < 0.01 else f"{t:.0%}" for t in DET_TICKS]
-    ax.set_xticks(positions, labels, fontsize=8)
-    ax.set_yticks(positions, labels, fontsize=8)
-    ax.plot(positions[[0, -1]], positions[[0, -1]], color="grey", ls=":", lw=1)
-    ax.set(xlim=positions[[0, -1]], ylim=positions[[0, -1]], aspect="equal",
-           xlabel="FAR (false accepts)", ylabel="FRR (false rejects)")
-
-
-def det_line(ax, labels, scores, **style):
-    """Points where FAR or FRR is 0 have no probit and are left out: not measured."""
-    far, tar, _, _ = metrics.roc(labels, scores)
-    keep = (far > 0) & (tar < 1)
-    return ax.plot(norm.ppf(far[keep]), norm.ppf(1.0 - tar[keep]), **style)

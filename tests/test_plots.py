@@ -1,5 +1,5 @@
-"""Figures that show photos go where git cannot pick them up; learning curves and DET axes draw
-what they say."""
+"""Figures that show photos go where git cannot pick them up; learning curves and notebook 05's
+DET axes draw what they say."""
 
 import subprocess
 
@@ -9,8 +9,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from lessons import notebook_function  # noqa: E402
+from scipy.stats import norm  # noqa: E402
 
-from siamlib import paths, plots  # noqa: E402
+from siamlib import metrics, paths, plots  # noqa: E402
+
+det_axes = notebook_function("05_threshold_eer.ipynb", "det_axes", norm=norm)
+det_line = notebook_function("05_threshold_eer.ipynb", "det_line", norm=norm, metrics=metrics)
 
 
 def test_figures_with_faces_go_to_a_git_ignored_folder(tmp_path, monkeypatch):
@@ -64,14 +69,13 @@ def test_learning_curves_label_every_loss_tick_apart(losses, scale):
 
 
 def test_det_axes_put_rates_on_the_probit_scale():
-    from scipy.stats import norm
-
     fig, ax = plt.subplots()
-    plots.det_axes(ax)
+    det_axes(ax)
     # 0.1% sits at the probit -3.090 and 80% at 0.842; the axes run from one to the other.
     assert ax.get_xlim() == pytest.approx((-3.0902, 0.8416), abs=1e-4)
     assert ax.get_ylim() == ax.get_xlim()
-    np.testing.assert_allclose(ax.get_xticks(), norm.ppf(plots.DET_TICKS))
+    np.testing.assert_allclose(
+        ax.get_xticks(), norm.ppf([0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8]))
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "0.1%", "0.5%", "1%", "2%", "5%", "10%", "20%", "40%", "60%", "80%"]
     (diagonal,) = ax.get_lines()  # FAR = FRR, where a curve crosses at its EER
@@ -83,9 +87,8 @@ def test_det_line_leaves_out_rates_of_zero():
     # Six pairs: same 0.9, 0.8, 0.4, different 0.7, 0.3, 0.1. Accepting from 0.7 down gives
     # FAR 1/3 and FRR 1/3; every other threshold has a zero rate (no probit), so one point stays.
     fig, ax = plt.subplots()
-    plots.det_axes(ax)
-    (line,) = plots.det_line(ax, [1, 1, 1, 0, 0, 0], [0.9, 0.8, 0.4, 0.7, 0.3, 0.1],
-                             color="red")
+    det_axes(ax)
+    (line,) = det_line(ax, [1, 1, 1, 0, 0, 0], [0.9, 0.8, 0.4, 0.7, 0.3, 0.1], color="red")
     np.testing.assert_allclose(line.get_xdata(), [-0.4307], atol=1e-4)  # probit of 1/3
     np.testing.assert_allclose(line.get_ydata(), [-0.4307], atol=1e-4)
     assert line.get_color() == "red"
