@@ -82,7 +82,8 @@ class PairInspector:
         order = np.argsort(-abs(self._scores - threshold), kind="stable")  # farthest first
         self.visible_indices = order[(outcomes[order] == chosen) | (chosen == "all")]
         total, shown = len(self.visible_indices), self.visible_indices.tolist()
-        self.position.max, self.position.disabled = max(total - 1, 0), not total
+        self.position.max = max(total - 1, 0)
+        self.position.disabled = not total
         if moved is not self.position:  # a new filter starts at its first pair; a new threshold
             keep = moved is self.threshold and self._row in shown  # keeps the one on screen
             self.position.value = shown.index(self._row) if keep else 0
