@@ -112,6 +112,15 @@ def test_the_reference_run_records_each_notebook_as_it_finishes(reference_dir, t
     assert outputs[1]["text"] == reference.FACES_REMOVED
 
 
+def test_a_run_of_other_code_is_refused_before_any_notebook_runs(reference_dir, tmp_path,
+                                                                 monkeypatch):
+    (reference_dir / reference.MANIFEST).write_text(json.dumps(
+        {"profile": "cpu", "code_version": "older", "notebooks": {}}))
+    monkeypatch.setattr(reference.runner, "run", lambda *args, **kwargs: pytest.fail("ran"))
+    with pytest.raises(ValueError, match="code version older"):
+        reference.run("cpu")
+
+
 def test_the_readme_blocks_are_written_from_the_records(reference_dir, tmp_path):
     results = tmp_path / "results"
     results.mkdir()

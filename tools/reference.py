@@ -65,10 +65,8 @@ def without_faces(executed: Path) -> None:
     nbformat.write(notebook, executed)
 
 
-def record(notebook: Path, profile: str, wall_s: float, training_s: float,
-           trained_now_s: float, version: str, results: Path) -> None:
-    """``training_s``: what the runs it was first to use took to train (a notebook that loads its
-    runs still owes a reader their cost); ``trained_now_s``: the part trained now."""
+def manifest_of(version: str, profile: str) -> dict:
+    """The records so far; those of another code version or profile are refused."""
     manifest_path = folder() / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if manifest and (manifest["code_version"], manifest["profile"]) != (version, profile):
@@ -76,6 +74,14 @@ def record(notebook: Path, profile: str, wall_s: float, training_s: float,
                          f"{manifest['code_version']} under {manifest['profile']!r}; this is "
                          f"{version} under {profile!r}. Move its manifest.json aside to start "
                          "a new reference run")
+    return manifest
+
+
+def record(notebook: Path, profile: str, wall_s: float, training_s: float,
+           trained_now_s: float, version: str, results: Path) -> None:
+    """``training_s``: what the runs it was first to use took to train (a notebook that loads its
+    runs still owes a reader their cost); ``trained_now_s``: the part trained now."""
+    manifest_path, manifest = folder() / MANIFEST, manifest_of(version, profile)
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=paths.project_root(), capture_output=True,
                               text=True).stdout.strip()
@@ -112,6 +118,7 @@ def run(profile: str) -> None:
         raise runner.RunnerError(f"the reference run needs a named profile, one of "
                                  f"{sorted(PROFILES)}; got {profile!r}")
     version, counted = code_version(runner.notebooks()), set()
+    manifest_of(version, profile)  # refused before a notebook overwrites a committed copy
     trained_before = set(runs.finished_runs())
 
     def after_each(executed: Path, seconds: float) -> None:
